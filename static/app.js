@@ -1,0 +1,78 @@
+/**
+ * The demo app shell: one listener for `logged-out`, two views (login form, dashboard), and panels that
+ * start when a session begins and stop when it ends.
+ */
+import { frontdesk, logout, session } from "./frontdesk.js";
+import { busy, byId, setText } from "./ui/dom.js";
+import { setupClaimsPanel } from "./ui/claims-panel.js";
+import { setupClockPanel } from "./ui/clock-panel.js";
+import { setupItemsPanel } from "./ui/items-panel.js";
+import { setupLogin } from "./ui/login.js";
+import { setupSessionPanel } from "./ui/session-panel.js";
+import { toast } from "./ui/toast.js";
+
+const boot = byId("boot");
+const dashboard = byId("app-view");
+const account = byId("account");
+const panels = {
+  session: setupSessionPanel(),
+  items: setupItemsPanel(),
+  claims: setupClaimsPanel(),
+  clock: setupClockPanel(),
+};
+const loginView = setupLogin((current) => enter(current, { focus: true }));
+let signedIn = false;
+
+function enter(current, { focus = false } = {}) {
+  const name = current.user.username;
+  setText(byId("account-name"), name);
+  setText(byId("account-avatar"), name.slice(0, 1).toUpperCase());
+  setText(byId("greeting-name"), name);
+  boot.hidden = true;
+  loginView.hide();
+  account.hidden = false;
+  dashboard.hidden = false;
+  document.body.dataset.view = "app";
+  if (signedIn) panels.session.stop();
+  panels.session.start(current);
+  if (!signedIn) {
+    panels.items.start();
+    panels.claims.start();
+    panels.clock.start();
+  }
+  signedIn = true;
+  if (focus) byId("dashboard-title").focus();
+}
+
+function leave(notice) {
+  for (const panel of Object.values(panels)) panel.stop();
+  signedIn = false;
+  boot.hidden = true;
+  dashboard.hidden = true;
+  account.hidden = true;
+  document.body.dataset.view = "login";
+  loginView.show(notice);
+}
+
+frontdesk.addEventListener("logged-out", (event) => {
+  const reason = event.detail?.reason;
+  leave(reason === "logout" ? "You have signed out." : signedIn ? "Your session has ended. Please sign in again." : "");
+});
+
+const logoutButton = byId("logout-button");
+logoutButton.addEventListener("click", () =>
+  busy(logoutButton, async () => {
+    try {
+      await logout();
+    } catch (failure) {
+      toast(`Could not sign out: ${failure?.detail || "error"}. Try again.`, "error");
+    }
+  }),
+);
+
+// Start: an existing session (cookie from an earlier visit or another tab) goes straight to the dashboard.
+session()
+  .then((current) => {
+    if (current) enter(current);
+  })
+  .catch(() => leave("Cannot reach the server right now. Try signing in in a moment."));

@@ -1,0 +1,56 @@
+/** Formatting of times and durations for people. */
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/** Parse an ISO 8601 string (or epoch seconds) to milliseconds since the epoch; NaN if unusable. */
+export function toMillis(value) {
+  if (typeof value === "number") return value * 1000;
+  return Date.parse(value);
+}
+
+/** "6d 23h", "4h 05m", "12m 09s", "42s": two units, the largest first. */
+export function duration(ms) {
+  if (!Number.isFinite(ms)) return "–";
+  const left = Math.max(0, ms);
+  const d = Math.floor(left / DAY);
+  const hrs = Math.floor((left % DAY) / HOUR);
+  const m = Math.floor((left % HOUR) / MINUTE);
+  const s = Math.floor((left % MINUTE) / SECOND);
+  const pad = (n) => String(n).padStart(2, "0");
+  if (d > 0) return `${d}d ${hrs}h`;
+  if (hrs > 0) return `${hrs}h ${pad(m)}m`;
+  if (m > 0) return `${m}m ${pad(s)}s`;
+  return `${s}s`;
+}
+
+const dateTime = new Intl.DateTimeFormat(undefined, {
+  weekday: "short",
+  day: "numeric",
+  month: "short",
+  hour: "2-digit",
+  minute: "2-digit",
+});
+const timeOnly = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
+/** "Fri 27 Nov, 01:02" in the reader's locale and time zone. */
+export function when(value) {
+  const ms = toMillis(value);
+  return Number.isFinite(ms) ? dateTime.format(ms) : "–";
+}
+
+/** "01:02:03" in the reader's locale and time zone. */
+export function clockTime(value) {
+  const ms = toMillis(value);
+  return Number.isFinite(ms) ? timeOnly.format(ms) : "--:--:--";
+}
+
+/** "just now", "12 s ago", "3 min ago". */
+export function ago(ms) {
+  const s = Math.round(Math.max(0, ms) / SECOND);
+  if (s < 5) return "just now";
+  if (s < 60) return `${s} s ago`;
+  return `${Math.round(s / 60)} min ago`;
+}

@@ -1,0 +1,69 @@
+/** The login form: submits credentials, says "wrong username or password" and nothing more on a 401. */
+import { FrontdeskError, login } from "../frontdesk.js";
+import { byId, setMessage } from "./dom.js";
+
+function messageFor(error) {
+  if (!(error instanceof FrontdeskError)) return "Something went wrong. Please try again.";
+  // Deliberately identical for an unknown user and a wrong password: the form must not say which.
+  if (error.status === 401) return "wrong username or password";
+  if (error.status === 429) {
+    const wait = error.retryAfter ? ` in ${error.retryAfter} s` : " later";
+    return `Too many attempts. Try again${wait}.`;
+  }
+  if (error.status === 0) return "Cannot reach the server. Check your connection and try again.";
+  return `Sign-in failed (${error.status}). Please try again.`;
+}
+
+/**
+ * Wire the form once. `onLoggedIn(current)` receives the `{ user, session }` from the gateway.
+ * Returns `{ show(notice), hide() }` for the app shell.
+ */
+export function setupLogin(onLoggedIn) {
+  const view = byId("login-view");
+  const form = byId("login-form");
+  const username = byId("username");
+  const password = byId("password");
+  const remember = byId("remember");
+  const submit = byId("login-submit");
+  const error = byId("login-error");
+  const notice = byId("login-notice");
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    setMessage(error, "");
+    if (!username.value.trim() || !password.value) {
+      setMessage(error, "Enter your username and password.");
+      (username.value.trim() ? password : username).focus();
+      return;
+    }
+    submit.disabled = true;
+    submit.setAttribute("aria-busy", "true");
+    form.classList.add("is-busy");
+    try {
+      const current = await login(username.value.trim(), password.value, remember.checked);
+      password.value = "";
+      setMessage(notice, "");
+      onLoggedIn(current);
+    } catch (failure) {
+      setMessage(error, messageFor(failure));
+      password.select();
+      password.focus();
+    } finally {
+      submit.disabled = false;
+      submit.removeAttribute("aria-busy");
+      form.classList.remove("is-busy");
+    }
+  });
+
+  return {
+    show(noticeText = "") {
+      setMessage(notice, noticeText);
+      setMessage(error, "");
+      view.hidden = false;
+      (username.value ? password : username).focus();
+    },
+    hide() {
+      view.hidden = true;
+    },
+  };
+}
