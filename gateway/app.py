@@ -1,0 +1,171 @@
+"""Assemble the gateway: ``/auth/*``, health, the proxy and the static SPA, around one session engine.
+
+Build one for tests with a config from :func:`gateway.config.load_config` (secrets passed via ``env``)::
+
+    config = load_config(Path("test.toml"), env={"FRONTDESK_ACCESS_SECRET": "a" * 32, ...})
+    app = create_app(config)            # an ASGI app; run it with uvicorn (lifespan "on")
+
+The store and user directory open on lifespan start-up and close on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from middleware.asgi_io import ASGIApp, Receive, Scope, Send, read_body, request_from_scope, send_response
+from middleware.auth_api import AuthAPI
+from middleware.clock import Clock, system_clock
+from middleware.errors import FrontdeskError
+from middleware.http import error_body, error_response, json_response
+from middleware.sessions import Authenticator, SessionEngine
+from middleware.store import Store, store_from_url
+from middleware.tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
+
+from .config import GatewayConfig
+from .static_files import SecureStaticFiles
+from .users import UserDirectory
+
+__all__ = ["Gateway", "create_app", "build_engine"]
+
+log = logging.getLogger("frontdesk.gateway")
+AUTH_BODY_LIMIT = 16 * 1024
+
+
+def build_engine(
+    config: GatewayConfig, *, store: Store, authenticator: Authenticator, clock: Clock = system_clock
+) -> SessionEngine:
+    t = config.tokens
+    access = TokenCodec(
+        KeyRing.from_secrets(t.access_secret, t.access_previous),
+        typ=ACCESS_TYP,
+        issuer=t.issuer,
+        audience=t.audience,
+        leeway=t.leeway,
+        clock=clock,
+    )
+    refresh = TokenCodec(
+        KeyRing.from_secrets(t.refresh_secret, t.refresh_previous),
+        typ=REFRESH_TYP,
+        issuer=t.issuer,
+        audience=t.issuer,  # the gateway itself is the only audience of a refresh token
+        leeway=t.leeway,
+        clock=clock,
+    )
+    return SessionEngine(
+        store=store,
+        access_codec=access,
+        refresh_codec=refresh,
+        authenticator=authenticator,
+        cookie=config.cookie,
+        settings=config.sessions,
+        clock=clock,
+    )
+
+
+@dataclass
+class Gateway:
+    """The gateway's ASGI app. Pure ASGI: per-request state lives in the call, never on ``self``."""
+
+    config: GatewayConfig
+    engine: SessionEngine
+    users: UserDirectory | None
+    auth: AuthAPI
+    app: ASGIApp  # everything that is not /auth/* or /healthz: the proxy, then the SPA
+    on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _purger: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind == "http":
+            path = scope["path"]
+            if self.auth.handles(path):
+                await self._auth(scope, receive, send)
+                return
+            if path == "/healthz":
+                await send_response(send, json_response(200, {"status": "ok"}))
+                return
+        await self.app(scope, receive, send)
+
+    async def _auth(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await read_body(receive, AUTH_BODY_LIMIT)
+        except FrontdeskError as exc:
+            await send_response(send, error_response(exc))
+            return
+        response = await self.auth.handle(request_from_scope(scope, body))
+        await send_response(send, response)
+
+    async def startup(self) -> None:
+        await self.engine.store.open()
+        if self.users is not None:
+            await self.users.open()
+        for hook in self.on_startup:
+            await hook()
+        self._purger = asyncio.create_task(self._purge_forever(), name="frontdesk-purge")
+
+    async def shutdown(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+        for hook in self.on_shutdown:
+            await hook()
+        if self.users is not None:
+            await self.users.close()
+        await self.engine.store.close()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _purge_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.purge_interval)
+            try:
+                removed = await self.engine.purge()
+                log.info("purged %d expired rows", removed)
+            except FrontdeskError:
+                log.exception("purge failed; will retry")
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "http":
+        await send_response(send, error_body(404, "not_found", "no such path"))
+    elif scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
+
+
+def create_app(
+    config: GatewayConfig, *, authenticator: Authenticator | None = None, clock: Clock = system_clock
+) -> Gateway:
+    """The gateway for ``config``; ``authenticator`` replaces the built-in users table when given."""
+    users = None if authenticator is not None else UserDirectory(config.users_database)
+    store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
+    engine = build_engine(config, store=store, authenticator=authenticator or users or _refuse, clock=clock)
+    auth = AuthAPI(engine, csrf_header=config.csrf_header, trusted=config.trusted_proxies, origins=config.origins)
+    static = SecureStaticFiles(config.static_dir)
+    return Gateway(config=config, engine=engine, users=users, auth=auth, app=static)
+
+
+async def _refuse(username: str, password: str) -> None:
+    return None

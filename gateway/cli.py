@@ -1,0 +1,163 @@
+"""The ``frontdesk`` command: serve, demo, keygen, users, purge."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+
+from middleware.errors import ConfigError
+from middleware.store import store_from_url
+
+from .config import GatewayConfig, config_path, load_config
+from .users import UnknownUser, UserDirectory, UserExists
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="frontdesk", description="An auth gateway for browser apps.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", metavar="PATH", help="config file (default: $FRONTDESK_CONFIG or ./config.toml)")
+        return p
+
+    serve = with_config(sub.add_parser("serve", help="run the gateway"))
+    serve.add_argument("--host", help="address to listen on (default: server.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+
+    demo = with_config(sub.add_parser("demo", help="run the gateway with the demo upstream and a demo user"))
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--upstream-port", type=int, default=9000)
+
+    sub.add_parser("keygen", help="print two fresh secrets in .env form")
+
+    users = sub.add_parser("users", help="manage the gateway's users")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = with_config(users_sub.add_parser("add", help="add a user"))
+    add.add_argument("name")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    with_config(users_sub.add_parser("list", help="list users"))
+    remove = with_config(users_sub.add_parser("remove", help="remove a user"))
+    remove.add_argument("name")
+
+    with_config(sub.add_parser("purge", help="delete expired sessions, revocations and counters"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "keygen":
+            return _keygen()
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return run_demo(args)
+        if args.command == "users":
+            return asyncio.run(_users(args))
+        if args.command == "purge":
+            return asyncio.run(_purge(args))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def _keygen() -> int:
+    # 48 random bytes, URL-safe: well above the 32-byte minimum, and safe in a shell or .env file.
+    print(f"FRONTDESK_ACCESS_SECRET={secrets.token_urlsafe(48)}")
+    print(f"FRONTDESK_REFRESH_SECRET={secrets.token_urlsafe(48)}")
+    return 0
+
+
+def _load(args: argparse.Namespace, *, require_secrets: bool = True) -> GatewayConfig:
+    return load_config(config_path(args.config, os.environ), require_secrets=require_secrets)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    path = config_path(args.config, os.environ).resolve()
+    config = load_config(path)  # refuse to start before any worker is spawned
+    os.environ["FRONTDESK_CONFIG"] = str(path)  # the workers load the same file
+    uvicorn.run(
+        "gateway.asgi:app_factory",
+        factory=True,
+        host=args.host or config.host,
+        port=args.port or config.port,
+        workers=args.workers or config.workers,
+        lifespan="on",
+        http="httptools",
+        loop="uvloop",
+        proxy_headers=False,  # X-Forwarded-* are judged by frontdesk against server.trusted_proxies
+        server_header=False,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+async def _users(args: argparse.Namespace) -> int:
+    config = _load(args, require_secrets=False)
+    directory = UserDirectory(config.users_database)
+    await directory.open()
+    try:
+        if args.users_command == "add":
+            password = _read_password(args.password_stdin)
+            try:
+                row = await directory.add(args.name, password)
+            except (UserExists, ValueError) as exc:
+                print(f"frontdesk: {exc}", file=sys.stderr)
+                return 1
+            print(f"added user {row.username} (id {row.id})")
+        elif args.users_command == "list":
+            for row in await directory.list():
+                print(f"{row.username}\t{row.id}")
+        elif args.users_command == "remove":
+            try:
+                await directory.remove(args.name)
+            except UnknownUser:
+                print(f"frontdesk: no user named {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"removed user {args.name}")
+    finally:
+        await directory.close()
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise SystemExit("frontdesk: the passwords do not match")
+    return first
+
+
+async def _purge(args: argparse.Namespace) -> int:
+    import time
+
+    config = _load(args, require_secrets=False)
+    store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
+    await store.open()
+    try:
+        removed = await store.purge(now=time.time())
+    finally:
+        await store.close()
+    print(f"purged {removed} expired rows")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""Load and validate the gateway configuration: ``config.toml`` plus secrets from the environment.
+
+Every problem is collected and reported at once, in plain words (oauth2-proxy's validation style), so a
+bad config is fixed in one pass instead of one restart per mistake. The result is a tree of frozen
+objects parsed once; the request path never looks at raw configuration again.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from middleware.cookies import CookiePolicy
+from middleware.durations import parse_duration
+from middleware.errors import ConfigError
+from middleware.forwarded import TrustedProxies, parse_trusted_proxies
+from middleware.sessions import SessionSettings
+
+__all__ = [
+    "GatewayConfig",
+    "TokenConfig",
+    "load_config",
+    "config_path",
+    "read_dotenv",
+    "register_check",
+    "SECRET_ENV",
+]
+
+SECRET_ENV = ("FRONTDESK_ACCESS_SECRET", "FRONTDESK_REFRESH_SECRET")
+MIN_SECRET_BYTES = 32
+T = TypeVar("T")
+
+# Every key the gateway understands, by table; anything else is reported as unknown.
+_SCHEMA: dict[str, set[str]] = {
+    "tokens": {
+        "access_ttl",
+        "refresh_ttl",
+        "remember_ttl",
+        "max_session_age",
+        "rotation_grace",
+        "issuer",
+        "audience",
+        "leeway",
+        "refresh_margin",
+    },
+    "store": {"url", "busy_timeout", "purge_interval"},
+    "server": {"host", "port", "trusted_proxies", "origins", "workers"},
+    "cookie": {"name", "same_site", "secure", "path", "domain"},
+    "csrf": {"header"},
+    "login": {"max_attempts_per_user", "max_attempts_per_address", "window"},
+    "users": {"database"},
+    "static": {"directory"},
+    "routes": set(),  # validated by the proxy's own parser
+    "proxy": set(),
+    "keys": set(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TokenConfig:
+    issuer: str = "frontdesk"
+    audience: str = "frontdesk-api"
+    leeway: float = 5.0
+    access_secret: str = ""
+    refresh_secret: str = ""
+    access_previous: tuple[str, ...] = ()
+    refresh_previous: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    source: Path | None
+    tokens: TokenConfig
+    sessions: SessionSettings
+    cookie: CookiePolicy
+    csrf_header: str
+    store_url: str
+    store_busy_timeout: float
+    purge_interval: float
+    users_database: str
+    static_dir: Path
+    host: str
+    port: int
+    workers: int
+    trusted_proxies: TrustedProxies
+    origins: tuple[str, ...]
+    raw_routes: list[Any] = field(default_factory=list)
+    raw_proxy: dict[str, Any] = field(default_factory=dict)
+    raw_keys: dict[str, Any] = field(default_factory=dict)
+
+
+def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
+    """``--config PATH``, else ``FRONTDESK_CONFIG``, else ``./config.toml``."""
+    return Path(cli_path or env.get("FRONTDESK_CONFIG") or "config.toml")
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines; ``#`` comments and ``export`` prefixes allowed; quotes stripped."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.items.append(message)
+
+    def get(self, table: Mapping[str, Any], section: str, key: str, default: T, parse: Callable[[Any], T]) -> T:
+        if key not in table:
+            return default
+        try:
+            return parse(table[key])
+        except (ValueError, TypeError) as exc:
+            self.add(f"{section}.{key}: {exc}")
+            return default
+
+
+def _duration(value: Any) -> float:
+    return parse_duration(value)
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{value!r} must be a non-empty string")
+    return value
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{value!r} must be a whole number above zero")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{value!r} must be true or false")
+    return value
+
+
+def _string_list(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{value!r} must be a list of strings")
+    return value
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    require_file: bool = True,
+    require_secrets: bool = True,
+) -> GatewayConfig:
+    """Parse and validate everything; raise :class:`ConfigError` listing every problem.
+
+    ``require_secrets=False`` is for commands that never sign a token (``users``, ``purge``).
+    """
+    problems = _Problems()
+    raw: dict[str, Any] = {}
+    base = Path.cwd()
+    environ = dict(os.environ if env is None else env)
+    if path is not None:
+        base = path.resolve().parent
+        if path.is_file():
+            try:
+                raw = tomllib.loads(path.read_text())
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ConfigError([f"{path} is not valid TOML: {exc}"]) from exc
+        elif require_file:
+            raise ConfigError([f"config file {path} not found (pass --config PATH or set FRONTDESK_CONFIG)"])
+        # A .env beside the config (or in the working directory) fills in what the environment lacks.
+        for dotenv in {base / ".env", Path.cwd() / ".env"}:
+            for key, value in read_dotenv(dotenv).items():
+                environ.setdefault(key, value)
+
+    for section, value in raw.items():
+        if section not in _SCHEMA:
+            problems.add(f"unknown table [{section}]; known tables: {', '.join(sorted(_SCHEMA))}")
+            continue
+        if section == "routes":
+            if not isinstance(value, list):
+                problems.add("routes must be an array of tables, written [[routes]]")
+            continue
+        if not isinstance(value, dict):
+            problems.add(f"{section} must be a table, written [{section}]")
+            continue
+        if _SCHEMA[section]:
+            for key in value:
+                if key not in _SCHEMA[section]:
+                    known = ", ".join(sorted(_SCHEMA[section]))
+                    problems.add(f"unknown key {section}.{key}; known keys in [{section}]: {known}")
+
+    def table(name: str) -> dict[str, Any]:
+        value = raw.get(name, {})
+        return value if isinstance(value, dict) else {}
+
+    tokens, store, server = table("tokens"), table("store"), table("server")
+    cookie_t, csrf_t, login_t = table("cookie"), table("csrf"), table("login")
+    p = problems
+    d = SessionSettings()
+    access_ttl = p.get(tokens, "tokens", "access_ttl", d.access_ttl, _duration)
+    refresh_ttl = p.get(tokens, "tokens", "refresh_ttl", d.refresh_ttl, _duration)
+    remember_ttl = p.get(tokens, "tokens", "remember_ttl", d.remember_ttl, _duration)
+    max_age = p.get(tokens, "tokens", "max_session_age", d.max_session_age, _duration)
+    grace = p.get(tokens, "tokens", "rotation_grace", d.rotation_grace, _duration)
+    margin = p.get(tokens, "tokens", "refresh_margin", d.refresh_margin, _duration)
+    leeway = p.get(tokens, "tokens", "leeway", 5.0, _duration)
+    if access_ttl >= refresh_ttl:
+        p.add("tokens.access_ttl must be shorter than tokens.refresh_ttl")
+    if access_ttl >= remember_ttl:
+        p.add("tokens.access_ttl must be shorter than tokens.remember_ttl")
+    if refresh_ttl > max_age:
+        p.add("tokens.refresh_ttl must not be longer than tokens.max_session_age")
+    if leeway > 300:
+        p.add("tokens.leeway must be at most 5m: it is meant for clock skew only")
+
+    secrets = _secrets(environ, problems if require_secrets else _Problems())
+    login_window = p.get(login_t, "login", "window", d.login_window, _duration)
+    sessions = SessionSettings(
+        access_ttl=access_ttl,
+        refresh_ttl=refresh_ttl,
+        remember_ttl=remember_ttl,
+        max_session_age=max_age,
+        rotation_grace=grace,
+        refresh_margin=margin,
+        login_attempts_per_user=p.get(
+            login_t, "login", "max_attempts_per_user", d.login_attempts_per_user, _positive_int
+        ),
+        login_attempts_per_address=p.get(
+            login_t, "login", "max_attempts_per_address", d.login_attempts_per_address, _positive_int
+        ),
+        login_window=login_window,
+    )
+    cookie = CookiePolicy(
+        name=p.get(cookie_t, "cookie", "name", "__Host-frontdesk", _string),
+        same_site=p.get(cookie_t, "cookie", "same_site", "Strict", _string),
+        secure=p.get(cookie_t, "cookie", "secure", True, _bool),
+        path=p.get(cookie_t, "cookie", "path", "/", _string),
+        domain=p.get(cookie_t, "cookie", "domain", None, _string),
+    )
+    for issue in cookie.problems():
+        p.add(issue)
+
+    store_url = p.get(store, "store", "url", "sqlite:///frontdesk.db", _string)
+    if not (store_url.startswith("sqlite:///") or store_url == "memory://"):
+        p.add(f"store.url {store_url!r} is not supported; write sqlite:///frontdesk.db")
+    store_url = _resolve_sqlite(store_url, base)
+    users_db = p.get(table("users"), "users", "database", "", _string) or _sqlite_file(store_url)
+    if users_db and not Path(users_db).is_absolute():
+        users_db = str(base / users_db)
+
+    no_origins: list[str] = []
+    networks, proxy_problems = parse_trusted_proxies(
+        p.get(server, "server", "trusted_proxies", no_origins, _string_list)
+    )
+    for issue in proxy_problems:
+        p.add(issue)
+    origins = p.get(server, "server", "origins", no_origins, _string_list)
+    for origin in origins:
+        if not origin.startswith(("http://", "https://")) or origin.rstrip("/").count("/") > 2:
+            p.add(f"server.origins: {origin!r} must look like https://app.example.com (scheme and host only)")
+    port = p.get(server, "server", "port", 8000, _positive_int)
+    if port > 65535:
+        p.add(f"server.port {port} is not a port number (1-65535)")
+    csrf_header = p.get(csrf_t, "csrf", "header", "X-CSRF", _string)
+    if not csrf_header.replace("-", "").isalnum():
+        p.add(f"csrf.header {csrf_header!r} must be a plain header name such as X-CSRF")
+    static_dir = base / p.get(table("static"), "static", "directory", "static", _string)
+
+    config = GatewayConfig(
+        source=path,
+        tokens=TokenConfig(
+            issuer=p.get(tokens, "tokens", "issuer", "frontdesk", _string),
+            audience=p.get(tokens, "tokens", "audience", "frontdesk-api", _string),
+            leeway=leeway,
+            **secrets,
+        ),
+        sessions=sessions,
+        cookie=cookie,
+        csrf_header=csrf_header.lower(),
+        store_url=store_url,
+        store_busy_timeout=p.get(store, "store", "busy_timeout", 5.0, _duration),
+        purge_interval=p.get(store, "store", "purge_interval", 3600.0, _duration),
+        users_database=users_db,
+        static_dir=static_dir,
+        host=p.get(server, "server", "host", "127.0.0.1", _string),
+        port=port,
+        workers=p.get(server, "server", "workers", 1, _positive_int),
+        trusted_proxies=TrustedProxies(networks),
+        origins=tuple(o.lower().rstrip("/") for o in origins),
+        raw_routes=raw.get("routes", []) if isinstance(raw.get("routes", []), list) else [],
+        raw_proxy=table("proxy"),
+        raw_keys=table("keys"),
+    )
+    for check in _EXTRA_CHECKS:
+        for issue in check(config):
+            p.add(issue)
+    if problems.items:
+        raise ConfigError(problems.items)
+    return config
+
+
+# Other parts of the gateway (the proxy's route parser, the key ring) register their validation here,
+# so that one start-up error still lists every problem.
+_EXTRA_CHECKS: list[Callable[[GatewayConfig], list[str]]] = []
+
+
+def register_check(check: Callable[[GatewayConfig], list[str]]) -> None:
+    if check not in _EXTRA_CHECKS:
+        _EXTRA_CHECKS.append(check)
+
+
+def _secrets(environ: Mapping[str, str], problems: _Problems) -> dict[str, Any]:
+    access = environ.get("FRONTDESK_ACCESS_SECRET", "")
+    refresh = environ.get("FRONTDESK_REFRESH_SECRET", "")
+    for name, value in zip(SECRET_ENV, (access, refresh), strict=True):
+        if not value:
+            problems.add(f"{name} is not set: put it in the environment or a .env file (frontdesk keygen makes one)")
+        elif len(value.encode()) < MIN_SECRET_BYTES:
+            problems.add(f"{name} is shorter than {MIN_SECRET_BYTES} bytes; use frontdesk keygen for a strong one")
+    if access and access == refresh:
+        problems.add("FRONTDESK_ACCESS_SECRET and FRONTDESK_REFRESH_SECRET must be different")
+
+    def previous(name: str) -> tuple[str, ...]:
+        return tuple(v.strip() for v in environ.get(name, "").split(",") if v.strip())
+
+    return {
+        "access_secret": access,
+        "refresh_secret": refresh,
+        "access_previous": previous("FRONTDESK_ACCESS_SECRET_PREVIOUS"),
+        "refresh_previous": previous("FRONTDESK_REFRESH_SECRET_PREVIOUS"),
+    }
+
+
+def _resolve_sqlite(url: str, base: Path) -> str:
+    if not url.startswith("sqlite:///"):
+        return url
+    file = url[len("sqlite:///") :]
+    if file and not Path(file).is_absolute():
+        return "sqlite:///" + str(base / file)
+    return url
+
+
+def _sqlite_file(url: str) -> str:
+    return url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""

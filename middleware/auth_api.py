@@ -1,0 +1,163 @@
+"""The ``/auth/*`` HTTP contract, transport-neutral: login, session, refresh, logout.
+
+Used by the gateway and by the session-mode middleware (ASGI and WSGI) alike, so all of them answer
+exactly the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from .csrf import check_csrf
+from .errors import BadRequest, FrontdeskError, NotAuthenticated
+from .forwarded import TrustedProxies
+from .http import HttpRequest, HttpResponse, error_body, error_response, json_response
+from .sessions import Grant, LoginResult, SessionEngine
+
+__all__ = ["AuthAPI", "iso8601", "request_origin"]
+
+log = logging.getLogger("frontdesk.auth")
+_NO_STORE = ("cache-control", "no-store")
+MAX_LOGIN_BODY = 16 * 1024
+
+
+def iso8601(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def request_origin(request: HttpRequest, trusted: TrustedProxies) -> str:
+    """``scheme://host`` as the browser sees us; forwarded values only from a trusted proxy."""
+    scheme, host = request.scheme, request.headers.get("host", "")
+    if trusted.is_trusted(request.client):
+        scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip() or scheme
+        host = request.headers.get("x-forwarded-host", host).split(",")[0].strip() or host
+    return f"{scheme}://{host}".lower()
+
+
+class AuthAPI:
+    def __init__(
+        self,
+        engine: SessionEngine,
+        *,
+        prefix: str = "/auth",
+        csrf_header: str = "x-csrf",
+        trusted: TrustedProxies | None = None,
+        origins: Iterable[str] = (),
+    ) -> None:
+        self.engine = engine
+        self.prefix = prefix.rstrip("/")
+        self.csrf_header = csrf_header.lower()
+        self.trusted = trusted or TrustedProxies()
+        self.origins = frozenset(o.lower().rstrip("/") for o in origins)
+        self._routes = {
+            "/login": ("POST", self._login),
+            "/session": ("GET", self._session),
+            "/refresh": ("POST", self._refresh),
+            "/logout": ("POST", self._logout),
+        }
+
+    def handles(self, path: str) -> bool:
+        return path == self.prefix or path.startswith(self.prefix + "/")
+
+    def allowed_origins(self, request: HttpRequest) -> frozenset[str]:
+        return self.origins | {request_origin(request, self.trusted)}
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        route = self._routes.get(request.path[len(self.prefix) :])
+        if route is None:
+            return error_body(404, "not_found", "no such endpoint")
+        method, handler = route
+        if request.method != method and not (method == "GET" and request.method == "HEAD"):
+            response = error_body(405, "method_not_allowed", f"use {method}")
+            response.headers.append(("allow", method))
+            return response
+        try:
+            check_csrf(request.headers, header_name=self.csrf_header, own_origins=self.allowed_origins(request))
+            return await handler(request)
+        except NotAuthenticated as exc:
+            # The cookie cannot be used any more: tell the browser to drop it.
+            has_cookie = self.engine.cookie_name in request.headers.get("cookie", "")
+            clear = [("set-cookie", self.engine.cookie.clear_cookie()), _NO_STORE] if has_cookie else []
+            return error_response(exc, clear)
+        except FrontdeskError as exc:
+            return error_response(exc)
+        except Exception:
+            log.exception("unexpected error in %s %s", request.method, request.path)
+            return error_body(500, "internal_error", "unexpected error; see the gateway log")
+
+    async def _login(self, request: HttpRequest) -> HttpResponse:
+        username, password, remember = _parse_login(request)
+        client_ip = self.trusted.client_ip(request.client, request.headers.get("x-forwarded-for"))
+        result = await self.engine.login(
+            username,
+            password,
+            remember=remember,
+            client_ip=client_ip,
+            cookie_header=request.headers.get("cookie"),
+        )
+        return json_response(200, _login_body(result), [("set-cookie", result.set_cookie), _NO_STORE])
+
+    async def _session(self, request: HttpRequest) -> HttpResponse:
+        grant = await self.engine.grant(request.headers.get("cookie"))
+        return self._grant_response(grant)
+
+    async def _refresh(self, request: HttpRequest) -> HttpResponse:
+        grant = await self.engine.refresh(request.headers.get("cookie"))
+        return self._grant_response(grant)
+
+    async def _logout(self, request: HttpRequest) -> HttpResponse:
+        await self.engine.logout(request.headers.get("cookie"))
+        return HttpResponse(
+            204,
+            [
+                ("set-cookie", self.engine.cookie.clear_cookie()),
+                ("clear-site-data", '"cookies"'),
+                _NO_STORE,
+            ],
+        )
+
+    def _grant_response(self, grant: Grant) -> HttpResponse:
+        headers = [_NO_STORE]
+        if grant.set_cookie:
+            headers.append(("set-cookie", grant.set_cookie))
+        return json_response(200, _session_body(grant.user_id, grant.username, grant), headers)
+
+
+def _session_body(user_id: str, username: str, s: Grant | LoginResult) -> dict[str, Any]:
+    return {
+        "user": {"id": user_id, "username": username},
+        "session": {"expires_at": iso8601(s.expires_at), "idle_expires_at": iso8601(s.idle_expires_at)},
+    }
+
+
+def _login_body(result: LoginResult) -> dict[str, Any]:
+    return _session_body(result.user.id, result.user.username, result)
+
+
+def _parse_login(request: HttpRequest) -> tuple[str, str, bool]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise BadRequest("send the credentials as application/json", status=415, code="unsupported_media_type")
+    if len(request.body) > MAX_LOGIN_BODY:
+        raise BadRequest("request body too large", status=413, code="payload_too_large")
+    try:
+        data = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("the body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    username, password, remember = data.get("username"), data.get("password"), data.get("remember", False)
+    if not isinstance(username, str) or not username.strip() or len(username) > 256:
+        raise BadRequest("username must be a non-empty string")
+    if not isinstance(password, str) or not password or len(password) > 1024:
+        raise BadRequest("password must be a non-empty string")
+    if not isinstance(remember, bool):
+        raise BadRequest("remember must be true or false")
+    unknown = set(data) - {"username", "password", "remember"}
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
+    return username.strip(), password, remember

@@ -1,0 +1,123 @@
+"""One error base for the library, with small leaf classes (the pyjwt / httpx pattern).
+
+Each error knows the HTTP status and the short machine-readable code that the HTTP layers turn into a
+JSON body ``{"error": code, "detail": str(exc)}``; nothing here ever carries a token.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FrontdeskError",
+    "ConfigError",
+    "TokenError",
+    "InvalidToken",
+    "ExpiredToken",
+    "NotAuthenticated",
+    "SessionRevoked",
+    "TokenReused",
+    "BadCredentials",
+    "RateLimited",
+    "CsrfRejected",
+    "BadRequest",
+    "StoreError",
+]
+
+
+class FrontdeskError(Exception):
+    """Base of every error frontdesk raises on purpose."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.code.replace("_", " "))
+
+    @property
+    def detail(self) -> str:
+        return str(self)
+
+
+class ConfigError(FrontdeskError):
+    """The configuration cannot be used; ``problems`` lists every reason, in plain words."""
+
+    code = "config_error"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"frontdesk cannot start; fix these configuration problems:\n{lines}")
+
+
+class TokenError(FrontdeskError):
+    """A token failed verification."""
+
+    status = 401
+    code = "invalid_token"
+
+
+class InvalidToken(TokenError):
+    """Bad signature, wrong type, issuer or audience, missing claim, unknown key, malformed."""
+
+
+class ExpiredToken(TokenError):
+    """The token's ``exp`` has passed (beyond the leeway) or its ``nbf``/``iat`` lies in the future."""
+
+    code = "token_expired"
+
+
+class NotAuthenticated(FrontdeskError):
+    """No usable session: no cookie, an invalid one, or a session that ended."""
+
+    status = 401
+    code = "not_authenticated"
+
+
+class SessionRevoked(NotAuthenticated):
+    """The session was logged out or revoked."""
+
+    code = "session_revoked"
+
+
+class TokenReused(SessionRevoked):
+    """A refresh token that had already been rotated away was presented: the session is revoked."""
+
+    code = "token_reused"
+
+
+class BadCredentials(FrontdeskError):
+    status = 401
+    code = "invalid_credentials"
+
+    def __init__(self, detail: str = "wrong username or password") -> None:
+        super().__init__(detail)
+
+
+class RateLimited(FrontdeskError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int, detail: str = "too many login attempts; try again later") -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(detail)
+
+
+class CsrfRejected(FrontdeskError):
+    status = 403
+    code = "csrf_rejected"
+
+
+class BadRequest(FrontdeskError):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str = "bad request", *, status: int = 400, code: str = "bad_request") -> None:
+        self.status = status
+        self.code = code
+        super().__init__(detail)
+
+
+class StoreError(FrontdeskError):
+    """The session store could not be reached or answered something impossible."""
+
+    status = 503
+    code = "store_unavailable"

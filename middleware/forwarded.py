@@ -1,0 +1,63 @@
+"""Which client address to believe: ``X-Forwarded-For`` only counts when the direct peer is a trusted proxy.
+
+The list is parsed once into network objects (uvicorn ``proxy_headers`` style); the request path only
+looks addresses up.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+__all__ = ["TrustedProxies", "parse_trusted_proxies"]
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_trusted_proxies(raw: Iterable[object]) -> tuple[list[_Network], list[str]]:
+    """Parse addresses/CIDRs; return the networks and a list of problems in plain words."""
+    networks: list[_Network] = []
+    problems: list[str] = []
+    for item in raw:
+        if not isinstance(item, str):
+            problems.append(f'server.trusted_proxies: {item!r} is not an address string such as "10.0.0.1"')
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            problems.append(f"server.trusted_proxies: {item!r} is not an IP address or network (CIDR)")
+    return networks, problems
+
+
+class TrustedProxies:
+    def __init__(self, networks: Iterable[_Network] = ()) -> None:
+        self._networks = tuple(networks)
+
+    @classmethod
+    def from_config(cls, raw: Iterable[object]) -> TrustedProxies:
+        networks, problems = parse_trusted_proxies(raw)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return cls(networks)
+
+    def is_trusted(self, host: str | None) -> bool:
+        if not host or not self._networks:
+            return False
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in net for net in self._networks)
+
+    def client_ip(self, peer_host: str | None, x_forwarded_for: str | None) -> str | None:
+        """The real client: walk the X-Forwarded-For chain from the right while hops are trusted.
+
+        A forged left-most entry is never believed because we stop at the first untrusted hop.
+        """
+        if not x_forwarded_for or not self.is_trusted(peer_host):
+            return peer_host
+        hops = [h.strip() for h in x_forwarded_for.split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not self.is_trusted(hop):
+                return hop
+        return hops[0] if hops else peer_host

@@ -1,0 +1,376 @@
+"""The session engine: login, server-side silent refresh with rotation and reuse detection, logout.
+
+Pure logic over an injected clock and a :class:`~middleware.store.Store`; no HTTP here. Everything that
+serves requests (the gateway's proxy, ``/auth/*``, the ASGI and WSGI middleware) calls :meth:`grant`,
+the one call that turns a refresh cookie into a valid access token.
+
+Rotation follows oauth2-proxy's stored-session discipline: lock, reload, re-check, refresh, save. The
+per-session lock makes concurrent requests of one process mint once; the store's compare-and-swap makes
+several processes rotate once.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .caches import ExpiringCache, KeyedLocks
+from .clock import Clock, system_clock
+from .cookies import CookiePolicy, read_cookie
+from .errors import BadCredentials, NotAuthenticated, RateLimited, SessionRevoked, TokenError, TokenReused
+from .store.base import SessionRecord, Store
+from .tokens import TokenCodec, new_token_id
+
+__all__ = ["User", "Authenticator", "SessionSettings", "Grant", "LoginResult", "SessionEngine"]
+
+log = logging.getLogger("frontdesk.sessions")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    username: str
+
+
+Authenticator = Callable[[str, str], Awaitable[User | None]]
+"""Checks a username and password; returns the user, or None. Must take similar time either way."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    access_ttl: float = 15 * 60
+    refresh_ttl: float = 7 * 86400
+    remember_ttl: float = 30 * 86400
+    max_session_age: float = 30 * 86400
+    rotation_grace: float = 30.0
+    refresh_margin: float = 60.0  # mint a new access token when the cached one has less than this left
+    state_ttl: float = 0.5  # how stale a cached session row may be: bounds cross-worker logout delay
+    access_cache_size: int = 100_000
+    login_attempts_per_user: int = 10
+    login_attempts_per_address: int = 100
+    login_window: float = 15 * 60
+
+    @property
+    def margin(self) -> float:
+        # Never so large that a fresh token is already "near expiry".
+        return min(self.refresh_margin, self.access_ttl / 4)
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A valid access token for one request, and the refresh cookie to send back if it rotated."""
+
+    user_id: str
+    username: str
+    sid: str
+    access_token: str
+    access_expires_at: float
+    set_cookie: str | None
+    expires_at: float
+    idle_expires_at: float
+    claims: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    user: User
+    sid: str
+    expires_at: float
+    idle_expires_at: float
+    set_cookie: str
+
+
+class _Standing(enum.Enum):
+    CURRENT = "current"
+    GRACE = "previous, within the grace period"
+    REUSED = "reused"
+
+
+@dataclass(frozen=True, slots=True)
+class _Access:
+    token: str
+    expires_at: float
+    claims: dict[str, Any]
+
+
+class SessionEngine:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        access_codec: TokenCodec,
+        refresh_codec: TokenCodec,
+        authenticator: Authenticator,
+        cookie: CookiePolicy | None = None,
+        settings: SessionSettings | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        if access_codec.keyring is refresh_codec.keyring:
+            raise ValueError("access and refresh tokens must be signed with different keys")
+        self.store = store
+        self.access_codec = access_codec
+        self.refresh_codec = refresh_codec
+        self.authenticator = authenticator
+        self.cookie = cookie or CookiePolicy()
+        self.settings = settings or SessionSettings()
+        self.clock = clock
+        self._states: ExpiringCache[str, SessionRecord] = ExpiringCache(self.settings.access_cache_size)
+        self._access: ExpiringCache[tuple[str, str], _Access] = ExpiringCache(self.settings.access_cache_size)
+        self._audiences: set[str] = set()
+        self._locks: KeyedLocks[str] = KeyedLocks()
+        self.stats = {"mints": 0, "rotations": 0, "reuse_detected": 0}
+
+    @property
+    def cookie_name(self) -> str:
+        return self.cookie.name
+
+    # --- login / logout -------------------------------------------------------------------------
+
+    async def login(
+        self,
+        username: str,
+        password: str,
+        *,
+        remember: bool = False,
+        client_ip: str | None = None,
+        cookie_header: str | None = None,
+    ) -> LoginResult:
+        """Check credentials and start a new session (always new, whatever cookie came with it)."""
+        now = self.clock()
+        await self._count_attempt(username, client_ip, now)
+        user = await self.authenticator(username, password)
+        if user is None:
+            raise BadCredentials()
+        await self.store.reset(_user_key(username))
+        if cookie_header:
+            # The browser's previous session (if any) ends here: one browser, one live session.
+            await self.logout(cookie_header, reason="replaced by a new login")
+        s = self.settings
+        expires_at = now + s.max_session_age
+        idle = min(now + (s.remember_ttl if remember else s.refresh_ttl), expires_at)
+        record = SessionRecord(
+            sid=secrets.token_urlsafe(18),
+            user_id=user.id,
+            username=user.username,
+            created_at=now,
+            last_seen=now,
+            expires_at=expires_at,
+            idle_expires_at=idle,
+            remember=remember,
+            current_jti=new_token_id(),
+            previous_jti=None,
+            rotated_at=now,
+        )
+        await self.store.create_session(record)
+        self._remember_state(record, now)
+        # Mint the first access token now, so the first proxied request does not have to rotate at once.
+        self._mint(record, self._default_audience(), now)
+        return LoginResult(
+            user=user,
+            sid=record.sid,
+            expires_at=expires_at,
+            idle_expires_at=idle,
+            set_cookie=self._refresh_cookie(record, now),
+        )
+
+    async def _count_attempt(self, username: str, client_ip: str | None, now: float) -> None:
+        s = self.settings
+        checks = [(_user_key(username), s.login_attempts_per_user)]
+        if client_ip:
+            checks.append((f"login:addr:{client_ip}", s.login_attempts_per_address))
+        for key, limit in checks:
+            count, window_end = await self.store.hit(key, window=s.login_window, now=now)
+            if count > limit:
+                raise RateLimited(retry_after=int(window_end - now) + 1)
+
+    async def logout(self, cookie_header: str | None, *, reason: str = "logout") -> str | None:
+        """Revoke the cookie's session, if it names one; idempotent. Returns the session id revoked."""
+        token = read_cookie(cookie_header, self.cookie.name)
+        if token is None:
+            return None
+        try:
+            claims = self.refresh_codec.decode(token)
+        except TokenError:
+            return None
+        sid = claims["sid"]
+        await self.revoke(sid, reason=reason)
+        return str(sid)
+
+    async def revoke(self, sid: str, *, reason: str) -> None:
+        await self.store.revoke_session(sid, now=self.clock(), reason=reason)
+        self._forget(sid)
+
+    # --- the one call ---------------------------------------------------------------------------
+
+    async def grant(self, cookie_header: str | None, *, audience: str | None = None, force_new: bool = False) -> Grant:
+        """A valid access token for the session in ``cookie_header``, minting and rotating as needed.
+
+        Raises :class:`NotAuthenticated` (or :class:`SessionRevoked` / :class:`TokenReused`).
+        """
+        return await self._grant(cookie_header, audience, force_new=force_new)
+
+    async def refresh(self, cookie_header: str | None, *, audience: str | None = None) -> Grant:
+        """Like :meth:`grant`, but always rotates the refresh token (``POST /auth/refresh``)."""
+        return await self._grant(cookie_header, audience, force_new=True)
+
+    async def is_active(self, sid: str) -> bool:
+        now = self.clock()
+        record = await self._state(sid, now)
+        return record is not None and record.is_usable(now)
+
+    async def purge(self) -> int:
+        return await self.store.purge(now=self.clock())
+
+    async def _grant(self, cookie_header: str | None, audience: str | None, *, force_new: bool) -> Grant:
+        aud = audience or self._default_audience()
+        token = read_cookie(cookie_header, self.cookie.name)
+        if token is None:
+            raise NotAuthenticated("no session")
+        try:
+            claims = self.refresh_codec.decode(token)
+        except TokenError as exc:
+            raise NotAuthenticated(f"session cookie rejected: {exc.detail}") from exc
+        sid, jti = claims["sid"], claims["jti"]
+        now = self.clock()
+        record, standing = await self._check(sid, jti, now, fresh=False)
+        if not force_new:
+            cached = self._access.get((sid, aud), now)
+            if cached is not None and cached.expires_at - now > self.settings.margin:
+                return self._grant_from(record, cached, standing, now)
+        async with self._locks.hold(sid):
+            # Re-check under the lock with a fresh row: another request or worker may have rotated.
+            now = self.clock()
+            record, standing = await self._check(sid, jti, now, fresh=True)
+            cached = self._access.get((sid, aud), now)
+            if not force_new and cached is not None and cached.expires_at - now > self.settings.margin:
+                # A follower of the flight that just minted: share its token.
+                return self._grant_from(record, cached, standing, now)
+            if standing is _Standing.CURRENT:
+                record = await self._rotate(record, now)
+            access = self._mint(record, aud, now)
+            return self._grant_from(record, access, _Standing.CURRENT, now, rotated=True)
+
+    def _default_audience(self) -> str:
+        aud = self.access_codec.audience
+        return aud if isinstance(aud, str) else aud[0]
+
+    async def _check(self, sid: str, jti: str, now: float, *, fresh: bool) -> tuple[SessionRecord, _Standing]:
+        record = await self._state(sid, now, fresh=fresh)
+        standing = _standing(record, jti, now, self.settings.rotation_grace) if record else None
+        if not fresh and standing is not _Standing.CURRENT:
+            # Only a match is trusted from the cache; anything else is decided on a fresh row.
+            record = await self._state(sid, now, fresh=True)
+            standing = _standing(record, jti, now, self.settings.rotation_grace) if record else None
+        if record is None or standing is None:
+            raise NotAuthenticated("unknown session")
+        if record.revoked_at is not None:
+            self._forget(sid)
+            raise SessionRevoked("session has been logged out or revoked")
+        if now >= record.expires_at or now >= record.idle_expires_at:
+            raise NotAuthenticated("session expired")
+        if standing is _Standing.REUSED:
+            self.stats["reuse_detected"] += 1
+            log.warning("refresh token reuse detected; revoking session %s", sid)
+            await self.revoke(sid, reason="refresh token reuse")
+            raise TokenReused("refresh token was already used; the session has been revoked")
+        return record, standing
+
+    async def _state(self, sid: str, now: float, *, fresh: bool = False) -> SessionRecord | None:
+        if not fresh:
+            cached = self._states.get(sid, now)
+            if cached is not None:
+                return cached
+        record = await self.store.get_session(sid)
+        if record is not None:
+            self._remember_state(record, now)
+        return record
+
+    def _remember_state(self, record: SessionRecord, now: float) -> None:
+        self._states.set(record.sid, record, now + self.settings.state_ttl)
+
+    async def _rotate(self, record: SessionRecord, now: float) -> SessionRecord:
+        s = self.settings
+        ttl = s.remember_ttl if record.remember else s.refresh_ttl
+        idle = min(now + ttl, record.expires_at)
+        new_jti = new_token_id()
+        if await self.store.rotate(
+            record.sid, expected_jti=record.current_jti, new_jti=new_jti, now=now, idle_expires_at=idle
+        ):
+            self.stats["rotations"] += 1
+        # Won or lost the race, the row in the store is now the truth.
+        fresh = await self._state(record.sid, now, fresh=True)
+        if fresh is None or fresh.revoked_at is not None:
+            self._forget(record.sid)
+            raise SessionRevoked("session has been logged out or revoked")
+        return fresh
+
+    def _mint(self, record: SessionRecord, aud: str, now: float) -> _Access:
+        exp = int(min(now + self.settings.access_ttl, record.idle_expires_at, record.expires_at))
+        claims: dict[str, Any] = {
+            "sub": record.user_id,
+            "sid": record.sid,
+            "jti": new_token_id(),
+            "iat": int(now),
+            "exp": exp,
+            "aud": aud,
+            "preferred_username": record.username,
+        }
+        token = self.access_codec.encode(claims)
+        claims["iss"] = self.access_codec.issuer
+        access = _Access(token=token, expires_at=float(exp), claims=claims)
+        self._access.set((record.sid, aud), access, float(exp))
+        self._audiences.add(aud)
+        self.stats["mints"] += 1
+        return access
+
+    def _grant_from(
+        self, record: SessionRecord, access: _Access, standing: _Standing, now: float, *, rotated: bool = False
+    ) -> Grant:
+        # A client still holding the previous token (a parallel request, a lost response) gets the
+        # current one again, so it converges instead of tripping reuse detection after the grace.
+        set_cookie = self._refresh_cookie(record, now) if rotated or standing is _Standing.GRACE else None
+        return Grant(
+            user_id=record.user_id,
+            username=record.username,
+            sid=record.sid,
+            access_token=access.token,
+            access_expires_at=access.expires_at,
+            set_cookie=set_cookie,
+            expires_at=record.expires_at,
+            idle_expires_at=record.idle_expires_at,
+            claims=access.claims,
+        )
+
+    def _refresh_cookie(self, record: SessionRecord, now: float) -> str:
+        token = self.refresh_codec.encode(
+            {
+                "sub": record.user_id,
+                "sid": record.sid,
+                "jti": record.current_jti,
+                "iat": int(now),
+                "exp": int(record.idle_expires_at),
+            }
+        )
+        max_age = int(record.idle_expires_at - now) if record.remember else None
+        return self.cookie.set_cookie(token, max_age=max_age)
+
+    def _forget(self, sid: str) -> None:
+        self._states.pop(sid)
+        for aud in self._audiences:
+            self._access.pop((sid, aud))
+
+
+def _standing(record: SessionRecord, jti: str, now: float, grace: float) -> _Standing:
+    if jti == record.current_jti:
+        return _Standing.CURRENT
+    if jti == record.previous_jti and now <= record.rotated_at + grace:
+        return _Standing.GRACE
+    return _Standing.REUSED
+
+
+def _user_key(username: str) -> str:
+    return f"login:user:{username.strip().lower()}"

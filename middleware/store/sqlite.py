@@ -1,0 +1,244 @@
+"""SQLite backend (aiosqlite): WAL mode, a busy timeout, a versioned schema migrated on open.
+
+Several worker processes may share one file: every write is a single statement or an IMMEDIATE
+transaction, and rotation is a compare-and-swap on ``current_jti``, so a session rotates once per
+rotation however many workers race for it. ``synchronous=FULL`` because a logout or a revocation that
+we acknowledged must survive a crash of the machine, not just of the process; these writes are rare.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+
+from ..errors import StoreError
+from .base import SessionRecord
+
+__all__ = ["SqliteStore", "sqlite_path_from_url"]
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: sessions, revocations, login attempts
+    """
+    CREATE TABLE IF NOT EXISTS sessions (
+        sid TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        username TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        idle_expires_at REAL NOT NULL,
+        remember INTEGER NOT NULL,
+        current_jti TEXT NOT NULL,
+        previous_jti TEXT,
+        rotated_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
+    CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions(expires_at);
+    CREATE TABLE IF NOT EXISTS revocations (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        revoked_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS revocations_expiry ON revocations(expires_at);
+    CREATE TABLE IF NOT EXISTS attempts (
+        key TEXT PRIMARY KEY,
+        window_start REAL NOT NULL,
+        window_end REAL NOT NULL,
+        count INTEGER NOT NULL
+    );
+    """,
+)
+
+_COLUMNS = (
+    "sid, user_id, username, created_at, last_seen, expires_at, idle_expires_at, remember, "
+    "current_jti, previous_jti, rotated_at, revoked_at"
+)
+
+
+def sqlite_path_from_url(url: str) -> str:
+    """``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` -> a filesystem path."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"{url!r} is not a sqlite URL; write sqlite:///frontdesk.db")
+    path = url[len("sqlite:///") :]
+    if not path:
+        raise ValueError(f"{url!r} names no file; write sqlite:///frontdesk.db")
+    return path
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
+        self.path = str(path)
+        self.busy_timeout = busy_timeout
+        self._db: aiosqlite.Connection | None = None
+
+    @classmethod
+    def from_url(cls, url: str, *, busy_timeout: float = 5.0) -> SqliteStore:
+        return cls(sqlite_path_from_url(url), busy_timeout=busy_timeout)
+
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            await db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = FULL")
+            await self._migrate(db)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the session store at {self.path}: {exc}") from exc
+        self._db = db
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        # IMMEDIATE takes the write lock first, so two workers starting together migrate once.
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            async with db.execute("PRAGMA user_version") as cur:
+                row = await cur.fetchone()
+            version = int(row[0]) if row else 0
+            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {number}")
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("the session store is not open")
+        return self._db
+
+    async def schema_version(self) -> int:
+        async with self.db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def create_session(self, record: SessionRecord) -> None:
+        await self._write(
+            f"INSERT INTO sessions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 (constant columns)
+            (
+                record.sid,
+                record.user_id,
+                record.username,
+                record.created_at,
+                record.last_seen,
+                record.expires_at,
+                record.idle_expires_at,
+                int(record.remember),
+                record.current_jti,
+                record.previous_jti,
+                record.rotated_at,
+                record.revoked_at,
+            ),
+        )
+
+    async def get_session(self, sid: str) -> SessionRecord | None:
+        try:
+            sql = f"SELECT {_COLUMNS} FROM sessions WHERE sid = ?"  # noqa: S608 (constant columns)
+            async with self.db.execute(sql, (sid,)) as cur:
+                row = await cur.fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+        if row is None:
+            return None
+        return SessionRecord(
+            sid=row[0],
+            user_id=row[1],
+            username=row[2],
+            created_at=row[3],
+            last_seen=row[4],
+            expires_at=row[5],
+            idle_expires_at=row[6],
+            remember=bool(row[7]),
+            current_jti=row[8],
+            previous_jti=row[9],
+            rotated_at=row[10],
+            revoked_at=row[11],
+        )
+
+    async def rotate(self, sid: str, *, expected_jti: str, new_jti: str, now: float, idle_expires_at: float) -> bool:
+        changed = await self._write(
+            "UPDATE sessions SET previous_jti = current_jti, current_jti = ?, rotated_at = ?, last_seen = ?,"
+            " idle_expires_at = ? WHERE sid = ? AND current_jti = ? AND revoked_at IS NULL",
+            (new_jti, now, now, idle_expires_at, sid, expected_jti),
+        )
+        return changed == 1
+
+    async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
+        db = self.db
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.execute("UPDATE sessions SET revoked_at = ? WHERE sid = ? AND revoked_at IS NULL", (now, sid))
+                # Kept until the session could not have been used anyway: its absolute expiry.
+                await db.execute(
+                    "INSERT INTO revocations (id, kind, reason, revoked_at, expires_at) VALUES"
+                    " (?, 'session', ?, ?, COALESCE((SELECT expires_at FROM sessions WHERE sid = ?), ?))"
+                    " ON CONFLICT(id) DO NOTHING",
+                    (sid, reason, now, sid, now + 86400.0),
+                )
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store write failed: {exc}") from exc
+
+    async def is_revoked(self, sid: str) -> bool:
+        try:
+            async with self.db.execute("SELECT 1 FROM revocations WHERE id = ?", (sid,)) as cur:
+                return await cur.fetchone() is not None
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+
+    async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
+        start = now - (now % window)
+        try:
+            async with self.db.execute(
+                "INSERT INTO attempts (key, window_start, window_end, count) VALUES (?, ?, ?, 1)"
+                " ON CONFLICT(key) DO UPDATE SET"
+                " count = CASE WHEN window_start = excluded.window_start THEN count + 1 ELSE 1 END,"
+                " window_start = excluded.window_start, window_end = excluded.window_end"
+                " RETURNING count, window_end",
+                (key, start, start + window),
+            ) as cur:
+                row = await cur.fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store write failed: {exc}") from exc
+        assert row is not None
+        return int(row[0]), float(row[1])
+
+    async def reset(self, key: str) -> None:
+        await self._write("DELETE FROM attempts WHERE key = ?", (key,))
+
+    async def purge(self, *, now: float) -> int:
+        total = 0
+        for sql in (
+            "DELETE FROM sessions WHERE expires_at <= ? OR idle_expires_at <= ?",
+            "DELETE FROM revocations WHERE expires_at <= ? AND ? > 0",
+            "DELETE FROM attempts WHERE window_end <= ? AND ? > 0",
+        ):
+            total += await self._write(sql, (now, now))
+        return total
+
+    async def _write(self, sql: str, params: tuple[object, ...]) -> int:
+        try:
+            async with self.db.execute(sql, params) as cur:
+                return cur.rowcount
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store write failed: {exc}") from exc
