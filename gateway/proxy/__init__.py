@@ -1,0 +1,1 @@
+"""The streaming reverse proxy (work in progress)."""

@@ -1,0 +1,81 @@
+"""The proxy's own error leaves; each maps to a 4xx/5xx JSON answer through ``.status`` and ``.code``."""
+
+from __future__ import annotations
+
+from middleware.errors import FrontdeskError
+
+__all__ = [
+    "BadPath",
+    "BadFraming",
+    "MethodNotAllowed",
+    "PayloadTooLarge",
+    "HeadersTooLarge",
+    "UpstreamError",
+    "UpstreamUnavailable",
+    "UpstreamTimeout",
+    "UpstreamProtocolError",
+    "UpstreamClosed",
+]
+
+
+class BadPath(FrontdeskError):
+    """A path with dot segments, encoded slashes/backslashes or control bytes on a proxied route."""
+
+    status = 400
+    code = "bad_path"
+
+
+class BadFraming(FrontdeskError):
+    """Request framing that proxies could disagree about (CL+TE, duplicate lengths...): smuggling shapes."""
+
+    status = 400
+    code = "bad_request"
+
+
+class MethodNotAllowed(FrontdeskError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, detail: str, *, allow: str) -> None:
+        self.allow = allow
+        super().__init__(detail)
+
+
+class PayloadTooLarge(FrontdeskError):
+    status = 413
+    code = "payload_too_large"
+
+
+class HeadersTooLarge(FrontdeskError):
+    status = 431
+    code = "headers_too_large"
+
+
+class UpstreamError(FrontdeskError):
+    """Anything that went wrong talking to an upstream."""
+
+    status = 502
+    code = "bad_gateway"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Connection refused, unreachable host, DNS failure."""
+
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    """No answer within the route timeout (nginx answers 504 here too)."""
+
+    status = 504
+    code = "upstream_timeout"
+
+
+class UpstreamProtocolError(UpstreamError):
+    """The upstream sent something that is not a valid HTTP/1.1 response."""
+
+
+class UpstreamClosed(UpstreamError):
+    """The upstream closed or reset the connection before the response was complete."""
+
+    code = "upstream_closed"

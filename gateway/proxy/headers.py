@@ -1,0 +1,227 @@
+"""Header hygiene in both directions, done in one pass over the headers each way.
+
+Request: hop-by-hop headers (and any named in ``Connection``) are dropped, as are every header frontdesk sets
+itself (``Authorization``, ``X-Forwarded-*``, ``Forwarded``, ``X-Real-IP``, ``X-Frontdesk-*``) so a client can
+never forge them; the frontdesk cookie is cut out of ``Cookie``; framing that two HTTP parsers could read
+differently (the request-smuggling shapes) is refused. Response: hop-by-hop headers go, and so do ``Date``
+and ``Server`` (uvicorn sets its own, as nginx does) and any upstream ``Set-Cookie`` for the frontdesk cookie.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .contracts import TrustPolicy
+from .errors import BadFraming
+
+__all__ = [
+    "HOP_BY_HOP",
+    "ScannedRequest",
+    "scan_request_headers",
+    "render_request_head",
+    "strip_cookie",
+    "filter_response_headers",
+]
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+    }
+)
+# Headers frontdesk sets (or that an upstream could take as identity); a client's copy never passes.
+_OURS = frozenset(
+    {
+        b"authorization",
+        b"forwarded",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-forwarded-prefix",
+        b"x-real-ip",
+    }
+)
+# ``Expect`` is answered by uvicorn itself (100 Continue) and the body is then streamed; passing it on would
+# make the upstream send a second 100 that means nothing to anyone.
+_REQUEST_DROP = HOP_BY_HOP | _OURS | {b"host", b"expect", b"content-length", b"cookie"}
+_RESPONSE_DROP = HOP_BY_HOP | {b"date", b"server"}
+_KNOWN_CONNECTION_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade"})
+
+
+class ScannedRequest:
+    """What one pass over the request headers found; the kept ones are rendered later with the token."""
+
+    __slots__ = (
+        "chunked",
+        "connection_named",
+        "cookie",
+        "host",
+        "kept",
+        "length",
+        "lookup",
+        "size",
+        "xff",
+        "xfh",
+        "xfp",
+    )
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[bytes, bytes]] = []
+        self.cookie: bytes | None = None
+        self.host: bytes = b""
+        self.size = 0
+        self.length: int | None = None  # Content-Length
+        self.chunked = False
+        self.connection_named: set[bytes] | None = None
+        self.xff: bytes | None = None
+        self.xfp: bytes | None = None
+        self.xfh: bytes | None = None
+        # Lower-case name -> decoded value for the few headers CSRF and origin checks look at.
+        self.lookup: dict[str, str] = {}
+
+
+_LOOKUP = frozenset({b"origin", b"sec-fetch-site"})
+
+
+def scan_request_headers(headers: Iterable[tuple[bytes, bytes]], csrf_header: bytes) -> ScannedRequest:
+    """One pass over ASGI request headers (lower-case names). Raises :class:`BadFraming`."""
+    s = ScannedRequest()
+    size = 0
+    lengths = 0
+    te_count = 0
+    for name, value in headers:
+        size += len(name) + len(value) + 4
+        if name not in _REQUEST_DROP:
+            if name.startswith(b"x-frontdesk-"):
+                continue
+            s.kept.append((name, value))
+            if name in _LOOKUP or name == csrf_header:
+                s.lookup[name.decode("latin-1")] = value.decode("latin-1")
+        elif name == b"cookie":
+            # HTTP/2 may split cookies over several fields; HTTP/1.1 requires them joined with "; ".
+            s.cookie = value if s.cookie is None else s.cookie + b"; " + value
+        elif name == b"host":
+            s.host = value
+        elif name == b"content-length":
+            lengths += 1
+            if not value.isdigit() or len(value) > 18:
+                raise BadFraming("Content-Length must be a plain number")
+            s.length = int(value)
+        elif name == b"transfer-encoding":
+            te_count += 1
+            if value.strip().lower() != b"chunked":
+                raise BadFraming("only Transfer-Encoding: chunked is accepted")
+            s.chunked = True
+        elif name == b"connection":
+            for token in value.lower().split(b","):
+                token = token.strip()
+                if token and token not in _KNOWN_CONNECTION_TOKENS:
+                    if s.connection_named is None:
+                        s.connection_named = set()
+                    s.connection_named.add(token)
+        elif name == b"x-forwarded-for":
+            s.xff = value if s.xff is None else s.xff + b", " + value
+        elif name == b"x-forwarded-proto":
+            s.xfp = value
+        elif name == b"x-forwarded-host":
+            s.xfh = value
+    s.size = size
+    if lengths > 1 or te_count > 1:
+        raise BadFraming("the request has more than one Content-Length or Transfer-Encoding")
+    if lengths and te_count:
+        raise BadFraming("the request has both Content-Length and Transfer-Encoding")
+    return s
+
+
+def strip_cookie(cookie: bytes, name: bytes) -> bytes:
+    """Remove every ``name=...`` pair from a Cookie header value; other cookies pass untouched."""
+    if name not in cookie:
+        return cookie
+    kept = [p for p in cookie.split(b";") if p.strip().partition(b"=")[0] != name]
+    return b";".join(kept).strip()
+
+
+def render_request_head(
+    s: ScannedRequest,
+    method: bytes,
+    target: bytes,
+    host_header: bytes,
+    *,
+    bearer: bytes | None,
+    cookie_name: bytes,
+    peer: str | None,
+    scheme: str,
+    trusted: TrustPolicy,
+    body: bytes | None = None,
+) -> bytes:
+    """The upstream request head (request line and headers); ``body`` is the framing header to add.
+
+    ``body`` is ``None`` for no body, otherwise the pre-rendered ``content-length``/``transfer-encoding``
+    header line; the caller decides framing because it knows whether the body is buffered.
+    """
+    parts = [method, b" ", target, b" HTTP/1.1\r\nhost: ", host_header, b"\r\n"]
+    drop = s.connection_named
+    for name, value in s.kept:
+        if drop is None or name not in drop:
+            parts += (name, b": ", value, b"\r\n")
+    if s.cookie is not None:
+        cookie = strip_cookie(s.cookie, cookie_name)
+        if cookie:
+            parts += (b"cookie: ", cookie, b"\r\n")
+    if bearer is not None:
+        parts += (b"authorization: Bearer ", bearer, b"\r\n")
+    # The chain is only extended when the direct peer is a proxy we trust; anyone else could have
+    # written any X-Forwarded-* they liked, so theirs are replaced. (Trust is looked up only when needed.)
+    peer_b = peer.encode("latin-1") if peer else b"unknown"
+    upstream_trusts = (s.xff is not None or s.xfp is not None or s.xfh is not None) and trusted.is_trusted(peer)
+    if upstream_trusts and s.xff is not None:
+        parts += (b"x-forwarded-for: ", s.xff, b", ", peer_b, b"\r\n")
+    else:
+        parts += (b"x-forwarded-for: ", peer_b, b"\r\n")
+    proto = s.xfp if upstream_trusts and s.xfp is not None else scheme.encode("ascii")
+    fhost = s.xfh if upstream_trusts and s.xfh is not None else s.host
+    parts += (b"x-forwarded-proto: ", proto, b"\r\n")
+    if fhost:
+        parts += (b"x-forwarded-host: ", fhost, b"\r\n")
+    if body is not None:
+        parts.append(body)
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def filter_response_headers(
+    headers: list[tuple[bytes, bytes]], cookie_name: bytes
+) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """Headers (lower-case names) fit for the browser, and whether a Content-Length was kept."""
+    drop: set[bytes] | None = None
+    chunked = False
+    for name, value in headers:
+        if name == b"connection":
+            for token in value.lower().split(b","):
+                token = token.strip()
+                if token and token not in _KNOWN_CONNECTION_TOKENS:
+                    drop = drop or set()
+                    drop.add(token)
+        elif name == b"transfer-encoding":
+            chunked = True
+    out: list[tuple[bytes, bytes]] = []
+    has_length = False
+    for name, value in headers:
+        if name in _RESPONSE_DROP or (drop is not None and name in drop):
+            continue
+        if name == b"content-length":
+            if chunked:  # both present: the length is the lie (RFC 9112 6.3)
+                continue
+            has_length = True
+        elif name == b"set-cookie" and value.partition(b"=")[0].strip() == cookie_name:
+            continue  # an upstream must never overwrite the session cookie
+        out.append((name, value))
+    return out, has_length

@@ -1,0 +1,140 @@
+"""Header hygiene as pure functions (the end-to-end versions live in test_proxy_app.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.proxy.errors import BadFraming
+from gateway.proxy.headers import (
+    filter_response_headers,
+    render_request_head,
+    scan_request_headers,
+    strip_cookie,
+)
+
+
+class Trust:
+    def __init__(self, *hosts: str) -> None:
+        self.hosts = set(hosts)
+
+    def is_trusted(self, host: str | None) -> bool:
+        return host in self.hosts
+
+
+def _head(headers: list[tuple[bytes, bytes]], peer: str = "10.0.0.9", trusted: Trust | None = None) -> dict:
+    s = scan_request_headers(headers, b"x-csrf")
+    raw = render_request_head(
+        s,
+        b"GET",
+        b"/api/x",
+        b"up:9000",
+        bearer=b"TOKEN",
+        cookie_name=b"__Host-frontdesk",
+        peer=peer,
+        scheme="https",
+        trusted=trusted or Trust(),
+    )
+    assert raw.endswith(b"\r\n\r\n")
+    lines = raw.split(b"\r\n")
+    assert lines[0] == b"GET /api/x HTTP/1.1"
+    out: dict[bytes, list[bytes]] = {}
+    for line in lines[1:-2]:
+        name, _, value = line.partition(b": ")
+        out.setdefault(name, []).append(value)
+    return out
+
+
+def test_request_rules() -> None:
+    h = _head(
+        [
+            (b"host", b"gw.example"),
+            (b"connection", b"keep-alive, x-secret"),
+            (b"x-secret", b"1"),
+            (b"keep-alive", b"timeout=5"),
+            (b"te", b"trailers"),
+            (b"upgrade", b"h2c"),
+            (b"proxy-authorization", b"Basic x"),
+            (b"authorization", b"Bearer forged"),
+            (b"x-forwarded-for", b"6.6.6.6"),
+            (b"x-forwarded-host", b"evil"),
+            (b"x-forwarded-proto", b"gopher"),
+            (b"forwarded", b"for=6.6.6.6"),
+            (b"x-real-ip", b"6.6.6.6"),
+            (b"x-frontdesk-user", b"admin"),
+            (b"expect", b"100-continue"),
+            (b"cookie", b"a=1; __Host-frontdesk=REFRESH; b=2"),
+            (b"accept", b"application/json"),
+            (b"x-csrf", b"1"),
+        ]
+    )
+    assert h == {
+        b"host": [b"up:9000"],
+        b"accept": [b"application/json"],
+        b"x-csrf": [b"1"],
+        b"cookie": [b"a=1; b=2"],
+        b"authorization": [b"Bearer TOKEN"],
+        b"x-forwarded-for": [b"10.0.0.9"],
+        b"x-forwarded-proto": [b"https"],
+        b"x-forwarded-host": [b"gw.example"],
+    }
+
+
+def test_forwarded_chain_from_trusted_peer() -> None:
+    headers = [
+        (b"host", b"gw"),
+        (b"x-forwarded-for", b"1.2.3.4"),
+        (b"x-forwarded-proto", b"https"),
+        (b"x-forwarded-host", b"app.example"),
+    ]
+    h = _head(headers, peer="10.0.0.1", trusted=Trust("10.0.0.1"))
+    assert h[b"x-forwarded-for"] == [b"1.2.3.4, 10.0.0.1"]
+    assert h[b"x-forwarded-host"] == [b"app.example"]
+    h = _head(headers, peer="10.0.0.2", trusted=Trust("10.0.0.1"))
+    assert h[b"x-forwarded-for"] == [b"10.0.0.2"]
+    assert h[b"x-forwarded-host"] == [b"gw"]
+
+
+def test_only_frontdesk_cookie_leaves() -> None:
+    assert _head([(b"cookie", b"__Host-frontdesk=R")]).get(b"cookie") is None
+    assert strip_cookie(b"a=1;__Host-frontdesk=R;b=2", b"__Host-frontdesk") == b"a=1;b=2"
+    assert strip_cookie(b"x__Host-frontdesk=1", b"__Host-frontdesk") == b"x__Host-frontdesk=1"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"content-length", b"5"), (b"transfer-encoding", b"chunked")],
+        [(b"content-length", b"5"), (b"content-length", b"5")],
+        [(b"content-length", b"+5")],
+        [(b"content-length", b"5, 5")],
+        [(b"content-length", b"0x5")],
+        [(b"transfer-encoding", b"chunked, identity")],
+        [(b"transfer-encoding", b"xchunked")],
+        [(b"transfer-encoding", b"chunked"), (b"transfer-encoding", b"chunked")],
+    ],
+)
+def test_smuggling_shapes(headers: list[tuple[bytes, bytes]]) -> None:
+    with pytest.raises(BadFraming):
+        scan_request_headers(headers, b"x-csrf")
+
+
+def test_response_rules() -> None:
+    out, has_length = filter_response_headers(
+        [
+            (b"connection", b"close, x-hop"),
+            (b"x-hop", b"1"),
+            (b"keep-alive", b"timeout=5"),
+            (b"transfer-encoding", b"chunked"),
+            (b"content-length", b"10"),
+            (b"date", b"yesterday"),
+            (b"server", b"secret/1.0"),
+            (b"set-cookie", b"__Host-frontdesk=evil; Path=/"),
+            (b"set-cookie", b"theme=dark; Path=/"),
+            (b"content-type", b"text/plain"),
+        ],
+        b"__Host-frontdesk",
+    )
+    assert out == [(b"set-cookie", b"theme=dark; Path=/"), (b"content-type", b"text/plain")]
+    assert has_length is False
+    out, has_length = filter_response_headers([(b"content-length", b"3")], b"c")
+    assert out == [(b"content-length", b"3")] and has_length
