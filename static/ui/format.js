@@ -33,7 +33,13 @@ const dateTime = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit",
   minute: "2-digit",
 });
-const timeOnly = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+// A 24-hour clock whatever the locale: "12:30:25 AM" is needlessly wide for a live clock.
+const timeOnly = new Intl.DateTimeFormat(undefined, {
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  hourCycle: "h23",
+});
 
 /** "Fri 27 Nov, 01:02" in the reader's locale and time zone. */
 export function when(value) {
