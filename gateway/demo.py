@@ -1,0 +1,108 @@
+"""``frontdesk demo``: the gateway, the demo upstream API and a demo user, in one command.
+
+Secrets are generated into a ``.env`` beside the config on first run (never printed), the demo user's
+password is fresh on every run and printed, and the demo upstream runs as a child process that ends
+with the gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from .app import create_app
+from .config import SECRET_ENV, config_path, load_config, read_dotenv
+from .users import UserDirectory, UserExists
+
+__all__ = ["run_demo", "ensure_secrets"]
+
+DEMO_USER = "demo"
+
+
+def ensure_secrets(dotenv: Path) -> None:
+    """Make sure both secrets exist in the environment or in ``dotenv``; create the file if needed."""
+    known = read_dotenv(dotenv)
+    missing = [name for name in SECRET_ENV if not (os.environ.get(name) or known.get(name))]
+    if not missing:
+        return
+    lines = [f"{name}={secrets.token_urlsafe(48)}" for name in missing]
+    existing = dotenv.read_text() if dotenv.exists() else ""
+    if existing and not existing.endswith("\n"):
+        existing += "\n"
+    dotenv.write_text(existing + "\n".join(lines) + "\n")
+    dotenv.chmod(0o600)
+    print(f"wrote fresh secrets for {', '.join(missing)} to {dotenv}")
+
+
+async def _demo_user(database: str) -> str:
+    password = secrets.token_urlsafe(9)
+    users = UserDirectory(database)
+    await users.open()
+    try:
+        try:
+            await users.add(DEMO_USER, password)
+        except UserExists:
+            await users.set_password(DEMO_USER, password)
+    finally:
+        await users.close()
+    return password
+
+
+def _wait_for(url: str, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (our own loopback URL)
+                return True
+        except OSError as exc:
+            if getattr(exc, "code", None):  # an HTTP error status still means it is up
+                return True
+            time.sleep(0.1)
+    return False
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    path = config_path(args.config, os.environ).resolve()
+    ensure_secrets(path.parent / ".env")
+    config = load_config(path)
+    password = asyncio.run(_demo_user(config.users_database))
+
+    env = dict(os.environ)
+    env.setdefault("FRONTDESK_ACCESS_SECRET", config.tokens.access_secret)
+    upstream = subprocess.Popen(
+        [sys.executable, "-m", "gateway.demo_upstream", "--port", str(args.upstream_port)], env=env
+    )
+    try:
+        if not _wait_for(f"http://127.0.0.1:{args.upstream_port}/", time.monotonic() + 15):
+            print("frontdesk: the demo upstream did not start", file=sys.stderr)
+            return 1
+        print(
+            "\n  frontdesk demo is running:  http://localhost:%d\n  sign in as  %s  /  %s\n"
+            % (args.port, DEMO_USER, password),
+            flush=True,
+        )
+        uvicorn.run(
+            create_app(config),
+            host="127.0.0.1",
+            port=args.port,
+            http="httptools",
+            loop="uvloop",
+            proxy_headers=False,
+            server_header=False,
+            log_level="warning",
+        )
+    finally:
+        upstream.terminate()
+        try:
+            upstream.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            upstream.kill()
+    return 0

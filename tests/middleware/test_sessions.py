@@ -1,0 +1,249 @@
+"""The session engine over a manual clock: silent refresh, rotation, grace, reuse detection, logout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import jwt
+import pytest
+
+from middleware.clock import ManualClock
+from middleware.errors import BadCredentials, NotAuthenticated, RateLimited, SessionRevoked, TokenReused
+from middleware.sessions import SessionEngine, SessionSettings, User
+from middleware.store import MemoryStore, SqliteStore, Store
+from middleware.tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
+
+SETTINGS = SessionSettings(
+    access_ttl=300,
+    refresh_ttl=3600,
+    remember_ttl=7200,
+    max_session_age=10_000,
+    rotation_grace=30,
+    refresh_margin=60,
+    login_attempts_per_user=3,
+    login_attempts_per_address=5,
+    login_window=600,
+)
+
+
+async def authenticator(username: str, password: str) -> User | None:
+    if password == "correct horse" and username in ("alice", "bob"):
+        return User(id=f"id-{username}", username=username)
+    return None
+
+
+def make_engine(store: Store, clock: ManualClock, settings: SessionSettings = SETTINGS) -> SessionEngine:
+    access = TokenCodec(KeyRing.from_secrets("a" * 40), typ=ACCESS_TYP, issuer="fd", audience="api", clock=clock)
+    refresh = TokenCodec(KeyRing.from_secrets("r" * 40), typ=REFRESH_TYP, issuer="fd", audience="fd", clock=clock)
+    return SessionEngine(
+        store=store,
+        access_codec=access,
+        refresh_codec=refresh,
+        authenticator=authenticator,
+        settings=settings,
+        clock=clock,
+    )
+
+
+def cookie_of(set_cookie: str | None) -> str:
+    assert set_cookie is not None
+    return set_cookie.split(";")[0]
+
+
+def jti_of(set_cookie: str | None) -> str:
+    token = cookie_of(set_cookie).split("=", 1)[1]
+    return str(jwt.decode(token, options={"verify_signature": False})["jti"])
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    backend: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "fd.db")
+    await backend.open()
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture
+def engine(store: Store, clock: ManualClock) -> SessionEngine:
+    return make_engine(store, clock)
+
+
+async def login(engine: SessionEngine, user: str = "alice", remember: bool = False) -> str:
+    result = await engine.login(user, "correct horse", remember=remember, client_ip="10.0.0.1")
+    return cookie_of(result.set_cookie)
+
+
+async def test_login_sets_a_host_cookie_and_grant_reuses_the_cached_token(engine: SessionEngine) -> None:
+    result = await engine.login("alice", "correct horse")
+    assert result.set_cookie.startswith("__Host-frontdesk=")
+    assert "HttpOnly" in result.set_cookie and "Secure" in result.set_cookie and "SameSite=Strict" in result.set_cookie
+    assert "Max-Age" not in result.set_cookie and "Domain" not in result.set_cookie
+    cookie = cookie_of(result.set_cookie)
+    first = await engine.grant(cookie)
+    second = await engine.grant(cookie)
+    assert first.access_token == second.access_token and first.set_cookie is None
+    claims = engine.access_codec.decode(first.access_token)
+    assert claims["sub"] == "id-alice" and claims["sid"] == result.sid and claims["aud"] == "api"
+    assert engine.stats == {"mints": 1, "rotations": 0, "reuse_detected": 0}
+
+
+async def test_remember_me_sets_max_age_of_the_idle_lifetime(engine: SessionEngine) -> None:
+    result = await engine.login("alice", "correct horse", remember=True)
+    assert "Max-Age=7200" in result.set_cookie
+
+
+async def test_silent_refresh_mints_and_rotates_near_expiry(engine: SessionEngine, clock: ManualClock) -> None:
+    cookie = await login(engine)
+    first = await engine.grant(cookie)
+    clock.advance(300 - 59)  # inside the refresh margin
+    second = await engine.grant(cookie)
+    assert second.access_token != first.access_token
+    assert second.set_cookie is not None and jti_of(second.set_cookie) != jti_of(cookie)
+    assert second.idle_expires_at == clock() + 3600  # the idle expiry slid
+    assert engine.stats["rotations"] == 1
+    third = await engine.grant(cookie_of(second.set_cookie))
+    assert third.access_token == second.access_token and third.set_cookie is None
+
+
+async def test_idle_expiry_never_passes_the_absolute_cap(engine: SessionEngine, clock: ManualClock) -> None:
+    cookie = await login(engine)
+    for _ in range(40):
+        clock.advance(290)
+        grant = await engine.grant(cookie)
+        cookie = cookie_of(grant.set_cookie) if grant.set_cookie else cookie
+        assert grant.idle_expires_at <= grant.expires_at
+        if clock() > grant.expires_at - 300:
+            break
+    clock.advance(10_000)
+    with pytest.raises(NotAuthenticated):
+        await engine.grant(cookie)
+
+
+async def test_previous_token_works_within_grace_and_converges(engine: SessionEngine, clock: ManualClock) -> None:
+    old = await login(engine)
+    clock.advance(300)
+    new = cookie_of((await engine.grant(old)).set_cookie)
+    clock.advance(10)
+    grant = await engine.grant(old)  # a second tab / parallel request still holding the old cookie
+    assert grant.set_cookie is not None and jti_of(grant.set_cookie) == jti_of(new)
+    assert engine.stats["rotations"] == 1
+
+
+async def test_previous_token_after_grace_revokes_the_whole_session(engine: SessionEngine, clock: ManualClock) -> None:
+    old = await login(engine)
+    clock.advance(300)
+    new = cookie_of((await engine.grant(old)).set_cookie)
+    clock.advance(31)
+    with pytest.raises(TokenReused):
+        await engine.grant(old)
+    with pytest.raises(SessionRevoked):
+        await engine.grant(new)
+    assert engine.stats["reuse_detected"] == 1
+
+
+async def test_older_token_is_reuse_even_inside_grace(engine: SessionEngine, clock: ManualClock) -> None:
+    first = await login(engine)
+    clock.advance(300)
+    second = cookie_of((await engine.grant(first)).set_cookie)
+    clock.advance(300)
+    third = cookie_of((await engine.refresh(second)).set_cookie)
+    with pytest.raises(TokenReused):
+        await engine.grant(first)
+    with pytest.raises(SessionRevoked):
+        await engine.grant(third)
+
+
+async def test_fifty_concurrent_requests_at_expiry_mint_once(engine: SessionEngine, clock: ManualClock) -> None:
+    cookie = await login(engine)
+    clock.advance(300)
+    grants = await asyncio.gather(*(engine.grant(cookie) for _ in range(50)))
+    assert len({g.access_token for g in grants}) == 1
+    assert {jti_of(g.set_cookie) for g in grants if g.set_cookie} != set()
+    assert len({jti_of(g.set_cookie) for g in grants if g.set_cookie}) == 1
+    assert engine.stats["mints"] == 2 and engine.stats["rotations"] == 1  # login's mint + one
+
+
+async def test_two_workers_rotate_once(tmp_path: Path, clock: ManualClock) -> None:
+    stores = [SqliteStore(tmp_path / "shared.db"), SqliteStore(tmp_path / "shared.db")]
+    for s in stores:
+        await s.open()
+    a, b = make_engine(stores[0], clock), make_engine(stores[1], clock)
+    cookie = await login(a)
+    clock.advance(300)
+    ga, gb = await asyncio.gather(a.grant(cookie), b.grant(cookie))
+    assert a.stats["rotations"] + b.stats["rotations"] == 1
+    assert jti_of(ga.set_cookie) == jti_of(gb.set_cookie)
+    for s in stores:
+        await s.close()
+
+
+async def test_logout_revokes_everywhere(tmp_path: Path, clock: ManualClock) -> None:
+    stores = [SqliteStore(tmp_path / "shared.db"), SqliteStore(tmp_path / "shared.db")]
+    for s in stores:
+        await s.open()
+    a, b = make_engine(stores[0], clock), make_engine(stores[1], clock)
+    cookie = await login(a)
+    await b.grant(cookie)
+    assert await a.logout(cookie) is not None
+    assert await a.logout(cookie) is not None  # idempotent
+    with pytest.raises(SessionRevoked):
+        await a.grant(cookie)
+    clock.advance(SETTINGS.state_ttl + 0.01)  # the other worker's cached row is stale after this
+    with pytest.raises(SessionRevoked):
+        await b.grant(cookie)
+    for s in stores:
+        await s.close()
+
+
+async def test_login_replaces_the_browsers_previous_session(engine: SessionEngine) -> None:
+    old = await login(engine)
+    result = await engine.login("bob", "correct horse", cookie_header=old)
+    with pytest.raises(SessionRevoked):
+        await engine.grant(old)
+    assert (await engine.grant(cookie_of(result.set_cookie))).username == "bob"
+
+
+async def test_bad_credentials_and_rate_limits(engine: SessionEngine) -> None:
+    for _ in range(3):
+        with pytest.raises(BadCredentials):
+            await engine.login("alice", "wrong", client_ip="10.0.0.9")
+    with pytest.raises(RateLimited) as info:
+        await engine.login("alice", "correct horse", client_ip="10.0.0.9")
+    assert 0 < info.value.retry_after <= 601
+    # Another user from another address is not affected ...
+    assert (await engine.login("bob", "correct horse", client_ip="10.0.0.8")).user.username == "bob"
+    # ... but one address trying many names is.
+    for name in ("carol", "dave", "erin", "frank"):  # attempts 2 to 5 of 5
+        with pytest.raises((BadCredentials, RateLimited)):
+            await engine.login(name, "x", client_ip="10.0.0.8")
+    with pytest.raises(RateLimited):
+        await engine.login("bob", "correct horse", client_ip="10.0.0.8")
+
+
+async def test_unknown_and_invalid_cookies(engine: SessionEngine) -> None:
+    for header in (None, "", "other=1", "__Host-frontdesk=garbage", "__Host-frontdesk=a.b.c"):
+        with pytest.raises(NotAuthenticated):
+            await engine.grant(header)
+
+
+async def test_audience_and_force_new(engine: SessionEngine) -> None:
+    cookie = await login(engine)
+    orders = await engine.grant(cookie, audience="orders")
+    assert engine.access_codec.decode(orders.access_token, audience="orders")["aud"] == "orders"
+    forced = await engine.grant(cookie_of(orders.set_cookie) if orders.set_cookie else cookie, force_new=True)
+    assert forced.access_token != orders.access_token
+
+
+async def test_is_active_follows_logout(engine: SessionEngine) -> None:
+    cookie = await login(engine)
+    grant = await engine.grant(cookie)
+    assert await engine.is_active(grant.sid)
+    await engine.logout(cookie)
+    assert not await engine.is_active(grant.sid)
