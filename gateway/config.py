@@ -7,6 +7,7 @@ objects parsed once; the request path never looks at raw configuration again.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -255,10 +256,13 @@ def load_config(
         p.add(issue)
 
     store_url = p.get(store, "store", "url", "sqlite:///frontdesk.db", _string)
-    if not (store_url.startswith("sqlite:///") or store_url == "memory://"):
-        p.add(f"store.url {store_url!r} is not supported; write sqlite:///frontdesk.db")
+    if store_url.startswith(("redis://", "rediss://")):
+        if importlib.util.find_spec("redis") is None:
+            p.add("store.url names Redis but the redis package is missing: pip install 'frontdesk[redis]'")
+    elif not (store_url.startswith("sqlite:///") or store_url == "memory://"):
+        p.add(f"store.url {store_url!r} is not supported; write sqlite:///frontdesk.db or redis://host:6379/0")
     store_url = _resolve_sqlite(store_url, base)
-    users_db = p.get(table("users"), "users", "database", "", _string) or _sqlite_file(store_url)
+    users_db = p.get(table("users"), "users", "database", "", _string) or _sqlite_file(store_url) or "users.db"
     if users_db and not Path(users_db).is_absolute():
         users_db = str(base / users_db)
 

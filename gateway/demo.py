@@ -85,8 +85,8 @@ def run_demo(args: argparse.Namespace) -> int:
             print("frontdesk: the demo upstream did not start", file=sys.stderr)
             return 1
         print(
-            "\n  frontdesk demo is running:  http://localhost:%d\n  sign in as  %s  /  %s\n"
-            % (args.port, DEMO_USER, password),
+            f"\n  frontdesk demo is running:  http://localhost:{args.port}\n"
+            f"  sign in as  {DEMO_USER}  /  {password}\n",
             flush=True,
         )
         uvicorn.run(

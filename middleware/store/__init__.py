@@ -15,4 +15,10 @@ def store_from_url(url: str, *, busy_timeout: float = 5.0) -> Store:
         return SqliteStore.from_url(url, busy_timeout=busy_timeout)
     if url == "memory://":
         return MemoryStore()
-    raise ValueError(f"store.url {url!r} is not supported; use sqlite:///frontdesk.db (or memory:// for tests)")
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from .redis import RedisStore  # redis is an optional dependency
+
+        return RedisStore(url)
+    raise ValueError(
+        f"store.url {url!r} is not supported; use sqlite:///frontdesk.db, redis://host:6379/0, or memory:// for tests"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from middleware.clock import ManualClock
 from middleware.errors import BadCredentials, NotAuthenticated, RateLimited, SessionRevoked, TokenReused
 from middleware.sessions import SessionEngine, SessionSettings, User
 from middleware.store import MemoryStore, SqliteStore, Store
+from middleware.store.redis import RedisStore
 from middleware.tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
 
 SETTINGS = SessionSettings(
@@ -62,9 +64,16 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "fd.db")
+    backend: Store
+    if request.param == "memory":
+        backend = MemoryStore()
+    elif request.param == "sqlite":
+        backend = SqliteStore(tmp_path / "fd.db")
+    else:
+        # A fresh key prefix per test keeps tests apart on the one shared server.
+        backend = RedisStore(request.getfixturevalue("redis_url"), prefix=f"t{uuid.uuid4().hex}:")
     await backend.open()
     yield backend
     await backend.close()
