@@ -11,6 +11,8 @@ __all__ = [
     "ConfigError",
     "TokenError",
     "InvalidToken",
+    "UnknownKey",
+    "InsufficientScope",
     "ExpiredToken",
     "NotAuthenticated",
     "SessionRevoked",
@@ -57,6 +59,17 @@ class TokenError(FrontdeskError):
 
 class InvalidToken(TokenError):
     """Bad signature, wrong type, issuer or audience, missing claim, unknown key, malformed."""
+
+
+class UnknownKey(InvalidToken):
+    """The token's ``kid`` names no key we hold (a JWKS-backed ring may refetch once and retry)."""
+
+
+class InsufficientScope(FrontdeskError):
+    """A valid token that lacks a scope the route requires (RFC 6750 ``insufficient_scope``)."""
+
+    status = 403
+    code = "insufficient_scope"
 
 
 class ExpiredToken(TokenError):
