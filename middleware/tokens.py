@@ -18,7 +18,7 @@ from typing import Any
 import jwt
 
 from .clock import Clock, system_clock
-from .errors import ExpiredToken, InvalidToken
+from .errors import ExpiredToken, InvalidToken, UnknownKey
 
 __all__ = [
     "ACCESS_TYP",
@@ -83,7 +83,11 @@ class KeyRing:
                     if key.not_after is not None and now > key.not_after:
                         raise InvalidToken("token signed with a retired key")
                     return key
-        raise InvalidToken("token signed with an unknown key")
+        raise UnknownKey("token signed with an unknown key")
+
+    def active(self, now: float) -> list[SigningKey]:
+        """Every key still inside its verification window (what a JWKS document may publish)."""
+        return [k for k in self.keys if k.not_after is None or now <= k.not_after]
 
 
 class TokenCodec:
