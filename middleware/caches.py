@@ -20,9 +20,11 @@ class ExpiringCache(Generic[K, V]):
     Deadlines are compared with a ``now`` the caller passes, so the cache has no clock of its own.
     """
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, max_size: int, *, sweep_every: float = 60.0) -> None:
         self.max_size = max_size
+        self.sweep_every = sweep_every
         self._data: OrderedDict[K, tuple[V, float]] = OrderedDict()
+        self._last_sweep = float("-inf")
 
     def get(self, key: K, now: float) -> V | None:
         entry = self._data.get(key)
@@ -33,11 +35,19 @@ class ExpiringCache(Generic[K, V]):
             return None
         return entry[0]
 
-    def set(self, key: K, value: V, deadline: float) -> None:
+    def set(self, key: K, value: V, deadline: float, now: float) -> None:
         self._data[key] = (value, deadline)
         self._data.move_to_end(key)
         while len(self._data) > self.max_size:
             self._data.popitem(last=False)
+        if now - self._last_sweep >= self.sweep_every:
+            self.sweep(now)
+
+    def sweep(self, now: float) -> None:
+        """Drop every dead entry; amortised by ``set`` to once per ``sweep_every`` seconds."""
+        self._last_sweep = now
+        for key in [k for k, (_, deadline) in self._data.items() if now >= deadline]:
+            del self._data[key]
 
     def pop(self, key: K) -> None:
         self._data.pop(key, None)

@@ -290,7 +290,7 @@ class SessionEngine:
         return record
 
     def _remember_state(self, record: SessionRecord, now: float) -> None:
-        self._states.set(record.sid, record, now + self.settings.state_ttl)
+        self._states.set(record.sid, record, now + self.settings.state_ttl, now)
 
     async def _rotate(self, record: SessionRecord, now: float) -> SessionRecord:
         s = self.settings
@@ -322,7 +322,7 @@ class SessionEngine:
         token = self.access_codec.encode(claims)
         claims["iss"] = self.access_codec.issuer
         access = _Access(token=token, expires_at=float(exp), claims=claims)
-        self._access.set((record.sid, aud), access, float(exp))
+        self._access.set((record.sid, aud), access, float(exp), now)
         self._audiences.add(aud)
         self.stats["mints"] += 1
         return access
