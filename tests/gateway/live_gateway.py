@@ -1,0 +1,534 @@
+"""The live-gateway harness behind ``tests/gateway/conftest.py``: a real ``frontdesk serve`` in a subprocess,
+and clients that carry the refresh cookie the way a browser would. Import it in tests as
+``from live_gateway import ...`` (pytest puts this folder on ``sys.path``; the name is unique on purpose).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import http.cookiejar
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+START_TIMEOUT = 60.0  # generous: a shared 2-core machine can be slow to start Python + uvicorn
+STOP_TIMEOUT = 15.0
+JWT_RE = re.compile(rb"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+# Short but not racy lifetimes; tests override per table. access_ttl is long by default so that nothing
+# rotates unless a test wants it to (tests that need expiry start their own server with a short one).
+DEFAULT_TABLES: dict[str, dict[str, Any]] = {
+    "tokens": {
+        "access_ttl": "10m",
+        "refresh_ttl": "30m",
+        "remember_ttl": "1h",
+        "max_session_age": "2h",
+        "rotation_grace": "3s",
+        "leeway": "1s",
+        "refresh_margin": "1s",
+    },
+    "store": {"url": "sqlite:///frontdesk.db", "purge_interval": "1h"},
+    "login": {"max_attempts_per_user": 50, "max_attempts_per_address": 1000, "window": "10m"},
+}
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_secrets() -> dict[str, str]:
+    """Two fresh, different secrets of 64 characters, as the gateway reads them from the environment."""
+    return {
+        "FRONTDESK_ACCESS_SECRET": secrets.token_urlsafe(48),
+        "FRONTDESK_REFRESH_SECRET": secrets.token_urlsafe(48),
+    }
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def toml_text(tables: Mapping[str, Any]) -> str:
+    """A small TOML writer: ``{"tokens": {...}, "routes": [{...}, ...]}`` (tables and arrays of tables)."""
+    lines: list[str] = []
+    for name, body in tables.items():
+        if isinstance(body, list):
+            for item in body:
+                lines.append(f"[[{name}]]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
+                lines.append("")
+        else:
+            lines.append(f"[{name}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in body.items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def write_config(path: Path, **tables: Mapping[str, Any] | list[Mapping[str, Any]]) -> Path:
+    """Write a test ``config.toml``: :data:`DEFAULT_TABLES` with each given table's keys overriding."""
+    merged: dict[str, Any] = {name: dict(body) for name, body in DEFAULT_TABLES.items()}
+    for name, body in tables.items():
+        if isinstance(body, list):
+            merged[name] = [dict(item) for item in body]
+        else:
+            merged.setdefault(name, {}).update(body)
+    path.write_text(toml_text(merged))
+    return path
+
+
+def run_in_thread(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` (which may call ``asyncio.run``) in a fresh thread, so no running loop is disturbed."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # re-raised below
+            result["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after a generous deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified (the tests only read ids out of tokens the server minted)."""
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+# --- Set-Cookie ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetCookie:
+    """One ``Set-Cookie`` header: name, value and attributes (names lower-cased; flags map to "")."""
+
+    raw: str
+    name: str
+    value: str
+    attrs: dict[str, str]
+
+    @classmethod
+    def parse(cls, raw: str) -> SetCookie:
+        first, *rest = [part.strip() for part in raw.split(";")]
+        name, _, value = first.partition("=")
+        attrs: dict[str, str] = {}
+        for part in rest:
+            if not part:
+                continue
+            key, _, val = part.partition("=")
+            attrs[key.strip().lower()] = val.strip()
+        return cls(raw=raw, name=name, value=value, attrs=attrs)
+
+    @property
+    def max_age(self) -> int | None:
+        return int(self.attrs["max-age"]) if "max-age" in self.attrs else None
+
+    @property
+    def clears(self) -> bool:
+        return self.max_age is not None and self.max_age <= 0
+
+    def claims(self) -> dict[str, Any]:
+        return jwt_claims(self.value)
+
+
+def set_cookies(response: httpx.Response) -> list[SetCookie]:
+    return [SetCookie.parse(v) for v in response.headers.get_list("set-cookie")]
+
+
+def assert_no_token(response: httpx.Response) -> None:
+    """No response body ever carries a token (access or refresh)."""
+    match = JWT_RE.search(response.content)
+    assert match is None, f"{response.request.method} {response.request.url.path} body contains a token"
+
+
+# --- clients -------------------------------------------------------------------------------------
+
+
+def _no_cookie_jar() -> http.cookiejar.CookieJar:
+    # httpx would store the __Host- cookie but never send it over http; keep the jar out of the way.
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+_UNSET: Any = object()
+
+
+class _CookieState:
+    """The browser's view: one refresh cookie, replaced by each Set-Cookie and dropped by a clearing one."""
+
+    cookie_name = "__Host-frontdesk"
+
+    def __init__(self) -> None:
+        self.cookie: str | None = None  # the refresh token value
+        self.responses: list[httpx.Response] = []
+
+    def headers(self, *, csrf: bool = True, cookie: str | None = _UNSET, extra: Mapping[str, str] | None = None):
+        headers: dict[str, str] = {}
+        if csrf:
+            headers["X-CSRF"] = "1"
+        token = self.cookie if cookie is _UNSET else cookie
+        if token:
+            headers["Cookie"] = f"{self.cookie_name}={token}"
+        headers.update(extra or {})
+        return headers
+
+    def _observe(self, response: httpx.Response, *, follow: bool) -> httpx.Response:
+        assert_no_token(response)
+        self.responses.append(response)
+        if follow:
+            for sc in set_cookies(response):
+                if sc.name == self.cookie_name:
+                    self.cookie = None if sc.clears else sc.value
+        return response
+
+    def claims(self) -> dict[str, Any]:
+        assert self.cookie, "no refresh cookie held"
+        return jwt_claims(self.cookie)
+
+
+class AuthClient(_CookieState):
+    """A synchronous client for one "browser". ``request`` sends ``X-CSRF: 1`` and the held cookie unless
+    told otherwise (``csrf=False``, ``cookie=None`` or another token) and follows Set-Cookie unless
+    ``follow=False``. ``local_address`` picks the client's source address (any 127.x.y.z works on Linux),
+    which is how tests get distinct per-address rate-limit buckets.
+    """
+
+    def __init__(self, base_url: str, *, local_address: str | None = None, timeout: float = 30.0) -> None:
+        super().__init__()
+        transport = httpx.HTTPTransport(local_address=local_address) if local_address else None
+        self.http = httpx.Client(base_url=base_url, transport=transport, cookies=_no_cookie_jar(), timeout=timeout)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        csrf: bool = True,
+        cookie: str | None = _UNSET,
+        headers: Mapping[str, str] | None = None,
+        follow: bool = True,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        response = self.http.request(
+            method, path, headers=self.headers(csrf=csrf, cookie=cookie, extra=headers), **kwargs
+        )
+        return self._observe(response, follow=follow)
+
+    def login(self, username: str, password: str, *, remember: bool | None = None, **kwargs: Any) -> httpx.Response:
+        body: dict[str, Any] = {"username": username, "password": password}
+        if remember is not None:
+            body["remember"] = remember
+        return self.request("POST", "/auth/login", json=body, **kwargs)
+
+    def session(self, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", "/auth/session", **kwargs)
+
+    def refresh(self, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", "/auth/refresh", **kwargs)
+
+    def logout(self, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", "/auth/logout", **kwargs)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> AuthClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncAuthClient(_CookieState):
+    """The asyncio twin of :class:`AuthClient` (for many concurrent requests of one session)."""
+
+    def __init__(self, base_url: str, *, max_connections: int = 100, timeout: float = 60.0) -> None:
+        super().__init__()
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self.http = httpx.AsyncClient(base_url=base_url, cookies=_no_cookie_jar(), timeout=timeout, limits=limits)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        csrf: bool = True,
+        cookie: str | None = _UNSET,
+        headers: Mapping[str, str] | None = None,
+        follow: bool = True,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        request_headers = self.headers(csrf=csrf, cookie=cookie, extra=headers)
+        response = await self.http.request(method, path, headers=request_headers, **kwargs)
+        return self._observe(response, follow=follow)
+
+    async def login(self, username: str, password: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", "/auth/login", json={"username": username, "password": password}, **kwargs)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncAuthClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+# --- the server process --------------------------------------------------------------------------
+
+
+@dataclass
+class GatewayProcess:
+    """``frontdesk serve`` on a free port, in its own process group, with its own temp dir."""
+
+    workdir: Path
+    config_path: Path
+    env: dict[str, str]
+    workers: int = 1
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def db_path(self) -> Path:
+        return self.workdir / "frontdesk.db"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"server-{self.starts}.log"
+
+    def log(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("server-*.log")))
+
+    # lifecycle
+
+    def start(self, *, wait: bool = True) -> GatewayProcess:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.starts += 1
+        args = [
+            sys.executable, "-m", "gateway.cli", "serve", "--config", str(self.config_path),
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+            "--log-level", "warning",
+        ]  # fmt: skip
+        with self.log_path.open("wb") as out:
+            self.proc = subprocess.Popen(
+                args, cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Until ``/healthz`` answers 200; fail with the server log if the process dies or never answers."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                pytest.fail(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"gateway did not answer /healthz within {timeout:.0f} s:\n{self.log()}")
+            time.sleep(0.05)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _signal_group(self, sig: int) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)  # the whole group: the supervisor and its uvicorn workers
+
+    def stop(self) -> None:
+        """Graceful shutdown (SIGTERM), escalating to SIGKILL if it hangs."""
+        if not self.running:
+            return
+        self._signal_group(signal.SIGTERM)
+        assert self.proc is not None
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        self._reap_group()
+
+    def kill(self) -> None:
+        """``kill -9`` of the whole process group: no shutdown hooks, no flush, nothing."""
+        if self.proc is None:
+            return
+        self._signal_group(signal.SIGKILL)
+        self.proc.wait(timeout=STOP_TIMEOUT)
+        self._reap_group()
+
+    def _reap_group(self) -> None:
+        # Workers die with the group; wait until none is left holding the port or the database.
+        assert self.proc is not None
+        pgid = self.proc.pid
+        wait_for(lambda: not _group_members(pgid), timeout=STOP_TIMEOUT, what="the gateway's workers to exit")
+
+    def restart(self, *, hard: bool = False) -> None:
+        self.kill() if hard else self.stop()
+        self.start()
+
+    # looking inside
+
+    def client(self, **kwargs: Any) -> AuthClient:
+        return AuthClient(self.url, **kwargs)
+
+    def async_client(self, **kwargs: Any) -> AsyncAuthClient:
+        return AsyncAuthClient(self.url, **kwargs)
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Read the server's SQLite file directly (a separate connection: sees only committed data)."""
+        db = sqlite3.connect(self.db_path, timeout=10)
+        try:
+            return db.execute(sql, params).fetchall()
+        finally:
+            db.close()
+
+    def session_row(self, sid: str) -> dict[str, Any] | None:
+        db = sqlite3.connect(self.db_path, timeout=10)
+        db.row_factory = sqlite3.Row
+        try:
+            row = db.execute("SELECT * FROM sessions WHERE sid = ?", (sid,)).fetchone()
+            return dict(row) if row else None
+        finally:
+            db.close()
+
+    def add_user(self, username: str, password: str) -> None:
+        """Add a user to the server's users table in-process (real argon2id); the CLI is tested on its own."""
+        from gateway.config import load_config
+        from gateway.users import UserDirectory
+
+        config = load_config(self.config_path, env=self.env, require_secrets=False)
+
+        async def add() -> None:
+            directory = UserDirectory(config.users_database)
+            await directory.open()
+            try:
+                await directory.add(username, password)
+            finally:
+                await directory.close()
+
+        run_in_thread(lambda: asyncio.run(add()))
+
+    def worker_pids(self) -> list[int]:
+        """The processes serving requests: the uvicorn workers, or the server itself with one worker."""
+        assert self.proc is not None
+        members = _group_members(self.proc.pid)
+        children = [pid for pid in members if pid != self.proc.pid and _parent(pid) == self.proc.pid]
+        return sorted(children) if self.workers > 1 else [self.proc.pid]
+
+    def serving_pid(self, local_port: int) -> int | None:
+        """Which worker holds the server end of the connection from our ``local_port`` (Linux /proc)."""
+        inode = _server_socket_inode(self.port, local_port)
+        if inode is None:
+            return None
+        target = f"socket:[{inode}]"
+        for pid in self.worker_pids():
+            try:
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    try:
+                        if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                            return pid
+                    except OSError:
+                        continue
+            except OSError:
+                continue
+        return None
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group ``pgid``."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            members.append(int(entry))
+    return members
+
+
+def _server_socket_inode(server_port: int, client_port: int) -> int | None:
+    """The inode of the server-side TCP socket ``127.0.0.1:server_port <- :client_port``."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            local_port = int(parts[1].rsplit(":", 1)[1], 16)
+            remote_port = int(parts[2].rsplit(":", 1)[1], 16)
+            if local_port == server_port and remote_port == client_port and parts[9] != "0":
+                return int(parts[9])
+    return None
