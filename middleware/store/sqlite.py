@@ -8,6 +8,7 @@ we acknowledged must survive a crash of the machine, not just of the process; th
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -75,6 +76,10 @@ class SqliteStore:
         self.path = str(path)
         self.busy_timeout = busy_timeout
         self._db: aiosqlite.Connection | None = None
+        # One connection is shared by every request of the process, and a transaction on it spans several
+        # awaits: without this lock a second BEGIN fails ("cannot start a transaction within a transaction")
+        # and its ROLLBACK would undo the first one, taking other requests' writes with it.
+        self._write_lock = asyncio.Lock()
 
     @classmethod
     def from_url(cls, url: str, *, busy_timeout: float = 5.0) -> SqliteStore:
@@ -180,20 +185,23 @@ class SqliteStore:
     async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
         db = self.db
         try:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                await db.execute("UPDATE sessions SET revoked_at = ? WHERE sid = ? AND revoked_at IS NULL", (now, sid))
-                # Kept until the session could not have been used anyway: its absolute expiry.
-                await db.execute(
-                    "INSERT INTO revocations (id, kind, reason, revoked_at, expires_at) VALUES"
-                    " (?, 'session', ?, ?, COALESCE((SELECT expires_at FROM sessions WHERE sid = ?), ?))"
-                    " ON CONFLICT(id) DO NOTHING",
-                    (sid, reason, now, sid, now + 86400.0),
-                )
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
+            async with self._write_lock:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    await db.execute(
+                        "UPDATE sessions SET revoked_at = ? WHERE sid = ? AND revoked_at IS NULL", (now, sid)
+                    )
+                    # Kept until the session could not have been used anyway: its absolute expiry.
+                    await db.execute(
+                        "INSERT INTO revocations (id, kind, reason, revoked_at, expires_at) VALUES"
+                        " (?, 'session', ?, ?, COALESCE((SELECT expires_at FROM sessions WHERE sid = ?), ?))"
+                        " ON CONFLICT(id) DO NOTHING",
+                        (sid, reason, now, sid, now + 86400.0),
+                    )
+                    await db.execute("COMMIT")
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
         except sqlite3.Error as exc:
             raise StoreError(f"session store write failed: {exc}") from exc
 
@@ -207,14 +215,17 @@ class SqliteStore:
     async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
         start = now - (now % window)
         try:
-            async with self.db.execute(
-                "INSERT INTO attempts (key, window_start, window_end, count) VALUES (?, ?, ?, 1)"
-                " ON CONFLICT(key) DO UPDATE SET"
-                " count = CASE WHEN window_start = excluded.window_start THEN count + 1 ELSE 1 END,"
-                " window_start = excluded.window_start, window_end = excluded.window_end"
-                " RETURNING count, window_end",
-                (key, start, start + window),
-            ) as cur:
+            async with (
+                self._write_lock,
+                self.db.execute(
+                    "INSERT INTO attempts (key, window_start, window_end, count) VALUES (?, ?, ?, 1)"
+                    " ON CONFLICT(key) DO UPDATE SET"
+                    " count = CASE WHEN window_start = excluded.window_start THEN count + 1 ELSE 1 END,"
+                    " window_start = excluded.window_start, window_end = excluded.window_end"
+                    " RETURNING count, window_end",
+                    (key, start, start + window),
+                ) as cur,
+            ):
                 row = await cur.fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"session store write failed: {exc}") from exc
@@ -236,7 +247,7 @@ class SqliteStore:
 
     async def _write(self, sql: str, params: tuple[object, ...]) -> int:
         try:
-            async with self.db.execute(sql, params) as cur:
+            async with self._write_lock, self.db.execute(sql, params) as cur:
                 return cur.rowcount
         except sqlite3.IntegrityError as exc:
             raise ValueError(str(exc)) from exc
