@@ -22,7 +22,8 @@ function describe(name, value) {
   if (name === "iat") return when(value);
   if (name === "exp") {
     const left = toMillis(value) - Date.now();
-    return left > 0 ? `${when(value)} (in ${duration(left)})` : `${when(value)} (expired; the gateway mints a new one on the next call)`;
+    if (left > 0) return `${when(value)} (in ${duration(left)})`;
+    return `${when(value)} (expired; the gateway mints a new one on the next call)`;
   }
   return Array.isArray(value) ? value.join(", ") : String(value);
 }
@@ -43,7 +44,8 @@ export function setupClaimsPanel() {
   function render() {
     if (!claims) return;
     const known = new Set(LABELS.map(([name]) => name));
-    const rows = [...LABELS.filter(([name]) => name in claims), ...Object.keys(claims).filter((n) => !known.has(n)).map((n) => [n, n])];
+    const extra = Object.keys(claims).filter((name) => !known.has(name));
+    const rows = [...LABELS.filter(([name]) => name in claims), ...extra.map((name) => [name, name])];
     list.replaceChildren(
       ...rows.map(([name, label]) =>
         h(
@@ -65,7 +67,9 @@ export function setupClaimsPanel() {
       receivedAt = Date.now();
       badge.hidden = lastJti === null || lastJti === claims.jti;
       lastJti = claims.jti;
+      // Exposed for tests and curious readers: which access token answered, and until when it is valid.
       list.dataset.jti = claims.jti;
+      list.dataset.exp = String(claims.exp);
       render();
     } catch (failure) {
       if (failure?.status !== 401) setMessage(error, `Could not ask the API: ${failure?.detail || "error"}.`);
@@ -79,7 +83,8 @@ export function setupClaimsPanel() {
       const started = performance.now();
       try {
         await api(`/api/slow?ms=${SLOW_MS}`);
-        setText(slowResult, `The slow call answered after ${((performance.now() - started) / 1000).toFixed(1)} s.`);
+        const seconds = ((performance.now() - started) / 1000).toFixed(1);
+        setText(slowResult, `The slow call answered after ${seconds} s.`);
       } catch (failure) {
         setText(slowResult, failure?.status === 401 ? "" : `The slow call failed: ${failure?.detail || "error"}.`);
       }
@@ -99,6 +104,7 @@ export function setupClaimsPanel() {
       claims = null;
       list.replaceChildren();
       delete list.dataset.jti;
+      delete list.dataset.exp;
       setText(received, "");
       setText(slowResult, "");
     },

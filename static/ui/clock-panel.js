@@ -33,6 +33,7 @@ export function setupClockPanel() {
     ticks += 1;
     time.dataset.ticks = String(ticks);
     time.dataset.serverTime = data.time;
+    time.dataset.seq = String(data.seq); // restarts at 1 when the stream had to be reopened
     setText(time, clockTime(data.time));
     setText(count, `${ticks} event${ticks === 1 ? "" : "s"} received`);
     setStatus("live", "Live");
