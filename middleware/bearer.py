@@ -1,0 +1,137 @@
+"""Bearer mode, transport-neutral: turn an ``Authorization`` header into a verified user, or an RFC 6750 error.
+
+One verification path for every key source: a :class:`TokenCodec` over a :class:`KeyRing` (shared secret,
+local asymmetric keys, or a ring kept filled by a :class:`JwksSource`). The ASGI and WSGI adapters only move
+bytes; every decision is made here, so both answer identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .caches import ExpiringCache
+from .clock import Clock, system_clock
+from .errors import FrontdeskError, InsufficientScope, InvalidToken, NotAuthenticated, SessionRevoked, UnknownKey
+from .http import HttpResponse, json_response
+from .jwks import JwksSource
+from .opening import OpenOnce
+from .paths import PathRules
+from .principal import FrontdeskUser
+from .store.base import Store
+from .tokens import ACCESS_TYP, MAX_TOKEN_LENGTH, KeyRing, TokenCodec
+
+__all__ = ["BearerAuth", "bearer_error_response", "parse_authorization"]
+
+REVOCATION_TTL = 0.5  # how long a "not revoked" answer is believed: bounds logout delay well under 1 s
+
+
+def parse_authorization(header: str | None) -> str:
+    """The token of ``Authorization: Bearer <token>``; :class:`NotAuthenticated` when absent,
+    :class:`InvalidToken` when malformed (``Bearer`` alone, two tokens, another scheme, oversized)."""
+    if header is None or not header.strip():
+        raise NotAuthenticated("missing bearer token")
+    if len(header) > MAX_TOKEN_LENGTH + 16:
+        raise InvalidToken("malformed authorization header")
+    parts = header.split()
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        raise InvalidToken("authorization must be: Bearer <token>")
+    return parts[1]
+
+
+class BearerAuth:
+    """Verify access tokens minted by a frontdesk gateway.
+
+    Give exactly one key source: ``keyring`` (e.g. ``KeyRing.from_secrets(secret)`` or a key directory's
+    ring) or ``jwks_url``. ``revocations`` (the gateway's store) makes a logged-out session's tokens fail
+    within ``REVOCATION_TTL`` instead of at their expiry.
+    """
+
+    def __init__(
+        self,
+        *,
+        keyring: KeyRing | None = None,
+        jwks_url: str | None = None,
+        jwks: JwksSource | None = None,
+        issuer: str = "frontdesk",
+        audience: str | Sequence[str] = "frontdesk-api",
+        leeway: float = 5.0,
+        revocations: Store | None = None,
+        public_paths: Iterable[str] = (),
+        scopes: Mapping[str, str | Iterable[str]] | None = None,
+        jwks_refetch_interval: float = 30.0,
+        clock: Clock = system_clock,
+        realm: str = "frontdesk",
+    ) -> None:
+        if jwks_url is not None and jwks is None:
+            jwks = JwksSource(jwks_url, min_refetch_interval=jwks_refetch_interval, clock=clock)
+        if (keyring is None) == (jwks is None):
+            raise ValueError("give BearerAuth exactly one of keyring= or jwks_url=")
+        ring = keyring if keyring is not None else jwks.ring  # type: ignore[union-attr]
+        self.codec = TokenCodec(ring, typ=ACCESS_TYP, issuer=issuer, audience=audience, leeway=leeway, clock=clock)
+        self.jwks = jwks
+        self.revocations = revocations
+        self.rules = PathRules.build(public_paths, scopes)
+        self.clock = clock
+        self.realm = realm.replace('"', "")
+        self._revoked: ExpiringCache[str, bool] = ExpiringCache(100_000)
+        self._opener = OpenOnce(revocations)
+
+    async def authenticate(self, path: str, authorization: str | None) -> FrontdeskUser | None:
+        """The verified user, None on a public path; raises a :class:`FrontdeskError` otherwise."""
+        rules = self.rules
+        if rules.public and rules.is_public(path):
+            return None
+        claims = await self.verify(parse_authorization(authorization))
+        if self.revocations is not None:
+            await self._check_revocation(claims["sid"])
+        user = FrontdeskUser(claims)
+        if rules.scopes:
+            missing = rules.required_scopes(path) - user.scopes
+            if missing:
+                raise InsufficientScope(f"this path requires scope {' '.join(sorted(missing))}")
+        return user
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        jwks = self.jwks
+        if jwks is not None and jwks.is_stale(self.clock()):
+            await jwks.refresh(reason="key set is stale")
+        try:
+            return self.codec.decode(token)
+        except UnknownKey:
+            # A new key at the gateway: refetch (rate-limited inside) and try once more.
+            if jwks is None or not await jwks.refresh(reason="unknown kid"):
+                raise
+            return self.codec.decode(token)
+
+    async def _check_revocation(self, sid: str) -> None:
+        now = self.clock()
+        revoked = self._revoked.get(sid, now)
+        if revoked is None:
+            store = self.revocations
+            assert store is not None
+            await self._opener.ensure()
+            revoked = await store.is_revoked(sid)
+            # A revocation is final: remember it until the cache evicts it; a "no" only briefly.
+            self._revoked.set(sid, revoked, now + (3600.0 if revoked else REVOCATION_TTL), now)
+        if revoked:
+            raise SessionRevoked("the session of this token has been logged out or revoked")
+
+    def error_response(self, exc: FrontdeskError) -> HttpResponse:
+        return bearer_error_response(exc, realm=self.realm)
+
+
+def bearer_error_response(exc: FrontdeskError, *, realm: str = "frontdesk") -> HttpResponse:
+    """JSON ``{"error", "detail"}`` plus the RFC 6750 challenge. Details are fixed strings, never the token."""
+    detail = exc.detail.replace('"', "'")
+    if isinstance(exc, InsufficientScope):
+        challenge = f'Bearer realm="{realm}", error="insufficient_scope", error_description="{detail}"'
+        return json_response(403, {"error": exc.code, "detail": exc.detail}, [("www-authenticate", challenge)])
+    if exc.status != 401:
+        return json_response(exc.status, {"error": exc.code, "detail": exc.detail})
+    if type(exc) is NotAuthenticated:
+        # No credentials at all: RFC 6750 section 3.1 says no error code in the challenge.
+        challenge = f'Bearer realm="{realm}"'
+    else:
+        challenge = f'Bearer realm="{realm}", error="invalid_token", error_description="{detail}"'
+    return json_response(401, {"error": exc.code, "detail": exc.detail}, [("www-authenticate", challenge)])

@@ -1,0 +1,70 @@
+"""Who made the request: the user object the adapters hand to the wrapped app.
+
+``FrontdeskUser`` is a Starlette ``BaseUser``, so ``request.user`` / ``request.auth`` and Starlette's
+``@requires("scope")`` work unchanged in Starlette and FastAPI; WSGI apps find the same object in
+``environ["frontdesk.user"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
+
+from .paths import token_scopes
+
+__all__ = [
+    "FrontdeskUser",
+    "AuthCredentials",
+    "UnauthenticatedUser",
+    "SCOPE_CLAIMS",
+    "ENV_USER",
+    "ENV_CLAIMS",
+    "ACCESS_TOKEN_KEY",
+    "anonymous",
+]
+
+SCOPE_CLAIMS = "frontdesk.claims"  # the raw verified claims, in the ASGI scope
+ENV_USER = "frontdesk.user"  # WSGI environ keys
+ENV_CLAIMS = "frontdesk.claims"
+# Session mode: the current access token (scope and environ), for an app that calls other APIs as the user.
+ACCESS_TOKEN_KEY = "frontdesk.access_token"  # noqa: S105 (a key name, not a secret)
+
+
+class FrontdeskUser(BaseUser):
+    """An authenticated user: ``id`` is the token's ``sub``, ``username`` its ``preferred_username``."""
+
+    def __init__(self, claims: Mapping[str, Any]) -> None:
+        self.claims = claims
+        self.id: str = str(claims["sub"])
+        name = claims.get("preferred_username")
+        self.username: str = name if isinstance(name, str) and name else self.id
+        self.scopes = token_scopes(claims)
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.username
+
+    @property
+    def identity(self) -> str:
+        return self.id
+
+    @property
+    def session_id(self) -> str:
+        return str(self.claims.get("sid", ""))
+
+    def credentials(self) -> AuthCredentials:
+        # "authenticated" is Starlette's convention for @requires("authenticated").
+        return AuthCredentials(["authenticated", *sorted(self.scopes)])
+
+    def __repr__(self) -> str:
+        return f"FrontdeskUser(id={self.id!r}, username={self.username!r})"
+
+
+def anonymous() -> tuple[UnauthenticatedUser, AuthCredentials]:
+    return UnauthenticatedUser(), AuthCredentials()

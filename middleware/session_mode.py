@@ -1,0 +1,128 @@
+"""Session mode, transport-neutral: the gateway's ``/auth/*`` and silent refresh, in front of your own app.
+
+``/auth/*`` is answered by :class:`AuthAPI` and every other request runs :meth:`SessionEngine.grant`, the same
+objects and the same call the gateway uses before it proxies; the adapters only move bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .auth_api import AuthAPI
+from .clock import Clock, system_clock
+from .cookies import CookiePolicy, strip_cookie
+from .csrf import check_same_origin
+from .errors import FrontdeskError, InsufficientScope, NotAuthenticated
+from .forwarded import TrustedProxies
+from .http import HttpRequest, HttpResponse, error_response
+from .opening import OpenOnce
+from .paths import PathRules
+from .principal import FrontdeskUser
+from .sessions import Authenticator, SessionEngine, SessionSettings
+from .store import Store, store_from_url
+from .tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
+
+__all__ = ["SessionAuth", "Admission", "AUTH_BODY_LIMIT"]
+
+AUTH_BODY_LIMIT = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    user: FrontdeskUser | None  # None on a public path
+    set_cookie: str | None  # the rotated refresh cookie, to add to the wrapped app's response
+    access_token: str | None = None  # for an app that calls other APIs on the user's behalf
+
+
+class SessionAuth:
+    def __init__(
+        self,
+        engine: SessionEngine,
+        *,
+        prefix: str = "/auth",
+        csrf_header: str = "x-csrf",
+        origins: Iterable[str] = (),
+        trusted_proxies: TrustedProxies | None = None,
+        public_paths: Iterable[str] = (),
+        scopes: Mapping[str, str | Iterable[str]] | None = None,
+        audience: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.api = AuthAPI(engine, prefix=prefix, csrf_header=csrf_header, trusted=trusted_proxies, origins=origins)
+        self.rules = PathRules.build(public_paths, scopes)
+        self.audience = audience
+        self._opener = OpenOnce(engine.store)
+
+    @classmethod
+    def from_secrets(
+        cls,
+        *,
+        access_secret: str,
+        refresh_secret: str,
+        authenticator: Authenticator,
+        store: Store | str = "memory://",
+        access_keyring: KeyRing | None = None,
+        issuer: str = "frontdesk",
+        audience: str = "frontdesk-api",
+        cookie: CookiePolicy | None = None,
+        settings: SessionSettings | None = None,
+        clock: Clock = system_clock,
+        **options: Any,
+    ) -> SessionAuth:
+        """A whole engine from two secrets (or an asymmetric ``access_keyring``) and an authenticator."""
+        if access_secret == refresh_secret:
+            raise ValueError("the access and refresh secrets must differ")
+        ring = access_keyring or KeyRing.from_secrets(access_secret)
+        access = TokenCodec(ring, typ=ACCESS_TYP, issuer=issuer, audience=audience, clock=clock)
+        refresh = TokenCodec(
+            KeyRing.from_secrets(refresh_secret), typ=REFRESH_TYP, issuer=issuer, audience=issuer, clock=clock
+        )
+        engine = SessionEngine(
+            store=store_from_url(store) if isinstance(store, str) else store,
+            access_codec=access,
+            refresh_codec=refresh,
+            authenticator=authenticator,
+            cookie=cookie,
+            settings=settings,
+            clock=clock,
+        )
+        return cls(engine, **options)
+
+    def handles(self, path: str) -> bool:
+        return self.api.handles(path)
+
+    async def handle_auth(self, request: HttpRequest) -> HttpResponse:
+        try:
+            await self._opener.ensure()
+        except FrontdeskError as exc:
+            return error_response(exc)
+        return await self.api.handle(request)
+
+    async def admit(self, request: HttpRequest, *, websocket: bool = False) -> Admission:
+        """Silent refresh for one request; raises a :class:`FrontdeskError` (401 without a usable session)."""
+        if self.rules.public and self.rules.is_public(request.path):
+            return Admission(None, None)
+        if websocket:
+            # Cookies ride along on a cross-site WebSocket handshake; the Origin is the only guard there.
+            check_same_origin(request.headers, own_origins=self.api.allowed_origins(request))
+        await self._opener.ensure()
+        grant = await self.engine.grant(request.headers.get("cookie"), audience=self.audience)
+        user = FrontdeskUser(grant.claims)
+        if self.rules.scopes:
+            missing = self.rules.required_scopes(request.path) - user.scopes
+            if missing:
+                raise InsufficientScope(f"this path requires scope {' '.join(sorted(missing))}")
+        return Admission(user, grant.set_cookie, grant.access_token)
+
+    def error_response(self, exc: FrontdeskError, cookie_header: str | None) -> HttpResponse:
+        headers: list[tuple[str, str]] = []
+        if isinstance(exc, NotAuthenticated) and cookie_header and self.engine.cookie_name in cookie_header:
+            # The cookie can never work again: tell the browser to drop it, as /auth/* does.
+            headers = [("set-cookie", self.engine.cookie.clear_cookie()), ("cache-control", "no-store")]
+        return error_response(exc, headers)
+
+    def downstream_cookie(self, cookie_header: str) -> str:
+        """The Cookie header the wrapped app sees: everything but the refresh token, which is not its business."""
+        return strip_cookie(cookie_header, self.engine.cookie_name)
