@@ -26,6 +26,7 @@ from middleware.store import Store, store_from_url
 from middleware.tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
 
 from .config import GatewayConfig
+from .keys import JWKS_PATH, access_keyring, jwks_response, watch_keys
 from .static_files import SecureStaticFiles
 from .users import UserDirectory
 
@@ -40,7 +41,7 @@ def build_engine(
 ) -> SessionEngine:
     t = config.tokens
     access = TokenCodec(
-        KeyRing.from_secrets(t.access_secret, t.access_previous),
+        access_keyring(config, clock=clock),  # shared secret, or the [keys] directory
         typ=ACCESS_TYP,
         issuer=t.issuer,
         audience=t.audience,
@@ -91,6 +92,9 @@ class Gateway:
                 return
             if path == "/healthz":
                 await send_response(send, json_response(200, {"status": "ok"}))
+                return
+            if path == JWKS_PATH:
+                await send_response(send, jwks_response(self.engine.access_codec.keyring, self.engine.clock()))
                 return
         await self.app(scope, receive, send)
 
@@ -164,7 +168,9 @@ def create_app(
     engine = build_engine(config, store=store, authenticator=authenticator or users or _refuse, clock=clock)
     auth = AuthAPI(engine, csrf_header=config.csrf_header, trusted=config.trusted_proxies, origins=config.origins)
     static = SecureStaticFiles(config.static_dir)
-    return Gateway(config=config, engine=engine, users=users, auth=auth, app=static)
+    gateway = Gateway(config=config, engine=engine, users=users, auth=auth, app=static)
+    watch_keys(gateway)  # `frontdesk keys rotate` takes effect without a restart
+    return gateway
 
 
 async def _refuse(username: str, password: str) -> None:
