@@ -15,6 +15,7 @@ __all__ = [
     "UpstreamTimeout",
     "UpstreamProtocolError",
     "UpstreamClosed",
+    "WebSocketRefused",
 ]
 
 
@@ -79,3 +80,10 @@ class UpstreamClosed(UpstreamError):
     """The upstream closed or reset the connection before the response was complete."""
 
     code = "upstream_closed"
+
+
+class WebSocketRefused(FrontdeskError):
+    """A WebSocket upgrade on a route without ``websocket = true``, or from a foreign origin."""
+
+    status = 403
+    code = "websocket_refused"

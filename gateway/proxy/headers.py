@@ -21,6 +21,7 @@ __all__ = [
     "render_request_head",
     "strip_cookie",
     "filter_response_headers",
+    "replace_cookie",
 ]
 
 HOP_BY_HOP = frozenset(
@@ -225,3 +226,16 @@ def filter_response_headers(
             continue  # an upstream must never overwrite the session cookie
         out.append((name, value))
     return out, has_length
+
+
+def replace_cookie(cookie: str | None, set_cookie: str, name: str) -> str:
+    """The Cookie header the browser will send once it has applied ``set_cookie`` (a rotated refresh cookie).
+
+    Used for the one forced re-mint after an upstream 401, so the engine sees the cookie it just issued
+    rather than the one it rotated away a moment ago.
+    """
+    pair = set_cookie.split(";", 1)[0].strip()
+    if pair.partition("=")[0].strip() != name:
+        return cookie or ""
+    others = [p.strip() for p in (cookie or "").split(";") if p.strip() and p.strip().partition("=")[0] != name]
+    return "; ".join([*others, pair])

@@ -1,0 +1,319 @@
+"""``ProxyApp``: the pure-ASGI front of the proxy. Routes, refuses, grants a token, forwards, streams back.
+
+Everything per request is a lookup against objects built once in ``__init__``; all refusals are JSON
+(``responses.send_error``). The order of checks is cheapest-first and nothing reaches an upstream before
+path, method, framing, size, CSRF and session have all passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from middleware.csrf import check_csrf
+from middleware.errors import FrontdeskError, NotAuthenticated
+
+from .body import LAST_CHUNK, ClientGone, RequestBody, frame_chunk
+from .contracts import GrantLike, TokenSource, TrustPolicy
+from .errors import (
+    BadFraming,
+    BadPath,
+    HeadersTooLarge,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UpstreamClosed,
+    UpstreamError,
+)
+from .headers import (
+    ScannedRequest,
+    filter_response_headers,
+    render_request_head,
+    replace_cookie,
+    scan_request_headers,
+)
+from .paths import resolve_route, upstream_target
+from .responses import send_error
+from .routes import Route, RouteTable
+from .settings import ProxySettings
+from .upstream import UpstreamConnection, UpstreamPool
+from .websocket import proxy_websocket, refuse_websocket
+
+__all__ = ["ProxyApp"]
+
+log = logging.getLogger("frontdesk.proxy")
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_CHUNKED = b"transfer-encoding: chunked\r\n"
+
+
+def _invalid_token(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"www-authenticate" and b"invalid_token" in value and value[:6].lower() == b"bearer":
+            return True
+    return False
+
+
+class ProxyApp:
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        engine: TokenSource,
+        *,
+        settings: ProxySettings,
+        trusted: TrustPolicy,
+        csrf_header: str = "x-csrf",
+        fallback: ASGIApp,
+    ) -> None:
+        self._table = RouteTable(routes)
+        self._engine = engine
+        self._settings = settings
+        self._trusted = trusted
+        self._csrf = csrf_header.lower()
+        self._csrf_b = self._csrf.encode("latin-1")
+        self._fallback = fallback
+        self._pool = UpstreamPool(settings)
+        self._cookie_name = engine.cookie_name
+        self._cookie_b = engine.cookie_name.encode("latin-1")
+
+    @property
+    def pool(self) -> UpstreamPool:
+        return self._pool
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self._fallback(scope, receive, send)
+            return
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        try:
+            route = resolve_route(self._table, raw_path)
+        except BadPath as exc:
+            if kind == "http":
+                await send_error(send, exc)
+            else:
+                await refuse_websocket(send, exc)
+            return
+        if route is None:
+            await self._fallback(scope, receive, send)
+        elif kind == "http":
+            await self._http(scope, receive, send, route, raw_path)
+        else:
+            await proxy_websocket(self, scope, receive, send, route, raw_path)
+
+    # -- helpers shared with the WebSocket side ----------------------------------------------------------
+
+    def own_origins(self, scope: Scope, scanned: ScannedRequest) -> frozenset[str]:
+        scheme = scope.get("scheme", "http")
+        scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+        host = scanned.host.decode("latin-1").lower()
+        return frozenset({f"{scheme}://{host}", *self._settings.allowed_origins})
+
+    @property
+    def engine(self) -> TokenSource:
+        return self._engine
+
+    @property
+    def settings(self) -> ProxySettings:
+        return self._settings
+
+    @property
+    def trusted(self) -> TrustPolicy:
+        return self._trusted
+
+    # -- HTTP ------------------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, route: Route, raw_path: bytes) -> None:
+        method: str = scope["method"]
+        try:
+            if method not in route.methods:
+                raise MethodNotAllowed(f"{method} is not allowed here", allow=route.allow_header())
+            scanned = scan_request_headers(scope["headers"], self._csrf_b)
+            if scanned.size > self._settings.max_header_size:
+                raise HeadersTooLarge(f"the request headers are larger than {self._settings.max_header_size} bytes")
+            limit = route.max_body_size if route.max_body_size is not None else self._settings.max_body_size
+            if scanned.length is not None and scanned.length > limit:
+                raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+            target = upstream_target(route, raw_path, scope.get("query_string", b""))
+            if route.csrf:
+                origins = self.own_origins(scope, scanned) if "origin" in scanned.lookup else frozenset()
+                check_csrf(scanned.lookup, header_name=self._csrf, own_origins=origins)
+            cookie = scanned.cookie.decode("latin-1") if scanned.cookie is not None else None
+            grant: GrantLike | None = None
+            if route.auth != "none":
+                try:
+                    grant = await self._engine.grant(cookie, audience=route.audience)
+                except NotAuthenticated:
+                    if route.auth == "required":
+                        raise
+        except MethodNotAllowed as exc:
+            await send_error(send, exc, extra=[(b"allow", exc.allow.encode("ascii"))])
+            return
+        except FrontdeskError as exc:
+            # Framing we refused leaves the connection in doubt: close it. An unread body after a 413 is
+            # fine to leave: uvicorn discards it and the browser gets to read our answer.
+            await send_error(send, exc, close=isinstance(exc, BadFraming))
+            return
+
+        body = RequestBody(receive, limit) if (scanned.chunked or scanned.length) else None
+        framing = _CHUNKED if scanned.chunked else None
+        if scanned.length is not None:
+            framing = b"content-length: %d\r\n" % scanned.length
+        idempotent = method in _IDEMPOTENT
+        method_b = method.encode("ascii")
+        peer = scope.get("client")
+        peer_host = peer[0] if peer else None
+        scheme = scope.get("scheme", "http")
+
+        def head_for(g: GrantLike | None) -> bytes:
+            return render_request_head(
+                scanned,
+                method_b,
+                target,
+                route.upstream.host_header,
+                bearer=g.access_token.encode("ascii") if g is not None else None,
+                cookie_name=self._cookie_b,
+                peer=peer_host,
+                scheme=scheme,
+                trusted=self._trusted,
+                body=framing,
+            )
+
+        set_cookie = grant.set_cookie if grant is not None else None
+        try:
+            conn = await self._exchange(route, head_for(grant), body, scanned.chunked, method, idempotent)
+            if (
+                conn.status == 401
+                and grant is not None
+                and idempotent
+                and (body is None or body.replay is not None)
+                and _invalid_token(conn.headers)
+            ):
+                # The upstream disagrees with our cached token (revoked key, clock skew): mint once, retry once.
+                self._discard(conn)
+                if grant.set_cookie:
+                    cookie = replace_cookie(cookie, grant.set_cookie, self._cookie_name)
+                grant = await self._engine.grant(cookie, audience=route.audience, force_new=True)
+                set_cookie = grant.set_cookie or set_cookie
+                conn = await self._exchange(route, head_for(grant), body, scanned.chunked, method, idempotent)
+        except ClientGone:
+            return
+        except FrontdeskError as exc:
+            await send_error(send, exc)
+            return
+        await self._respond(conn, receive, send, set_cookie, body)
+
+    async def _exchange(
+        self, route: Route, head: bytes, body: RequestBody | None, chunked: bool, method: str, idempotent: bool
+    ) -> UpstreamConnection:
+        """Send the request and wait for the response head; retry once on a stale pooled connection."""
+        retried = False
+        while True:
+            conn = await self._pool.acquire(route.upstream)
+            reused = conn.uses > 0
+            conn.begin(head_request=method == "HEAD", timeout=route.timeout)
+            try:
+                await _send_request(conn, head, body, chunked)
+                await conn.wait_head()
+                return conn
+            except UpstreamClosed:
+                conn.close()
+                # The upstream closed an idle connection just as we picked it: nothing was processed.
+                stale = reused and not conn.got_bytes and (body is None or body.replay is not None)
+                if retried or not stale or not idempotent:
+                    raise
+                retried = True
+            except BaseException:
+                conn.close()
+                raise
+
+    def _discard(self, conn: UpstreamConnection) -> None:
+        if conn.complete:
+            self._pool.release(conn)
+        else:
+            conn.close()
+
+    async def _respond(
+        self,
+        conn: UpstreamConnection,
+        receive: Receive,
+        send: Send,
+        set_cookie: str | None,
+        body: RequestBody | None,
+    ) -> None:
+        released = False
+        watcher: asyncio.Task[None] | None = None
+        try:
+            headers, _ = filter_response_headers(conn.headers, self._cookie_b)
+            if set_cookie:
+                headers.append((b"set-cookie", set_cookie.encode("latin-1")))
+            await send({"type": "http.response.start", "status": conn.status, "headers": headers})
+            if conn.complete:  # the common case: the whole response arrived with its head
+                data = await conn.read_body()
+                self._pool.release(conn)
+                released = True
+                await send({"type": "http.response.body", "body": data or b""})
+                return
+            # A stream: watch for the browser leaving, or an endless SSE stream would be read for nobody.
+            watcher = asyncio.ensure_future(_watch_disconnect(receive, conn, body, conn.uses))
+            while True:
+                try:
+                    chunk = await conn.read_body()
+                except UpstreamError as exc:
+                    # Too late for a JSON error: returning without finishing makes uvicorn close the browser
+                    # connection, so a truncated body can never pass for a complete one.
+                    log.warning("upstream failed mid-response: %s", exc.detail)
+                    return
+                if chunk is None:
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            self._pool.release(conn)
+            released = True
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            if not released:
+                conn.close()
+
+
+async def _send_request(conn: UpstreamConnection, head: bytes, body: RequestBody | None, chunked: bool) -> None:
+    if body is None:
+        conn.write(head)
+        conn.end_send()
+        return
+    frame = frame_chunk if chunked else bytes
+    out = [head]
+    if body.replay:  # a retry: what was already read from the browser goes again first
+        out += [frame(c) for c in body.replay if c]
+    elif not body.done:
+        first = await body.read()
+        if first is not None:
+            out.append(frame(first))
+    conn.write(b"".join(out))
+    while not body.done:
+        if conn.failed or conn.headers_done:
+            return  # the upstream answered (or died) early; the socket is not reused
+        await conn.drain()
+        chunk = await body.read()
+        if chunk is not None:
+            conn.write(frame(chunk))
+    if chunked:
+        conn.write(LAST_CHUNK)
+    conn.end_send()
+
+
+async def _watch_disconnect(receive: Receive, conn: UpstreamConnection, body: RequestBody | None, uses: int) -> None:
+    if body is not None and not body.done:
+        return  # the rest of the body belongs to nobody now; uvicorn discards it
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            # Only while the connection still serves this exchange (it may be pooled and reused by now).
+            if conn.uses == uses and not conn.complete:
+                conn.abort(UpstreamClosed("the browser went away"))
+            return

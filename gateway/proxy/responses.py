@@ -1,0 +1,37 @@
+"""The JSON error answer every refusal gets: ``{"error": code, "detail": text}``, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import Send
+
+from middleware.errors import FrontdeskError
+
+__all__ = ["send_error", "error_body"]
+
+
+def error_body(exc: FrontdeskError) -> bytes:
+    return json.dumps({"error": exc.code, "detail": exc.detail}).encode("utf-8")
+
+
+async def send_error(
+    send: Send,
+    exc: FrontdeskError,
+    *,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    close: bool = False,
+) -> None:
+    body = error_body(exc)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode("ascii")),
+        (b"cache-control", b"no-store"),
+    ]
+    if extra:
+        headers += extra
+    if close:
+        # The rest of an unread or refused body is not worth reading: uvicorn closes after this answer.
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
