@@ -14,6 +14,7 @@ from middleware.errors import ConfigError
 from middleware.store import store_from_url
 
 from .config import GatewayConfig, config_path, load_config
+from .keys_cli import add_keys_parser, run_keys
 from .users import UnknownUser, UserDirectory, UserExists
 
 __all__ = ["main", "build_parser"]
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
 
     with_config(sub.add_parser("purge", help="delete expired sessions, revocations and counters"))
+    add_keys_parser(sub, with_config)
     return parser
 
 
@@ -67,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_users(args))
         if args.command == "purge":
             return asyncio.run(_purge(args))
+        if args.command == "keys":
+            return run_keys(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -1,0 +1,108 @@
+"""``frontdesk keys rotate`` and ``frontdesk keys list``: manage the access-token key directory.
+
+These read only the ``[keys]`` table of the config file, not the whole configuration: the very first
+``rotate`` must work before any key exists, which a full start-up check would refuse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from typing import Any
+
+from middleware.keys import ASYMMETRIC_ALGORITHMS
+
+from .config import config_path
+from .keys import KeySettings, parse_key_settings
+
+__all__ = ["add_keys_parser", "run_keys"]
+
+
+def add_keys_parser(
+    sub: Any, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+) -> argparse.ArgumentParser:
+    keys = sub.add_parser("keys", help="manage the asymmetric keys that sign access tokens")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = with_config(keys_sub.add_parser("rotate", help="add a key; retire keys past their overlap"))
+    rotate.add_argument("--algorithm", choices=ASYMMETRIC_ALGORITHMS, help="default: keys.algorithm")
+    with_config(keys_sub.add_parser("list", help="list keys and how long each still verifies"))
+    return keys  # type: ignore[no-any-return]
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    if settings is None:
+        return 2
+    if args.keys_command == "rotate":
+        return _rotate(settings, args.algorithm)
+    return _list(settings)
+
+
+def _settings(cli_path: str | None) -> KeySettings | None:
+    path = config_path(cli_path, os.environ)
+    raw: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            print(f"frontdesk: {path} is not valid TOML: {exc}", file=sys.stderr)
+            return None
+    table = raw.get("keys", {})
+    settings, problems = parse_key_settings(table if isinstance(table, dict) else {}, path.resolve().parent)
+    for problem in problems:
+        print(f"frontdesk: {problem}", file=sys.stderr)
+    return None if problems else settings
+
+
+def _rotate(settings: KeySettings, algorithm: str | None) -> int:
+    chosen = algorithm or settings.algorithm
+    if chosen not in ASYMMETRIC_ALGORITHMS:
+        print(
+            "frontdesk: keys.algorithm is HS256 (the shared FRONTDESK_ACCESS_SECRET): set keys.algorithm to"
+            f" one of {', '.join(ASYMMETRIC_ALGORITHMS)} or pass --algorithm. To rotate the shared secret"
+            " instead, move it to FRONTDESK_ACCESS_SECRET_PREVIOUS and set a new FRONTDESK_ACCESS_SECRET.",
+            file=sys.stderr,
+        )
+        return 2
+    directory = settings.key_directory()
+    try:
+        result = directory.rotate(chosen)
+    except (OSError, ValueError) as exc:
+        print(f"frontdesk: cannot rotate keys in {directory.path}: {exc}", file=sys.stderr)
+        return 1
+    print(f"added {result.added.algorithm} key {result.added.kid} ({result.added.path.name}); it signs from now on")
+    for path in result.retired:
+        print(f"retired {path.name}: its overlap has ended")
+    for item in directory.files()[1:]:
+        print(f"key {item.kid} still verifies until {_when(item.not_after)}")
+    if chosen != settings.algorithm:
+        print(f'note: set keys.algorithm = "{chosen}" in the config, or the gateway will refuse to start')
+    return 0
+
+
+def _list(settings: KeySettings) -> int:
+    try:
+        files = settings.key_directory().files()
+    except ValueError as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 1
+    if not files:
+        print(f"no keys in {settings.directory} (keys.algorithm = {settings.algorithm})")
+    now = time.time()
+    for index, item in enumerate(files):
+        if index == 0:
+            state = "signing"
+        elif item.not_after is not None and now > item.not_after:
+            state = "retired (removed by the next rotate)"
+        else:
+            state = f"verifies until {_when(item.not_after)}"
+        print(f"{item.kid}\t{item.algorithm}\tcreated {_when(item.created_at)}\t{state}")
+    return 0
+
+
+def _when(epoch: float | None) -> str:
+    return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch))
