@@ -96,7 +96,8 @@ class ProxyApp:
             if kind == "http":
                 await send_error(send, exc)
             else:
-                await refuse_websocket(send, exc)
+                await receive()  # websocket.connect
+                await refuse_websocket(send, exc, scope)
             return
         if route is None:
             await self._fallback(scope, receive, send)

@@ -6,9 +6,9 @@ from typing import Any
 
 import httpx
 import pytest
+from proxy_support import FakeEngine, Trust, Upstream, free_port, refresh_cookie, serve, spa
 
 from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
-from proxy_support import FakeEngine, Trust, Upstream, free_port, refresh_cookie, serve, spa
 
 
 @dataclass
@@ -54,10 +54,13 @@ async def gateway_factory() -> AsyncIterator[Any]:
     async with AsyncExitStack() as stack:
 
         async def make(
-            *, upstream_app: Any = None, trusted: tuple[str, ...] = (), proxy: dict[str, Any] | None = None
+            *,
+            upstream_port: int | None = None,
+            trusted: tuple[str, ...] = (),
+            proxy: dict[str, Any] | None = None,
         ) -> Gateway:
-            upstream = upstream_app or Upstream()
-            up_port = await stack.enter_async_context(serve(upstream))
+            upstream = Upstream()
+            up_port = upstream_port or await stack.enter_async_context(serve(upstream))
             routes, problems = parse_routes(route_config(up_port), default_audience="frontdesk-api")
             assert problems == []
             settings, problems = parse_proxy_settings({"max_body_size": "1MB", **(proxy or {})})

@@ -150,7 +150,9 @@ async def test_csrf_off_route_passes_without_header(gw: Gateway) -> None:
 )
 async def test_path_tricks_refused(gw: Gateway, target: bytes) -> None:
     cookie = refresh_cookie("alice", "sid-alice").encode()
-    raw = b"GET " + target + b" HTTP/1.1\r\nHost: gw\r\nX-CSRF: 1\r\nCookie: " + cookie + b"\r\nConnection: close\r\n\r\n"
+    raw = (
+        b"GET " + target + b" HTTP/1.1\r\nHost: gw\r\nX-CSRF: 1\r\nCookie: " + cookie + b"\r\nConnection: close\r\n\r\n"
+    )
     reply = await raw_request(gw.port, raw)
     assert reply.startswith(b"HTTP/1.1 400 "), reply[:200]
     assert b'"error": "bad_path"' in reply
