@@ -1,17 +1,17 @@
-"""The demo upstream API: an ordinary Starlette app that sits behind the gateway.
+"""The demo upstream API: an ordinary Starlette app behind the gateway, wrapped in frontdesk's bearer mode.
 
 The gateway forwards ``/api/...`` unchanged and attaches ``Authorization: Bearer <access token>``; this app
-only ever sees that header, never the browser's cookie. It offers a few endpoints that exercise the proxy:
+only ever sees that header, never the browser's cookie. ``FrontdeskMiddleware`` in bearer mode verifies the
+token (type ``at+jwt``, issuer, audience, signature, expiry) and answers 401 with an RFC 6750 challenge on
+its own, so the handlers below only read the verified claims. The endpoints exercise the proxy:
 
 - ``GET /api/me``: the claims it received (never the token itself);
 - ``GET/POST /api/items``, ``DELETE /api/items/{id}``: a small in-memory list per user ``sub``;
 - ``GET /api/clock``: server-sent events, one per second, carrying the time;
 - ``GET /api/slow?ms=...``: sleeps, then answers (to watch the proxy stream and time out).
 
-Until frontdesk's bearer-mode middleware exists, the Bearer token is verified here by ``verify_bearer`` with
-pyjwt; it is the only place that knows about tokens, so swapping it for the middleware is a one-line change.
-
-Run it on its own with ``python -m gateway.demo_upstream --port 9000`` (needs ``FRONTDESK_ACCESS_SECRET``).
+Run it on its own with ``python -m gateway.demo_upstream --port 9000``; it verifies tokens with
+``FRONTDESK_ACCESS_SECRET`` (and ``FRONTDESK_ACCESS_SECRET_PREVIOUS`` during a rotation), as the gateway signs them.
 """
 
 from __future__ import annotations
@@ -21,99 +21,45 @@ import asyncio
 import json
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import jwt
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from middleware.asgi import SCOPE_CLAIMS, FrontdeskMiddleware
+from middleware.bearer import BearerAuth
+from middleware.tokens import KeyRing
+
 __all__ = [
-    "ACCESS_TOKEN_TYPE",
-    "Claims",
-    "InvalidBearer",
     "Item",
     "ItemStore",
-    "Verifier",
+    "bearer_auth_from_env",
     "create_demo_upstream",
-    "make_verifier",
     "main",
-    "verify_bearer",
 ]
 
-ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (a JOSE type name, not a secret)
-REQUIRED_CLAIMS = ("sub", "sid", "jti", "iat", "exp", "iss", "aud")
 # Bounds that keep a public demo from being used as a memory or connection sink.
 MAX_ITEMS_PER_USER = 100
 MAX_ITEM_TEXT = 200
 MAX_SLOW_MS = 30_000
 
-Claims = dict[str, Any]
-# Takes the raw ``Authorization`` header (or None) and returns the verified claims, or raises InvalidBearer.
-Verifier = Callable[[str | None], Claims]
 
-
-class InvalidBearer(Exception):
-    """The request carried no usable access token; the detail is safe to show (it never echoes the token)."""
-
-
-def verify_bearer(
-    authorization: str | None,
-    *,
-    secret: str,
-    audience: str = "frontdesk-api",
-    issuer: str = "frontdesk",
-    leeway: float = 5.0,
-) -> Claims:
-    """Verify an ``Authorization: Bearer`` access token the way frontdesk mints them; return its claims.
-
-    Pinned to HS256 (never trust the token's own ``alg``), requires the access-token type in the header so a
-    refresh token can never pass as an access token, and requires every claim the gateway always sets.
-    """
-    if not authorization:
-        raise InvalidBearer("missing bearer token")
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise InvalidBearer("authorization is not a bearer token")
-    try:
-        decoded = jwt.decode_complete(
-            token,
-            secret,
-            algorithms=["HS256"],
-            audience=audience,
-            issuer=issuer,
-            leeway=leeway,
-            options={"require": list(REQUIRED_CLAIMS)},
-        )
-    except jwt.ExpiredSignatureError as exc:
-        raise InvalidBearer("access token expired") from exc
-    except jwt.PyJWTError as exc:
-        raise InvalidBearer(f"access token rejected: {exc}") from exc
-    typ = str(decoded["header"].get("typ", "")).lower()
-    # RFC 9068 allows the media-type spelling too; compare case-insensitively as it says.
-    if typ not in (ACCESS_TOKEN_TYPE, f"application/{ACCESS_TOKEN_TYPE}"):
-        raise InvalidBearer("not an access token")
-    claims: Claims = decoded["payload"]
-    return claims
-
-
-def make_verifier(
-    secret: str | None = None, *, audience: str = "frontdesk-api", issuer: str = "frontdesk"
-) -> Verifier:
-    """Bind ``verify_bearer`` to a secret (default: ``FRONTDESK_ACCESS_SECRET`` from the environment)."""
-    key = secret if secret is not None else os.environ.get("FRONTDESK_ACCESS_SECRET", "")
-    if not key:
+def bearer_auth_from_env(
+    env: Mapping[str, str] | None = None, *, audience: str = "frontdesk-api", issuer: str = "frontdesk"
+) -> BearerAuth:
+    """Bearer mode with the gateway's access secret(s) from the environment."""
+    environ = os.environ if env is None else env
+    secret = environ.get("FRONTDESK_ACCESS_SECRET", "")
+    if not secret:
         raise RuntimeError("the demo upstream needs FRONTDESK_ACCESS_SECRET to verify access tokens")
-
-    def verify(authorization: str | None) -> Claims:
-        return verify_bearer(authorization, secret=key, audience=audience, issuer=issuer)
-
-    return verify
+    previous = [v.strip() for v in environ.get("FRONTDESK_ACCESS_SECRET_PREVIOUS", "").split(",") if v.strip()]
+    return BearerAuth(keyring=KeyRing.from_secrets(secret, previous), issuer=issuer, audience=audience)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,40 +98,32 @@ def _error(status: int, code: str, detail: str, headers: dict[str, str] | None =
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 
-def _unauthorized(detail: str) -> JSONResponse:
-    return _error(401, "invalid_token", detail, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+def _claims(request: Request) -> dict[str, Any]:
+    # Set by FrontdeskMiddleware after it verified the token; a request without valid claims never gets here.
+    claims: dict[str, Any] = request.scope[SCOPE_CLAIMS]
+    return claims
 
 
 def create_demo_upstream(
-    verify: Verifier | None = None,
+    auth: BearerAuth | None = None,
     *,
     audience: str = "frontdesk-api",
     clock_interval: float = 1.0,
 ) -> Starlette:
     """Build the demo upstream app.
 
-    ``verify`` turns the ``Authorization`` header into claims; by default the HS256 check of ``verify_bearer``
-    with ``FRONTDESK_ACCESS_SECRET``. ``clock_interval`` is the seconds between SSE clock events.
+    ``auth`` verifies the gateway's access tokens; by default bearer mode with ``FRONTDESK_ACCESS_SECRET``
+    and ``audience``. ``clock_interval`` is the seconds between SSE clock events.
     """
-    verifier = verify if verify is not None else make_verifier(audience=audience)
+    bearer = auth if auth is not None else bearer_auth_from_env(audience=audience)
     store = ItemStore()
 
-    def authenticate(request: Request) -> Claims | JSONResponse:
-        try:
-            return verifier(request.headers.get("authorization"))
-        except InvalidBearer as exc:
-            return _unauthorized(str(exc))
-
     async def me(request: Request) -> Response:
-        claims = authenticate(request)
-        if isinstance(claims, Response):
-            return claims
+        claims = _claims(request)
         return JSONResponse({"claims": claims, "received_at": _iso_now()})
 
     async def items(request: Request) -> Response:
-        claims = authenticate(request)
-        if isinstance(claims, Response):
-            return claims
+        claims = _claims(request)
         sub = str(claims["sub"])
         if request.method == "GET":
             return JSONResponse({"items": [asdict(i) for i in store.list(sub)]})
@@ -206,18 +144,12 @@ def create_demo_upstream(
         return JSONResponse(asdict(item), status_code=201)
 
     async def delete_item(request: Request) -> Response:
-        claims = authenticate(request)
-        if isinstance(claims, Response):
-            return claims
+        claims = _claims(request)
         if not store.remove(str(claims["sub"]), request.path_params["item_id"]):
             return _error(404, "not_found", "no such item")
         return Response(status_code=204)
 
     async def clock(request: Request) -> Response:
-        claims = authenticate(request)
-        if isinstance(claims, Response):
-            return claims
-
         async def ticks() -> AsyncIterator[str]:
             # ``retry`` tells EventSource to reconnect quickly if the stream drops; the reconnect goes
             # through the gateway again and so gets a fresh access token, while this stream keeps running
@@ -235,9 +167,6 @@ def create_demo_upstream(
         return StreamingResponse(ticks(), media_type="text/event-stream", headers=headers)
 
     async def slow(request: Request) -> Response:
-        claims = authenticate(request)
-        if isinstance(claims, Response):
-            return claims
         try:
             ms = int(request.query_params.get("ms", "1000"))
         except ValueError:
@@ -254,16 +183,14 @@ def create_demo_upstream(
         Route("/api/clock", clock, methods=["GET"]),
         Route("/api/slow", slow, methods=["GET"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(FrontdeskMiddleware, auth=bearer)])
 
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the demo upstream with uvicorn (default 127.0.0.1:9000)."""
     import uvicorn
 
-    parser = argparse.ArgumentParser(
-        prog="python -m gateway.demo_upstream", description="frontdesk demo upstream API"
-    )
+    parser = argparse.ArgumentParser(prog="python -m gateway.demo_upstream", description="frontdesk demo upstream API")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--audience", default=os.environ.get("FRONTDESK_AUDIENCE", "frontdesk-api"))
