@@ -9,6 +9,7 @@ import { ago, duration, toMillis, when } from "./format.js";
 
 const LABELS = [
   ["sub", "Subject (user)"],
+  ["preferred_username", "Username"],
   ["sid", "Session id"],
   ["jti", "Token id"],
   ["iat", "Issued"],

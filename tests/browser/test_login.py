@@ -121,3 +121,44 @@ def test_without_remember_me_the_cookie_ends_with_the_browser(
     login(page, stack, user, remember=False)
     (cookie,) = context.cookies(stack.base_url)
     assert cookie["expires"] == -1  # a session cookie: no Max-Age, gone when the browser closes
+
+
+def test_pages_are_served_with_strict_security_headers(page: Page, stack: Stack) -> None:
+    response = page.goto(stack.base_url + "/")
+    assert response is not None
+    headers = response.headers
+    csp = headers["content-security-policy"]
+    for directive in ("script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"):
+        assert directive in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"]
+    wait_for_login_form(page)  # and the app runs under that policy (the console watch sees any violation)
+
+
+def test_login_form_is_labelled_and_keyboard_operable(page: Page, stack: Stack, user: Credentials) -> None:
+    open_app(page, stack)
+    wait_for_login_form(page)
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input, button')]
+            .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                            && !el.textContent.trim())
+            .map((el) => el.id || el.outerHTML)"""
+    )
+    assert unlabelled == []
+
+    # Tab through the form in order and sign in without the mouse.
+    expect(page.get_by_label("Username")).to_be_focused()
+    page.keyboard.type(user.username)
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.type(user.password)
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Remember me")).to_be_focused()
+    page.keyboard.press("Space")
+    expect(page.get_by_label("Remember me")).to_be_checked()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Sign in")).to_be_focused()
+    page.keyboard.press("Enter")
+    wait_for_dashboard(page)
+    expect(page.locator("#dashboard-title")).to_be_focused()  # focus moves to the new screen's heading
