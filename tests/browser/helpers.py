@@ -86,6 +86,10 @@ def wait_until(page: Page, expression: str, *, timeout: float = WAIT_TIMEOUT, wh
 
 
 def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """Save ``artifacts/screenshots/<name>.png`` of the steady screen: toasts gone, scrolled to the top
+    (a full-page capture of a scrolled page would paint the sticky header mid-page)."""
+    expect(page.locator(".toast")).to_have_count(0)
+    page.evaluate("window.scrollTo(0, 0)")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
