@@ -178,6 +178,11 @@ class SetCookie:
         return jwt_claims(self.value)
 
 
+def local_port(response: httpx.Response) -> int:
+    """The client-side port of the connection that carried ``response`` (still open while kept alive)."""
+    return int(response.extensions["network_stream"].get_extra_info("client_addr")[1])
+
+
 def set_cookies(response: httpx.Response) -> list[SetCookie]:
     return [SetCookie.parse(v) for v in response.headers.get_list("set-cookie")]
 
@@ -239,9 +244,13 @@ class AuthClient(_CookieState):
     which is how tests get distinct per-address rate-limit buckets.
     """
 
-    def __init__(self, base_url: str, *, local_address: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, *, local_address: str | None = None, pinned: bool = False, timeout: float = 30.0
+    ) -> None:
         super().__init__()
-        transport = httpx.HTTPTransport(local_address=local_address) if local_address else None
+        # pinned: one keep-alive connection for every request, so they all reach the same uvicorn worker.
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1) if pinned else httpx.Limits()
+        transport = httpx.HTTPTransport(local_address=local_address, limits=limits)
         self.http = httpx.Client(base_url=base_url, transport=transport, cookies=_no_cookie_jar(), timeout=timeout)
 
     def request(
@@ -471,9 +480,51 @@ class GatewayProcess:
     def worker_pids(self) -> list[int]:
         """The processes serving requests: the uvicorn workers, or the server itself with one worker."""
         assert self.proc is not None
-        members = _group_members(self.proc.pid)
-        children = [pid for pid in members if pid != self.proc.pid and _parent(pid) == self.proc.pid]
-        return sorted(children) if self.workers > 1 else [self.proc.pid]
+        if self.workers == 1:
+            return [self.proc.pid]
+        children = [pid for pid in _group_members(self.proc.pid) if _parent(pid) == self.proc.pid]
+        # uvicorn spawns its workers with multiprocessing; skip multiprocessing's resource tracker.
+        workers = [pid for pid in children if "spawn_main" in _cmdline(pid)]
+        return sorted(workers or children)
+
+    def worker_of(self, response: httpx.Response) -> int | None:
+        """The worker pid that answered ``response`` (its connection must still be open)."""
+        return self.serving_pid(local_port(response))
+
+    def clients_per_worker(self, per_worker: int = 1, *, timeout: float = 30.0) -> dict[int, list[AuthClient]]:
+        """``per_worker`` pinned clients (one keep-alive connection each) for every uvicorn worker, found by
+        opening fresh connections until each worker has accepted enough of them; extras are closed. Every
+        kept connection has just answered, so none is near uvicorn's keep-alive timeout (5 s)."""
+        wait_for(lambda: len(self.worker_pids()) == self.workers, timeout=timeout, what="every worker to spawn")
+        pids = self.worker_pids()
+        kept: list[AuthClient] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            # Touch every kept connection; one that was closed meanwhile may re-open to another worker.
+            found: dict[int, list[AuthClient]] = {pid: [] for pid in pids}
+            for client in kept:
+                pid = self.worker_of(client.request("GET", "/healthz", csrf=False))
+                if pid in found and len(found[pid]) < per_worker:
+                    found[pid].append(client)
+                else:
+                    client.close()
+            kept = [c for cs in found.values() for c in cs]
+            if all(len(v) == per_worker for v in found.values()):
+                return found
+            if time.monotonic() > deadline:
+                for c in kept:
+                    c.close()
+                pytest.fail(f"could not reach every worker: { {k: len(v) for k, v in found.items()} }")
+            while True:
+                client = AuthClient(self.url, pinned=True)
+                pid = self.worker_of(client.request("GET", "/healthz", csrf=False))
+                if pid in found and len(found[pid]) < per_worker:
+                    found[pid].append(client)
+                    kept.append(client)
+                else:
+                    client.close()
+                if all(len(v) == per_worker for v in found.values()) or time.monotonic() > deadline:
+                    break
 
     def serving_pid(self, local_port: int) -> int | None:
         """Which worker holds the server end of the connection from our ``local_port`` (Linux /proc)."""
@@ -500,6 +551,13 @@ def _parent(pid: int) -> int | None:
     except OSError:
         return None
     return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
 
 
 def _group_members(pgid: int) -> list[int]:
