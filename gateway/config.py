@@ -182,8 +182,9 @@ def load_config(
                 raise ConfigError([f"{path} is not valid TOML: {exc}"]) from exc
         elif require_file:
             raise ConfigError([f"config file {path} not found (pass --config PATH or set FRONTDESK_CONFIG)"])
-        # A .env beside the config (or in the working directory) fills in what the environment lacks.
-        for dotenv in {base / ".env", Path.cwd() / ".env"}:
+        # A .env beside the config (or in the working directory) fills in what the environment lacks; the
+        # one beside the config wins. (Ordered, not a set: a set's order changes with the hash seed.)
+        for dotenv in dict.fromkeys((base / ".env", Path.cwd() / ".env")):
             for key, value in read_dotenv(dotenv).items():
                 environ.setdefault(key, value)
 
