@@ -1,0 +1,257 @@
+"""The ``frontdesk`` command, run as a real subprocess: keygen, users add/list/remove, refusing a bad config
+(every problem listed at once, no traceback), and purge."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from live_gateway import GatewayProcess, make_secrets, write_config
+
+from gateway.config import load_config
+
+SECRET_LINE = re.compile(r"^(FRONTDESK_ACCESS_SECRET|FRONTDESK_REFRESH_SECRET)=(\S+)$")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
+    env.update(extra)
+    return env
+
+
+def frontdesk(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        cwd=cwd,
+        env=clean_env() if env is None else env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def assert_no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result.stderr
+
+
+# --- keygen --------------------------------------------------------------------------------------
+
+
+def parse_env_lines(text: str) -> dict[str, str]:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 2, text
+    found = {}
+    for line in lines:
+        match = SECRET_LINE.match(line)
+        assert match, f"not a KEY=value .env line: {line!r}"
+        found[match.group(1)] = match.group(2)
+    return found
+
+
+def test_keygen_prints_two_distinct_long_secrets_in_env_form(tmp_path: Path) -> None:
+    result = frontdesk("keygen", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    first = parse_env_lines(result.stdout)
+    assert set(first) == {"FRONTDESK_ACCESS_SECRET", "FRONTDESK_REFRESH_SECRET"}
+    access, refresh = first["FRONTDESK_ACCESS_SECRET"], first["FRONTDESK_REFRESH_SECRET"]
+    assert access != refresh
+    assert len(access.encode()) >= 32 and len(refresh.encode()) >= 32
+    # Fresh every time.
+    again = parse_env_lines(frontdesk("keygen", cwd=tmp_path).stdout)
+    assert set(again.values()).isdisjoint(first.values())
+    # And usable as is: a .env beside the config satisfies the secret checks.
+    (tmp_path / ".env").write_text(result.stdout)
+    write_config(tmp_path / "config.toml")
+    config = load_config(tmp_path / "config.toml", env={})
+    assert (config.tokens.access_secret, config.tokens.refresh_secret) == (access, refresh)
+
+
+def test_the_console_script_is_installed(tmp_path: Path) -> None:
+    script = shutil.which("frontdesk")
+    if script is None:
+        pytest.skip("the frontdesk console script is not on PATH (pip install -e .)")
+    result = subprocess.run([script, "keygen"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True)
+    assert result.returncode == 0
+    parse_env_lines(result.stdout)
+
+
+# --- users ---------------------------------------------------------------------------------------
+
+
+def test_users_add_list_remove_and_the_server_sees_them(gateway_factory: Any) -> None:
+    gw: GatewayProcess = gateway_factory("cli-users", start=False)
+    cfg, cwd = str(gw.config_path), gw.workdir
+    env = clean_env()  # users commands never need the secrets
+
+    added = frontdesk(
+        "users", "add", "jules", "--password-stdin", "--config", cfg, cwd=cwd, env=env, stdin="jules-pw-1\n"
+    )
+    assert added.returncode == 0, added.stderr
+    assert "jules" in added.stdout
+    assert (
+        frontdesk("users", "add", "kim", "--password-stdin", "--config", cfg, cwd=cwd, stdin="kim-pw-22\n").returncode
+        == 0
+    )
+
+    # Refusals are plain messages with a non-zero exit, never a traceback.
+    for name, password in (
+        ("jules", "another-pw-1\n"),
+        ("JULES", "another-pw-1\n"),
+        ("lee", "short\n"),
+        ("bad name", "long-enough-1\n"),
+    ):
+        refused = frontdesk("users", "add", name, "--password-stdin", "--config", cfg, cwd=cwd, stdin=password)
+        assert refused.returncode != 0, (name, refused.stdout)
+        assert refused.stderr.strip()
+        assert_no_traceback(refused)
+
+    listed = frontdesk("users", "list", "--config", cfg, cwd=cwd)
+    assert listed.returncode == 0
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["jules", "kim"]
+    # The hash is argon2id, never the password.
+    (stored,) = gw.query("SELECT password_hash FROM users WHERE username = 'jules'")
+    assert stored[0].startswith("$argon2id$") and "jules-pw-1" not in stored[0]
+
+    # The server uses the same table.
+    gw.start()
+    with gw.client() as client:
+        assert client.login("jules", "jules-pw-1").status_code == 200
+        assert client.login("kim", "kim-pw-22").status_code == 200
+
+        removed = frontdesk("users", "remove", "kim", "--config", cfg, cwd=cwd)
+        assert removed.returncode == 0, removed.stderr
+        listed = frontdesk("users", "list", "--config", cfg, cwd=cwd)
+        assert [line.split()[0] for line in listed.stdout.splitlines()] == ["jules"]
+        assert client.login("kim", "kim-pw-22").status_code == 401
+
+    missing = frontdesk("users", "remove", "kim", "--config", cfg, cwd=cwd)
+    assert missing.returncode != 0 and "kim" in missing.stderr
+    assert_no_traceback(missing)
+    gw.stop()
+
+
+# --- refusing a bad config -----------------------------------------------------------------------
+
+BAD_CONFIG = """
+[tokens]
+access_ttl = "2h"
+refresh_ttl = "7 weeks"
+remember_ttl = "1h"
+acces_ttl = "15m"
+
+[cookie]
+name = "frontdesk"
+domain = "example.com"
+
+[server]
+trusted_proxies = ["not-an-address"]
+
+[colours]
+theme = "dark"
+"""
+
+
+def serve(cwd: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    # --port 1: it must never get as far as binding anything.
+    return frontdesk("serve", "--config", str(cwd / "config.toml"), "--port", "1", *extra, cwd=cwd, env=env)
+
+
+def test_a_bad_config_refuses_to_start_and_lists_every_problem(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(BAD_CONFIG)
+    env = clean_env(FRONTDESK_ACCESS_SECRET="too-short")  # and the refresh secret is missing
+    result = serve(tmp_path, env)
+    assert result.returncode != 0
+    assert_no_traceback(result)
+    err = result.stderr
+    expected = [
+        "refresh_ttl",  # a bad duration
+        "acces_ttl",  # an unknown key
+        "access_ttl must be shorter than tokens.remember_ttl",
+        "__Host-",  # cookie name breaks the prefix rules
+        "cookie.domain",
+        "not-an-address",
+        "[colours]",  # an unknown table
+        "FRONTDESK_ACCESS_SECRET is shorter than 32 bytes",
+        "FRONTDESK_REFRESH_SECRET is not set",
+    ]
+    missing = [item for item in expected if item not in err]
+    assert not missing, f"not reported: {missing}\n--- stderr ---\n{err}"
+    # One message, one problem per line.
+    assert err.count("frontdesk cannot start") == 1
+    assert len([line for line in err.splitlines() if line.lstrip().startswith("- ")]) >= len(expected)
+
+
+def test_identical_secrets_are_refused(tmp_path: Path) -> None:
+    write_config(tmp_path / "config.toml")
+    same = "x" * 40
+    result = serve(tmp_path, clean_env(FRONTDESK_ACCESS_SECRET=same, FRONTDESK_REFRESH_SECRET=same))
+    assert result.returncode != 0
+    assert_no_traceback(result)
+    assert "must be different" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(None, "not found"), ("[tokens\naccess_ttl = 1", "not valid TOML")],
+    ids=["missing-file", "invalid-toml"],
+)
+def test_an_unreadable_config_is_refused_plainly(tmp_path: Path, content: str | None, needle: str) -> None:
+    if content is not None:
+        (tmp_path / "config.toml").write_text(content)
+    result = serve(tmp_path, clean_env(**make_secrets()))
+    assert result.returncode != 0
+    assert_no_traceback(result)
+    assert needle in result.stderr
+
+
+# --- purge ---------------------------------------------------------------------------------------
+
+
+def test_purge_deletes_only_what_has_expired(tmp_path: Path) -> None:
+    write_config(tmp_path / "config.toml")
+    cfg = str(tmp_path / "config.toml")
+    first = frontdesk("purge", "--config", cfg, cwd=tmp_path)  # creates and migrates the store; no secrets needed
+    assert first.returncode == 0, first.stderr
+    assert "purged 0" in first.stdout
+
+    now = time.time()
+    past, future = now - 3600, now + 3600
+    db = sqlite3.connect(tmp_path / "frontdesk.db")
+    with db:
+        session = (
+            "INSERT INTO sessions (sid, user_id, username, created_at, last_seen, expires_at, idle_expires_at,"
+            " remember, current_jti, previous_jti, rotated_at, revoked_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+        )
+        db.execute(session, ("live", "u", "mo", past, now, future, future, 0, "j1", None, now, None))
+        db.execute(session, ("capped", "u", "mo", past - 9e5, past, past, future, 0, "j2", None, past, None))
+        db.execute(session, ("idle", "u", "mo", past, past, future, past, 0, "j3", None, past, None))
+        revocation = "INSERT INTO revocations (id, kind, reason, revoked_at, expires_at) VALUES (?,?,?,?,?)"
+        db.execute(revocation, ("live-rev", "session", "logout", now, future))
+        db.execute(revocation, ("old-rev", "session", "logout", past - 9e5, past))
+        attempt = "INSERT INTO attempts (key, window_start, window_end, count) VALUES (?,?,?,?)"
+        db.execute(attempt, ("login:user:mo", now - 10, future, 2))
+        db.execute(attempt, ("login:user:old", past - 600, past, 9))
+    db.close()
+
+    result = frontdesk("purge", "--config", cfg, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    assert "purged 4" in result.stdout, result.stdout
+    db = sqlite3.connect(tmp_path / "frontdesk.db")
+    try:
+        assert db.execute("SELECT sid FROM sessions").fetchall() == [("live",)]
+        assert db.execute("SELECT id FROM revocations").fetchall() == [("live-rev",)]
+        assert db.execute("SELECT key FROM attempts").fetchall() == [("login:user:mo",)]
+    finally:
+        db.close()
