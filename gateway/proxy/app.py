@@ -214,11 +214,15 @@ class ProxyApp:
         """Send the request and wait for the response head; retry once on a stale pooled connection."""
         retried = False
         while True:
-            conn = await self._pool.acquire(route.upstream)
+            conn = self._pool.take_idle(route.upstream) or await self._pool.connect(route.upstream)
             reused = conn.uses > 0
-            conn.begin(head_request=method == "HEAD", timeout=route.timeout)
+            conn.begin(head_request=method == "HEAD", timeout=route.timeout, has_body=body is not None)
             try:
-                await _send_request(conn, head, body, chunked)
+                if body is None:
+                    conn.write(head)
+                    conn.end_send()
+                else:
+                    await _send_request(conn, head, body, chunked)
                 await conn.wait_head()
                 return conn
             except UpstreamClosed:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import Callable
+from typing import cast
 
 import httptools
 
@@ -41,6 +43,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.uses = 0
         self.idle_since = 0.0
         self._parser: httptools.HttpResponseParser | None = None
+        self._idle = False
         self._waiter: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
@@ -69,17 +72,21 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- exchange API ---------------------------------------------------------------------------------
 
-    def begin(self, *, head_request: bool, timeout: float) -> None:
+    def begin(self, *, head_request: bool, timeout: float, has_body: bool) -> None:
         self._reset()
         self.uses += 1
         self._head_request = head_request
         self._timeout = timeout
-        self._parser = httptools.HttpResponseParser(self)
+        self._idle = False
+        # A reused socket ended its last message cleanly, so llhttp is back at a message start.
+        if self._parser is None:
+            self._parser = httptools.HttpResponseParser(self)
         if self.closed:
             self._exc = UpstreamClosed("the upstream closed the connection")
             return
-        self._progress = self._loop.time()
-        self._arm(self._pool.read_timeout)
+        if has_body:  # without a body, end_send follows at once and arms the route timeout
+            self._progress = self._loop.time()
+            self._arm(self._pool.read_timeout)
 
     def write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:
@@ -194,12 +201,12 @@ class UpstreamConnection(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not subclass asyncio.Transport, hence a cast rather than a check.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser
-        if parser is None or self.complete:
+        if parser is None or self.complete or self._idle:
             # Bytes nobody asked for: this socket can no longer be trusted to frame the next response.
             self.close()
             return
@@ -326,10 +333,11 @@ class UpstreamPool:
             self._ssl = ssl.create_default_context(cafile=cafile)
         return self._ssl
 
-    async def acquire(self, upstream: Upstream) -> UpstreamConnection:
+    def take_idle(self, upstream: Upstream) -> UpstreamConnection | None:
+        """A pooled connection that is still fresh, or None (then ``connect``)."""
         idle = self._idle.get(upstream.key)
         if idle:
-            now = asyncio.get_running_loop().time()
+            now = time.monotonic()
             limit = self._settings.keepalive_timeout
             while idle:
                 conn = idle.pop()
@@ -339,9 +347,12 @@ class UpstreamPool:
                     conn.close()
                     continue
                 return conn
-        return await self._connect(upstream)
+        return None
 
-    async def _connect(self, upstream: Upstream) -> UpstreamConnection:
+    async def acquire(self, upstream: Upstream) -> UpstreamConnection:
+        return self.take_idle(upstream) or await self.connect(upstream)
+
+    async def connect(self, upstream: Upstream) -> UpstreamConnection:
         if self._closed:
             raise UpstreamUnavailable("the gateway is shutting down")
         loop = asyncio.get_running_loop()
@@ -377,8 +388,8 @@ class UpstreamPool:
         if conn.reusable and not conn.closed and not self._closed:
             idle = self._idle.setdefault(conn.key, [])
             if len(idle) < self._settings.pool_size:
-                conn._parser = None  # bytes arriving while idle close the socket
-                conn.idle_since = asyncio.get_running_loop().time()
+                conn._idle = True  # bytes arriving while idle close the socket
+                conn.idle_since = time.monotonic()
                 idle.append(conn)
                 return
         conn.close()

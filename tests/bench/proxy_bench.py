@@ -1,0 +1,530 @@
+"""Proxy benchmark: direct upstream vs frontdesk vs nginx ``proxy_pass`` vs a plain httpx forwarder.
+
+Run from the repository root (takes about two minutes)::
+
+    python tests/bench/proxy_bench.py                 # wrk when installed, else a Python load generator
+    python tests/bench/proxy_bench.py --duration 10 --conns 1,16,64 --stream-mib 1024
+
+It starts a demo upstream (uvicorn + uvloop + httptools, one worker), frontdesk's ProxyApp behind uvicorn
+the way ``frontdesk serve`` runs it, nginx (when installed) and an httpx-based forwarder, then drives each
+with the same load and prints req/s, p50, p99 and the ratio to direct at each connection count, in one
+run so all columns share the machine's weather. Every proxy verifies a refresh-JWT cookie (HS256, pyjwt)
+and injects a cached Bearer, as in issue 3's comparison (nginx only injects: it cannot verify). Finally it
+streams a large download and upload through frontdesk and reports the gateway's RSS growth.
+
+This is a benchmark, not a test: nothing here asserts; read the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "bench-refresh-secret-0123456789abcdef0123456789abcdef"
+COOKIE = "__Host-frontdesk"
+TOKEN = "bench.access.token"  # the cached Bearer every variant injects
+PING = "/api/ping"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the servers (each runs in its own process: ``proxy_bench.py _serve <kind> <port> [upstream_port]``)
+# ---------------------------------------------------------------------------------------------------------
+
+
+async def upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The demo upstream: a small JSON answer, a streamed download and an upload sink."""
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    if path == "/api/big":
+        size = int(scope["query_string"].decode().partition("n=")[2] or 0)
+        chunk = b"x" * 262144
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % size)]})
+        while size > 0:
+            part = chunk if size >= len(chunk) else chunk[:size]
+            size -= len(part)
+            await send({"type": "http.response.body", "body": part, "more_body": size > 0})
+        return
+    if path == "/api/sink":
+        total = 0
+        while True:
+            message = await receive()
+            total += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b'{"received": %d}' % total
+    else:
+        authorized = any(n == b"authorization" for n, _ in scope["headers"])
+        body = b'{"ok": true, "user": "bench", "authorized": %s}' % (b"true" if authorized else b"false")
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _cookie_value(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                key, _, v = part.strip().partition("=")
+                if key == COOKIE:
+                    return v
+    return None
+
+
+class BenchEngine:
+    """A stand-in session engine: verifies the refresh JWT (HS256) per request, returns a cached Bearer."""
+
+    cookie_name = COOKIE
+
+    def __init__(self) -> None:
+        import jwt
+
+        from middleware.errors import NotAuthenticated
+
+        self._jwt = jwt
+        self._na = NotAuthenticated
+
+    async def grant(self, cookie_header: str | None, *, audience: str | None = None, force_new: bool = False) -> Any:
+        value = None
+        for part in (cookie_header or "").split(";"):
+            key, _, v = part.strip().partition("=")
+            if key == COOKIE:
+                value = v
+        if value is None:
+            raise self._na("no session")
+        try:
+            claims = self._jwt.decode(value, SECRET, algorithms=["HS256"])
+        except self._jwt.PyJWTError as exc:
+            raise self._na("bad cookie") from exc
+        return _Grant(claims["sid"], TOKEN, None)
+
+    async def is_active(self, sid: str) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    sid: str
+    access_token: str
+    set_cookie: str | None
+
+
+class _NoTrust:
+    def is_trusted(self, host: str | None) -> bool:
+        return False
+
+
+async def _not_found(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def frontdesk_app(upstream_port: int) -> Any:
+    from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
+
+    routes, problems = parse_routes(
+        [{"prefix": "/api/", "upstream": f"http://127.0.0.1:{upstream_port}", "csrf": True}],
+        default_audience="bench",
+    )
+    settings, more = parse_proxy_settings({"max_body_size": "2GiB"})
+    assert not problems and not more, problems + more
+    return ProxyApp(routes, BenchEngine(), settings=settings, trusted=_NoTrust(), fallback=_not_found)
+
+
+def httpx_app(upstream_port: int) -> Any:
+    """The naive forwarder: raw ASGI + one shared httpx.AsyncClient (streaming both ways)."""
+    import httpx
+    import jwt
+
+    client = httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{upstream_port}",
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=200),
+        timeout=30,
+    )
+    hop = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"upgrade", b"host", b"cookie"}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        value = _cookie_value(scope["headers"])
+        try:
+            jwt.decode(value or "", SECRET, algorithms=["HS256"])
+        except jwt.PyJWTError:
+            await send({"type": "http.response.start", "status": 401, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        headers = [(n, v) for n, v in scope["headers"] if n not in hop and n != b"authorization"]
+        headers.append((b"authorization", b"Bearer " + TOKEN.encode()))
+
+        async def body() -> Any:
+            while True:
+                message = await receive()
+                yield message.get("body", b"")
+                if not message.get("more_body"):
+                    return
+
+        has_body = any(n in (b"content-length", b"transfer-encoding") for n, _ in scope["headers"])
+        request = client.build_request(
+            scope["method"],
+            scope["path"] + ("?" + scope["query_string"].decode() if scope["query_string"] else ""),
+            headers=headers,
+            content=body() if has_body else None,
+        )
+        response = await client.send(request, stream=True)
+        try:
+            out = [(n.lower(), v) for n, v in response.headers.raw if n.lower() not in hop]
+            await send({"type": "http.response.start", "status": response.status_code, "headers": out})
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await response.aclose()
+
+    return app
+
+
+def _serve(kind: str, port: int, upstream_port: int) -> None:
+    import uvicorn
+
+    sys.path.insert(0, str(ROOT))
+    app: Any
+    if kind == "upstream":
+        app = upstream_app
+    elif kind == "frontdesk":
+        app = frontdesk_app(upstream_port)
+    elif kind == "httpx":
+        app = httpx_app(upstream_port)
+    else:
+        raise SystemExit(f"unknown server kind {kind}")
+    # The way `frontdesk serve` runs: uvloop + httptools, no access log, one worker.
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        proxy_headers=False,
+        backlog=4096,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# process helpers
+# ---------------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+@contextlib.contextmanager
+def started(cmd: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def serve_cmd(kind: str, port: int, upstream_port: int = 0) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "_serve", kind, str(port), str(upstream_port)]
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    client_max_body_size 2g;
+    upstream demo {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location /api/ {{
+            proxy_pass http://demo;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Authorization "Bearer {token}";
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_request_buffering off;
+        }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def nginx(port: int, upstream: int) -> Iterator[subprocess.Popen[bytes] | None]:
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if binary is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="fd-bench-nginx-") as tmp:
+        conf = Path(tmp) / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, upstream=upstream, token=TOKEN))
+        user = "" if os.geteuid() != 0 else "user root;\n"
+        if user:
+            conf.write_text(user + conf.read_text())
+        with started([binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"], port) as proc:
+            yield proc
+
+
+# ---------------------------------------------------------------------------------------------------------
+# load generation
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(port: int, conns: int, duration: float, headers: dict[str, str]) -> Result:
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    cmd.append(f"http://127.0.0.1:{port}{PING}")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
+
+    def ms(text: str) -> float:
+        value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+        return float(value) * _UNITS[unit]
+
+    errors = 0
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(m.group(1))
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(g) for g in m.groups())
+    return Result(rps, ms(lat["50"]), ms(lat["99"]), errors)
+
+
+async def _py_load(port: int, conns: int, duration: float, headers: dict[str, str]) -> Result:
+    head = f"GET {PING} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (head + "\r\n").encode()
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + duration
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                writer.write(request)
+                status_line = await reader.readuntil(b"\r\n")
+                rest = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length:\s*(\d+)", rest).group(1))  # type: ignore[union-attr]
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - t0)
+                if b" 200 " not in status_line:
+                    errors += 1
+        finally:
+            writer.close()
+
+    begin = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(conns)))
+    elapsed = time.perf_counter() - begin
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100)
+    return Result(len(latencies) / elapsed, q[49] * 1000, q[98] * 1000, errors)
+
+
+def run_load(port: int, conns: int, duration: float, headers: dict[str, str], use_wrk: bool) -> Result:
+    if use_wrk:
+        return run_wrk(port, conns, duration, headers)
+    try:
+        import uvloop
+
+        return uvloop.run(_py_load(port, conns, duration, headers))
+    except ImportError:
+        return asyncio.run(_py_load(port, conns, duration, headers))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the streaming memory check
+# ---------------------------------------------------------------------------------------------------------
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def _stream(port: int, pid: int, size: int, headers: dict[str, str]) -> dict[str, Any]:
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    samples: list[int] = []
+    base = rss_kib(pid)
+
+    async def sample() -> None:
+        while True:
+            samples.append(rss_kib(pid))
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.ensure_future(sample())
+    results: dict[str, Any] = {"rss_before_mib": base / 1024}
+    try:
+        # download
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        t0 = time.perf_counter()
+        writer.write(f"GET /api/big?n={size} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n".encode())
+        await reader.readuntil(b"\r\n\r\n")
+        got = 0
+        while chunk := await reader.read(1 << 20):
+            got += len(chunk)
+        writer.close()
+        results["download_bytes"] = got
+        results["download_mib_s"] = got / (1 << 20) / (time.perf_counter() - t0)
+        down_peak = max(samples)
+        samples.clear()
+        # upload (chunked)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        t0 = time.perf_counter()
+        writer.write(
+            f"POST /api/sink HTTP/1.1\r\nHost: x\r\n{extra}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n".encode()
+        )
+        block = b"u" * (1 << 20)
+        framed = b"%x\r\n%b\r\n" % (len(block), block)
+        for _ in range(size // len(block)):
+            writer.write(framed)
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        reply = await reader.read()
+        writer.close()
+        results["upload_reply"] = reply.split(b"\r\n\r\n", 1)[-1].decode(errors="replace")
+        results["upload_mib_s"] = size / (1 << 20) / (time.perf_counter() - t0)
+        up_peak = max(samples) if samples else base
+    finally:
+        sampler.cancel()
+    results["rss_growth_download_mib"] = (down_peak - base) / 1024
+    results["rss_growth_upload_mib"] = (up_peak - base) / 1024
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_serve":
+        _serve(argv[1], int(argv[2]), int(argv[3]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run (default 5)")
+    parser.add_argument("--conns", default="1,16,64", help="connection counts (default 1,16,64)")
+    parser.add_argument("--stream-mib", type=int, default=1024, help="MiB to stream down and up (0: skip)")
+    parser.add_argument("--no-httpx", action="store_true", help="skip the httpx forwarder")
+    parser.add_argument("--no-nginx", action="store_true")
+    parser.add_argument("--python-load", action="store_true", help="use the Python load generator even with wrk")
+    args = parser.parse_args(argv)
+
+    import jwt
+
+    cookie = jwt.encode({"sub": "bench", "sid": "bench-sid"}, SECRET, algorithm="HS256")
+    headers = {"Cookie": f"theme=dark; {COOKIE}={cookie}", "X-CSRF": "1", "Accept": "application/json"}
+    use_wrk = shutil.which("wrk") is not None and not args.python_load
+    conns = [int(c) for c in args.conns.split(",")]
+    ports = {k: free_port() for k in ("direct", "frontdesk", "nginx", "httpx")}
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(started(serve_cmd("upstream", ports["direct"]), ports["direct"]))
+        gw = stack.enter_context(started(serve_cmd("frontdesk", ports["frontdesk"], ports["direct"]), ports["frontdesk"]))
+        targets = ["direct", "frontdesk"]
+        if not args.no_nginx and stack.enter_context(nginx(ports["nginx"], ports["direct"])) is not None:
+            targets.append("nginx")
+        if not args.no_httpx:
+            stack.enter_context(started(serve_cmd("httpx", ports["httpx"], ports["direct"]), ports["httpx"]))
+            targets.append("httpx")
+
+        generator = "wrk -t1" if use_wrk else "python asyncio"
+        print(f"# proxy benchmark: GET {PING}, {args.duration:g} s per run, load generator: {generator}, {os.cpu_count()} CPUs")
+        for target in targets:  # warm up every path (pools, JIT-free but caches and page faults)
+            run_load(ports[target], 4, 1.0, headers, use_wrk)
+        table: dict[tuple[str, int], Result] = {}
+        for c in conns:
+            for target in targets:
+                table[(target, c)] = run_load(ports[target], c, args.duration, headers, use_wrk)
+
+        print()
+        print(f"{'conns':>5}  {'target':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'errors':>6}")
+        for c in conns:
+            direct = table[("direct", c)].rps
+            for target in targets:
+                r = table[(target, c)]
+                print(
+                    f"{c:>5}  {target:<10} {r.rps:>9.0f} {r.p50_ms:>8.3f} {r.p99_ms:>8.3f} "
+                    f"{r.rps / direct:>6.2f} {r.errors:>6}"
+                )
+        if 1 in conns:
+            added = table[("frontdesk", 1)].p50_ms - table[("direct", 1)].p50_ms
+            print(f"\np50 latency added by frontdesk at 1 connection: {added * 1000:.0f} us")
+            if "nginx" in targets:
+                added = table[("nginx", 1)].p50_ms - table[("direct", 1)].p50_ms
+                print(f"p50 latency added by nginx at 1 connection:     {added * 1000:.0f} us")
+
+        if args.stream_mib:
+            size = args.stream_mib * (1 << 20)
+            streamed = asyncio.run(_stream(ports["frontdesk"], gw.pid, size, headers))
+            print(f"\nstreaming {args.stream_mib} MiB through frontdesk:")
+            print(json.dumps(streamed, indent=2))
+
+
+if __name__ == "__main__":
+    main()
