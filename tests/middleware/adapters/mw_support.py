@@ -1,0 +1,99 @@
+"""Real servers in background threads (uvicorn for ASGI, waitress for WSGI) and token-forging helpers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+from cryptography.hazmat.primitives import serialization
+from waitress.server import create_server
+
+BIG_HEADERS = 4 * 1024 * 1024  # let "1 MB of garbage" reach the middleware instead of the server's own limit
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_asgi(app: Any, **kw: Any) -> Iterator[str]:
+    """uvicorn (httptools) on a free loopback port, in a thread with its own loop; yields the base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=kw.pop("http", "httptools"),
+        lifespan=kw.pop("lifespan", "off"),
+        log_level="error",
+        **kw,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@contextmanager
+def serve_wsgi(app: Any) -> Iterator[str]:
+    """waitress (several worker threads) on a free loopback port; yields the base URL."""
+    server = create_server(
+        app,
+        host="127.0.0.1",
+        port=0,
+        threads=4,
+        max_request_header_size=BIG_HEADERS,
+        clear_untrusted_proxy_headers=True,
+    )
+    port = server.socket.getsockname()[1]  # type: ignore[union-attr]
+    thread = threading.Thread(target=server.run, name=f"waitress-{port}", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        server.task_dispatcher.shutdown()
+        thread.join(timeout=30)
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def forge(header: dict[str, Any], claims: dict[str, Any], secret: bytes) -> str:
+    """An HS256 JWS signed by hand: pyjwt refuses to HMAC with a PEM key, which is exactly the attack."""
+    signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64(mac)
+
+
+def unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    return b64(json.dumps({**header, "alg": "none"}).encode()) + "." + b64(json.dumps(claims).encode()) + "."
+
+
+def public_pem(private_key: Any) -> bytes:
+    return bytes(
+        private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
