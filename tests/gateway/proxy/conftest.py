@@ -1,54 +1,18 @@
+"""Fixtures for the proxy tests: ``proxy_factory`` builds a real uvicorn gateway (ProxyApp) and upstream."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-from proxy_support import FakeEngine, Trust, Upstream, free_port, refresh_cookie, serve, spa
+from proxy_support import FakeEngine, Gateway, Trust, Upstream, route_config, serve, spa
 
 from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
 
 
-@dataclass
-class Gateway:
-    port: int
-    app: ProxyApp
-    engine: FakeEngine
-    upstream: Upstream
-    upstream_port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def client(self, user: str | None = "alice", sid: str | None = None, **kw: Any) -> httpx.AsyncClient:
-        cookies = {}
-        headers = {"x-csrf": "1"}
-        if user is not None:
-            name, _, value = refresh_cookie(user, sid or f"sid-{user}").partition("=")
-            headers["cookie"] = f"theme=dark; {name}={value}; lang=en"
-        headers.update(kw.pop("headers", {}))
-        return httpx.AsyncClient(base_url=self.url, headers=headers, cookies=cookies, timeout=30, **kw)
-
-
-def route_config(up: int) -> list[dict[str, Any]]:
-    base = f"http://127.0.0.1:{up}"
-    return [
-        {"prefix": "/api/", "upstream": base, "audience": "orders-api"},
-        {"prefix": "/open/", "upstream": f"{base}/api/", "auth": "none", "csrf": False},
-        {"prefix": "/opt/", "upstream": f"{base}/api/", "auth": "optional", "csrf": False},
-        {"prefix": "/slowapi/", "upstream": f"{base}/api/", "timeout": "300ms"},
-        {"prefix": "/ws/", "upstream": f"{base}/api/", "websocket": True},
-        {"prefix": "/dead/", "upstream": f"http://127.0.0.1:{free_port()}/"},
-        {"prefix": "/bigup/", "upstream": f"{base}/up/", "max_body_size": "1GiB", "methods": ["POST", "PUT"]},
-        {"prefix": "/ro/", "upstream": f"{base}/api/", "methods": ["GET"]},
-    ]
-
-
 @pytest.fixture
-async def gateway_factory() -> AsyncIterator[Any]:
+async def proxy_factory() -> AsyncIterator[Any]:
     from contextlib import AsyncExitStack
 
     async with AsyncExitStack() as stack:
@@ -75,6 +39,6 @@ async def gateway_factory() -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def gw(gateway_factory: Any) -> Gateway:
-    gateway: Gateway = await gateway_factory()
+async def gw(proxy_factory: Any) -> Gateway:
+    gateway: Gateway = await proxy_factory()
     return gateway

@@ -10,12 +10,16 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import jwt
 import uvicorn
 
 from middleware.errors import NotAuthenticated, SessionRevoked
+
+if TYPE_CHECKING:
+    from gateway.proxy import ProxyApp
 
 COOKIE = "__Host-frontdesk"
 SECRET = "test-refresh-secret-that-is-long-enough-for-hs256"
@@ -303,3 +307,39 @@ async def raw_request(port: int, data: bytes, *, read_timeout: float = 5.0) -> b
     finally:
         writer.close()
     return out
+
+
+@dataclass
+class Gateway:
+    port: int
+    app: ProxyApp
+    engine: FakeEngine
+    upstream: Upstream
+    upstream_port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, user: str | None = "alice", sid: str | None = None, **kw: Any) -> httpx.AsyncClient:
+        cookies = {}
+        headers = {"x-csrf": "1"}
+        if user is not None:
+            name, _, value = refresh_cookie(user, sid or f"sid-{user}").partition("=")
+            headers["cookie"] = f"theme=dark; {name}={value}; lang=en"
+        headers.update(kw.pop("headers", {}))
+        return httpx.AsyncClient(base_url=self.url, headers=headers, cookies=cookies, timeout=30, **kw)
+
+
+def route_config(up: int) -> list[dict[str, Any]]:
+    base = f"http://127.0.0.1:{up}"
+    return [
+        {"prefix": "/api/", "upstream": base, "audience": "orders-api"},
+        {"prefix": "/open/", "upstream": f"{base}/api/", "auth": "none", "csrf": False},
+        {"prefix": "/opt/", "upstream": f"{base}/api/", "auth": "optional", "csrf": False},
+        {"prefix": "/slowapi/", "upstream": f"{base}/api/", "timeout": "300ms"},
+        {"prefix": "/ws/", "upstream": f"{base}/api/", "websocket": True},
+        {"prefix": "/dead/", "upstream": f"http://127.0.0.1:{free_port()}/"},
+        {"prefix": "/bigup/", "upstream": f"{base}/up/", "max_body_size": "1GiB", "methods": ["POST", "PUT"]},
+        {"prefix": "/ro/", "upstream": f"{base}/api/", "methods": ["GET"]},
+    ]

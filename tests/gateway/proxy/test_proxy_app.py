@@ -8,8 +8,7 @@ import json
 
 import httpx
 import pytest
-from conftest import Gateway
-from proxy_support import COOKIE, raw_request, refresh_cookie
+from proxy_support import COOKIE, Gateway, raw_request, refresh_cookie
 
 
 async def test_request_header_rules(gw: Gateway) -> None:
@@ -47,8 +46,8 @@ async def test_request_header_rules(gw: Gateway) -> None:
     assert gw.engine.calls[0]["audience"] == "orders-api"
 
 
-async def test_forwarded_chain_only_from_trusted_peer(gateway_factory) -> None:  # type: ignore[no-untyped-def]
-    gw = await gateway_factory(trusted=("127.0.0.1",))
+async def test_forwarded_chain_only_from_trusted_peer(proxy_factory) -> None:  # type: ignore[no-untyped-def]
+    gw = await proxy_factory(trusted=("127.0.0.1",))
     async with gw.client(headers={"x-forwarded-for": "1.2.3.4", "x-forwarded-proto": "https"}) as c:
         assert (await c.get("/api/echo")).status_code == 200
     (seen,) = gw.upstream.seen

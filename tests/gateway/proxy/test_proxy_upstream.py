@@ -38,7 +38,7 @@ class RawUpstream:
 
 
 @pytest.fixture
-async def raw_gateway(gateway_factory: Any) -> AsyncIterator[Callable[[Handler], Awaitable[Any]]]:
+async def raw_gateway(proxy_factory: Any) -> AsyncIterator[Callable[[Handler], Awaitable[Any]]]:
     servers: list[asyncio.Server] = []
 
     async def make(handler: Handler) -> Any:
@@ -46,7 +46,7 @@ async def raw_gateway(gateway_factory: Any) -> AsyncIterator[Callable[[Handler],
         server = await asyncio.start_server(upstream, "127.0.0.1", 0)
         servers.append(server)
         port = server.sockets[0].getsockname()[1]
-        gw = await gateway_factory(upstream_port=port)
+        gw = await proxy_factory(upstream_port=port)
         gw.raw = upstream
         return gw
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import Gateway
-from proxy_support import refresh_cookie
+from proxy_support import Gateway, refresh_cookie
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
