@@ -237,3 +237,18 @@ def adapters(keys: Keys, store: MemoryStore) -> Iterator[dict[str, Adapter]]:
 @pytest.fixture(params=ADAPTERS)
 def adapter(request: pytest.FixtureRequest, adapters: dict[str, Adapter]) -> Adapter:
     return adapters[request.param]
+
+
+@pytest.fixture(params=["asgi-session", "wsgi-session"])
+def session_adapter(request: pytest.FixtureRequest, adapters: dict[str, Adapter]) -> Adapter:
+    return adapters[request.param]
+
+
+@pytest.fixture(params=["asgi-bearer", "wsgi-bearer"])
+def bearer_adapter(request: pytest.FixtureRequest, adapters: dict[str, Adapter]) -> Adapter:
+    return adapters[request.param]
+
+
+@pytest.fixture(params=["asgi-bearer", "asgi-session"])
+def asgi_adapter(request: pytest.FixtureRequest, adapters: dict[str, Adapter]) -> Adapter:
+    return adapters[request.param]

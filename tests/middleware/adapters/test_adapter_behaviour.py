@@ -1,0 +1,174 @@
+"""What the adapters do besides refusing bad tokens: public paths, scopes, the rotated cookie, /auth/* in
+session mode, WebSockets, and how fast a revocation takes effect in bearer mode."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from mw_world import COOKIE, PASSWORD, Adapter, Keys, access_claims, sign_access
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from middleware.bearer import REVOCATION_TTL, BearerAuth
+from middleware.clock import ManualClock
+from middleware.errors import SessionRevoked
+from middleware.store import MemoryStore
+
+
+def valid(adapter: Adapter, keys: Keys, **claims: object) -> dict[str, str]:
+    return adapter.present(adapter.login() if adapter.is_session else sign_access(keys, access_claims(**claims)))
+
+
+def test_public_path_needs_no_token_and_sees_an_anonymous_user(adapter: Adapter) -> None:
+    with adapter.client() as client:
+        response = client.get("/public/ping")
+    assert response.status_code == 200
+    assert response.json()["authenticated"] is False
+
+
+def test_a_dot_segment_path_is_not_public(adapter: Adapter) -> None:
+    with adapter.client() as client:
+        # httpx would normalise the path; send the raw target.
+        request = client.build_request("GET", adapter.url)
+        request.url = request.url.copy_with(raw_path=b"/public/../whoami")
+        response = client.send(request)
+    assert response.status_code == 401
+
+
+def test_missing_scope_is_403_insufficient_scope(adapter: Adapter, keys: Keys) -> None:
+    with adapter.client() as client:
+        response = client.get("/admin/panel", headers=valid(adapter, keys))
+    assert response.status_code == 403
+    assert response.json()["error"] == "insufficient_scope"
+    if not adapter.is_session:
+        assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+
+
+def test_granted_scope_passes_and_is_visible_to_the_app(bearer_adapter: Adapter, keys: Keys) -> None:
+    adapter = bearer_adapter
+    with adapter.client() as client:
+        response = client.get("/admin/panel", headers=valid(adapter, keys, scope="read admin"))
+    assert response.status_code == 200
+    assert "admin" in response.json()["scopes"]
+
+
+def test_session_mode_serves_the_auth_contract(session_adapter: Adapter) -> None:
+    adapter = session_adapter
+    with adapter.client() as client:
+        assert client.post("/auth/login", json={"username": "x", "password": "y"}).status_code == 403  # no CSRF
+        bad = client.post(
+            "/auth/login", content=b"{not json", headers={"x-csrf": "1", "content-type": "application/json"}
+        )
+        assert bad.status_code == 400 and set(bad.json()) == {"error", "detail"}
+        wrong = client.post("/auth/login", json={"username": "u", "password": "nope"}, headers={"x-csrf": "1"})
+        assert wrong.status_code == 401
+        token = adapter.login()
+        session = client.get("/auth/session", headers={"x-csrf": "1", **adapter.present(token)})
+        assert session.status_code == 200 and session.json()["user"]["username"].startswith("user")
+
+
+def test_session_mode_adds_the_rotated_cookie_to_the_apps_response(session_adapter: Adapter) -> None:
+    """A client still on the previous refresh token (within the grace) is handed the current one."""
+    adapter = session_adapter
+    first = adapter.login()
+    with adapter.client() as client:
+        refreshed = client.post("/auth/refresh", headers={"x-csrf": "1", **adapter.present(first)})
+        assert refreshed.status_code == 200
+        current = refreshed.headers["set-cookie"].split(";", 1)[0]
+        response = client.get("/whoami", headers=adapter.present(first))
+    assert response.status_code == 200
+    assert response.headers["set-cookie"].split(";", 1)[0] == current
+    assert "HttpOnly" in response.headers["set-cookie"]
+
+
+def test_session_mode_refuses_after_logout_and_clears_the_cookie(session_adapter: Adapter) -> None:
+    adapter = session_adapter
+    token = adapter.login()
+    with adapter.client() as client:
+        assert client.post("/auth/logout", headers={"x-csrf": "1", **adapter.present(token)}).status_code == 204
+        response = client.get("/whoami", headers=adapter.present(token))
+    assert response.status_code == 401
+    assert response.json()["error"] == "session_revoked"
+    assert response.headers["set-cookie"].startswith(f"{COOKIE}=;") and "Max-Age=0" in response.headers["set-cookie"]
+
+
+def test_session_login_body_limit_is_413(session_adapter: Adapter) -> None:
+    adapter = session_adapter
+    body = b'{"username": "' + b"a" * 20000 + b'", "password": "' + PASSWORD.encode() + b'"}'
+    with adapter.client() as client:
+        response = client.post("/auth/login", content=body, headers={"x-csrf": "1", "content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def _ws_url(adapter: Adapter) -> str:
+    return adapter.url.replace("http://", "ws://") + "/ws"
+
+
+def test_websocket_receives_the_user(asgi_adapter: Adapter, keys: Keys) -> None:
+    adapter = asgi_adapter
+    headers = valid(adapter, keys)
+    if adapter.is_session:
+        headers["origin"] = adapter.url
+    with connect(_ws_url(adapter), additional_headers=headers) as ws:
+        message = ws.recv(timeout=10)
+    assert '"id":"id-user' in str(message)
+
+
+@pytest.mark.parametrize("why", ["no credentials", "bad token", "cross-site origin"])
+def test_websocket_is_refused_before_accept(asgi_adapter: Adapter, keys: Keys, why: str) -> None:
+    adapter = asgi_adapter
+    headers: dict[str, str] = {}
+    if why == "bad token":
+        headers = adapter.present("not-a-token")
+    elif why == "cross-site origin":
+        # In bearer mode nothing is sent ambiently, so a foreign Origin with a valid token is fine.
+        headers = {**valid(adapter, keys), "origin": "https://evil.example"}
+    if why == "cross-site origin" and not adapter.is_session:
+        with connect(_ws_url(adapter), additional_headers=headers) as ws:
+            assert '"id":"id-user' in str(ws.recv(timeout=10))
+        return
+    with pytest.raises(InvalidStatus) as refused:
+        connect(_ws_url(adapter), additional_headers=headers)
+    assert refused.value.response.status_code == 403
+
+
+def test_wsgi_sets_remote_user(adapters: dict[str, Adapter], keys: Keys) -> None:
+    adapter = adapters["wsgi-bearer"]
+    claims = access_claims()
+    with httpx.Client(base_url=adapter.url) as client:
+        response = client.get("/whoami", headers=adapter.present(sign_access(keys, claims)))
+    assert response.json()["username"] == claims["preferred_username"]
+
+
+async def test_bearer_revocation_takes_effect_within_one_second(keys: Keys) -> None:
+    """Checked against the store at most every REVOCATION_TTL (< 1 s); a manual clock makes it exact."""
+    clock = ManualClock(start=time.time())
+    store = MemoryStore()
+    auth = BearerAuth(keyring=keys.verifying_ring(), revocations=store, clock=clock)
+    claims = access_claims(iat=int(clock()), exp=int(clock()) + 600)
+    header = f"Bearer {sign_access(keys, claims)}"
+    assert (await auth.authenticate("/x", header)) is not None
+    await store.revoke_session(claims["sid"], now=clock(), reason="logout")
+    clock.advance(REVOCATION_TTL + 0.01)
+    assert REVOCATION_TTL + 0.01 < 1.0
+    with pytest.raises(SessionRevoked):
+        await auth.authenticate("/x", header)
+
+
+async def test_bearer_checks_the_store_once_per_interval_not_per_request(keys: Keys) -> None:
+    clock = ManualClock(start=time.time())
+    calls = 0
+
+    class CountingStore(MemoryStore):
+        async def is_revoked(self, sid: str) -> bool:
+            nonlocal calls
+            calls += 1
+            return await super().is_revoked(sid)
+
+    auth = BearerAuth(keyring=keys.verifying_ring(), revocations=CountingStore(), clock=clock)
+    header = f"Bearer {sign_access(keys, access_claims(iat=int(clock()), exp=int(clock()) + 600))}"
+    await asyncio.gather(*(auth.authenticate("/x", header) for _ in range(50)))
+    assert calls == 1
