@@ -17,10 +17,11 @@ import httpx
 import pytest
 from live_gateway import AuthClient, GatewayProcess, set_cookies
 
-USERS = {"hana": "hana-password-1", "ivan": "ivan-password-2"}
+USERS = {"hana": "hana-password-1", "ivan": "ivan-password-2", "jo": "jo-password-333"}
 ACCESS_TTL = 2.0
 LOGOUT_DEADLINE = 10.0  # generous; the engine promises ~1 s (session rows cached at most 0.5 s per worker)
 BURST = 50
+PER_USER = 3
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,7 @@ def gw(gateway_factory: Any) -> GatewayProcess:
         workers=2,
         users=USERS,
         tokens={"access_ttl": f"{ACCESS_TTL:g}s", "refresh_margin": "1s", "rotation_grace": "30s"},
+        login={"max_attempts_per_user": PER_USER},
     )
 
 
@@ -115,3 +117,25 @@ def test_burst_at_expiry_across_two_workers_rotates_once(gw: GatewayProcess) -> 
     finally:
         for c in everyone:
             c.close()
+
+
+def test_login_rate_limit_is_shared_by_the_workers(gw: GatewayProcess) -> None:
+    clients = gw.clients_per_worker(1)
+    (pid_a, (a,)), (pid_b, (b,)) = sorted(clients.items())
+    wrong = {"username": "jo", "password": "not-jos-password"}
+    try:
+        # Wrong passwords, alternating between the workers: one counter for both.
+        for i in range(PER_USER):
+            client, pid = (a, pid_a) if i % 2 == 0 else (b, pid_b)
+            assert on_worker(gw, client, pid, "POST", "/auth/login", json=wrong).status_code == 401
+        for client, pid in ((a, pid_a), (b, pid_b)):
+            r = on_worker(gw, client, pid, "POST", "/auth/login", json={"username": "jo", "password": USERS["jo"]})
+            assert r.status_code == 429, r.text
+            assert int(r.headers["retry-after"]) >= 1
+        # Another user is not affected, on either worker.
+        hana = {"username": "hana", "password": USERS["hana"]}
+        assert on_worker(gw, a, pid_a, "POST", "/auth/login", json=hana).status_code == 200
+        assert on_worker(gw, b, pid_b, "POST", "/auth/login", json=hana).status_code == 200
+    finally:
+        a.close()
+        b.close()
