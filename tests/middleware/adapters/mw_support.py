@@ -27,9 +27,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_asgi(app: Any, **kw: Any) -> Iterator[str]:
+def serve_asgi(app: Any, port: int | None = None, **kw: Any) -> Iterator[str]:
     """uvicorn (httptools) on a free loopback port, in a thread with its own loop; yields the base URL."""
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

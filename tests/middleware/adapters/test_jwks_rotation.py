@@ -1,0 +1,183 @@
+"""JWKS rotation with an overlap, end to end: a real gateway (``create_app``, EdDSA keys, proxy to /api/) and an
+upstream wrapped in bearer mode that knows nothing but the gateway's JWKS URL.
+
+Both share one manual clock, so "an hour later" is a clock step, not a wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from mw_support import free_port, serve_asgi
+from mw_world import PASSWORD, authenticator
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from gateway.app import create_app
+from gateway.cli import main as cli_main
+from gateway.config import load_config
+from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
+from middleware.asgi import FrontdeskMiddleware
+from middleware.bearer import BearerAuth
+from middleware.clock import ManualClock
+from middleware.jwks import JwksSource
+from middleware.key_directory import KeyDirectory
+from middleware.keys import signing_key_from_private
+
+SECRETS = {"FRONTDESK_ACCESS_SECRET": "a" * 40, "FRONTDESK_REFRESH_SECRET": "r" * 40}
+OVERLAP = 3600
+
+
+async def whoami(request: Request) -> JSONResponse:
+    # Test-only: echo the bearer so the test can replay it straight at the upstream later.
+    return JSONResponse({"id": request.user.identity, "authorization": request.headers["authorization"]})
+
+
+@dataclass
+class Setup:
+    gateway: str
+    upstream: str
+    jwks: JwksSource
+    clock: ManualClock
+    config_path: Path
+    keys_dir: Path
+
+    def rotate(self) -> None:
+        assert cli_main(["keys", "rotate", "--config", str(self.config_path)]) == 0
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[Setup]:
+    gw_port, up_port = free_port(), free_port()
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "index.html").write_text("<!doctype html><title>spa</title>")
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(
+        f"""
+[store]
+url = "memory://"
+[keys]
+algorithm = "EdDSA"
+directory = "keys"
+overlap = "{OVERLAP}s"
+reload_interval = "100ms"
+[[routes]]
+prefix = "/api/"
+upstream = "http://127.0.0.1:{up_port}"
+"""
+    )
+    assert cli_main(["keys", "rotate", "--config", str(config_path)]) == 0  # the first key
+    clock = ManualClock(start=time.time())
+    config = load_config(config_path, env=SECRETS)
+    gateway = create_app(config, authenticator=authenticator, clock=clock)
+    if not isinstance(gateway.app, ProxyApp):  # until create_app wires the proxy itself
+        routes, problems = parse_routes(config.raw_routes, default_audience=config.tokens.audience)
+        settings, more = parse_proxy_settings(config.raw_proxy)
+        assert problems == more == []
+        gateway.app = ProxyApp(
+            routes,
+            gateway.engine,
+            settings=settings,
+            trusted=config.trusted_proxies,
+            csrf_header=config.csrf_header,
+            fallback=gateway.app,
+        )
+    jwks = JwksSource(f"http://127.0.0.1:{gw_port}/.well-known/jwks.json", min_refetch_interval=30, clock=clock)
+    upstream = FrontdeskMiddleware(Starlette(routes=[Route("/api/whoami", whoami)]), BearerAuth(jwks=jwks, clock=clock))
+    with (
+        serve_asgi(gateway, port=gw_port, lifespan="on") as gw_url,
+        serve_asgi(upstream, port=up_port) as up_url,
+    ):
+        yield Setup(gw_url, up_url, jwks, clock, config_path, tmp_path / "keys")
+
+
+def _kid(authorization: str) -> str:
+    return str(jwt.get_unverified_header(authorization.removeprefix("Bearer "))["kid"])
+
+
+def test_rotation_with_overlap_end_to_end(setup: Setup) -> None:
+    gw = httpx.Client(base_url=setup.gateway, headers={"x-csrf": "1"}, timeout=30)
+    up = httpx.Client(base_url=setup.upstream, timeout=30)
+    directory = KeyDirectory(setup.keys_dir, overlap=OVERLAP)
+    key1 = directory.files()[0]
+
+    login = gw.post("/auth/login", json={"username": "alice", "password": PASSWORD})
+    assert login.status_code == 200
+    cookie = {"cookie": login.headers["set-cookie"].split(";", 1)[0]}
+    first = gw.get("/api/whoami", headers=cookie)
+    assert first.status_code == 200, first.text
+    assert first.json()["id"] == "id-alice"
+    old_bearer = first.json()["authorization"]
+    assert _kid(old_bearer) == key1.kid
+    assert setup.jwks.fetches == 1
+
+    # Rotate: the gateway publishes both keys at once and signs new tokens with the new one.
+    setup.rotate()
+    key2 = directory.files()[0]
+    published = gw.get("/.well-known/jwks.json").json()
+    assert {k["kid"] for k in published["keys"]} == {key1.kid, key2.kid}
+    assert all("d" not in k for k in published["keys"])
+
+    setup.clock.advance(31)  # past the upstream's minimum refetch interval
+    refreshed = gw.post("/auth/refresh", headers=cookie)  # mints a fresh access token, rotates the cookie
+    assert refreshed.status_code == 200
+    cookie = {"cookie": refreshed.headers["set-cookie"].split(";", 1)[0]}
+    second = gw.get("/api/whoami", headers=cookie)
+    assert second.status_code == 200, second.text
+    assert _kid(second.json()["authorization"]) == key2.kid
+    assert setup.jwks.fetches == 2  # the unknown kid made the upstream refetch, once
+
+    # Inside the overlap the old key's tokens still verify at the upstream.
+    assert up.get("/api/whoami", headers={"authorization": old_bearer}).status_code == 200
+
+    # Made-up kids cannot make the upstream hammer the gateway: no refetch inside the interval.
+    forged = jwt.encode({"sub": "x"}, "k" * 32, algorithm="HS256", headers={"kid": "made-up", "typ": "at+jwt"})
+    for _ in range(5):
+        assert up.get("/api/whoami", headers={"authorization": f"Bearer {forged}"}).status_code == 401
+    assert setup.jwks.fetches == 2
+
+    # After the overlap the old key is gone from the JWKS, and the upstream (refetching a stale set) refuses
+    # even a long-lived token signed with it.
+    setup.clock.advance(OVERLAP + 3600)
+    now = int(setup.clock())
+    old_key = signing_key_from_private(key1.key)
+    long_lived = jwt.encode(
+        {
+            "sub": "id-alice",
+            "sid": "s",
+            "jti": "j",
+            "iat": now,
+            "exp": now + 600,
+            "iss": "frontdesk",
+            "aud": "frontdesk-api",
+        },
+        old_key.sign_key,
+        algorithm="EdDSA",
+        headers={"kid": old_key.kid, "typ": "at+jwt"},
+    )
+    assert [k["kid"] for k in gw.get("/.well-known/jwks.json").json()["keys"]] == [key2.kid]
+    refused = up.get("/api/whoami", headers={"authorization": f"Bearer {long_lived}"})
+    assert refused.status_code == 401
+    assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+    # ...while the session itself carries on with the new key.
+    third = gw.get("/api/whoami", headers=cookie)
+    assert third.status_code == 200
+    assert _kid(third.json()["authorization"]) == key2.kid
+
+
+def test_unreachable_jwks_is_a_401_not_a_500() -> None:
+    dead = f"http://127.0.0.1:{free_port()}/.well-known/jwks.json"
+    upstream = FrontdeskMiddleware(Starlette(routes=[Route("/api/whoami", whoami)]), BearerAuth(jwks_url=dead))
+    token = jwt.encode({"sub": "x"}, "k" * 32, algorithm="HS256", headers={"kid": "k1", "typ": "at+jwt"})
+    with serve_asgi(upstream) as url, httpx.Client(base_url=url) as client:
+        response = client.get("/api/whoami", headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_token"
