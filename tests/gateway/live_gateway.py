@@ -188,9 +188,12 @@ def set_cookies(response: httpx.Response) -> list[SetCookie]:
 
 
 def assert_no_token(response: httpx.Response) -> None:
-    """No response body ever carries a token (access or refresh)."""
-    match = JWT_RE.search(response.content)
-    assert match is None, f"{response.request.method} {response.request.url.path} body contains a token"
+    """No response body ever carries a token (access or refresh), nor any header but Set-Cookie."""
+    where = f"{response.request.method} {response.request.url.path}"
+    assert JWT_RE.search(response.content) is None, f"{where}: the body contains a token"
+    for name, value in response.headers.multi_items():
+        if name.lower() != "set-cookie":  # the refresh cookie is the one place a token may travel
+            assert JWT_RE.search(value.encode("latin-1")) is None, f"{where}: header {name} contains a token"
 
 
 # --- clients -------------------------------------------------------------------------------------

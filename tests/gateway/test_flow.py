@@ -88,6 +88,10 @@ def test_remember_me_gives_max_age_of_the_remember_lifetime(gw: GatewayProcess) 
         cookie = only_cookie(client.login("alice", USERS["alice"], remember=True))
         assert_refresh_cookie(cookie, max_age=True)
         assert cookie.max_age is not None and 3600 - 120 <= cookie.max_age <= 3600  # remember_ttl = 1h
+        # Rotation keeps the choice: the new cookie is persistent too.
+        rotated = only_cookie(client.refresh())
+        assert_refresh_cookie(rotated, max_age=True)
+        assert rotated.max_age is not None and 3600 - 120 <= rotated.max_age <= 3600
         # An explicit false is the same as leaving it out.
         assert_refresh_cookie(only_cookie(client.login("alice", USERS["alice"], remember=False)), max_age=False)
 
@@ -188,6 +192,11 @@ def test_unknown_auth_path_and_wrong_method(gw: GatewayProcess) -> None:
         r = client.request("GET", "/auth/login")
         assert_error(r, 405)
         assert r.headers["allow"] == "POST"
+        # A CORS preflight is never granted.
+        preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        r = client.request("OPTIONS", "/auth/login", headers=preflight)
+        assert r.status_code in (403, 405)
+        assert not [k for k in r.headers if k.lower().startswith("access-control-")]
 
 
 def test_concurrent_logouts_in_one_worker_all_succeed(gw: GatewayProcess) -> None:
