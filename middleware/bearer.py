@@ -99,9 +99,11 @@ class BearerAuth:
         try:
             return self.codec.decode(token)
         except UnknownKey:
-            # A new key at the gateway: refetch (rate-limited inside) and try once more.
-            if jwks is None or not await jwks.refresh(reason="unknown kid"):
+            if jwks is None:
                 raise
+            # A new key at the gateway: refetch (rate-limited inside) and try once more. Retry even when this
+            # call did not fetch: a concurrent request may just have loaded the key.
+            await jwks.refresh(reason="unknown kid")
             return self.codec.decode(token)
 
     async def _check_revocation(self, sid: str) -> None:

@@ -50,14 +50,18 @@ class PathRules:
         return cls(public=tuple(_validate(p) for p in public), scopes=tuple(rules))
 
     def is_public(self, path: str) -> bool:
+        """``"/"`` means the root page only: making every path public by listing the home page is a trap."""
         if not self.public:
             return False
-        return _is_plain(path) and any(_matches(prefix, path) for prefix in self.public)
+        return _is_plain(path) and any(
+            path == "/" if prefix == "/" else _matches(prefix, path) for prefix in self.public
+        )
 
     def required_scopes(self, path: str) -> frozenset[str]:
         if not self.scopes:
             return frozenset()
-        resolved = path if _is_plain(path) else posixpath.normpath("/" + path.replace("\\", "/"))
+        # normpath keeps a leading "//" (POSIX leaves it implementation-defined); collapse it too.
+        resolved = path if _is_plain(path) else "/" + posixpath.normpath(path.replace("\\", "/")).lstrip("/")
         for prefix, needed in self.scopes:
             if _matches(prefix, resolved) or (prefix.endswith("/") and resolved == prefix[:-1]):
                 return needed
