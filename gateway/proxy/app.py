@@ -274,11 +274,16 @@ class ProxyApp:
                     log.warning("upstream failed mid-response: %s", exc.detail)
                     return
                 if chunk is None:
-                    break
+                    self._pool.release(conn)
+                    released = True
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+                if conn.complete and conn.drained:  # the last piece: one send instead of two
+                    self._pool.release(conn)
+                    released = True
+                    await send({"type": "http.response.body", "body": chunk})
+                    return
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            self._pool.release(conn)
-            released = True
-            await send({"type": "http.response.body", "body": b""})
         finally:
             if watcher is not None:
                 watcher.cancel()

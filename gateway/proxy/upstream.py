@@ -28,6 +28,10 @@ __all__ = ["UpstreamConnection", "UpstreamPool"]
 
 # Response bytes buffered for a slow browser before the upstream socket stops being read.
 _HIGH_WATER = 256 * 1024
+# A response head announcing a body up to this size is handed over only with its body: servers (uvicorn
+# among them) write head and body separately, and waiting for the body turns one small answer into one
+# ASGI send instead of a stream of three (nginx's proxy_buffering does the same for small bodies).
+_HOLD_LIMIT = 64 * 1024
 _SENDING, _WAITING, _STREAMING = 0, 1, 2
 
 
@@ -55,6 +59,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_done = False
+        self.head_ready = False
         self.complete = False
         self.reusable = False
         self.got_bytes = False
@@ -93,6 +98,11 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.write(data)
 
     @property
+    def drained(self) -> bool:
+        """Nothing buffered for the browser right now."""
+        return not self._chunks
+
+    @property
     def failed(self) -> bool:
         return self._exc is not None
 
@@ -109,7 +119,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._arm(self._timeout)
 
     async def wait_head(self) -> None:
-        while not self.headers_done:
+        while not self.head_ready:
             if self._exc is not None:
                 raise self._exc
             self._waiter = self._loop.create_future()
@@ -277,8 +287,16 @@ class UpstreamConnection(asyncio.Protocol):
         if self._head_request or status in (204, 304):
             self._finish()
             return
-        self._until_eof = not any(n in (b"content-length", b"transfer-encoding") for n, _ in self.headers)
-        self._wake()
+        length = -1
+        for name, value in self.headers:
+            if name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+            elif name == b"transfer-encoding":
+                length = -2
+        self._until_eof = length == -1
+        if not 0 <= length <= _HOLD_LIMIT:
+            self.head_ready = True
+            self._wake()
 
     def on_body(self, body: bytes) -> None:
         if self.complete:
@@ -289,7 +307,8 @@ class UpstreamConnection(asyncio.Protocol):
         if self._buffered > _HIGH_WATER and not self._reading_paused and self.transport is not None:
             self._reading_paused = True
             self.transport.pause_reading()
-        self._wake()
+        if self.head_ready:
+            self._wake()
 
     def on_message_complete(self) -> None:
         if self._interim:
@@ -300,6 +319,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _finish(self) -> None:
         self.complete = True
+        self.head_ready = True
         parser = self._parser
         # After HEAD the parser still expects the body the length announces, so never reuse that socket.
         self.reusable = (

@@ -38,9 +38,34 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "bench-refresh-secret-0123456789abcdef0123456789abcdef"
+ACCESS_SECRET = "bench-access-secret-0123456789abcdef0123456789abcdef"
 COOKIE = "__Host-frontdesk"
-TOKEN = "bench.access.token"  # the cached Bearer every variant injects
-PING = "/api/ping"
+PATHS = {"demo": "/api/me", "raw": "/api/ping"}
+
+
+def access_token() -> str:
+    """The cached Bearer every variant injects: a valid frontdesk access token for the demo upstream."""
+    cached = os.environ.get("FD_BENCH_TOKEN")
+    if cached:
+        return cached
+    import jwt
+
+    now = int(time.time())
+    claims = {
+        "sub": "bench",
+        "sid": "bench-sid",
+        "jti": "bench-jti",
+        "iat": now,
+        "exp": now + 3600,
+        "iss": "frontdesk",
+        "aud": "frontdesk-api",
+    }
+    from middleware.tokens import KeyRing
+
+    kid = KeyRing.from_secrets(ACCESS_SECRET).signing_key().kid  # the demo upstream looks keys up by kid
+    token = jwt.encode(claims, ACCESS_SECRET, algorithm="HS256", headers={"typ": "at+jwt", "kid": kid})
+    os.environ["FD_BENCH_TOKEN"] = token  # children inherit it
+    return token
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -100,6 +125,7 @@ class BenchEngine:
 
         self._jwt = jwt
         self._na = NotAuthenticated
+        self._token = access_token()
 
     async def grant(self, cookie_header: str | None, *, audience: str | None = None, force_new: bool = False) -> Any:
         value = None
@@ -113,7 +139,7 @@ class BenchEngine:
             claims = self._jwt.decode(value, SECRET, algorithms=["HS256"])
         except self._jwt.PyJWTError as exc:
             raise self._na("bad cookie") from exc
-        return _Grant(claims["sid"], TOKEN, None)
+        return _Grant(claims["sid"], self._token, None)
 
     async def is_active(self, sid: str) -> bool:
         return True
@@ -136,16 +162,77 @@ async def _not_found(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def frontdesk_app(upstream_port: int) -> Any:
+def frontdesk_app(upstream_port: int, blob_port: int) -> Any:
     from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
 
     routes, problems = parse_routes(
-        [{"prefix": "/api/", "upstream": f"http://127.0.0.1:{upstream_port}", "csrf": True}],
+        [
+            {"prefix": "/api/", "upstream": f"http://127.0.0.1:{upstream_port}", "csrf": True},
+            {"prefix": "/blob/", "upstream": f"http://127.0.0.1:{blob_port}/api/", "methods": ["GET", "POST"]},
+        ],
         default_audience="bench",
     )
     settings, more = parse_proxy_settings({"max_body_size": "2GiB"})
     assert not problems and not more, problems + more
     return ProxyApp(routes, BenchEngine(), settings=settings, trusted=_NoTrust(), fallback=_not_found)
+
+
+BENCH_CONFIG = """\
+[tokens]
+access_ttl = "15m"
+refresh_ttl = "7d"
+max_session_age = "30d"
+
+[store]
+url = "sqlite:///frontdesk.db"
+
+[login]
+max_attempts_per_user = 1000000
+max_attempts_per_address = 1000000
+"""
+BENCH_USER, BENCH_PASSWORD = "bench", "bench-password-123"
+
+
+def frontdesk_real_app(upstream_port: int, blob_port: int) -> Any:
+    """The whole gateway from ``gateway.app.create_app``: the real session engine, SQLite store, /auth/*.
+
+    If ``create_app`` does not wire the proxy in yet, it is wired here exactly as the lead's contract says
+    (``ProxyApp(..., fallback=<the SPA app>)``).
+    """
+    from gateway.app import create_app
+    from gateway.config import load_config
+    from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
+    from middleware.sessions import User
+
+    workdir = Path(os.environ["FD_BENCH_WORKDIR"])
+    config = load_config(workdir / "config.toml", env=dict(os.environ))
+
+    async def authenticator(username: str, password: str) -> User | None:
+        # No argon2 here: logins are not what this benchmark measures (engine_bench.py does).
+        return User(id="u-bench", username=username) if password == BENCH_PASSWORD else None
+
+    gateway = create_app(config, authenticator=authenticator)
+    if not isinstance(gateway.app, ProxyApp):
+        routes, problems = parse_routes(
+            [
+                {"prefix": "/api/", "upstream": f"http://127.0.0.1:{upstream_port}"},
+                {"prefix": "/blob/", "upstream": f"http://127.0.0.1:{blob_port}/api/", "methods": ["GET", "POST"]},
+            ],
+            default_audience=config.tokens.audience,
+        )
+        settings, more = parse_proxy_settings({"max_body_size": "2GiB"})
+        assert not problems and not more, problems + more
+        proxy = ProxyApp(
+            routes,
+            gateway.engine,
+            settings=settings,
+            trusted=config.trusted_proxies,
+            csrf_header=config.csrf_header,
+            fallback=gateway.app,
+        )
+        gateway.app = proxy
+        gateway.on_shutdown.append(proxy.aclose)
+    return gateway
 
 
 def httpx_app(upstream_port: int) -> Any:
@@ -159,19 +246,20 @@ def httpx_app(upstream_port: int) -> Any:
         timeout=30,
     )
     hop = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"upgrade", b"host", b"cookie"}
+    bearer = b"Bearer " + access_token().encode()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         value = _cookie_value(scope["headers"])
         try:
-            jwt.decode(value or "", SECRET, algorithms=["HS256"])
+            jwt.decode(value or "", SECRET, algorithms=["HS256"], options={"verify_aud": False})
         except jwt.PyJWTError:
             await send({"type": "http.response.start", "status": 401, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return
         headers = [(n, v) for n, v in scope["headers"] if n not in hop and n != b"authorization"]
-        headers.append((b"authorization", b"Bearer " + TOKEN.encode()))
+        headers.append((b"authorization", bearer))
 
         async def body() -> Any:
             while True:
@@ -200,15 +288,21 @@ def httpx_app(upstream_port: int) -> Any:
     return app
 
 
-def _serve(kind: str, port: int, upstream_port: int) -> None:
+def _serve(kind: str, port: int, upstream_port: int, blob_port: int) -> None:
     import uvicorn
 
     sys.path.insert(0, str(ROOT))
     app: Any
-    if kind == "upstream":
+    if kind == "raw":
         app = upstream_app
+    elif kind == "demo":
+        from gateway.demo_upstream import create_demo_upstream
+
+        app = create_demo_upstream()  # verifies the Bearer with FRONTDESK_ACCESS_SECRET
     elif kind == "frontdesk":
-        app = frontdesk_app(upstream_port)
+        app = frontdesk_app(upstream_port, blob_port)
+    elif kind == "frontdesk-real":
+        app = frontdesk_real_app(upstream_port, blob_port)
     elif kind == "httpx":
         app = httpx_app(upstream_port)
     else:
@@ -220,7 +314,7 @@ def _serve(kind: str, port: int, upstream_port: int) -> None:
         port=port,
         loop="uvloop",
         http="httptools",
-        lifespan="off",
+        lifespan="on" if kind == "frontdesk-real" else "off",
         access_log=False,
         log_level="warning",
         proxy_headers=False,
@@ -266,8 +360,9 @@ def started(cmd: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
                 proc.wait()
 
 
-def serve_cmd(kind: str, port: int, upstream_port: int = 0) -> list[str]:
-    return [sys.executable, str(Path(__file__).resolve()), "_serve", kind, str(port), str(upstream_port)]
+def serve_cmd(kind: str, port: int, upstream_port: int = 0, blob_port: int = 0) -> list[str]:
+    script = str(Path(__file__).resolve())
+    return [sys.executable, script, "_serve", kind, str(port), str(upstream_port), str(blob_port)]
 
 
 NGINX_CONF = """
@@ -308,7 +403,7 @@ def nginx(port: int, upstream: int) -> Iterator[subprocess.Popen[bytes] | None]:
         return
     with tempfile.TemporaryDirectory(prefix="fd-bench-nginx-") as tmp:
         conf = Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, upstream=upstream, token=TOKEN))
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, upstream=upstream, token=access_token()))
         user = "" if os.geteuid() != 0 else "user root;\n"
         if user:
             conf.write_text(user + conf.read_text())
@@ -332,11 +427,11 @@ class Result:
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def run_wrk(port: int, conns: int, duration: float, headers: dict[str, str]) -> Result:
+def run_wrk(port: int, path: str, conns: int, duration: float, headers: dict[str, str]) -> Result:
     cmd = ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s"]
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
-    cmd.append(f"http://127.0.0.1:{port}{PING}")
+    cmd.append(f"http://127.0.0.1:{port}{path}")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
@@ -353,8 +448,8 @@ def run_wrk(port: int, conns: int, duration: float, headers: dict[str, str]) -> 
     return Result(rps, ms(lat["50"]), ms(lat["99"]), errors)
 
 
-async def _py_load(port: int, conns: int, duration: float, headers: dict[str, str]) -> Result:
-    head = f"GET {PING} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+async def _py_load(port: int, path: str, conns: int, duration: float, headers: dict[str, str]) -> Result:
+    head = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request = (head + "\r\n").encode()
     latencies: list[float] = []
     errors = 0
@@ -385,20 +480,34 @@ async def _py_load(port: int, conns: int, duration: float, headers: dict[str, st
     return Result(len(latencies) / elapsed, q[49] * 1000, q[98] * 1000, errors)
 
 
-def run_load(port: int, conns: int, duration: float, headers: dict[str, str], use_wrk: bool) -> Result:
+def run_load(port: int, path: str, conns: int, duration: float, headers: dict[str, str], use_wrk: bool) -> Result:
     if use_wrk:
-        return run_wrk(port, conns, duration, headers)
+        return run_wrk(port, path, conns, duration, headers)
     try:
         import uvloop
 
-        return uvloop.run(_py_load(port, conns, duration, headers))
+        return uvloop.run(_py_load(port, path, conns, duration, headers))
     except ImportError:
-        return asyncio.run(_py_load(port, conns, duration, headers))
+        return asyncio.run(_py_load(port, path, conns, duration, headers))
 
 
 # ---------------------------------------------------------------------------------------------------------
 # the streaming memory check
 # ---------------------------------------------------------------------------------------------------------
+
+
+def login(port: int) -> str:
+    """Log the bench user in over HTTP; return the refresh cookie pair for the Cookie header."""
+    import httpx
+
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/auth/login",
+        json={"username": BENCH_USER, "password": BENCH_PASSWORD},
+        headers={"X-CSRF": "1"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return response.headers["set-cookie"].split(";", 1)[0]
 
 
 def rss_kib(pid: int) -> int:
@@ -424,7 +533,7 @@ async def _stream(port: int, pid: int, size: int, headers: dict[str, str]) -> di
         # download
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         t0 = time.perf_counter()
-        writer.write(f"GET /api/big?n={size} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n".encode())
+        writer.write(f"GET /blob/big?n={size} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n".encode())
         await reader.readuntil(b"\r\n\r\n")
         got = 0
         while chunk := await reader.read(1 << 20):
@@ -437,9 +546,8 @@ async def _stream(port: int, pid: int, size: int, headers: dict[str, str]) -> di
         # upload (chunked)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         t0 = time.perf_counter()
-        writer.write(
-            f"POST /api/sink HTTP/1.1\r\nHost: x\r\n{extra}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n".encode()
-        )
+        head = f"POST /blob/sink HTTP/1.1\r\nHost: x\r\n{extra}Transfer-Encoding: chunked\r\nConnection: close\r\n"
+        writer.write(head.encode() + b"\r\n")
         block = b"u" * (1 << 20)
         framed = b"%x\r\n%b\r\n" % (len(block), block)
         for _ in range(size // len(block)):
@@ -464,7 +572,7 @@ async def _stream(port: int, pid: int, size: int, headers: dict[str, str]) -> di
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_serve":
-        _serve(argv[1], int(argv[2]), int(argv[3]))
+        _serve(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run (default 5)")
@@ -473,34 +581,73 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-httpx", action="store_true", help="skip the httpx forwarder")
     parser.add_argument("--no-nginx", action="store_true")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even with wrk")
+    parser.add_argument(
+        "--engine",
+        choices=("real", "fake"),
+        default="real",
+        help="real: the whole gateway from gateway.app.create_app (session engine, SQLite, a logged-in "
+        "cookie); fake: ProxyApp alone with a stand-in engine that verifies the refresh JWT with pyjwt on "
+        "every request (issue 3's comparison)",
+    )
+    parser.add_argument(
+        "--upstream",
+        choices=("demo", "raw"),
+        default="demo",
+        help="demo: the project's Starlette demo API (GET /api/me verifies the Bearer); "
+        "raw: a bare ASGI function (GET /api/ping), the harshest case for any proxy",
+    )
     args = parser.parse_args(argv)
 
     import jwt
 
+    os.environ["FRONTDESK_ACCESS_SECRET"] = ACCESS_SECRET
+    os.environ["FRONTDESK_REFRESH_SECRET"] = SECRET
+    access_token()
+    workdir = Path(tempfile.mkdtemp(prefix="fd-proxy-bench-"))
+    (workdir / "config.toml").write_text(BENCH_CONFIG)
+    os.environ["FD_BENCH_WORKDIR"] = str(workdir)
     cookie = jwt.encode({"sub": "bench", "sid": "bench-sid"}, SECRET, algorithm="HS256")
     headers = {"Cookie": f"theme=dark; {COOKIE}={cookie}", "X-CSRF": "1", "Accept": "application/json"}
     use_wrk = shutil.which("wrk") is not None and not args.python_load
     conns = [int(c) for c in args.conns.split(",")]
-    ports = {k: free_port() for k in ("direct", "frontdesk", "nginx", "httpx")}
+    ports = {k: free_port() for k in ("raw", "demo", "frontdesk", "nginx", "httpx")}
+    path = PATHS[args.upstream]
+    up = ports[args.upstream]
 
     with contextlib.ExitStack() as stack:
-        stack.enter_context(started(serve_cmd("upstream", ports["direct"]), ports["direct"]))
-        gw = stack.enter_context(started(serve_cmd("frontdesk", ports["frontdesk"], ports["direct"]), ports["frontdesk"]))
+        stack.enter_context(started(serve_cmd("raw", ports["raw"]), ports["raw"]))
+        if args.upstream == "demo":
+            stack.enter_context(started(serve_cmd("demo", ports["demo"]), ports["demo"]))
+        stack.callback(shutil.rmtree, workdir, True)
+        kind = "frontdesk-real" if args.engine == "real" else "frontdesk"
+        gw = stack.enter_context(started(serve_cmd(kind, ports["frontdesk"], up, ports["raw"]), ports["frontdesk"]))
+        if args.engine == "real":
+            headers["Cookie"] = "theme=dark; " + login(ports["frontdesk"])
         targets = ["direct", "frontdesk"]
-        if not args.no_nginx and stack.enter_context(nginx(ports["nginx"], ports["direct"])) is not None:
+        ports["direct"] = up
+        if not args.no_nginx and stack.enter_context(nginx(ports["nginx"], up)) is not None:
             targets.append("nginx")
         if not args.no_httpx:
-            stack.enter_context(started(serve_cmd("httpx", ports["httpx"], ports["direct"]), ports["httpx"]))
+            stack.enter_context(started(serve_cmd("httpx", ports["httpx"], up), ports["httpx"]))
             targets.append("httpx")
+        # direct gets the Bearer itself (what the proxies inject)
+        direct_headers = {**headers, "Authorization": f"Bearer {access_token()}"}
+
+        def load(target: str, c: int, seconds: float) -> Result:
+            h = direct_headers if target == "direct" else headers
+            return run_load(ports[target], path, c, seconds, h, use_wrk)
 
         generator = "wrk -t1" if use_wrk else "python asyncio"
-        print(f"# proxy benchmark: GET {PING}, {args.duration:g} s per run, load generator: {generator}, {os.cpu_count()} CPUs")
-        for target in targets:  # warm up every path (pools, JIT-free but caches and page faults)
-            run_load(ports[target], 4, 1.0, headers, use_wrk)
+        print(
+            f"# proxy benchmark: GET {path} on the {args.upstream} upstream, {args.engine} engine, "
+            f"{args.duration:g} s per run, load generator: {generator}, {os.cpu_count()} CPUs"
+        )
+        for target in targets:  # warm up every path (pools, caches, page faults)
+            load(target, 4, 1.0)
         table: dict[tuple[str, int], Result] = {}
         for c in conns:
-            for target in targets:
-                table[(target, c)] = run_load(ports[target], c, args.duration, headers, use_wrk)
+            for target in targets:  # interleaved, so the machine's noise spreads over all columns
+                table[(target, c)] = load(target, c, args.duration)
 
         print()
         print(f"{'conns':>5}  {'target':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'errors':>6}")
