@@ -510,6 +510,13 @@ def login(port: int) -> str:
     return response.headers["set-cookie"].split(";", 1)[0]
 
 
+def _median(results: list[Result]) -> Result:
+    """The run with the median req/s (its own latencies and errors; errors are summed over all runs)."""
+    ordered = sorted(results, key=lambda r: r.rps)
+    mid = ordered[len(ordered) // 2]
+    return Result(mid.rps, mid.p50_ms, mid.p99_ms, sum(r.errors for r in results))
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -576,6 +583,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run (default 5)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs per cell; the median is shown (default 3: the machine is noisy)"
+    )
     parser.add_argument("--conns", default="1,16,64", help="connection counts (default 1,16,64)")
     parser.add_argument("--stream-mib", type=int, default=1024, help="MiB to stream down and up (0: skip)")
     parser.add_argument("--no-httpx", action="store_true", help="skip the httpx forwarder")
@@ -640,14 +650,17 @@ def main(argv: list[str] | None = None) -> None:
         generator = "wrk -t1" if use_wrk else "python asyncio"
         print(
             f"# proxy benchmark: GET {path} on the {args.upstream} upstream, {args.engine} engine, "
-            f"{args.duration:g} s per run, load generator: {generator}, {os.cpu_count()} CPUs"
+            f"median of {args.rounds} x {args.duration:g} s runs, load generator: {generator}, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
         )
         for target in targets:  # warm up every path (pools, caches, page faults)
             load(target, 4, 1.0)
-        table: dict[tuple[str, int], Result] = {}
-        for c in conns:
-            for target in targets:  # interleaved, so the machine's noise spreads over all columns
-                table[(target, c)] = load(target, c, args.duration)
+        runs: dict[tuple[str, int], list[Result]] = {}
+        for _ in range(args.rounds):
+            for c in conns:
+                for target in targets:  # interleaved, so the machine's noise spreads over all columns
+                    runs.setdefault((target, c), []).append(load(target, c, args.duration))
+        table = {key: _median(results) for key, results in runs.items()}
 
         print()
         print(f"{'conns':>5}  {'target':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'errors':>6}")
