@@ -32,7 +32,7 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, port: int | None = None, **kw: Any) -> AsyncIterator[int]:
+async def serve(app: Any, port: int | None = None, lifespan: str = "off", **kw: Any) -> AsyncIterator[int]:
     """Serve an ASGI app with uvicorn (httptools) in this event loop; yields the port."""
     port = port or free_port()
     config = uvicorn.Config(
@@ -40,7 +40,7 @@ async def serve(app: Any, port: int | None = None, **kw: Any) -> AsyncIterator[i
         host="127.0.0.1",
         port=port,
         http="httptools",
-        lifespan="off",
+        lifespan=lifespan,  # type: ignore[arg-type]
         log_level="error",
         proxy_headers=False,  # frontdesk applies its own trusted-proxy rule
         **kw,
@@ -56,7 +56,7 @@ async def serve(app: Any, port: int | None = None, **kw: Any) -> AsyncIterator[i
         yield port
     finally:
         server.should_exit = True
-        server.force_exit = True
+        server.force_exit = lifespan == "off"  # a forced exit would cancel the lifespan shutdown
         await task
 
 

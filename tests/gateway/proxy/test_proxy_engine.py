@@ -1,0 +1,174 @@
+"""The proxy with the real session engine: the gateway from ``gateway.app.create_app`` (SQLite store,
+``/auth/*``) served by uvicorn, in front of the recording upstream. Time is a ManualClock, so an access
+token's expiry is crossed without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from proxy_support import Upstream, serve
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from gateway.app import create_app
+from gateway.config import load_config
+from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
+from middleware.clock import ManualClock
+from middleware.sessions import User
+
+ACCESS_SECRET = "integration-access-secret-0123456789abcdef0123456789"
+REFRESH_SECRET = "integration-refresh-secret-0123456789abcdef012345678"
+CONFIG = """\
+[tokens]
+access_ttl = "5m"
+refresh_ttl = "1d"
+max_session_age = "7d"
+
+[store]
+url = "sqlite:///frontdesk.db"
+
+[login]
+max_attempts_per_user = 1000
+max_attempts_per_address = 1000
+"""
+
+
+@dataclass
+class RealGateway:
+    port: int
+    upstream: Upstream
+    clock: ManualClock
+    cookie_name: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def login(self, username: str) -> str:
+        async with httpx.AsyncClient(base_url=self.url, headers={"x-csrf": "1"}) as c:
+            r = await c.post("/auth/login", json={"username": username, "password": "pw-" + username})
+        assert r.status_code == 200, r.text
+        return r.headers["set-cookie"].split(";", 1)[0]
+
+
+@pytest.fixture
+async def real(tmp_path: Path) -> AsyncIterator[RealGateway]:
+    (tmp_path / "config.toml").write_text(CONFIG)
+    env = {"FRONTDESK_ACCESS_SECRET": ACCESS_SECRET, "FRONTDESK_REFRESH_SECRET": REFRESH_SECRET}
+    config = load_config(tmp_path / "config.toml", env=env)
+    clock = ManualClock(time.time())
+
+    async def authenticator(username: str, password: str) -> User | None:
+        return User(id=f"u-{username}", username=username) if password == "pw-" + username else None
+
+    gateway = create_app(config, authenticator=authenticator, clock=clock)
+    upstream = Upstream()
+    async with serve(upstream) as up_port:
+        if not isinstance(gateway.app, ProxyApp):  # until create_app wires the proxy in itself
+            routes, problems = parse_routes(
+                [
+                    {"prefix": "/api/", "upstream": f"http://127.0.0.1:{up_port}"},
+                    {"prefix": "/ws/", "upstream": f"http://127.0.0.1:{up_port}/api/", "websocket": True},
+                ],
+                default_audience=config.tokens.audience,
+            )
+            settings, more = parse_proxy_settings(None)
+            assert problems == more == []
+            proxy = ProxyApp(
+                routes,
+                gateway.engine,
+                settings=settings,
+                trusted=config.trusted_proxies,
+                csrf_header=config.csrf_header,
+                fallback=gateway.app,
+            )
+            gateway.app = proxy
+            gateway.on_shutdown.append(proxy.aclose)
+        async with serve(gateway, lifespan="on") as port:
+            yield RealGateway(port, upstream, clock, gateway.engine.cookie_name)
+
+
+def _claims(token_header: str) -> dict[str, Any]:
+    scheme, _, token = token_header.partition(" ")
+    assert scheme == "Bearer"
+    return jwt.decode(
+        token,
+        ACCESS_SECRET,
+        algorithms=["HS256"],
+        audience="frontdesk-api",
+        options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+    )
+
+
+async def test_silent_refresh_across_access_token_expiry(real: RealGateway) -> None:
+    cookie = await real.login("alice")
+    async with httpx.AsyncClient(base_url=real.url, headers={"x-csrf": "1"}) as c:
+        r = await c.get("/api/echo", headers={"cookie": cookie})
+        assert r.status_code == 200, r.text
+        first = _claims(real.upstream.seen[-1].header("authorization")[0])
+        assert first["sub"] == "u-alice" and first["exp"] > real.clock()
+
+        real.clock.advance(6 * 60)  # past the 5 min access token, well inside the refresh token
+        r = await c.get("/api/echo", headers={"cookie": cookie})
+        assert r.status_code == 200, r.text
+        second = _claims(real.upstream.seen[-1].header("authorization")[0])
+        assert second["jti"] != first["jti"] and second["sid"] == first["sid"]
+        assert second["exp"] > real.clock() > first["exp"]  # fresh and valid now, where the first is not
+        rotated = r.headers.get("set-cookie", "")
+        assert rotated.startswith(real.cookie_name + "=") and "HttpOnly" in rotated
+
+        # the browser applies the rotated cookie; the next call rides the cached fresh token
+        cookie = rotated.split(";", 1)[0]
+        r = await c.get("/api/echo", headers={"cookie": cookie})
+        assert r.status_code == 200 and "set-cookie" not in r.headers
+        assert _claims(real.upstream.seen[-1].header("authorization")[0])["jti"] == second["jti"]
+    # the refresh cookie never reached the upstream
+    assert all(not s.header("cookie") for s in real.upstream.seen)
+
+
+async def test_two_users_get_their_own_tokens_and_cookies(real: RealGateway) -> None:
+    alice, bob = await real.login("alice"), await real.login("bob")
+    async with httpx.AsyncClient(base_url=real.url, headers={"x-csrf": "1"}) as c:
+        ra, rb = await asyncio.gather(
+            c.get("/api/cookies", headers={"cookie": alice}), c.get("/api/cookies", headers={"cookie": bob})
+        )
+    assert ra.status_code == rb.status_code == 200
+    subs = {_claims(s.header("authorization")[0])["sub"] for s in real.upstream.seen}
+    assert subs == {"u-alice", "u-bob"}
+    assert [c for c in ra.headers.get_list("set-cookie") if c.startswith("upstream_user")] != [
+        c for c in rb.headers.get_list("set-cookie") if c.startswith("upstream_user")
+    ]
+    # an upstream can never overwrite the session cookie
+    assert not any(c.startswith(real.cookie_name + "=hijack") for c in ra.headers.get_list("set-cookie"))
+
+
+async def test_no_session_is_401_json(real: RealGateway) -> None:
+    async with httpx.AsyncClient(base_url=real.url, headers={"x-csrf": "1"}) as c:
+        r = await c.get("/api/echo")
+    assert r.status_code == 401 and r.json()["error"] == "not_authenticated"
+    assert real.upstream.seen == []
+
+
+async def test_websocket_closes_on_logout(real: RealGateway) -> None:
+    cookie = await real.login("alice")
+    headers = {"Cookie": cookie, "Origin": real.url}
+    async with connect(f"ws://127.0.0.1:{real.port}/ws/socket", additional_headers=headers) as ws:
+        await ws.send("hi")
+        assert await ws.recv() == "echo:hi"
+        assert _claims(real.upstream.seen[-1].header("authorization")[0])["sub"] == "u-alice"
+        async with httpx.AsyncClient(base_url=real.url, headers={"x-csrf": "1"}) as c:
+            r = await c.post("/auth/logout", headers={"cookie": cookie})
+            assert r.status_code in (200, 204), r.text
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+    await asyncio.wait_for(real.upstream.ws_closed.wait(), 10)
