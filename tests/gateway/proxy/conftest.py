@@ -6,36 +6,40 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from proxy_support import FakeEngine, Gateway, Trust, Upstream, route_config, serve, spa
+from proxy_support import FakeEngine, Gateway, Servers, Trust, Upstream, route_config, spa
 
 from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
 
 
 @pytest.fixture
 async def proxy_factory() -> AsyncIterator[Any]:
-    from contextlib import AsyncExitStack
+    servers = Servers()
+    apps: list[ProxyApp] = []
 
-    async with AsyncExitStack() as stack:
+    async def make(
+        *,
+        upstream_port: int | None = None,
+        trusted: tuple[str, ...] = (),
+        proxy: dict[str, Any] | None = None,
+    ) -> Gateway:
+        upstream = Upstream()
+        up_port = upstream_port or await servers.start(upstream)
+        routes, problems = parse_routes(route_config(up_port), default_audience="frontdesk-api")
+        assert problems == []
+        settings, problems = parse_proxy_settings({"max_body_size": "1MB", **(proxy or {})})
+        assert problems == []
+        engine = FakeEngine()
+        app = ProxyApp(routes, engine, settings=settings, trusted=Trust(*trusted), fallback=spa)
+        apps.append(app)
+        port = await servers.start(app)
+        return Gateway(port, app, engine, upstream, up_port)
 
-        async def make(
-            *,
-            upstream_port: int | None = None,
-            trusted: tuple[str, ...] = (),
-            proxy: dict[str, Any] | None = None,
-        ) -> Gateway:
-            upstream = Upstream()
-            up_port = upstream_port or await stack.enter_async_context(serve(upstream))
-            routes, problems = parse_routes(route_config(up_port), default_audience="frontdesk-api")
-            assert problems == []
-            settings, problems = parse_proxy_settings({"max_body_size": "1MB", **(proxy or {})})
-            assert problems == []
-            engine = FakeEngine()
-            app = ProxyApp(routes, engine, settings=settings, trusted=Trust(*trusted), fallback=spa)
-            stack.push_async_callback(app.aclose)
-            port = await stack.enter_async_context(serve(app))
-            return Gateway(port, app, engine, upstream, up_port)
-
+    try:
         yield make
+    finally:
+        await servers.stop()
+        for app in apps:
+            await app.aclose()
 
 
 @pytest.fixture

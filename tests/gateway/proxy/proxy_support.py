@@ -31,33 +31,51 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Servers:
+    """uvicorn servers (httptools) in this event loop, stopped together (each stop waits for a 0.1 s tick)."""
+
+    def __init__(self) -> None:
+        self._running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+
+    async def start(self, app: Any, lifespan: str = "off", **kw: Any) -> int:
+        port = free_port()
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            http="httptools",
+            lifespan=lifespan,  # type: ignore[arg-type]
+            log_level="error",
+            proxy_headers=False,  # frontdesk applies its own trusted-proxy rule
+            **kw,
+        )
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        task = asyncio.create_task(server.serve())
+        self._running.append((server, task))
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.005)
+        return port
+
+    async def stop(self) -> None:
+        for server, _ in self._running:
+            server.should_exit = True
+            # a forced exit would cancel a lifespan shutdown
+            server.force_exit = server.config.lifespan == "off"
+        await asyncio.gather(*(task for _, task in self._running))
+        self._running.clear()
+
+
 @contextlib.asynccontextmanager
-async def serve(app: Any, port: int | None = None, lifespan: str = "off", **kw: Any) -> AsyncIterator[int]:
-    """Serve an ASGI app with uvicorn (httptools) in this event loop; yields the port."""
-    port = port or free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        http="httptools",
-        lifespan=lifespan,  # type: ignore[arg-type]
-        log_level="error",
-        proxy_headers=False,  # frontdesk applies its own trusted-proxy rule
-        **kw,
-    )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.005)
+async def serve(app: Any, lifespan: str = "off", **kw: Any) -> AsyncIterator[int]:
+    """Serve one ASGI app; yields the port."""
+    servers = Servers()
     try:
-        yield port
+        yield await servers.start(app, lifespan, **kw)
     finally:
-        server.should_exit = True
-        server.force_exit = lifespan == "off"  # a forced exit would cancel the lifespan shutdown
-        await task
+        await servers.stop()
 
 
 # -- the fake token source --------------------------------------------------------------------------

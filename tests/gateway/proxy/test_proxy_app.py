@@ -357,3 +357,37 @@ async def test_expect_100_continue(gw: Gateway) -> None:
     writer.close()
     assert b"HTTP/1.1 200 " in rest and json.loads(rest.split(b"\r\n\r\n")[-1])["body"] == body.decode()
     assert "expect" not in {n for n, _ in gw.upstream.seen[0].headers}
+
+
+async def test_nothing_leaks_under_errors(gw: Gateway) -> None:
+    import os
+
+    async def settle() -> tuple[int, int]:
+        # poll (not a timed assertion): closes and task ends happen a few loop iterations later
+        last = (-1, -1)
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            now = (len(asyncio.all_tasks()), len(os.listdir("/proc/self/fd")))
+            if now == last:
+                return now
+            last = now
+        return last
+
+    async with gw.client() as c:
+        assert (await c.get("/api/echo")).status_code == 200
+    before = await settle()
+    async with gw.client() as c:
+        for _ in range(3):
+            assert (await c.get("/dead/x")).status_code == 502
+            assert (await c.get("/slowapi/slow?s=0.6")).status_code == 504
+            with pytest.raises(httpx.RemoteProtocolError):
+                await c.get("/api/reset")
+            async with c.stream("GET", "/api/sse") as r:
+                await anext(r.aiter_bytes())
+            assert (await c.post("/api/echo", content=b"x" * 1_000_001)).status_code == 413
+            assert (await c.get("/api/echo")).status_code == 200
+    await asyncio.sleep(0.7)  # let the upstream's slow handlers finish, so their tasks end too
+    after = await settle()
+    assert after[0] <= before[0], "tasks leaked"
+    assert after[1] <= before[1] + 1, "file descriptors leaked"  # at most one more idle pooled connection
+    assert gw.app.pool.open_connections <= 2
