@@ -23,6 +23,7 @@ from .tokens import ACCESS_TYP, MAX_TOKEN_LENGTH, KeyRing, TokenCodec
 
 __all__ = ["BearerAuth", "bearer_error_response", "parse_authorization"]
 
+USER_CACHE_SIZE = 4096
 REVOCATION_TTL = 0.5  # how long a "not revoked" answer is believed: bounds logout delay well under 1 s
 
 
@@ -76,16 +77,27 @@ class BearerAuth:
         self.realm = realm.replace('"', "")
         self._revoked: ExpiringCache[str, bool] = ExpiringCache(100_000)
         self._opener = OpenOnce(revocations)
+        self._users: dict[int, tuple[dict[str, Any], FrontdeskUser]] = {}
 
     async def authenticate(self, path: str, authorization: str | None) -> FrontdeskUser | None:
-        """The verified user, None on a public path; raises a :class:`FrontdeskError` otherwise."""
+        """The verified user, None on a public path; raises a :class:`FrontdeskError` otherwise.
+
+        This runs on every request of an upstream, so the common case (a token verified before, a revocation
+        answer still fresh) never awaits anything: only a JWKS fetch or a store read does.
+        """
         rules = self.rules
         if rules.public and rules.is_public(path):
             return None
-        claims = await self.verify(parse_authorization(authorization))
+        token = parse_authorization(authorization)
+        claims = self.codec.decode(token) if self.jwks is None else await self._verify_with_jwks(token)
         if self.revocations is not None:
-            await self._check_revocation(claims["sid"])
-        user = FrontdeskUser(claims)
+            sid = claims["sid"]
+            revoked = self._revoked.get(sid, self.clock())
+            if revoked is None:
+                revoked = await self._read_revocation(sid)
+            if revoked:
+                raise SessionRevoked("the session of this token has been logged out or revoked")
+        user = self._user_for(claims)
         if rules.scopes:
             missing = rules.required_scopes(path) - user.scopes
             if missing:
@@ -93,31 +105,43 @@ class BearerAuth:
         return user
 
     async def verify(self, token: str) -> dict[str, Any]:
+        """Verified claims of an access token (signature, type, issuer, audience, times); no revocation check."""
+        return self.codec.decode(token) if self.jwks is None else await self._verify_with_jwks(token)
+
+    async def _verify_with_jwks(self, token: str) -> dict[str, Any]:
         jwks = self.jwks
-        if jwks is not None and jwks.is_stale(self.clock()):
+        assert jwks is not None
+        if jwks.is_stale(self.clock()):
             await jwks.refresh(reason="key set is stale")
         try:
             return self.codec.decode(token)
         except UnknownKey:
-            if jwks is None:
-                raise
             # A new key at the gateway: refetch (rate-limited inside) and try once more. Retry even when this
             # call did not fetch: a concurrent request may just have loaded the key.
             await jwks.refresh(reason="unknown kid")
             return self.codec.decode(token)
 
-    async def _check_revocation(self, sid: str) -> None:
+    async def _read_revocation(self, sid: str) -> bool:
+        store = self.revocations
+        assert store is not None
+        await self._opener.ensure()
+        revoked = await store.is_revoked(sid)
         now = self.clock()
-        revoked = self._revoked.get(sid, now)
-        if revoked is None:
-            store = self.revocations
-            assert store is not None
-            await self._opener.ensure()
-            revoked = await store.is_revoked(sid)
-            # A revocation is final: remember it until the cache evicts it; a "no" only briefly.
-            self._revoked.set(sid, revoked, now + (3600.0 if revoked else REVOCATION_TTL), now)
-        if revoked:
-            raise SessionRevoked("the session of this token has been logged out or revoked")
+        # A revocation is final: remember it until the cache evicts it; a "no" only briefly.
+        self._revoked.set(sid, revoked, now + (3600.0 if revoked else REVOCATION_TTL), now)
+        return revoked
+
+    def _user_for(self, claims: dict[str, Any]) -> FrontdeskUser:
+        # The codec hands back the same claims object for a cached token, so the user built from it can be
+        # reused too. The entry holds a reference to the claims, so their id cannot be recycled meanwhile.
+        entry = self._users.get(id(claims))
+        if entry is not None and entry[0] is claims:
+            return entry[1]
+        if len(self._users) >= USER_CACHE_SIZE:
+            self._users.clear()
+        user = FrontdeskUser(claims)
+        self._users[id(claims)] = (claims, user)
+        return user
 
     def error_response(self, exc: FrontdeskError) -> HttpResponse:
         return bearer_error_response(exc, realm=self.realm)

@@ -41,6 +41,11 @@ class FrontdeskUser(BaseUser):
         name = claims.get("preferred_username")
         self.username: str = name if isinstance(name, str) and name else self.id
         self.scopes = token_scopes(claims)
+        # "authenticated" is Starlette's convention for @requires("authenticated"). The scopes are a tuple, not
+        # Starlette's list, so the object can be shared by every request of one token: no request can widen
+        # another's scopes by appending to them.
+        self._credentials = AuthCredentials()
+        self._credentials.scopes = ("authenticated", *sorted(self.scopes))  # type: ignore[assignment]
 
     @property
     def is_authenticated(self) -> bool:
@@ -59,8 +64,7 @@ class FrontdeskUser(BaseUser):
         return str(self.claims.get("sid", ""))
 
     def credentials(self) -> AuthCredentials:
-        # "authenticated" is Starlette's convention for @requires("authenticated").
-        return AuthCredentials(["authenticated", *sorted(self.scopes)])
+        return self._credentials
 
     def __repr__(self) -> str:
         return f"FrontdeskUser(id={self.id!r}, username={self.username!r})"

@@ -1,0 +1,314 @@
+"""Benchmark (run by hand, not a test): bearer-mode middleware vs the bare app, and its per-request cost.
+
+    python tests/bench/middleware_bench.py              # ~1.5 minutes; wrk if installed, else a Python load generator
+    python tests/bench/middleware_bench.py --duration 5 --rounds 1
+
+1. Throughput: a hello-world Starlette app under uvicorn (httptools, uvloop, 1 worker, access log off), served
+   bare and wrapped in ``FrontdeskMiddleware`` bearer mode (HS256 key ring plus the SQLite revocation store),
+   loaded side by side at 16 connections with the same Authorization header (server pinned to one core, load
+   generator to the other). Rounds alternate bare/wrapped; the verdict uses the median of the per-round
+   wrapped/bare ratios, since each pair ran back to back under the same background load.
+2. In-process cost per request in microseconds: verification with the cache of verified tokens, the
+   revocation check (cached, and a store read), a first (uncached) verification per algorithm, and the whole
+   ASGI middleware call minus the bare app call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import jwt  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import PlainTextResponse  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+
+from middleware.asgi import FrontdeskMiddleware  # noqa: E402
+from middleware.bearer import BearerAuth  # noqa: E402
+from middleware.keys import generate_private_key, signing_key_from_private  # noqa: E402
+from middleware.store import SqliteStore  # noqa: E402
+from middleware.tokens import ACCESS_TYP, KeyRing, SigningKey, TokenCodec  # noqa: E402
+
+SECRET = "benchmark-access-secret-0123456789abcdef0123456789"
+CONNECTIONS = 16
+
+
+async def hello(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("Hello, world!")
+
+
+def hello_app() -> Starlette:
+    return Starlette(routes=[Route("/", hello)])
+
+
+def bearer(store_path: str | None) -> BearerAuth:
+    store = SqliteStore(store_path) if store_path else None
+    return BearerAuth(keyring=KeyRing.from_secrets(SECRET), revocations=store)
+
+
+def make_token(ttl: int = 3600) -> str:
+    key = SigningKey.from_secret(SECRET)
+    now = int(time.time())
+    claims = {"sub": "u1", "sid": "s1", "jti": "j1", "iat": now, "exp": now + ttl, "iss": "frontdesk"}
+    claims["aud"] = "frontdesk-api"
+    return jwt.encode(claims, key.sign_key, algorithm="HS256", headers={"typ": ACCESS_TYP, "kid": key.kid})
+
+
+# --- servers -------------------------------------------------------------------------------------------------
+
+
+def serve(kind: str, port: int, store_path: str) -> None:
+    import uvicorn
+
+    app: Any = hello_app()
+    if kind == "wrapped":
+        app = FrontdeskMiddleware(app, bearer(store_path))
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http="httptools",
+        loop="uvloop",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(kind: str, store_path: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    script = str(Path(__file__).resolve())
+    command = [sys.executable, script, "--serve", kind, "--port", str(port), "--store", store_path]
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        command = ["taskset", "-c", "1", *command]  # server on core 1, load generator on core 0
+    proc = subprocess.Popen(command)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{kind} server did not start")
+
+
+# --- load generators -----------------------------------------------------------------------------------------
+
+
+def wrk(port: int, token: str, duration: float) -> float:
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") and (os.cpu_count() or 1) >= 2 else []
+    out = subprocess.run(
+        [
+            *pin,
+            "wrk",
+            "-t1",  # one load thread: the other core belongs to the server
+            f"-c{CONNECTIONS}",
+            f"-d{int(duration)}s",
+            "-H",
+            f"Authorization: Bearer {token}",
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if match is None or non2xx is not None:
+        raise RuntimeError(f"wrk run failed or saw errors:\n{out}")
+    return float(match.group(1))
+
+
+async def _py_load(port: int, token: str, duration: float) -> float:
+    request = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+    done = 0
+    stop = time.monotonic() + duration
+
+    async def one() -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.monotonic() < stop:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(head.decode(errors="replace"))
+            length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            done += 1
+        writer.close()
+
+    start = time.monotonic()
+    await asyncio.gather(*(one() for _ in range(CONNECTIONS)))
+    return done / (time.monotonic() - start)
+
+
+def load(port: int, token: str, duration: float) -> float:
+    if shutil.which("wrk"):
+        return wrk(port, token, duration)
+    return asyncio.run(_py_load(port, token, duration))
+
+
+def throughput(duration: float, rounds: int) -> tuple[dict[str, list[float]], str]:
+    token = make_token()
+    results: dict[str, list[float]] = {"bare": [], "wrapped": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        store_path = str(Path(tmp) / "revocations.db")
+        servers = {kind: start_server(kind, store_path) for kind in results}
+        try:
+            for _, port in servers.values():
+                load(port, token, 2)  # warm-up: imports, caches, first revocation read
+            for _ in range(rounds):
+                for kind, (_, port) in servers.items():
+                    results[kind].append(load(port, token, duration))
+        finally:
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(timeout=10)
+    return results, "wrk -t1 -c16" if shutil.which("wrk") else "python asyncio load generator, 16 connections"
+
+
+# --- in-process costs ----------------------------------------------------------------------------------------
+
+
+async def _per_call(fn: Any, n: int) -> float:
+    for _ in range(min(n, 1000)):
+        await fn()
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(n):
+            await fn()
+        best = min(best, (time.perf_counter() - start) / n)
+    return best * 1e6
+
+
+async def costs(tmp: str) -> list[tuple[str, float]]:
+    token = make_token()
+    header = f"Bearer {token}"
+    rows: list[tuple[str, float]] = []
+
+    plain = bearer(None)
+    rows.append(
+        (
+            "verify, cached token (parse header, cache hit, exp check, user)",
+            await _per_call(lambda: plain.authenticate("/", header), 20000),
+        )
+    )
+
+    store = SqliteStore(str(Path(tmp) / "costs.db"))
+    with_store = BearerAuth(keyring=KeyRing.from_secrets(SECRET), revocations=store)
+    await with_store.authenticate("/", header)
+    rows.append(
+        (
+            "verify + revocation check (cached <= 0.5 s)",
+            await _per_call(lambda: with_store.authenticate("/", header), 20000),
+        )
+    )
+    rows.append(("revocation store read (SQLite, a cache miss)", await _per_call(lambda: store.is_revoked("s1"), 2000)))
+    await store.close()
+
+    for algorithm in ("HS256", "EdDSA", "ES256", "RS256"):
+        if algorithm == "HS256":
+            key = SigningKey.from_secret(SECRET)
+        else:
+            key = signing_key_from_private(generate_private_key(algorithm))
+        codec = TokenCodec(KeyRing([key]), typ=ACCESS_TYP, issuer="frontdesk", audience="frontdesk-api")
+        now = int(time.time())
+        tokens = [
+            codec.encode({"sub": "u", "sid": "s", "jti": f"j{i}", "iat": now, "exp": now + 600}) for i in range(300)
+        ]
+        start = time.perf_counter()
+        for t in tokens:
+            codec.decode(t)
+        rows.append(
+            (f"first verification of a token, {algorithm} (no cache)", (time.perf_counter() - start) / 300 * 1e6)
+        )
+
+    app = hello_app()
+    wrapped = FrontdeskMiddleware(app, bearer(None))
+    scope_headers = [(b"host", b"x"), (b"authorization", header.encode())]
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        return None
+
+    def scope() -> dict[str, Any]:
+        return {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "raw_path": b"/",
+            "query_string": b"",
+            "headers": scope_headers,
+            "http_version": "1.1",
+            "scheme": "http",
+            "server": ("x", 80),
+            "client": ("127.0.0.1", 1),
+            "root_path": "",
+            "app": None,
+        }
+
+    bare_us = await _per_call(lambda: app(scope(), receive, send), 5000)
+    wrapped_us = await _per_call(lambda: wrapped(scope(), receive, send), 5000)
+    rows.append(("hello-world Starlette call, bare (for scale)", bare_us))
+    rows.append(("whole ASGI middleware call minus the bare call", wrapped_us - bare_us))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run")
+    parser.add_argument("--rounds", type=int, default=8, help="alternating bare/wrapped rounds")
+    parser.add_argument("--serve", choices=["bare", "wrapped"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--store", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port, args.store)
+        return 0
+
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    results, tool = throughput(args.duration, args.rounds)
+    bare, wrapped = results["bare"], results["wrapped"]
+    ratios = [w / b for b, w in zip(bare, wrapped, strict=True)]
+    ratio = statistics.median(ratios)
+    print(f"\nthroughput ({tool}, {args.duration:g}s x {args.rounds} alternating rounds):")
+    print(f"  bare     median {statistics.median(bare):8.0f} req/s  best {max(bare):8.0f}")
+    print(f"  wrapped  median {statistics.median(wrapped):8.0f} req/s  best {max(wrapped):8.0f}")
+    print(f"  per-round wrapped/bare: {', '.join(f'{r:.0%}' for r in ratios)}")
+    print(f"  wrapped / bare (median of rounds) = {ratio:.1%}; bar >= 90%: {'PASS' if ratio >= 0.9 else 'FAIL'}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = asyncio.run(costs(tmp))
+    print("\nper-request cost in process (microseconds):")
+    for label, micros in rows:
+        print(f"  {micros:8.1f} us  {label}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
