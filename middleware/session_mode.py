@@ -13,7 +13,7 @@ from typing import Any
 from .auth_api import AuthAPI
 from .clock import Clock, system_clock
 from .cookies import CookiePolicy, strip_cookie
-from .csrf import check_same_origin
+from .csrf import check_csrf, check_same_origin
 from .errors import FrontdeskError, InsufficientScope, NotAuthenticated
 from .forwarded import TrustedProxies
 from .http import HttpRequest, HttpResponse, error_response
@@ -48,8 +48,10 @@ class SessionAuth:
         public_paths: Iterable[str] = (),
         scopes: Mapping[str, str | Iterable[str]] | None = None,
         audience: str | None = None,
+        csrf: bool = True,
     ) -> None:
         self.engine = engine
+        self.csrf = csrf  # like a gateway route: every authenticated request carries the CSRF header
         self.api = AuthAPI(engine, prefix=prefix, csrf_header=csrf_header, trusted=trusted_proxies, origins=origins)
         self.rules = PathRules.build(public_paths, scopes)
         self.audience = audience
@@ -107,6 +109,12 @@ class SessionAuth:
         if websocket:
             # Cookies ride along on a cross-site WebSocket handshake; the Origin is the only guard there.
             check_same_origin(request.headers, own_origins=self.api.allowed_origins(request))
+        elif self.csrf:
+            # The same rule as the gateway's proxy routes: the custom header (a cross-site page cannot send it
+            # without a preflight we never grant), and a foreign Origin or cross-site fetch metadata refused.
+            headers = request.headers
+            origins = self.api.allowed_origins(request) if "origin" in headers else frozenset()
+            check_csrf(headers, header_name=self.api.csrf_header, own_origins=origins)
         await self._opener.ensure()
         grant = await self.engine.grant(request.headers.get("cookie"), audience=self.audience)
         user = FrontdeskUser(grant.claims)

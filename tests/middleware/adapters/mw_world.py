@@ -173,7 +173,7 @@ class Adapter:
 
     def present(self, token: str) -> dict[str, str]:
         if self.is_session:
-            return {"cookie": f"theme=dark; {COOKIE}={token}"}
+            return {"cookie": f"theme=dark; {COOKIE}={token}", "x-csrf": "1"}
         return {"authorization": f"Bearer {token}"}
 
     def login(self, username: str | None = None) -> str:

@@ -32,7 +32,7 @@ def test_public_path_needs_no_token_and_sees_an_anonymous_user(adapter: Adapter)
 def test_a_dot_segment_path_is_not_public(adapter: Adapter) -> None:
     with adapter.client() as client:
         # httpx would normalise the path; send the raw target.
-        request = client.build_request("GET", adapter.url)
+        request = client.build_request("GET", adapter.url, headers={"x-csrf": "1"})
         request.url = request.url.copy_with(raw_path=b"/public/../whoami")
         response = client.send(request)
     assert response.status_code == 401
@@ -82,6 +82,17 @@ def test_session_mode_adds_the_rotated_cookie_to_the_apps_response(session_adapt
     assert response.status_code == 200
     assert response.headers["set-cookie"].split(";", 1)[0] == current
     assert "HttpOnly" in response.headers["set-cookie"]
+
+
+def test_session_mode_requires_the_csrf_header_like_a_gateway_route(session_adapter: Adapter) -> None:
+    adapter = session_adapter
+    headers = adapter.present(adapter.login())
+    del headers["x-csrf"]
+    with adapter.client() as client:
+        refused = client.get("/whoami", headers=headers)
+        foreign = client.get("/whoami", headers={**adapter.present(adapter.login()), "origin": "https://evil.example"})
+    assert refused.status_code == 403 and refused.json()["error"] == "csrf_rejected"
+    assert foreign.status_code == 403
 
 
 def test_session_mode_refuses_after_logout_and_clears_the_cookie(session_adapter: Adapter) -> None:

@@ -83,13 +83,13 @@ def test_session_example(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("FRONTDESK_ACCESS_SECRET", "access-" + "a" * 40)
     monkeypatch.setenv("FRONTDESK_REFRESH_SECRET", "refresh-" + "r" * 40)
     with _serve(_load(name), name) as base, httpx.Client(base_url=base, timeout=30) as client:
-        assert client.get("/me").status_code == 401
+        assert client.get("/me", headers={"x-csrf": "1"}).status_code == 401
         wrong = client.post("/auth/login", json={"username": "alice", "password": "no"}, headers={"x-csrf": "1"})
         assert wrong.status_code == 401
         login = client.post("/auth/login", json={"username": "alice", "password": PASSWORD}, headers={"x-csrf": "1"})
         assert login.status_code == 200, login.text
         cookie = login.headers["set-cookie"].split(";", 1)[0]
-        response = client.get("/me", headers={"cookie": cookie})
+        response = client.get("/me", headers={"cookie": cookie, "x-csrf": "1"})
         assert response.status_code == 200, response.text
         assert response.json() == {"user": "alice"}
     assert (tmp_path / "sessions.db").exists()

@@ -114,21 +114,21 @@ def confusion(ctx: Ctx, key: Any, kid: str) -> str:
 
 def malformed_bearer_alone(ctx: Ctx) -> Present:
     if ctx.is_session:
-        return {"cookie": COOKIE}  # the cookie name with no value
+        return {"cookie": COOKIE, "x-csrf": "1"}  # the cookie name with no value
     return {"authorization": "Bearer"}
 
 
 def malformed_two_tokens(ctx: Ctx) -> Present:
     if ctx.is_session:
         other = ctx.resign({"jti": "another"})
-        return {"cookie": f"{COOKIE}={ctx.token}; {COOKIE}={other}"}
+        return {"cookie": f"{COOKIE}={ctx.token}; {COOKIE}={other}", "x-csrf": "1"}
     return {"authorization": f"Bearer {ctx.token} {ctx.token}"}
 
 
 def malformed_garbage(ctx: Ctx) -> Present:
     garbage = "A" * (1024 * 1024)
     if ctx.is_session:
-        return {"cookie": f"{COOKIE}={garbage}"}
+        return {"cookie": f"{COOKIE}={garbage}", "x-csrf": "1"}
     return {"authorization": f"Bearer {garbage}"}
 
 
@@ -157,8 +157,8 @@ CASES: dict[str, Case] = {
     "malformed: Bearer alone": malformed_bearer_alone,
     "malformed: two tokens": malformed_two_tokens,
     "malformed: 1 MB of garbage": malformed_garbage,
-    "missing": lambda c: {},
-    "another scheme": lambda c: {} if c.is_session else {"authorization": "Basic dXNlcjpwYXNz"},
+    "missing": lambda c: {"x-csrf": "1"} if c.is_session else {},
+    "another scheme": lambda c: {"x-csrf": "1"} if c.is_session else {"authorization": "Basic dXNlcjpwYXNz"},
 }
 
 
