@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from middleware.csrf import check_csrf
 from middleware.errors import FrontdeskError, NotAuthenticated
 
-from .body import LAST_CHUNK, ClientGone, RequestBody, frame_chunk
+from .body import ClientGone, RequestBody
 from .contracts import GrantLike, TokenSource, TrustPolicy
 from .errors import (
     BadFraming,
@@ -24,9 +24,9 @@ from .errors import (
     HeadersTooLarge,
     MethodNotAllowed,
     PayloadTooLarge,
-    UpstreamClosed,
     UpstreamError,
 )
+from .exchange import open_exchange, watch_disconnect
 from .headers import (
     ScannedRequest,
     filter_response_headers,
@@ -35,10 +35,11 @@ from .headers import (
     scan_request_headers,
 )
 from .paths import resolve_route, upstream_target
+from .pool import UpstreamPool
 from .responses import send_error
 from .routes import Route, RouteTable
 from .settings import ProxySettings
-from .upstream import UpstreamConnection, UpstreamPool
+from .upstream import UpstreamConnection
 from .websocket import proxy_websocket, refuse_websocket
 
 __all__ = ["ProxyApp"]
@@ -186,7 +187,7 @@ class ProxyApp:
 
         set_cookie = grant.set_cookie if grant is not None else None
         try:
-            conn = await self._exchange(route, head_for(grant), body, scanned.chunked, method, idempotent)
+            conn = await open_exchange(self._pool, route, head_for(grant), body, scanned.chunked, method, idempotent)
             if (
                 conn.status == 401
                 and grant is not None
@@ -200,41 +201,15 @@ class ProxyApp:
                     cookie = replace_cookie(cookie, grant.set_cookie, self._cookie_name)
                 grant = await self._engine.grant(cookie, audience=route.audience, force_new=True)
                 set_cookie = grant.set_cookie or set_cookie
-                conn = await self._exchange(route, head_for(grant), body, scanned.chunked, method, idempotent)
+                conn = await open_exchange(
+                    self._pool, route, head_for(grant), body, scanned.chunked, method, idempotent
+                )
         except ClientGone:
             return
         except FrontdeskError as exc:
             await send_error(send, exc)
             return
         await self._respond(conn, receive, send, set_cookie, body)
-
-    async def _exchange(
-        self, route: Route, head: bytes, body: RequestBody | None, chunked: bool, method: str, idempotent: bool
-    ) -> UpstreamConnection:
-        """Send the request and wait for the response head; retry once on a stale pooled connection."""
-        retried = False
-        while True:
-            conn = self._pool.take_idle(route.upstream) or await self._pool.connect(route.upstream)
-            reused = conn.uses > 0
-            conn.begin(head_request=method == "HEAD", timeout=route.timeout, has_body=body is not None)
-            try:
-                if body is None:
-                    conn.write(head)
-                    conn.end_send()
-                else:
-                    await _send_request(conn, head, body, chunked)
-                await conn.wait_head()
-                return conn
-            except UpstreamClosed:
-                conn.close()
-                # The upstream closed an idle connection just as we picked it: nothing was processed.
-                stale = reused and not conn.got_bytes and (body is None or body.replay is not None)
-                if retried or not stale or not idempotent:
-                    raise
-                retried = True
-            except BaseException:
-                conn.close()
-                raise
 
     def _discard(self, conn: UpstreamConnection) -> None:
         if conn.complete:
@@ -264,7 +239,7 @@ class ProxyApp:
                 await send({"type": "http.response.body", "body": data or b""})
                 return
             # A stream: watch for the browser leaving, or an endless SSE stream would be read for nobody.
-            watcher = asyncio.ensure_future(_watch_disconnect(receive, conn, body, conn.uses))
+            watcher = asyncio.ensure_future(watch_disconnect(receive, conn, body, conn.uses))
             while True:
                 try:
                     chunk = await conn.read_body()
@@ -289,41 +264,3 @@ class ProxyApp:
                 watcher.cancel()
             if not released:
                 conn.close()
-
-
-async def _send_request(conn: UpstreamConnection, head: bytes, body: RequestBody | None, chunked: bool) -> None:
-    if body is None:
-        conn.write(head)
-        conn.end_send()
-        return
-    frame = frame_chunk if chunked else bytes
-    out = [head]
-    if body.replay:  # a retry: what was already read from the browser goes again first
-        out += [frame(c) for c in body.replay if c]
-    elif not body.done:
-        first = await body.read()
-        if first is not None:
-            out.append(frame(first))
-    conn.write(b"".join(out))
-    while not body.done:
-        if conn.failed or conn.headers_done:
-            return  # the upstream answered (or died) early; the socket is not reused
-        await conn.drain()
-        chunk = await body.read()
-        if chunk is not None:
-            conn.write(frame(chunk))
-    if chunked:
-        conn.write(LAST_CHUNK)
-    conn.end_send()
-
-
-async def _watch_disconnect(receive: Receive, conn: UpstreamConnection, body: RequestBody | None, uses: int) -> None:
-    if body is not None and not body.done:
-        return  # the rest of the body belongs to nobody now; uvicorn discards it
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            # Only while the connection still serves this exchange (it may be pooled and reused by now).
-            if conn.uses == uses and not conn.complete:
-                conn.abort(UpstreamClosed("the browser went away"))
-            return
