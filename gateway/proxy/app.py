@@ -207,7 +207,10 @@ class ProxyApp:
         except ClientGone:
             return
         except FrontdeskError as exc:
-            await send_error(send, exc)
+            # A refresh cookie rotated for this request must reach the browser even when the upstream
+            # failed: the one it still holds was just retired, and presenting it again looks like theft.
+            extra = [(b"set-cookie", set_cookie.encode("latin-1"))] if set_cookie else None
+            await send_error(send, exc, extra=extra)
             return
         await self._respond(conn, receive, send, set_cookie, body)
 

@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from middleware.csrf import check_same_origin
 from middleware.errors import FrontdeskError, NotAuthenticated
 
+from .contracts import GrantLike
 from .errors import BadFraming, HeadersTooLarge, UpstreamTimeout, UpstreamUnavailable, WebSocketRefused
 from .headers import render_request_head, scan_request_headers
 from .paths import upstream_target
@@ -34,12 +35,16 @@ SESSION_ENDED = 1008  # policy violation: the session behind this socket was log
 _MAX_MESSAGE = 16 * 1024 * 1024  # uvicorn's default ws_max_size, so both sides agree
 
 
-async def refuse_websocket(send: Send, exc: FrontdeskError, scope: Scope | None = None) -> None:
+async def refuse_websocket(
+    send: Send, exc: FrontdeskError, scope: Scope | None = None, set_cookie: str | None = None
+) -> None:
     """Refuse an upgrade with a JSON answer when the server supports it, else a plain 403."""
     extensions = (scope or {}).get("extensions") or {}
     if "websocket.http.response" in extensions:
         body = json.dumps({"error": exc.code, "detail": exc.detail}).encode("utf-8")
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if set_cookie:  # a refresh cookie rotated for this upgrade must still reach the browser
+            headers.append((b"set-cookie", set_cookie.encode("latin-1")))
         await send({"type": "websocket.http.response.start", "status": exc.status, "headers": headers})
         await send({"type": "websocket.http.response.body", "body": body})
     else:
@@ -64,6 +69,7 @@ async def proxy_websocket(
     if message["type"] != "websocket.connect":
         return
     engine = app.engine
+    grant: GrantLike | None = None
     try:
         if not route.websocket:
             raise WebSocketRefused("this route does not accept WebSockets")
@@ -75,7 +81,6 @@ async def proxy_websocket(
             raise WebSocketRefused("a WebSocket upgrade must carry an Origin header")
         check_same_origin(scanned.lookup, own_origins=app.own_origins(scope, scanned))
         target = upstream_target(route, raw_path, scope.get("query_string", b""))
-        grant = None
         if route.auth != "none":
             cookie = scanned.cookie.decode("latin-1") if scanned.cookie is not None else None
             try:
@@ -121,7 +126,7 @@ async def proxy_websocket(
         await refuse_websocket(send, WebSocketRefused("bad upgrade request"), scope)
         return
     except FrontdeskError as exc:
-        await refuse_websocket(send, exc, scope)
+        await refuse_websocket(send, exc, scope, grant.set_cookie if grant is not None else None)
         return
 
     accept: dict[str, Any] = {"type": "websocket.accept", "subprotocol": upstream.subprotocol}

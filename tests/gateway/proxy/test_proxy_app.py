@@ -391,3 +391,11 @@ async def test_nothing_leaks_under_errors(gw: Gateway) -> None:
     assert after[0] <= before[0], "tasks leaked"
     assert after[1] <= before[1] + 1, "file descriptors leaked"  # at most one more idle pooled connection
     assert gw.app.pool.open_connections <= 2
+
+
+async def test_rotated_cookie_reaches_the_browser_even_on_502(gw: Gateway) -> None:
+    gw.engine.rotate_next = True
+    async with gw.client() as c:
+        r = await c.get("/dead/x")
+    assert r.status_code == 502 and r.json()["error"] == "upstream_unavailable"
+    assert r.headers["set-cookie"].startswith(COOKIE + "=")
