@@ -6,6 +6,7 @@ from .app import ProxyApp
 from .contracts import GrantLike, TokenSource, TrustPolicy
 from .routes import Route, RouteTable, Upstream, parse_routes
 from .settings import ProxySettings, parse_proxy_settings
+from .wiring import build_proxy, proxy_problems
 
 __all__ = [
     "GrantLike",
@@ -16,6 +17,8 @@ __all__ = [
     "TokenSource",
     "TrustPolicy",
     "Upstream",
+    "build_proxy",
     "parse_proxy_settings",
     "parse_routes",
+    "proxy_problems",
 ]

@@ -193,19 +193,34 @@ max_attempts_per_address = 1000000
 BENCH_USER, BENCH_PASSWORD = "bench", "bench-password-123"
 
 
-def frontdesk_real_app(upstream_port: int, blob_port: int) -> Any:
+BENCH_ROUTES = """
+[proxy]
+max_body_size = "2GiB"
+
+[[routes]]
+prefix = "/api/"
+upstream = "http://127.0.0.1:{upstream}"
+
+[[routes]]
+prefix = "/blob/"
+upstream = "http://127.0.0.1:{blob}/api/"
+methods = ["GET", "POST"]
+"""
+
+
+def frontdesk_real_app() -> Any:
     """The whole gateway from ``gateway.app.create_app``: the real session engine, SQLite store, /auth/*.
 
-    If ``create_app`` does not wire the proxy in yet, it is wired here exactly as the lead's contract says
-    (``ProxyApp(..., fallback=<the SPA app>)``).
+    Built from a config.toml with [[routes]]; if ``create_app`` does not wire the proxy in yet, it is wired
+    here with ``gateway.proxy.build_proxy``, the call ``create_app`` is meant to make.
     """
     from gateway.app import create_app
-    from gateway.config import load_config
-    from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
+    from gateway.config import load_config, register_check
+    from gateway.proxy import ProxyApp, build_proxy, proxy_problems
     from middleware.sessions import User
 
-    workdir = Path(os.environ["FD_BENCH_WORKDIR"])
-    config = load_config(workdir / "config.toml", env=dict(os.environ))
+    register_check(proxy_problems)
+    config = load_config(Path(os.environ["FD_BENCH_WORKDIR"]) / "config.toml", env=dict(os.environ))
 
     async def authenticator(username: str, password: str) -> User | None:
         # No argon2 here: logins are not what this benchmark measures (engine_bench.py does).
@@ -213,23 +228,7 @@ def frontdesk_real_app(upstream_port: int, blob_port: int) -> Any:
 
     gateway = create_app(config, authenticator=authenticator)
     if not isinstance(gateway.app, ProxyApp):
-        routes, problems = parse_routes(
-            [
-                {"prefix": "/api/", "upstream": f"http://127.0.0.1:{upstream_port}"},
-                {"prefix": "/blob/", "upstream": f"http://127.0.0.1:{blob_port}/api/", "methods": ["GET", "POST"]},
-            ],
-            default_audience=config.tokens.audience,
-        )
-        settings, more = parse_proxy_settings({"max_body_size": "2GiB"})
-        assert not problems and not more, problems + more
-        proxy = ProxyApp(
-            routes,
-            gateway.engine,
-            settings=settings,
-            trusted=config.trusted_proxies,
-            csrf_header=config.csrf_header,
-            fallback=gateway.app,
-        )
+        proxy = build_proxy(config, gateway.engine, fallback=gateway.app)
         gateway.app = proxy
         gateway.on_shutdown.append(proxy.aclose)
     return gateway
@@ -302,7 +301,7 @@ def _serve(kind: str, port: int, upstream_port: int, blob_port: int) -> None:
     elif kind == "frontdesk":
         app = frontdesk_app(upstream_port, blob_port)
     elif kind == "frontdesk-real":
-        app = frontdesk_real_app(upstream_port, blob_port)
+        app = frontdesk_real_app()
     elif kind == "httpx":
         app = httpx_app(upstream_port)
     else:
@@ -614,7 +613,6 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["FRONTDESK_REFRESH_SECRET"] = SECRET
     access_token()
     workdir = Path(tempfile.mkdtemp(prefix="fd-proxy-bench-"))
-    (workdir / "config.toml").write_text(BENCH_CONFIG)
     os.environ["FD_BENCH_WORKDIR"] = str(workdir)
     cookie = jwt.encode({"sub": "bench", "sid": "bench-sid"}, SECRET, algorithm="HS256")
     headers = {"Cookie": f"theme=dark; {COOKIE}={cookie}", "X-CSRF": "1", "Accept": "application/json"}
@@ -623,6 +621,7 @@ def main(argv: list[str] | None = None) -> None:
     ports = {k: free_port() for k in ("raw", "demo", "frontdesk", "nginx", "httpx")}
     path = PATHS[args.upstream]
     up = ports[args.upstream]
+    (workdir / "config.toml").write_text(BENCH_CONFIG + BENCH_ROUTES.format(upstream=up, blob=ports["raw"]))
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(started(serve_cmd("raw", ports["raw"]), ports["raw"]))

@@ -20,9 +20,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.app import create_app
-from gateway.config import load_config
-from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
+from gateway.config import load_config, register_check
+from gateway.proxy import ProxyApp, build_proxy, proxy_problems
 from middleware.clock import ManualClock
+from middleware.errors import ConfigError
 from middleware.sessions import User
 
 ACCESS_SECRET = "integration-access-secret-0123456789abcdef0123456789"
@@ -60,41 +61,49 @@ class RealGateway:
         return r.headers["set-cookie"].split(";", 1)[0]
 
 
+ROUTES = """
+[[routes]]
+prefix = "/api/"
+upstream = "http://127.0.0.1:{port}"
+
+[[routes]]
+prefix = "/ws/"
+upstream = "http://127.0.0.1:{port}/api/"
+websocket = true
+"""
+
+
 @pytest.fixture
 async def real(tmp_path: Path) -> AsyncIterator[RealGateway]:
-    (tmp_path / "config.toml").write_text(CONFIG)
-    env = {"FRONTDESK_ACCESS_SECRET": ACCESS_SECRET, "FRONTDESK_REFRESH_SECRET": REFRESH_SECRET}
-    config = load_config(tmp_path / "config.toml", env=env)
-    clock = ManualClock(time.time())
-
-    async def authenticator(username: str, password: str) -> User | None:
-        return User(id=f"u-{username}", username=username) if password == "pw-" + username else None
-
-    gateway = create_app(config, authenticator=authenticator, clock=clock)
     upstream = Upstream()
     async with serve(upstream) as up_port:
+        (tmp_path / "config.toml").write_text(CONFIG + ROUTES.format(port=up_port))
+        env = {"FRONTDESK_ACCESS_SECRET": ACCESS_SECRET, "FRONTDESK_REFRESH_SECRET": REFRESH_SECRET}
+        register_check(proxy_problems)
+        config = load_config(tmp_path / "config.toml", env=env)
+        clock = ManualClock(time.time())
+
+        async def authenticator(username: str, password: str) -> User | None:
+            return User(id=f"u-{username}", username=username) if password == "pw-" + username else None
+
+        gateway = create_app(config, authenticator=authenticator, clock=clock)
         if not isinstance(gateway.app, ProxyApp):  # until create_app wires the proxy in itself
-            routes, problems = parse_routes(
-                [
-                    {"prefix": "/api/", "upstream": f"http://127.0.0.1:{up_port}"},
-                    {"prefix": "/ws/", "upstream": f"http://127.0.0.1:{up_port}/api/", "websocket": True},
-                ],
-                default_audience=config.tokens.audience,
-            )
-            settings, more = parse_proxy_settings(None)
-            assert problems == more == []
-            proxy = ProxyApp(
-                routes,
-                gateway.engine,
-                settings=settings,
-                trusted=config.trusted_proxies,
-                csrf_header=config.csrf_header,
-                fallback=gateway.app,
-            )
+            proxy = build_proxy(config, gateway.engine, fallback=gateway.app)
             gateway.app = proxy
             gateway.on_shutdown.append(proxy.aclose)
         async with serve(gateway, lifespan="on") as port:
             yield RealGateway(port, upstream, clock, gateway.engine.cookie_name)
+
+
+def test_route_problems_join_the_start_up_error(tmp_path: Path) -> None:
+    bad = CONFIG + '[[routes]]\nprefix = "api"\nupstream = "ftp://x"\n[proxy]\nmax_body_size = "lots"\n'
+    (tmp_path / "config.toml").write_text(bad)
+    register_check(proxy_problems)
+    env = {"FRONTDESK_ACCESS_SECRET": ACCESS_SECRET, "FRONTDESK_REFRESH_SECRET": REFRESH_SECRET}
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "config.toml", env=env)
+    text = "\n".join(info.value.problems)
+    assert "routes[0].prefix" in text and "routes[0].upstream" in text and "proxy.max_body_size" in text
 
 
 def _claims(token_header: str) -> dict[str, Any]:
