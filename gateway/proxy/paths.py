@@ -2,10 +2,11 @@
 
 Routing works on the *raw* path (``scope["raw_path"]``), never on the decoded one, and a path on a proxied
 route is refused when it holds anything an upstream could resolve differently from us: dot segments (also
-Tomcat's ``..;``), percent-encoded ``/`` ``\\`` ``.`` or control bytes, raw backslashes, empty segments,
-control or non-ASCII bytes. A path that misses every route only because of such tricks (``/api%2fx``,
-``//api/x``, ``/x/../api/y``) is refused too instead of falling through. What passes is forwarded byte for
-byte after the prefix, so it provably stays under the route's upstream path.
+Tomcat's ``..;``), percent-encoded ``/`` ``\\`` ``.`` or control bytes (also encoded twice, ``%252f``, for
+upstreams that decode twice), raw backslashes, empty segments, control or non-ASCII bytes. A path that
+misses every route only because of such tricks (``/api%2fx``, ``//api/x``, ``/x/../api/y``) is refused too
+instead of falling through. What passes is forwarded byte for byte after the prefix, so it provably stays
+under the route's upstream path.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ _UNSAFE = re.compile(
     rb"[\x00-\x20\x7f-\xff\\]"  # control, space, non-ASCII, backslash
     rb"|//"  # empty segment
     rb"|%(?![0-9A-Fa-f]{2})"  # broken escape
-    rb"|%(?:2[EeFf]|5[Cc]|[01][0-9A-Fa-f]|7[Ff])"  # encoded . / \ or control byte
+    rb"|%(?:25)*(?:2[EeFf]|5[Cc]|[01][0-9A-Fa-f]|7[Ff])"  # encoded (even twice) . / \ or control byte
     rb"|(?:^|/)\.\.?(?:[/;]|$)"  # dot segment, also "..;" which Java servers treat as ".."
 )
 _UNSAFE_QUERY = re.compile(rb"[\x00-\x20\x7f-\xff#]")

@@ -259,18 +259,22 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        if self.complete:
-            self.reusable = False
-            raise UpstreamProtocolError("the upstream sent more than one response")
+    def _junk(self) -> None:
+        # Bytes after the complete response (no on_message_begin callback: one call fewer per exchange).
+        self.reusable = False
+        raise UpstreamProtocolError("the upstream sent more than one response")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.complete:
+            self._junk()
         self._head_size += len(name) + len(value)
         if self._head_size > self._pool.max_head:
             raise UpstreamProtocolError("the upstream response head is too large")
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        if self.complete:
+            self._junk()
         assert self._parser is not None
         status = self._parser.get_status_code()
         if status < 200:
@@ -298,7 +302,8 @@ class UpstreamConnection(asyncio.Protocol):
             self._wake()
 
     def on_body(self, body: bytes) -> None:
-        if self.complete:
+        if self.complete:  # a body after HEAD, or junk
+            self.reusable = False
             return
         self._chunks.append(body)
         self._buffered += len(body)

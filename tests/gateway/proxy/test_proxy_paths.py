@@ -35,6 +35,9 @@ TABLE = RouteTable(ROUTES)
         b"/api//x",
         b"/api/..;/x",
         b"/api/x%00y",
+        b"/api/%252e%252e/admin",  # for an upstream that decodes twice
+        b"/api/x%252fy",
+        b"/api/x%25252fy",
         b"/api/x%0d%0ay",
         b"/api/x%zz",
         b"/api/x y",
@@ -61,6 +64,7 @@ def test_refused(raw: bytes) -> None:
         (b"/api/x/", b"a=1&b=%2f", b"/api/x/?a=1&b=%2f"),
         (b"/api/a%20b/.well-known/c.d", b"", b"/api/a%20b/.well-known/c.d"),
         (b"/api/x;v=1", b"", b"/api/x;v=1"),
+        (b"/api/100%25", b"", b"/api/100%25"),
         (b"/v/items/7", b"", b"/v1/items/7"),
         (b"/v/", b"q", b"/v1/?q"),
     ],
