@@ -12,7 +12,7 @@ adapter shares.
 from __future__ import annotations
 
 from .asgi_io import ASGIApp, Message, Receive, Scope, Send, read_body, request_from_scope, send_response
-from .bearer import BearerAuth
+from .bearer import BearerAuth, Pending
 from .errors import FrontdeskError, InvalidToken
 from .http import HttpRequest, HttpResponse, error_response, headers_from_pairs
 from .principal import ACCESS_TOKEN_KEY, SCOPE_CLAIMS, FrontdeskUser, anonymous
@@ -42,16 +42,18 @@ class FrontdeskMiddleware:
             return
         # Bearer mode is inlined here and scans the raw header pairs instead of building a dict: it runs on
         # every request of the upstream, and each extra frame or object shows in its throughput.
-        authorization: str | None = None
+        authorization: bytes | None = None  # raw: the verified-result memo is keyed by the header's bytes
         repeated = False
         for name, value in scope["headers"]:
             if name == b"authorization":
                 repeated = authorization is not None
-                authorization = value.decode("latin-1")
+                authorization = value
         try:
             if repeated:
                 raise InvalidToken("more than one authorization header")
-            user = await auth.authenticate(scope["path"], authorization)
+            user = auth.authenticate_now(scope["path"], authorization)
+            if isinstance(user, Pending):
+                user = await auth.authenticate(scope["path"], authorization)
         except FrontdeskError as exc:
             await _refuse(scope, send, auth.error_response(exc))
             return

@@ -8,7 +8,10 @@ bytes; every decision is made here, so both answer identically.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import jwt
 
 from .caches import ExpiringCache
 from .clock import Clock, system_clock
@@ -21,9 +24,28 @@ from .principal import FrontdeskUser
 from .store.base import Store
 from .tokens import ACCESS_TYP, MAX_TOKEN_LENGTH, KeyRing, TokenCodec
 
-__all__ = ["BearerAuth", "bearer_error_response", "parse_authorization"]
+__all__ = ["BearerAuth", "Pending", "PENDING", "bearer_error_response", "parse_authorization"]
 
-USER_CACHE_SIZE = 4096
+MEMO_SIZE = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    user: FrontdeskUser
+    deadline: float  # exp + leeway
+    kid: str
+    sid: str
+
+
+def _text(authorization: str | bytes | None) -> str | None:
+    return authorization.decode("latin-1") if isinstance(authorization, bytes) else authorization
+
+
+class Pending:
+    """The answer needs I/O (a JWKS fetch or a revocation read): call :meth:`BearerAuth.authenticate`."""
+
+
+PENDING = Pending()
 REVOCATION_TTL = 0.5  # how long a "not revoked" answer is believed: bounds logout delay well under 1 s
 
 
@@ -77,19 +99,57 @@ class BearerAuth:
         self.realm = realm.replace('"', "")
         self._revoked: ExpiringCache[str, bool] = ExpiringCache(100_000)
         self._opener = OpenOnce(revocations)
-        self._users: dict[int, tuple[dict[str, Any], FrontdeskUser]] = {}
+        self._verified: dict[str | bytes, _Verified] = {}
 
-    async def authenticate(self, path: str, authorization: str | None) -> FrontdeskUser | None:
-        """The verified user, None on a public path; raises a :class:`FrontdeskError` otherwise.
+    def authenticate_now(self, path: str, authorization: str | bytes | None) -> FrontdeskUser | Pending | None:
+        """:meth:`authenticate` without awaiting: the user, None on a public path, or :data:`PENDING` when the
+        answer needs a JWKS fetch or a store read. Raises a :class:`FrontdeskError` like :meth:`authenticate`.
 
-        This runs on every request of an upstream, so the common case (a token verified before, a revocation
-        answer still fresh) never awaits anything: only a JWKS fetch or a store read does.
+        This runs on every request of an upstream. A header seen before is answered from a small memo of
+        verified results (the user object, the token's deadline, its key and session), re-checking only what
+        can change: the clock against ``exp`` plus leeway, the key still being in the ring, and revocation.
         """
         rules = self.rules
         if rules.public and rules.is_public(path):
             return None
-        token = parse_authorization(authorization)
-        claims = self.codec.decode(token) if self.jwks is None else await self._verify_with_jwks(token)
+        if authorization is not None:
+            hit = self._verified.get(authorization)
+            if hit is not None:
+                now = self.clock()
+                if now <= hit.deadline and self._key_ok(hit.kid, now):
+                    if self.revocations is not None:
+                        revoked = self._revoked.get(hit.sid, now)
+                        if revoked is None:
+                            return PENDING
+                        if revoked:
+                            raise SessionRevoked("the session of this token has been logged out or revoked")
+                    return self._check_scopes(path, hit.user)
+                self._verified.pop(authorization, None)  # the full path below gives the precise error
+        token = parse_authorization(_text(authorization))
+        if self.jwks is None:
+            claims = self.codec.decode(token)
+        elif self.jwks.is_stale(self.clock()):
+            return PENDING
+        else:
+            try:
+                claims = self.codec.decode(token)
+            except UnknownKey:
+                return PENDING
+        if self.revocations is not None:
+            revoked = self._revoked.get(claims["sid"], self.clock())
+            if revoked is None:
+                return PENDING
+            if revoked:
+                raise SessionRevoked("the session of this token has been logged out or revoked")
+        return self._remember(path, authorization, token, claims)
+
+    async def authenticate(self, path: str, authorization: str | bytes | None) -> FrontdeskUser | None:
+        """The verified user, None on a public path; raises a :class:`FrontdeskError` otherwise."""
+        result = self.authenticate_now(path, authorization)
+        if not isinstance(result, Pending):
+            return result
+        token = parse_authorization(_text(authorization))
+        claims = await self.verify(token)
         if self.revocations is not None:
             sid = claims["sid"]
             revoked = self._revoked.get(sid, self.clock())
@@ -97,7 +157,29 @@ class BearerAuth:
                 revoked = await self._read_revocation(sid)
             if revoked:
                 raise SessionRevoked("the session of this token has been logged out or revoked")
-        user = self._user_for(claims)
+        return self._remember(path, authorization, token, claims)
+
+    def _remember(
+        self, path: str, authorization: str | bytes | None, token: str, claims: dict[str, Any]
+    ) -> FrontdeskUser:
+        user = FrontdeskUser(claims)
+        kid = jwt.get_unverified_header(token).get("kid")  # verified already: the codec looked it up
+        if authorization is not None and isinstance(kid, str):
+            if len(self._verified) >= MEMO_SIZE:
+                self._verified.clear()  # crude but O(1) amortised; a full memo is refilled by the next requests
+            deadline = float(claims["exp"]) + self.codec.leeway
+            self._verified[authorization] = _Verified(user, deadline, kid, str(claims["sid"]))
+        return self._check_scopes(path, user)
+
+    def _key_ok(self, kid: str, now: float) -> bool:
+        try:
+            self.codec.keyring.lookup(kid, now)
+        except InvalidToken:
+            return False  # retired or gone from the ring (e.g. a refetched JWKS)
+        return True
+
+    def _check_scopes(self, path: str, user: FrontdeskUser) -> FrontdeskUser:
+        rules = self.rules
         if rules.scopes:
             missing = rules.required_scopes(path) - user.scopes
             if missing:
@@ -130,18 +212,6 @@ class BearerAuth:
         # A revocation is final: remember it until the cache evicts it; a "no" only briefly.
         self._revoked.set(sid, revoked, now + (3600.0 if revoked else REVOCATION_TTL), now)
         return revoked
-
-    def _user_for(self, claims: dict[str, Any]) -> FrontdeskUser:
-        # The codec hands back the same claims object for a cached token, so the user built from it can be
-        # reused too. The entry holds a reference to the claims, so their id cannot be recycled meanwhile.
-        entry = self._users.get(id(claims))
-        if entry is not None and entry[0] is claims:
-            return entry[1]
-        if len(self._users) >= USER_CACHE_SIZE:
-            self._users.clear()
-        user = FrontdeskUser(claims)
-        self._users[id(claims)] = (claims, user)
-        return user
 
     def error_response(self, exc: FrontdeskError) -> HttpResponse:
         return bearer_error_response(exc, realm=self.realm)

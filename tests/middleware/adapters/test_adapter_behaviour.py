@@ -14,7 +14,7 @@ from websockets.sync.client import connect
 
 from middleware.bearer import REVOCATION_TTL, BearerAuth
 from middleware.clock import ManualClock
-from middleware.errors import SessionRevoked
+from middleware.errors import ExpiredToken, SessionRevoked, UnknownKey
 from middleware.store import MemoryStore
 
 
@@ -183,3 +183,24 @@ async def test_bearer_checks_the_store_once_per_interval_not_per_request(keys: K
     header = f"Bearer {sign_access(keys, access_claims(iat=int(clock()), exp=int(clock()) + 600))}"
     await asyncio.gather(*(auth.authenticate("/x", header) for _ in range(50)))
     assert calls == 1
+
+
+async def test_a_remembered_token_still_expires_and_loses_its_key(keys: Keys) -> None:
+    """The per-header memo of verified results re-checks expiry and the key on every hit."""
+    clock = ManualClock(start=time.time())
+    ring = keys.verifying_ring()
+    auth = BearerAuth(keyring=ring, clock=clock, leeway=5)
+    now = int(clock())
+    header = f"Bearer {sign_access(keys, access_claims(iat=now, exp=now + 60))}".encode()
+    assert auth.authenticate_now("/x", header) is not None
+    assert auth.authenticate_now("/x", header) is not None  # from the memo
+    clock.advance(64)
+    assert auth.authenticate_now("/x", header) is not None  # inside the leeway
+    clock.advance(2)
+    with pytest.raises(ExpiredToken):
+        auth.authenticate_now("/x", header)
+    fresh = f"Bearer {sign_access(keys, access_claims(iat=int(clock()), exp=int(clock()) + 60))}".encode()
+    assert auth.authenticate_now("/x", fresh) is not None
+    ring.keys = [k for k in ring.keys if k.kid != keys.access.kid]  # the key leaves the ring (JWKS refetch)
+    with pytest.raises(UnknownKey):
+        auth.authenticate_now("/x", fresh)
