@@ -8,6 +8,7 @@ import getpass
 import os
 import secrets
 import sys
+import time
 from collections.abc import Sequence
 
 from middleware.errors import ConfigError
@@ -15,7 +16,7 @@ from middleware.store import store_from_url
 
 from .config import GatewayConfig, config_path, load_config
 from .keys_cli import add_keys_parser, run_keys
-from .users import UnknownUser, UserDirectory, UserExists
+from .users import UserDirectory, UserExists
 
 __all__ = ["main", "build_parser"]
 
@@ -46,8 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     with_config(users_sub.add_parser("list", help="list users"))
-    remove = with_config(users_sub.add_parser("remove", help="remove a user"))
+    remove = with_config(users_sub.add_parser("remove", help="remove a user and end their sessions"))
     remove.add_argument("name")
+    passwd = with_config(users_sub.add_parser("passwd", help="change a password and end the user's sessions"))
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
 
     with_config(sub.add_parser("purge", help="delete expired sessions, revocations and counters"))
     add_keys_parser(sub, with_config)
@@ -128,16 +132,36 @@ async def _users(args: argparse.Namespace) -> int:
         elif args.users_command == "list":
             for row in await directory.list():
                 print(f"{row.username}\t{row.id}")
-        elif args.users_command == "remove":
-            try:
-                await directory.remove(args.name)
-            except UnknownUser:
+        elif args.users_command in ("remove", "passwd"):
+            found = await directory.get(args.name)
+            if found is None:
                 print(f"frontdesk: no user named {args.name!r}", file=sys.stderr)
                 return 1
-            print(f"removed user {args.name}")
+            if args.users_command == "remove":
+                await directory.remove(found.username)
+                reason, done = "user removed", f"removed user {found.username}"
+            else:
+                try:
+                    await directory.set_password(found.username, _read_password(args.password_stdin))
+                except ValueError as exc:
+                    print(f"frontdesk: {exc}", file=sys.stderr)
+                    return 1
+                reason, done = "password changed", f"changed the password of {found.username}"
+            # A removed user or a changed password must not leave sessions running for weeks.
+            ended = await _revoke_user(config, found.id, reason)
+            print(f"{done}; ended {ended} session(s)")
     finally:
         await directory.close()
     return 0
+
+
+async def _revoke_user(config: GatewayConfig, user_id: str, reason: str) -> int:
+    store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
+    await store.open()
+    try:
+        return await store.revoke_user(user_id, now=time.time(), reason=reason)
+    finally:
+        await store.close()
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -150,8 +174,6 @@ def _read_password(from_stdin: bool) -> str:
 
 
 async def _purge(args: argparse.Namespace) -> int:
-    import time
-
     config = _load(args, require_secrets=False)
     store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
     await store.open()

@@ -134,6 +134,10 @@ def _duration(value: Any) -> float:
     return parse_duration(value)
 
 
+def _allowance(value: Any) -> float:
+    return parse_duration(value, allow_zero=True)
+
+
 def _string(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{value!r} must be a non-empty string")
@@ -219,7 +223,7 @@ def load_config(
     max_age = p.get(tokens, "tokens", "max_session_age", d.max_session_age, _duration)
     grace = p.get(tokens, "tokens", "rotation_grace", d.rotation_grace, _duration)
     margin = p.get(tokens, "tokens", "refresh_margin", d.refresh_margin, _duration)
-    leeway = p.get(tokens, "tokens", "leeway", 5.0, _duration)
+    leeway = p.get(tokens, "tokens", "leeway", 5.0, _allowance)
     if access_ttl >= refresh_ttl:
         p.add("tokens.access_ttl must be shorter than tokens.refresh_ttl")
     if access_ttl >= remember_ttl:

@@ -52,6 +52,10 @@ class ExpiringCache(Generic[K, V]):
     def pop(self, key: K) -> None:
         self._data.pop(key, None)
 
+    def items(self) -> list[tuple[K, V]]:
+        """A snapshot of every entry, dead or alive (the caller judges)."""
+        return [(k, v) for k, (v, _) in self._data.items()]
+
     def __len__(self) -> int:
         return len(self._data)
 

@@ -20,10 +20,11 @@ _SIZE_UNITS = {
 }
 
 
-def parse_duration(value: object) -> float:
+def parse_duration(value: object, *, allow_zero: bool = False) -> float:
     """Return seconds for ``"30s"``, ``"15m"``, ``"2h"``, ``"7d"`` (or ``"250ms"``).
 
     Bare numbers are refused on purpose: ``ttl = 15`` is ambiguous and has bitten people before.
+    ``allow_zero`` is for allowances such as a clock-skew leeway, where "0s" is meaningful.
     """
     if not isinstance(value, str):
         raise ValueError(f'{value!r} is not a duration; write it as a string such as "15m" (units s, m, h, d)')
@@ -31,6 +32,8 @@ def parse_duration(value: object) -> float:
     if match is None:
         raise ValueError(f'{value!r} is not a duration; use a number and a unit s, m, h or d, such as "15m"')
     seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if seconds == 0 and allow_zero:
+        return 0.0
     if seconds <= 0:
         raise ValueError(f"{value!r} must be longer than zero")
     return seconds

@@ -204,6 +204,13 @@ class SessionEngine:
         await self.store.revoke_session(sid, now=self.clock(), reason=reason)
         self._forget(sid)
 
+    async def revoke_user(self, user_id: str, *, reason: str) -> int:
+        """End every session of a user (removed, password changed); other workers follow within 1 s."""
+        count = await self.store.revoke_user(user_id, now=self.clock(), reason=reason)
+        for sid in [sid for sid, record in self._states.items() if record.user_id == user_id]:
+            self._forget(sid)
+        return count
+
     # --- the one call ---------------------------------------------------------------------------
 
     async def grant(self, cookie_header: str | None, *, audience: str | None = None, force_new: bool = False) -> Grant:

@@ -49,6 +49,9 @@ class Store(Protocol):
     async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
         """Mark the session revoked and record the revocation until the session's natural expiry."""
 
+    async def revoke_user(self, user_id: str, *, now: float, reason: str) -> int:
+        """Revoke every live session of a user (removed, or password changed); return how many."""
+
     async def is_revoked(self, sid: str) -> bool: ...
 
     async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:

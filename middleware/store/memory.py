@@ -50,6 +50,12 @@ class MemoryStore:
         expiry = record.expires_at if record is not None else now + 86400
         self._revoked[sid] = max(expiry, self._revoked.get(sid, 0.0))
 
+    async def revoke_user(self, user_id: str, *, now: float, reason: str) -> int:
+        live = [r.sid for r in self._sessions.values() if r.user_id == user_id and r.revoked_at is None]
+        for sid in live:
+            await self.revoke_session(sid, now=now, reason=reason)
+        return len(live)
+
     async def is_revoked(self, sid: str) -> bool:
         return sid in self._revoked
 

@@ -20,8 +20,11 @@ __all__ = ["RedisStore"]
 
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('EXPIREAT', KEYS[1], ARGV[1])
+-- The per-user index lets a removed user's sessions be found; it lives as long as its longest session.
+redis.call('SADD', KEYS[2], ARGV[2])
+if redis.call('EXPIRETIME', KEYS[2]) < tonumber(ARGV[1]) then redis.call('EXPIREAT', KEYS[2], ARGV[1]) end
 return 1
 """
 _ROTATE = """
@@ -92,6 +95,9 @@ class RedisStore:
     def _revoked_key(self, sid: str) -> str:
         return f"{self.prefix}revoked:{sid}"
 
+    def _user_key(self, user_id: str) -> str:
+        return f"{self.prefix}user:{user_id}"
+
     async def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
         try:
             return await self.redis.eval(script, len(keys), *keys, *args)
@@ -102,7 +108,11 @@ class RedisStore:
         fields: list[Any] = []
         for name, value in _to_hash(record).items():
             fields += [name, value]
-        created = await self._eval(_CREATE, [self._session_key(record.sid)], [math.ceil(record.expires_at), *fields])
+        created = await self._eval(
+            _CREATE,
+            [self._session_key(record.sid), self._user_key(record.user_id)],
+            [math.ceil(record.expires_at), record.sid, *fields],
+        )
         if not created:
             raise ValueError("session id already exists")
 
@@ -123,6 +133,19 @@ class RedisStore:
         await self._eval(
             _REVOKE, [self._session_key(sid), self._revoked_key(sid)], [repr(now), repr(now + 86400.0), reason]
         )
+
+    async def revoke_user(self, user_id: str, *, now: float, reason: str) -> int:
+        try:
+            sids = await self.redis.smembers(self._user_key(user_id))
+        except RedisError as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+        revoked = 0
+        for sid in sids:
+            record = await self.get_session(str(sid))
+            if record is not None and record.revoked_at is None:
+                await self.revoke_session(record.sid, now=now, reason=reason)
+                revoked += 1
+        return revoked
 
     async def is_revoked(self, sid: str) -> bool:
         try:

@@ -183,27 +183,47 @@ class SqliteStore:
         return changed == 1
 
     async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
+        await self._transaction(
+            ("UPDATE sessions SET revoked_at = ? WHERE sid = ? AND revoked_at IS NULL", (now, sid)),
+            # Kept until the session could not have been used anyway: its absolute expiry.
+            (
+                "INSERT INTO revocations (id, kind, reason, revoked_at, expires_at) VALUES"
+                " (?, 'session', ?, ?, COALESCE((SELECT expires_at FROM sessions WHERE sid = ?), ?))"
+                " ON CONFLICT(id) DO NOTHING",
+                (sid, reason, now, sid, now + 86400.0),
+            ),
+        )
+
+    async def revoke_user(self, user_id: str, *, now: float, reason: str) -> int:
+        counts = await self._transaction(
+            (
+                "INSERT INTO revocations (id, kind, reason, revoked_at, expires_at)"
+                " SELECT sid, 'session', ?, ?, expires_at FROM sessions WHERE user_id = ? AND revoked_at IS NULL"
+                " ON CONFLICT(id) DO NOTHING",
+                (reason, now, user_id),
+            ),
+            ("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", (now, user_id)),
+        )
+        return counts[-1]
+
+    async def _transaction(self, *statements: tuple[str, tuple[object, ...]]) -> list[int]:
+        """Run ``statements`` atomically; return each one's row count."""
         db = self.db
+        counts: list[int] = []
         try:
             async with self._write_lock:
                 await db.execute("BEGIN IMMEDIATE")
                 try:
-                    await db.execute(
-                        "UPDATE sessions SET revoked_at = ? WHERE sid = ? AND revoked_at IS NULL", (now, sid)
-                    )
-                    # Kept until the session could not have been used anyway: its absolute expiry.
-                    await db.execute(
-                        "INSERT INTO revocations (id, kind, reason, revoked_at, expires_at) VALUES"
-                        " (?, 'session', ?, ?, COALESCE((SELECT expires_at FROM sessions WHERE sid = ?), ?))"
-                        " ON CONFLICT(id) DO NOTHING",
-                        (sid, reason, now, sid, now + 86400.0),
-                    )
+                    for sql, params in statements:
+                        async with db.execute(sql, params) as cur:
+                            counts.append(cur.rowcount)
                     await db.execute("COMMIT")
                 except BaseException:
                     await db.execute("ROLLBACK")
                     raise
         except sqlite3.Error as exc:
             raise StoreError(f"session store write failed: {exc}") from exc
+        return counts
 
     async def is_revoked(self, sid: str) -> bool:
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live_gateway import GatewayProcess, make_secrets, write_config
+from live_gateway import GatewayProcess, make_secrets, wait_for, write_config
 
 from gateway.config import load_config
 
@@ -125,15 +125,29 @@ def test_users_add_list_remove_and_the_server_sees_them(gateway_factory: Any) ->
 
     # The server uses the same table.
     gw.start()
-    with gw.client() as client:
+    with gw.client() as client, gw.client() as kims:
         assert client.login("jules", "jules-pw-1").status_code == 200
-        assert client.login("kim", "kim-pw-22").status_code == 200
+        assert kims.login("kim", "kim-pw-22").status_code == 200
+        assert kims.session().status_code == 200
 
         removed = frontdesk("users", "remove", "kim", "--config", cfg, cwd=cwd)
         assert removed.returncode == 0, removed.stderr
+        assert "ended 1 session" in removed.stdout
         listed = frontdesk("users", "list", "--config", cfg, cwd=cwd)
         assert [line.split()[0] for line in listed.stdout.splitlines()] == ["jules"]
         assert client.login("kim", "kim-pw-22").status_code == 401
+        # A removed user's live session ends too (the server re-reads the row within a second).
+        wait_for(lambda: kims.session().status_code == 401, what="removed user's session to end")
+
+        # A changed password ends the user's sessions as well; the new password works.
+        assert client.login("jules", "jules-pw-1").status_code == 200
+        changed = frontdesk(
+            "users", "passwd", "jules", "--password-stdin", "--config", cfg, cwd=cwd, stdin="jules-pw-2\n"
+        )
+        assert changed.returncode == 0, changed.stderr
+        wait_for(lambda: client.session().status_code == 401, what="session to end after passwd")
+        assert client.login("jules", "jules-pw-1").status_code == 401
+        assert client.login("jules", "jules-pw-2").status_code == 200
 
     missing = frontdesk("users", "remove", "kim", "--config", cfg, cwd=cwd)
     assert missing.returncode != 0 and "kim" in missing.stderr

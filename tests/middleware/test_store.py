@@ -144,3 +144,17 @@ async def test_sqlite_two_connections_see_each_others_writes(tmp_path: Path) -> 
     assert await a.is_revoked("s1")
     await a.close()
     await b.close()
+
+
+async def test_revoke_user_ends_every_live_session_of_that_user_only(store: Store) -> None:
+    await store.create_session(record("a1"))
+    await store.create_session(record("a2"))
+    await store.create_session(record("b1", user_id="u2"))
+    await store.revoke_session("a2", now=NOW, reason="logout")
+    assert await store.revoke_user("u1", now=NOW + 1, reason="user removed") == 1
+    assert await store.is_revoked("a1") and await store.is_revoked("a2")
+    assert not await store.is_revoked("b1")
+    got = await store.get_session("a1")
+    assert got is not None and got.revoked_at == NOW + 1
+    assert await store.revoke_user("u1", now=NOW + 2, reason="again") == 0
+    assert await store.revoke_user("nobody", now=NOW + 2, reason="none") == 0
