@@ -6,6 +6,8 @@ objects and the same call the gateway uses before it proxies; the adapters only 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,7 @@ from .tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
 __all__ = ["SessionAuth", "Admission", "AUTH_BODY_LIMIT"]
 
 AUTH_BODY_LIMIT = 16 * 1024
+log = logging.getLogger("frontdesk.session_mode")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,7 @@ class SessionAuth:
         scopes: Mapping[str, str | Iterable[str]] | None = None,
         audience: str | None = None,
         csrf: bool = True,
+        purge_interval: float = 3600.0,
     ) -> None:
         self.engine = engine
         self.csrf = csrf  # like a gateway route: every authenticated request carries the CSRF header
@@ -56,6 +60,10 @@ class SessionAuth:
         self.rules = PathRules.build(public_paths, scopes)
         self.audience = audience
         self._opener = OpenOnce(engine.store)
+        # No gateway process runs the periodic purge here, so requests trigger it, at most once per interval.
+        self.purge_interval = purge_interval
+        self._last_purge = engine.clock()
+        self._purging: asyncio.Task[None] | None = None
 
     @classmethod
     def from_secrets(
@@ -116,6 +124,7 @@ class SessionAuth:
             origins = self.api.allowed_origins(request) if "origin" in headers else frozenset()
             check_csrf(headers, header_name=self.api.csrf_header, own_origins=origins)
         await self._opener.ensure()
+        self._maybe_purge()
         grant = await self.engine.grant(request.headers.get("cookie"), audience=self.audience)
         user = FrontdeskUser(grant.claims)
         if self.rules.scopes:
@@ -123,6 +132,20 @@ class SessionAuth:
             if missing:
                 raise InsufficientScope(f"this path requires scope {' '.join(sorted(missing))}")
         return Admission(user, grant.set_cookie, grant.access_token)
+
+    def _maybe_purge(self) -> None:
+        now = self.engine.clock()
+        if now - self._last_purge < self.purge_interval or (self._purging is not None and not self._purging.done()):
+            return
+        self._last_purge = now
+        self._purging = asyncio.create_task(self._purge(), name="frontdesk-purge")
+
+    async def _purge(self) -> None:
+        try:
+            removed = await self.engine.purge()
+            log.info("purged %d expired session rows", removed)
+        except FrontdeskError:
+            log.exception("purge failed; will retry after the next interval")
 
     def error_response(self, exc: FrontdeskError, cookie_header: str | None) -> HttpResponse:
         headers: list[tuple[str, str]] = []

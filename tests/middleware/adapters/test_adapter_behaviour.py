@@ -204,3 +204,37 @@ async def test_a_remembered_token_still_expires_and_loses_its_key(keys: Keys) ->
     ring.keys = [k for k in ring.keys if k.kid != keys.access.kid]  # the key leaves the ring (JWKS refetch)
     with pytest.raises(UnknownKey):
         auth.authenticate_now("/x", fresh)
+
+
+async def test_session_mode_purges_expired_rows_at_most_once_per_interval() -> None:
+    from mw_world import ACCESS_SECRET, PASSWORD, REFRESH_SECRET, authenticator
+
+    from middleware.http import HttpRequest
+    from middleware.session_mode import SessionAuth
+
+    clock = ManualClock(start=time.time())
+    purges = 0
+
+    class CountingStore(MemoryStore):
+        async def purge(self, *, now: float) -> int:
+            nonlocal purges
+            purges += 1
+            return await super().purge(now=now)
+
+    auth = SessionAuth.from_secrets(
+        access_secret=ACCESS_SECRET,
+        refresh_secret=REFRESH_SECRET,
+        authenticator=authenticator,
+        store=CountingStore(),
+        clock=clock,
+        purge_interval=60,
+    )
+    login = await auth.engine.login("carol", PASSWORD)
+    request = HttpRequest("GET", "/x", {"cookie": login.set_cookie.split(";", 1)[0], "x-csrf": "1"})
+    await auth.admit(request)
+    assert purges == 0
+    clock.advance(61)
+    await auth.admit(request)
+    await auth.admit(request)
+    await asyncio.sleep(0.01)  # let the background purge task run
+    assert purges == 1
