@@ -239,3 +239,18 @@ async def test_session_mode_purges_expired_rows_at_most_once_per_interval() -> N
     assert auth._purging is not None
     await auth._purging  # the background purge task, started by the first request after the interval
     assert purges == 1
+
+
+def test_wsgi_adapters_serve_many_threads_through_one_loop(adapters: dict[str, Adapter], keys: Keys) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    for name in ("wsgi-bearer", "wsgi-session"):
+        adapter = adapters[name]
+        headers = valid(adapter, keys)
+
+        def call(_: int, adapter: Adapter = adapter, headers: dict[str, str] = headers) -> int:
+            with adapter.client() as client:
+                return client.get("/whoami", headers=headers).status_code
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            assert set(pool.map(call, range(64))) == {200}
