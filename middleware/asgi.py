@@ -30,16 +30,19 @@ class FrontdeskMiddleware:
         self.app = app
         self.auth = auth
         self._bearer_auth = auth if isinstance(auth, BearerAuth) else None
+        self._session_auth = auth if isinstance(auth, SessionAuth) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)  # lifespan and anything newer pass through
             return
-        auth = self._bearer_auth
-        if auth is None:
-            await self._session(self.auth, scope, receive, send)  # type: ignore[arg-type]
+        session = self._session_auth
+        if session is not None:
+            await self._session(session, scope, receive, send)
             return
+        auth = self._bearer_auth
+        assert auth is not None  # __init__ accepted one of the two
         # Bearer mode is inlined here and scans the raw header pairs instead of building a dict: it runs on
         # every request of the upstream, and each extra frame or object shows in its throughput.
         authorization: bytes | None = None  # raw: the verified-result memo is keyed by the header's bytes
