@@ -23,14 +23,15 @@ __all__ = ["add_keys_parser", "run_keys"]
 
 
 def add_keys_parser(
-    sub: Any, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="manage the asymmetric keys that sign access tokens")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     rotate = with_config(keys_sub.add_parser("rotate", help="add a key; retire keys past their overlap"))
     rotate.add_argument("--algorithm", choices=ASYMMETRIC_ALGORITHMS, help="default: keys.algorithm")
     with_config(keys_sub.add_parser("list", help="list keys and how long each still verifies"))
-    return keys  # type: ignore[no-any-return]
+    return keys
 
 
 def run_keys(args: argparse.Namespace) -> int:

@@ -88,9 +88,12 @@ class BearerAuth:
     ) -> None:
         if jwks_url is not None and jwks is None:
             jwks = JwksSource(jwks_url, min_refetch_interval=jwks_refetch_interval, clock=clock)
-        if (keyring is None) == (jwks is None):
+        if keyring is not None and jwks is None:
+            ring = keyring
+        elif keyring is None and jwks is not None:
+            ring = jwks.ring  # filled (and refilled) by the JWKS source
+        else:
             raise ValueError("give BearerAuth exactly one of keyring= or jwks_url=")
-        ring = keyring if keyring is not None else jwks.ring  # type: ignore[union-attr]
         self.codec = TokenCodec(ring, typ=ACCESS_TYP, issuer=issuer, audience=audience, leeway=leeway, clock=clock)
         self.jwks = jwks
         self.revocations = revocations
