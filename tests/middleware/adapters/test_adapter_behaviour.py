@@ -254,3 +254,27 @@ def test_wsgi_adapters_serve_many_threads_through_one_loop(adapters: dict[str, A
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             assert set(pool.map(call, range(64))) == {200}
+
+
+def test_starlette_requires_decorator_sees_the_token_scopes(keys: Keys) -> None:
+    from mw_support import serve_asgi
+    from starlette.applications import Starlette
+    from starlette.authentication import requires
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from middleware.asgi import FrontdeskMiddleware
+
+    @requires("reports")
+    async def reports(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = FrontdeskMiddleware(Starlette(routes=[Route("/reports", reports)]), BearerAuth(keyring=keys.verifying_ring()))
+    with serve_asgi(app) as url, httpx.Client(base_url=url) as client:
+        allowed = client.get(
+            "/reports", headers={"authorization": f"Bearer {sign_access(keys, access_claims(scope='reports'))}"}
+        )
+        denied = client.get("/reports", headers={"authorization": f"Bearer {sign_access(keys, access_claims())}"})
+    assert allowed.status_code == 200
+    assert denied.status_code == 403
