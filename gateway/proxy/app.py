@@ -21,6 +21,7 @@ from .contracts import GrantLike, TokenSource, TrustPolicy
 from .errors import (
     BadFraming,
     BadPath,
+    BrowserGone,
     HeadersTooLarge,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -249,7 +250,8 @@ class ProxyApp:
                 except UpstreamError as exc:
                     # Too late for a JSON error: returning without finishing makes uvicorn close the browser
                     # connection, so a truncated body can never pass for a complete one.
-                    log.warning("upstream failed mid-response: %s", exc.detail)
+                    if not isinstance(exc, BrowserGone):
+                        log.warning("upstream failed mid-response: %s", exc.detail)
                     return
                 if chunk is None:
                     self._pool.release(conn)

@@ -15,6 +15,7 @@ __all__ = [
     "UpstreamTimeout",
     "UpstreamProtocolError",
     "UpstreamClosed",
+    "BrowserGone",
     "WebSocketRefused",
 ]
 
@@ -80,6 +81,12 @@ class UpstreamClosed(UpstreamError):
     """The upstream closed or reset the connection before the response was complete."""
 
     code = "upstream_closed"
+
+
+class BrowserGone(UpstreamClosed):
+    """The browser left mid-response; the upstream exchange is abandoned (not an upstream fault)."""
+
+    code = "client_closed"
 
 
 class WebSocketRefused(FrontdeskError):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from starlette.types import Receive
 
 from .body import LAST_CHUNK, RequestBody, frame_chunk
-from .errors import UpstreamClosed
+from .errors import BrowserGone, UpstreamClosed
 from .pool import UpstreamPool
 from .routes import Route
 from .upstream import UpstreamConnection
@@ -84,5 +84,5 @@ async def watch_disconnect(receive: Receive, conn: UpstreamConnection, body: Req
         if message["type"] == "http.disconnect":
             # Only while the connection still serves this exchange (it may be pooled and reused by now).
             if conn.uses == uses and not conn.complete:
-                conn.abort(UpstreamClosed("the browser went away"))
+                conn.abort(BrowserGone("the browser went away"))
             return

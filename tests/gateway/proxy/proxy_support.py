@@ -175,6 +175,7 @@ class Upstream:
     sse_release: asyncio.Event = field(default_factory=asyncio.Event)
     sse_disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     ws_closed: asyncio.Event = field(default_factory=asyncio.Event)
+    rejected: str | None = None
 
     async def __call__(self, scope: Any, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] == "websocket":
@@ -247,6 +248,15 @@ class Upstream:
                 (b"server", b"secret-upstream/1.0"),
             ]
             await _json(send, 200, {}, headers)
+        elif path == "/api/strict-once":
+            # rejects the first token it ever sees (as after a key rotation), accepts any other
+            auth = seen.header("authorization")
+            if self.rejected is None or (auth and auth[0] == self.rejected):
+                self.rejected = auth[0] if auth else ""
+                h = [(b"www-authenticate", b'Bearer error="invalid_token"')]
+                await _json(send, 401, {"error": "invalid_token"}, h)
+            else:
+                await _json(send, 200, {"authorization": auth})
         elif path == "/api/strict":
             auth = seen.header("authorization")
             if auth and auth[0].startswith("Bearer stale."):

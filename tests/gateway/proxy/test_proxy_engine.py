@@ -144,6 +144,22 @@ async def test_silent_refresh_across_access_token_expiry(real: RealGateway) -> N
     assert all(not s.header("cookie") for s in real.upstream.seen)
 
 
+async def test_upstream_invalid_token_gets_one_fresh_mint_and_one_retry(real: RealGateway) -> None:
+    cookie = await real.login("alice")
+    async with httpx.AsyncClient(base_url=real.url, headers={"x-csrf": "1"}) as c:
+        r = await c.get("/api/strict-once", headers={"cookie": cookie})
+        assert r.status_code == 200, r.text
+        first, second = (s.header("authorization")[0] for s in real.upstream.seen)
+        assert first != second and _claims(second)["sub"] == "u-alice"
+        rotated = r.headers.get("set-cookie", "")
+        assert rotated.startswith(real.cookie_name + "=")  # the forced mint rotated the refresh cookie
+        # a POST is never retried: the upstream's 401 goes to the browser
+        real.upstream.rejected = None
+        r = await c.post("/api/strict-once", headers={"cookie": rotated.split(";", 1)[0]}, content=b"{}")
+        assert r.status_code == 401 and r.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert len(real.upstream.seen) == 3
+
+
 async def test_two_users_get_their_own_tokens_and_cookies(real: RealGateway) -> None:
     alice, bob = await real.login("alice"), await real.login("bob")
     async with httpx.AsyncClient(base_url=real.url, headers={"x-csrf": "1"}) as c:
