@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from proxy_support import FakeEngine, Gateway, Servers, Trust, Upstream, route_config, spa
 
 from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
-
-
-def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Any] | None:
-    """test_proxy_uvloop.py runs on uvloop, the loop ``frontdesk serve`` uses; everything else on asyncio's."""
-    if item.path.name == "test_proxy_uvloop.py":
-        import uvloop
-
-        return {"uvloop": uvloop.new_event_loop}
-    return None
 
 
 @pytest.fixture

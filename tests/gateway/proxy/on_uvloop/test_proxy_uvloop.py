@@ -22,7 +22,7 @@ from test_proxy_upstream import (  # noqa: F401
 )
 from test_proxy_websocket import test_closed_when_the_session_is_logged_out  # noqa: F401
 
-# conftest.py's pytest_asyncio_loop_factories hook runs this module's tests on uvloop.
+# on_uvloop/conftest.py runs everything in this folder on uvloop.
 
 
 async def test_the_loop_is_uvloop() -> None:
