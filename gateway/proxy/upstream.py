@@ -234,13 +234,12 @@ class UpstreamConnection(asyncio.Protocol):
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        was_closed = self.closed
         self.closed = True
         self.reusable = False
         if self._parser is not None and not self.complete and self._exc is None:
             if self.headers_done and self._until_eof and exc is None:
                 self._finish()  # a body delimited by the end of the connection
-            elif not was_closed or self._exc is None:
+            else:
                 self._fail(UpstreamClosed("the upstream closed the connection"))
         if self._timer is not None:
             self._timer.cancel()

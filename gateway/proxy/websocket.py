@@ -113,6 +113,7 @@ async def proxy_websocket(
                 user_agent_header=None,
                 proxy=None,
                 open_timeout=route.timeout,
+                close_timeout=2,  # a silent upstream must not hold a finished socket for long
                 max_size=_MAX_MESSAGE,
                 ssl=app.pool.ssl_context() if ws_scheme == "wss" else None,
             )
@@ -132,8 +133,12 @@ async def proxy_websocket(
     accept: dict[str, Any] = {"type": "websocket.accept", "subprotocol": upstream.subprotocol}
     if grant is not None and grant.set_cookie:
         accept["headers"] = [(b"set-cookie", grant.set_cookie.encode("latin-1"))]
-    await send(accept)
-    await _pump(upstream, receive, send, app, grant.sid if grant is not None else None)
+    try:
+        await send(accept)
+        await _pump(upstream, receive, send, app, grant.sid if grant is not None else None)
+    finally:
+        with contextlib.suppress(Exception):
+            await upstream.close()  # a no-op when _pump already closed it
 
 
 async def _pump(upstream: ClientConnection, receive: Receive, send: Send, app: ProxyApp, sid: str | None) -> None:
