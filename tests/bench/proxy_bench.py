@@ -372,6 +372,7 @@ error_log {tmp}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
+    keepalive_requests 1000000;  # like uvicorn: no cap on requests per client connection
     client_body_temp_path {tmp}/body;
     proxy_temp_path {tmp}/proxy;
     fastcgi_temp_path {tmp}/fastcgi;
@@ -460,11 +461,18 @@ async def _py_load(port: int, path: str, conns: int, duration: float, headers: d
         try:
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
-                writer.write(request)
-                status_line = await reader.readuntil(b"\r\n")
-                rest = await reader.readuntil(b"\r\n\r\n")
-                length = int(re.search(rb"(?i)content-length:\s*(\d+)", rest).group(1))  # type: ignore[union-attr]
-                await reader.readexactly(length)
+                try:
+                    writer.write(request)
+                    status_line = await reader.readuntil(b"\r\n")
+                    rest = await reader.readuntil(b"\r\n\r\n")
+                    match = re.search(rb"(?i)content-length:\s*(\d+)", rest)
+                    await reader.readexactly(int(match.group(1)) if match else 0)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    # the server closed the connection (as wrk does, reconnect and go on)
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    errors += 1
+                    continue
                 latencies.append(time.perf_counter() - t0)
                 if b" 200 " not in status_line:
                     errors += 1
