@@ -43,6 +43,14 @@ def test_dashboard_on_a_phone(page: Page, stack: Stack, user: Credentials) -> No
     screenshot(page, "04-dashboard-phone")
 
 
+def test_dashboard_in_dark_mode(page: Page, stack: Stack, user: Credentials) -> None:
+    page.emulate_media(color_scheme="dark")
+    login(page, stack, user)
+    add_item(page, "Ship the release notes")
+    assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches")
+    screenshot(page, "11-dashboard-dark")
+
+
 def _idle_past(stack: Stack, exp: int, lifetimes: int) -> None:
     """Let ``lifetimes`` access-token lifetimes pass after ``exp`` without the test touching the page.
 
