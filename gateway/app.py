@@ -20,13 +20,14 @@ from middleware.asgi_io import ASGIApp, Receive, Scope, Send, read_body, request
 from middleware.auth_api import AuthAPI
 from middleware.clock import Clock, system_clock
 from middleware.errors import FrontdeskError
-from middleware.http import error_body, error_response, json_response
+from middleware.http import error_response, json_response
 from middleware.sessions import Authenticator, SessionEngine
 from middleware.store import Store, store_from_url
 from middleware.tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
 
 from .config import GatewayConfig
 from .keys import JWKS_PATH, access_keyring, jwks_response, watch_keys
+from .proxy.wiring import build_proxy
 from .static_files import SecureStaticFiles
 from .users import UserDirectory
 
@@ -152,13 +153,6 @@ class Gateway:
                 log.exception("purge failed; will retry")
 
 
-async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] == "http":
-        await send_response(send, error_body(404, "not_found", "no such path"))
-    elif scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1008})
-
-
 def create_app(
     config: GatewayConfig, *, authenticator: Authenticator | None = None, clock: Clock = system_clock
 ) -> Gateway:
@@ -167,8 +161,9 @@ def create_app(
     store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
     engine = build_engine(config, store=store, authenticator=authenticator or users or _refuse, clock=clock)
     auth = AuthAPI(engine, csrf_header=config.csrf_header, trusted=config.trusted_proxies, origins=config.origins)
-    static = SecureStaticFiles(config.static_dir)
-    gateway = Gateway(config=config, engine=engine, users=users, auth=auth, app=static)
+    proxy = build_proxy(config, engine, fallback=SecureStaticFiles(config.static_dir))
+    gateway = Gateway(config=config, engine=engine, users=users, auth=auth, app=proxy)
+    gateway.on_shutdown.append(proxy.aclose)
     watch_keys(gateway)  # `frontdesk keys rotate` takes effect without a restart
     return gateway
 

@@ -27,7 +27,6 @@ __all__ = [
     "load_config",
     "config_path",
     "read_dotenv",
-    "register_check",
     "SECRET_ENV",
 ]
 
@@ -314,22 +313,23 @@ def load_config(
         raw_proxy=table("proxy"),
         raw_keys=table("keys"),
     )
-    for check in _EXTRA_CHECKS:
-        for issue in check(config):
-            p.add(issue)
+    for issue in _subsystem_problems(config):
+        p.add(issue)
     if problems.items:
         raise ConfigError(problems.items)
     return config
 
 
-# Other parts of the gateway (the proxy's route parser, the key ring) register their validation here,
-# so that one start-up error still lists every problem.
-_EXTRA_CHECKS: list[Callable[[GatewayConfig], list[str]]] = []
+def _subsystem_problems(config: GatewayConfig) -> list[str]:
+    """The proxy's [[routes]]/[proxy] and the key ring's [keys], validated by their own parsers so that what
+    passes here is exactly what gets built, and one start-up error still lists every problem.
 
+    Imported here rather than at the top because both modules read ``GatewayConfig`` from this one.
+    """
+    from .keys import check_keys
+    from .proxy.wiring import proxy_problems
 
-def register_check(check: Callable[[GatewayConfig], list[str]]) -> None:
-    if check not in _EXTRA_CHECKS:
-        _EXTRA_CHECKS.append(check)
+    return proxy_problems(config) + check_keys(config)
 
 
 def _secrets(environ: Mapping[str, str], problems: _Problems) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from middleware.key_directory import DirectoryKeyRing, KeyDirectory
 from middleware.keys import ASYMMETRIC_ALGORITHMS, jwks_document
 from middleware.tokens import KeyRing
 
-from .config import GatewayConfig, register_check
+from .config import GatewayConfig
 
 if TYPE_CHECKING:
     from .app import Gateway
@@ -131,8 +131,6 @@ def check_keys(config: GatewayConfig) -> list[str]:
         )
     return problems
 
-
-register_check(check_keys)
 
 
 def access_keyring(config: GatewayConfig, *, clock: Clock = system_clock) -> KeyRing:

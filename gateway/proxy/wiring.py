@@ -1,7 +1,7 @@
 """How the gateway builds its proxy from the loaded configuration, in two calls.
 
-``create_app`` wraps the SPA with :func:`build_proxy`; ``gateway.config`` registers :func:`proxy_problems`
-with ``register_check`` so bad ``[[routes]]`` / ``[proxy]`` entries join the one start-up error. Both read
+``create_app`` wraps the SPA with :func:`build_proxy`; ``gateway.config`` calls :func:`proxy_problems`
+so bad ``[[routes]]`` / ``[proxy]`` entries join the one start-up error. Both read
 the same raw tables, so what the check accepts is exactly what the builder builds.
 """
 
@@ -48,7 +48,7 @@ def parse_proxy_config(config: ProxyConfigLike) -> tuple[list[Route], ProxySetti
 
 
 def proxy_problems(config: ProxyConfigLike) -> list[str]:
-    """For ``gateway.config.register_check``: every [[routes]] and [proxy] problem, in plain words."""
+    """For ``gateway.config.load_config``: every [[routes]] and [proxy] problem, in plain words."""
     return parse_proxy_config(config)[2]
 
 

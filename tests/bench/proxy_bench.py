@@ -211,27 +211,19 @@ methods = ["GET", "POST"]
 def frontdesk_real_app() -> Any:
     """The whole gateway from ``gateway.app.create_app``: the real session engine, SQLite store, /auth/*.
 
-    Built from a config.toml with [[routes]]; if ``create_app`` does not wire the proxy in yet, it is wired
-    here with ``gateway.proxy.build_proxy``, the call ``create_app`` is meant to make.
+    Built from a config.toml with [[routes]] by ``create_app``, exactly as ``frontdesk serve`` does.
     """
     from gateway.app import create_app
-    from gateway.config import load_config, register_check
-    from gateway.proxy import ProxyApp, build_proxy, proxy_problems
+    from gateway.config import load_config
     from middleware.sessions import User
 
-    register_check(proxy_problems)
     config = load_config(Path(os.environ["FD_BENCH_WORKDIR"]) / "config.toml", env=dict(os.environ))
 
     async def authenticator(username: str, password: str) -> User | None:
         # No argon2 here: logins are not what this benchmark measures (engine_bench.py does).
         return User(id="u-bench", username=username) if password == BENCH_PASSWORD else None
 
-    gateway = create_app(config, authenticator=authenticator)
-    if not isinstance(gateway.app, ProxyApp):
-        proxy = build_proxy(config, gateway.engine, fallback=gateway.app)
-        gateway.app = proxy
-        gateway.on_shutdown.append(proxy.aclose)
-    return gateway
+    return create_app(config, authenticator=authenticator)
 
 
 def httpx_app(upstream_port: int) -> Any:

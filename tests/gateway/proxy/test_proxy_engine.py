@@ -20,8 +20,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.app import create_app
-from gateway.config import load_config, register_check
-from gateway.proxy import ProxyApp, build_proxy, proxy_problems
+from gateway.config import load_config
+from gateway.proxy import ProxyApp
 from middleware.clock import ManualClock
 from middleware.errors import ConfigError
 from middleware.sessions import User
@@ -79,7 +79,6 @@ async def real(tmp_path: Path) -> AsyncIterator[RealGateway]:
     async with serve(upstream) as up_port:
         (tmp_path / "config.toml").write_text(CONFIG + ROUTES.format(port=up_port))
         env = {"FRONTDESK_ACCESS_SECRET": ACCESS_SECRET, "FRONTDESK_REFRESH_SECRET": REFRESH_SECRET}
-        register_check(proxy_problems)
         config = load_config(tmp_path / "config.toml", env=env)
         clock = ManualClock(time.time())
 
@@ -87,10 +86,7 @@ async def real(tmp_path: Path) -> AsyncIterator[RealGateway]:
             return User(id=f"u-{username}", username=username) if password == "pw-" + username else None
 
         gateway = create_app(config, authenticator=authenticator, clock=clock)
-        if not isinstance(gateway.app, ProxyApp):  # until create_app wires the proxy in itself
-            proxy = build_proxy(config, gateway.engine, fallback=gateway.app)
-            gateway.app = proxy
-            gateway.on_shutdown.append(proxy.aclose)
+        assert isinstance(gateway.app, ProxyApp)
         async with serve(gateway, lifespan="on") as port:
             yield RealGateway(port, upstream, clock, gateway.engine.cookie_name)
 
@@ -98,7 +94,6 @@ async def real(tmp_path: Path) -> AsyncIterator[RealGateway]:
 def test_route_problems_join_the_start_up_error(tmp_path: Path) -> None:
     bad = CONFIG + '[[routes]]\nprefix = "api"\nupstream = "ftp://x"\n[proxy]\nmax_body_size = "lots"\n'
     (tmp_path / "config.toml").write_text(bad)
-    register_check(proxy_problems)
     env = {"FRONTDESK_ACCESS_SECRET": ACCESS_SECRET, "FRONTDESK_REFRESH_SECRET": REFRESH_SECRET}
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "config.toml", env=env)
