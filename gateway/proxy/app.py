@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from middleware.csrf import check_csrf
+from middleware.csrf import check_csrf, check_same_origin
 from middleware.errors import FrontdeskError, NotAuthenticated
 
 from .body import ClientGone, RequestBody
@@ -142,9 +142,12 @@ class ProxyApp:
             if scanned.length is not None and scanned.length > limit:
                 raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
             target = upstream_target(route, raw_path, scope.get("query_string", b""))
+            origins = self.own_origins(scope, scanned) if "origin" in scanned.lookup else frozenset()
             if route.csrf:
-                origins = self.own_origins(scope, scanned) if "origin" in scanned.lookup else frozenset()
                 check_csrf(scanned.lookup, header_name=self._csrf, own_origins=origins)
+            else:
+                # No custom header to demand (EventSource, plain downloads), but cross-site is still refused.
+                check_same_origin(scanned.lookup, own_origins=origins)
             cookie = scanned.cookie.decode("latin-1") if scanned.cookie is not None else None
             grant: GrantLike | None = None
             if route.auth != "none":

@@ -133,6 +133,16 @@ async def test_csrf_off_route_passes_without_header(gw: Gateway) -> None:
         assert (await c.post("/open/echo", content=b"x")).status_code == 200
 
 
+@pytest.mark.parametrize("header", [("sec-fetch-site", "cross-site"), ("origin", "https://evil.example")])
+async def test_csrf_off_route_still_refuses_cross_site(gw: Gateway, header: tuple[str, str]) -> None:
+    async with gw.client(user=None) as c:
+        del c.headers["x-csrf"]
+        c.headers[header[0]] = header[1]
+        r = await c.get("/open/echo")
+    assert r.status_code == 403 and r.json()["error"] == "csrf_rejected"
+    assert gw.upstream.seen == []
+
+
 @pytest.mark.parametrize(
     "target",
     [
