@@ -1,4 +1,8 @@
-"""The README's first command, ``frontdesk demo``: it prints the demo user's credentials, and they open the SPA."""
+"""The README's first command, ``frontdesk demo``: it prints the demo user's credentials, and they open the SPA.
+
+It runs with the repository's own ``config.toml`` (the demo configuration), moved to free ports and a
+temporary directory so it neither needs ports 8000/9000 nor leaves files in the checkout.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from .helpers import Credentials, add_item, login, screenshot
-from .servers import STATIC, TEST_CONFIG, Stack, free_port
+from .servers import REPO, STATIC, Stack, free_port
 
 CREDENTIALS = re.compile(r"sign in as\s+(\S+)\s+/\s+(\S+)")
 START_TIMEOUT = 60.0
@@ -25,7 +29,14 @@ START_TIMEOUT = 60.0
 def demo(tmp_path: Path) -> Iterator[tuple[Stack, Credentials]]:
     port, upstream_port = free_port(), free_port()
     config = tmp_path / "config.toml"
-    config.write_text(TEST_CONFIG.format(access_ttl=60, static=STATIC.as_posix(), upstream_port=upstream_port))
+    demo_config = (REPO / "config.toml").read_text()
+    assert 'upstream = "http://127.0.0.1:9000"' in demo_config
+    assert 'directory = "static"' in demo_config
+    config.write_text(
+        demo_config.replace("http://127.0.0.1:9000", f"http://127.0.0.1:{upstream_port}").replace(
+            'directory = "static"', f'directory = "{STATIC.as_posix()}"'
+        )
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
     env["PYTHONUNBUFFERED"] = "1"
     log = tmp_path / "demo.log"
@@ -50,7 +61,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[Stack, Credentials]]:
             workdir=tmp_path,
             config=config,
             env=env,
-            access_ttl=60,
+            access_ttl=15 * 60,
         )
         yield stack, Credentials(username=match.group(1), password=match.group(2))
     finally:
