@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .app import create_app
 from .config import SECRET_ENV, config_path, load_config, read_dotenv
+from .keys import JWKS_PATH, key_settings
 from .users import UserDirectory, UserExists
 
 __all__ = ["run_demo", "ensure_secrets"]
@@ -75,18 +76,22 @@ def run_demo(args: argparse.Namespace) -> int:
     config = load_config(path)
     password = asyncio.run(_demo_user(config.users_database))
 
+    # The upstream verifies exactly what this gateway mints: same issuer and audience, and the same keys
+    # (the shared secret and any previous ones, or the published JWKS when [keys] is asymmetric).
     env = dict(os.environ)
-    env.setdefault("FRONTDESK_ACCESS_SECRET", config.tokens.access_secret)
-    upstream = subprocess.Popen(
-        [sys.executable, "-m", "gateway.demo_upstream", "--port", str(args.upstream_port)], env=env
-    )
+    env["FRONTDESK_ACCESS_SECRET"] = config.tokens.access_secret
+    env["FRONTDESK_ACCESS_SECRET_PREVIOUS"] = ",".join(config.tokens.access_previous)
+    command = [sys.executable, "-m", "gateway.demo_upstream", "--port", str(args.upstream_port)]
+    command += ["--audience", config.tokens.audience, "--issuer", config.tokens.issuer]
+    if key_settings(config).asymmetric:
+        command += ["--jwks-url", f"http://127.0.0.1:{args.port}{JWKS_PATH}"]
+    upstream = subprocess.Popen(command, env=env)
     try:
         if not _wait_for(f"http://127.0.0.1:{args.upstream_port}/", time.monotonic() + 15):
             print("frontdesk: the demo upstream did not start", file=sys.stderr)
             return 1
         print(
-            f"\n  frontdesk demo is running:  http://localhost:{args.port}\n"
-            f"  sign in as  {DEMO_USER}  /  {password}\n",
+            f"\n  frontdesk demo is running:  http://localhost:{args.port}\n  sign in as  {DEMO_USER}  /  {password}\n",
             flush=True,
         )
         uvicorn.run(

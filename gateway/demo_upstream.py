@@ -194,12 +194,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--audience", default=os.environ.get("FRONTDESK_AUDIENCE", "frontdesk-api"))
+    parser.add_argument("--issuer", default="frontdesk", help="iss the access tokens must carry")
+    parser.add_argument(
+        "--jwks-url", help="verify with the gateway's published keys (asymmetric [keys]) instead of the shared secret"
+    )
     parser.add_argument(
         "--clock-interval", type=float, default=1.0, help="seconds between SSE clock events (default 1)"
     )
     args = parser.parse_args(argv)
     try:
-        app = create_demo_upstream(audience=args.audience, clock_interval=args.clock_interval)
+        auth = (
+            BearerAuth(jwks_url=args.jwks_url, issuer=args.issuer, audience=args.audience)
+            if args.jwks_url
+            else bearer_auth_from_env(audience=args.audience, issuer=args.issuer)
+        )
+        app = create_demo_upstream(auth, clock_interval=args.clock_interval)
     except RuntimeError as exc:
         parser.exit(2, f"error: {exc}\n")
     # A short graceful-shutdown timeout: open SSE clocks never end on their own.
