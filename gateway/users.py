@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from middleware.sessions import User
+from middleware.store.sqlite import connect_wal
 
 __all__ = ["UserDirectory", "UserRow", "UserExists", "UnknownUser", "validate_username"]
 
@@ -68,10 +69,10 @@ class UserDirectory:
             return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(self.path, timeout=5.0, isolation_level=None)
-        await db.execute("PRAGMA busy_timeout = 5000")
-        if self.path != ":memory:":
-            await db.execute("PRAGMA journal_mode = WAL")
+        if self.path == ":memory:":
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+        else:
+            db = await connect_wal(self.path, busy_timeout=5.0)  # workers may open a fresh file together
         await db.execute(_SCHEMA)
         self._db = db
         self._dummy_hash = await asyncio.to_thread(self.hasher.hash, secrets.token_urlsafe(16))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import aiosqlite
@@ -17,7 +18,7 @@ import aiosqlite
 from ..errors import StoreError
 from .base import SessionRecord
 
-__all__ = ["SqliteStore", "sqlite_path_from_url"]
+__all__ = ["SqliteStore", "connect_wal", "sqlite_path_from_url"]
 
 _MIGRATIONS: tuple[str, ...] = (
     # 1: sessions, revocations, login attempts
@@ -71,6 +72,33 @@ def sqlite_path_from_url(url: str) -> str:
     return path
 
 
+async def connect_wal(path: str, *, busy_timeout: float) -> aiosqlite.Connection:
+    """An autocommit connection in WAL mode with a busy timeout.
+
+    Switching a fresh file to WAL needs a moment of exclusive access and SQLite does not wait for it (the
+    busy handler is not consulted), so two workers opening a new database together see "database is
+    locked": retry until ``busy_timeout`` has passed instead of failing start-up.
+    """
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.01
+    while True:
+        db = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
+        try:
+            await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            async with db.execute("PRAGMA journal_mode = WAL") as cur:
+                row = await cur.fetchone()
+            if row is not None and str(row[0]).lower() == "wal":
+                return db
+            error: sqlite3.Error = sqlite3.OperationalError(f"journal mode stayed {row[0] if row else None!r}")
+        except sqlite3.OperationalError as exc:
+            error = exc
+        await db.close()
+        if time.monotonic() + delay > deadline:
+            raise error
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 class SqliteStore:
     def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
         self.path = str(path)
@@ -90,13 +118,15 @@ class SqliteStore:
             return
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-            await db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            await db.execute("PRAGMA journal_mode = WAL")
+            db = await connect_wal(self.path, busy_timeout=self.busy_timeout)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the session store at {self.path}: {exc}") from exc
+        try:
             await db.execute("PRAGMA synchronous = FULL")
             await self._migrate(db)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the session store at {self.path}: {exc}") from exc
+            await db.close()
+            raise StoreError(f"cannot migrate the session store at {self.path}: {exc}") from exc
         self._db = db
 
     async def _migrate(self, db: aiosqlite.Connection) -> None:
