@@ -23,7 +23,7 @@ from middleware.errors import FrontdeskError
 from middleware.http import error_response, json_response
 from middleware.sessions import Authenticator, SessionEngine
 from middleware.store import Store, store_from_url
-from middleware.tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
+from middleware.tokens import KeyRing
 
 from .config import GatewayConfig
 from .keys import JWKS_PATH, access_keyring, jwks_response, watch_keys
@@ -41,27 +41,14 @@ def build_engine(
     config: GatewayConfig, *, store: Store, authenticator: Authenticator, clock: Clock = system_clock
 ) -> SessionEngine:
     t = config.tokens
-    access = TokenCodec(
-        access_keyring(config, clock=clock),  # shared secret, or the [keys] directory
-        typ=ACCESS_TYP,
+    return SessionEngine.from_keys(
+        access_keyring=access_keyring(config, clock=clock),  # shared secret, or the [keys] directory
+        refresh_keyring=KeyRing.from_secrets(t.refresh_secret, t.refresh_previous),
+        store=store,
+        authenticator=authenticator,
         issuer=t.issuer,
         audience=t.audience,
         leeway=t.leeway,
-        clock=clock,
-    )
-    refresh = TokenCodec(
-        KeyRing.from_secrets(t.refresh_secret, t.refresh_previous),
-        typ=REFRESH_TYP,
-        issuer=t.issuer,
-        audience=t.issuer,  # the gateway itself is the only audience of a refresh token
-        leeway=t.leeway,
-        clock=clock,
-    )
-    return SessionEngine(
-        store=store,
-        access_codec=access,
-        refresh_codec=refresh,
-        authenticator=authenticator,
         cookie=config.cookie,
         settings=config.sessions,
         clock=clock,

@@ -24,7 +24,7 @@ from .paths import PathRules
 from .principal import FrontdeskUser
 from .sessions import Authenticator, SessionEngine, SessionSettings
 from .store import Store, store_from_url
-from .tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
+from .tokens import KeyRing
 
 __all__ = ["SessionAuth", "Admission", "AUTH_BODY_LIMIT"]
 
@@ -84,16 +84,13 @@ class SessionAuth:
         """A whole engine from two secrets (or an asymmetric ``access_keyring``) and an authenticator."""
         if access_secret == refresh_secret:
             raise ValueError("the access and refresh secrets must differ")
-        ring = access_keyring or KeyRing.from_secrets(access_secret)
-        access = TokenCodec(ring, typ=ACCESS_TYP, issuer=issuer, audience=audience, clock=clock)
-        refresh = TokenCodec(
-            KeyRing.from_secrets(refresh_secret), typ=REFRESH_TYP, issuer=issuer, audience=issuer, clock=clock
-        )
-        engine = SessionEngine(
+        engine = SessionEngine.from_keys(
+            access_keyring=access_keyring or KeyRing.from_secrets(access_secret),
+            refresh_keyring=KeyRing.from_secrets(refresh_secret),
             store=store_from_url(store) if isinstance(store, str) else store,
-            access_codec=access,
-            refresh_codec=refresh,
             authenticator=authenticator,
+            issuer=issuer,
+            audience=audience,
             cookie=cookie,
             settings=settings,
             clock=clock,

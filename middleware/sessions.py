@@ -23,7 +23,7 @@ from .clock import Clock, system_clock
 from .cookies import CookiePolicy, read_cookie
 from .errors import BadCredentials, NotAuthenticated, RateLimited, SessionRevoked, TokenError, TokenReused
 from .store.base import SessionRecord, Store
-from .tokens import TokenCodec, new_token_id
+from .tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec, new_token_id
 
 __all__ = ["User", "Authenticator", "SessionSettings", "Grant", "LoginResult", "SessionEngine"]
 
@@ -123,6 +123,39 @@ class SessionEngine:
         self._audiences: set[str] = set()
         self._locks: KeyedLocks[str] = KeyedLocks()
         self.stats = {"mints": 0, "rotations": 0, "reuse_detected": 0}
+
+    @classmethod
+    def from_keys(
+        cls,
+        *,
+        access_keyring: KeyRing,
+        refresh_keyring: KeyRing,
+        store: Store,
+        authenticator: Authenticator,
+        issuer: str = "frontdesk",
+        audience: str = "frontdesk-api",
+        leeway: float = 5.0,
+        cookie: CookiePolicy | None = None,
+        settings: SessionSettings | None = None,
+        clock: Clock = system_clock,
+    ) -> SessionEngine:
+        """An engine with the standard pair of codecs: access tokens for ``audience``, refresh tokens whose
+        only audience is the issuer itself. Used by the gateway and by session-mode middleware alike."""
+        access = TokenCodec(
+            access_keyring, typ=ACCESS_TYP, issuer=issuer, audience=audience, leeway=leeway, clock=clock
+        )
+        refresh = TokenCodec(
+            refresh_keyring, typ=REFRESH_TYP, issuer=issuer, audience=issuer, leeway=leeway, clock=clock
+        )
+        return cls(
+            store=store,
+            access_codec=access,
+            refresh_codec=refresh,
+            authenticator=authenticator,
+            cookie=cookie,
+            settings=settings,
+            clock=clock,
+        )
 
     @property
     def cookie_name(self) -> str:
