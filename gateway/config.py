@@ -232,7 +232,9 @@ def load_config(
     if leeway > 300:
         p.add("tokens.leeway must be at most 5m: it is meant for clock skew only")
 
-    secrets = _secrets(environ, problems if require_secrets else _Problems())
+    # With asymmetric [keys], access tokens are signed by the key directory and the access secret is unused.
+    keys_algorithm = table("keys").get("algorithm", "HS256")
+    secrets = _secrets(environ, problems if require_secrets else _Problems(), need_access=keys_algorithm == "HS256")
     login_window = p.get(login_t, "login", "window", d.login_window, _duration)
     sessions = SessionSettings(
         access_ttl=access_ttl,
@@ -332,10 +334,12 @@ def _subsystem_problems(config: GatewayConfig) -> list[str]:
     return proxy_problems(config) + check_keys(config)
 
 
-def _secrets(environ: Mapping[str, str], problems: _Problems) -> dict[str, Any]:
+def _secrets(environ: Mapping[str, str], problems: _Problems, *, need_access: bool = True) -> dict[str, Any]:
     access = environ.get("FRONTDESK_ACCESS_SECRET", "")
     refresh = environ.get("FRONTDESK_REFRESH_SECRET", "")
     for name, value in zip(SECRET_ENV, (access, refresh), strict=True):
+        if not value and name == SECRET_ENV[0] and not need_access:
+            continue
         if not value:
             problems.add(f"{name} is not set: put it in the environment or a .env file (frontdesk keygen makes one)")
         elif len(value.encode()) < MIN_SECRET_BYTES:

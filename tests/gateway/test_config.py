@@ -134,3 +134,13 @@ def test_config_path_precedence() -> None:
     assert config_path("a.toml", {"FRONTDESK_CONFIG": "b.toml"}) == Path("a.toml")
     assert config_path(None, {"FRONTDESK_CONFIG": "b.toml"}) == Path("b.toml")
     assert config_path(None, {}) == Path("config.toml")
+
+
+def test_asymmetric_keys_need_no_access_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env in the working directory may supply the secret
+    path = write(tmp_path, '[keys]\nalgorithm = "EdDSA"\ndirectory = "keys"\n')
+    found = problems(path, {"FRONTDESK_REFRESH_SECRET": "b" * 32})
+    assert not any("FRONTDESK_ACCESS_SECRET" in p for p in found)
+    assert any("frontdesk keys rotate" in p for p in found)  # the empty key directory is still reported
+    hs = problems(write(tmp_path, ""), {"FRONTDESK_REFRESH_SECRET": "b" * 32})
+    assert any("FRONTDESK_ACCESS_SECRET is not set" in p for p in hs)
