@@ -114,6 +114,11 @@ class ProxyApp:
         scheme = scope.get("scheme", "http")
         scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
         host = scanned.host.decode("latin-1").lower()
+        client = scope.get("client")
+        if client and self._trusted.is_trusted(client[0]):
+            # Behind a TLS-terminating proxy the browser's origin is the forwarded one (as for /auth/*).
+            scheme = _first(scanned.xfp) or scheme
+            host = _first(scanned.xfh) or host
         return frozenset({f"{scheme}://{host}", *self._settings.allowed_origins})
 
     @property
@@ -237,6 +242,10 @@ class ProxyApp:
         try:
             headers, _ = filter_response_headers(conn.headers, self._cookie_b)
             if set_cookie:
+                # A response carrying a refresh cookie must never be stored by a shared cache, whatever the
+                # upstream said about caching it.
+                headers = [(k, v) for k, v in headers if k.lower() not in (b"cache-control", b"expires")]
+                headers.append((b"cache-control", b"no-store"))
                 headers.append((b"set-cookie", set_cookie.encode("latin-1")))
             await send({"type": "http.response.start", "status": conn.status, "headers": headers})
             if conn.complete:  # the common case: the whole response arrived with its head
@@ -272,3 +281,8 @@ class ProxyApp:
                 watcher.cancel()
             if not released:
                 conn.close()
+
+
+def _first(value: bytes | None) -> str:
+    """The first entry of a comma-separated forwarded header, lower-cased ("" when absent)."""
+    return value.decode("latin-1").split(",")[0].strip().lower() if value else ""

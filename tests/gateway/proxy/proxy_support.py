@@ -246,6 +246,7 @@ class Upstream:
                 (b"keep-alive", b"timeout=99"),
                 (b"x-kept", b"yes"),
                 (b"server", b"secret-upstream/1.0"),
+                (b"cache-control", b"public, max-age=300"),
             ]
             await _json(send, 200, {}, headers)
         elif path == "/api/strict-once":

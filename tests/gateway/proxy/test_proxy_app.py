@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -66,6 +67,15 @@ async def test_response_header_rules_and_rotated_cookie(gw: Gateway) -> None:
     assert "secret-upstream" not in r.headers.get("server", "")
     (cookie,) = r.headers.get_list("set-cookie")
     assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie
+    # The upstream said "public": a response carrying a refresh cookie must not be cached anyway.
+    assert r.headers.get_list("cache-control") == ["no-store"]
+
+
+async def test_upstream_caching_is_kept_when_no_cookie_rides_along(gw: Gateway) -> None:
+    async with gw.client() as c:
+        r = await c.get("/api/hop")
+    assert "set-cookie" not in r.headers
+    assert r.headers["cache-control"] == "public, max-age=300"
 
 
 async def test_upstream_cookies_never_cross_users(gw: Gateway) -> None:
@@ -406,3 +416,15 @@ async def test_rotated_cookie_reaches_the_browser_even_on_502(gw: Gateway) -> No
         r = await c.get("/dead/x")
     assert r.status_code == 502 and r.json()["error"] == "upstream_unavailable"
     assert r.headers["set-cookie"].startswith(COOKIE + "=")
+
+
+async def test_origin_behind_a_trusted_tls_proxy_is_the_forwarded_one(proxy_factory: Any) -> None:
+    forwarded = {"x-forwarded-proto": "https", "x-forwarded-host": "app.example", "origin": "https://app.example"}
+    trusting = await proxy_factory(trusted=("127.0.0.1",))
+    async with trusting.client() as c:
+        assert (await c.post("/api/echo", content=b"{}", headers=forwarded)).status_code == 200
+    # The same forwarded headers from a peer that is not a trusted proxy prove nothing.
+    untrusting = await proxy_factory()
+    async with untrusting.client() as c:
+        r = await c.post("/api/echo", content=b"{}", headers=forwarded)
+    assert r.status_code == 403 and r.json()["error"] == "csrf_rejected"
