@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .csrf import check_csrf
-from .errors import BadRequest, FrontdeskError, NotAuthenticated
+from .errors import BadRequest, FrontdeskError, NotAuthenticated, StoreError
 from .forwarded import TrustedProxies
 from .http import HttpRequest, HttpResponse, error_body, error_response, json_response
 from .sessions import Grant, LoginResult, SessionEngine
@@ -84,6 +84,8 @@ class AuthAPI:
             clear = [("set-cookie", self.engine.cookie.clear_cookie()), _NO_STORE] if has_cookie else []
             return error_response(exc, clear)
         except FrontdeskError as exc:
+            if isinstance(exc, StoreError):
+                log.error("session store failure in %s %s: %s", request.method, request.path, exc)
             return error_response(exc)
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.path)
@@ -146,7 +148,7 @@ def _parse_login(request: HttpRequest) -> tuple[str, str, bool]:
         raise BadRequest("request body too large", status=413, code="payload_too_large")
     try:
         data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise BadRequest("the body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")

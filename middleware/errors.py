@@ -130,7 +130,15 @@ class BadRequest(FrontdeskError):
 
 
 class StoreError(FrontdeskError):
-    """The session store could not be reached or answered something impossible."""
+    """The session store could not be reached or answered something impossible.
+
+    ``str(exc)`` carries the specifics for the log (paths, URLs, driver messages); the ``detail`` that
+    reaches clients is fixed, so a store URL with a password or a file path never leaks in a response.
+    """
 
     status = 503
     code = "store_unavailable"
+
+    @property
+    def detail(self) -> str:
+        return "the session store is unavailable; try again shortly"

@@ -75,7 +75,7 @@ class RedisStore:
             await client.ping()
         except RedisError as exc:
             await client.aclose()
-            raise StoreError(f"cannot reach the session store at {self.url}: {exc}") from exc
+            raise StoreError(f"cannot reach the session store at {_redacted(self.url)}: {exc}") from exc
         self._redis = client
 
     async def close(self) -> None:
@@ -213,3 +213,10 @@ def _from_hash(sid: str, data: dict[str, str]) -> SessionRecord:
         rotated_at=float(data["rotated_at"]),
         revoked_at=float(data["revoked_at"]) if data.get("revoked_at") else None,
     )
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for log lines."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{userinfo.split(':')[0]}:***@{host}" if at else url
