@@ -251,11 +251,11 @@ class SessionEngine:
 
         Raises :class:`NotAuthenticated` (or :class:`SessionRevoked` / :class:`TokenReused`).
         """
-        return await self._grant(cookie_header, audience, force_new=force_new)
+        return await self._grant(cookie_header, audience, force_new=force_new, always_rotate=False)
 
     async def refresh(self, cookie_header: str | None, *, audience: str | None = None) -> Grant:
         """Like :meth:`grant`, but always rotates the refresh token (``POST /auth/refresh``)."""
-        return await self._grant(cookie_header, audience, force_new=True)
+        return await self._grant(cookie_header, audience, force_new=True, always_rotate=True)
 
     async def is_active(self, sid: str) -> bool:
         now = self.clock()
@@ -265,7 +265,9 @@ class SessionEngine:
     async def purge(self) -> int:
         return await self.store.purge(now=self.clock())
 
-    async def _grant(self, cookie_header: str | None, audience: str | None, *, force_new: bool) -> Grant:
+    async def _grant(
+        self, cookie_header: str | None, audience: str | None, *, force_new: bool, always_rotate: bool
+    ) -> Grant:
         aud = audience or self._default_audience()
         token = read_cookie(cookie_header, self.cookie.name)
         if token is None:
@@ -289,7 +291,13 @@ class SessionEngine:
             if not force_new and cached is not None and cached.expires_at - now > self.settings.margin:
                 # A follower of the flight that just minted: share its token.
                 return self._grant_from(record, cached, standing, now)
-            if standing is _Standing.CURRENT:
+            # Each worker has its own access-token cache, so several may mint for one session in a row; the
+            # refresh token rotates once for all of them, not once per worker: right after a rotation a mint
+            # reuses it. The window is the grace (so a third token cannot push out one still in its grace),
+            # but never more than half an access lifetime, so an active session still rotates on schedule.
+            window = min(self.settings.rotation_grace, self.settings.access_ttl / 2)
+            recently_rotated = now < record.rotated_at + window
+            if standing is _Standing.CURRENT and (always_rotate or not recently_rotated):
                 record = await self._rotate(record, now)
             access = self._mint(record, aud, now)
             return self._grant_from(record, access, _Standing.CURRENT, now, rotated=True)

@@ -256,3 +256,25 @@ async def test_is_active_follows_logout(engine: SessionEngine) -> None:
     assert await engine.is_active(grant.sid)
     await engine.logout(cookie)
     assert not await engine.is_active(grant.sid)
+
+
+async def test_a_second_worker_minting_right_after_a_rotation_does_not_rotate_again(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    stores = [SqliteStore(tmp_path / "shared.db"), SqliteStore(tmp_path / "shared.db")]
+    for s in stores:
+        await s.open()
+    a, b = make_engine(stores[0], clock), make_engine(stores[1], clock)
+    old = await login(a)
+    clock.advance(300)
+    rotated = (await a.grant(old)).set_cookie
+    clock.advance(1)
+    from_b = await b.grant(cookie_of(rotated))  # b's cache is cold: it mints, but the token stays
+    assert a.stats["rotations"] + b.stats["rotations"] == 1 and b.stats["mints"] == 1
+    assert jti_of(from_b.set_cookie) == jti_of(rotated)
+    assert (await a.grant(old)).set_cookie is not None  # the previous token is still inside its grace
+    clock.advance(300)
+    await b.grant(cookie_of(rotated))  # a later mint, past the grace, rotates as usual
+    assert a.stats["rotations"] + b.stats["rotations"] == 2
+    for s in stores:
+        await s.close()
