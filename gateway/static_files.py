@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
 from middleware.asgi_io import Message, Receive, Scope, Send, send_response
@@ -36,16 +37,21 @@ class SecureStaticFiles:
         self._files = StaticFiles(directory=directory, html=True, check_dir=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # No route took this upgrade: refuse it properly instead of returning without a handshake.
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             return
         if scope["method"] not in ("GET", "HEAD"):
             await send_response(send, error_body(405, "method_not_allowed", "static files are read-only"))
             return
-        if not self.directory.is_dir():
-            await send_response(send, error_body(404, "not_found", "no static files configured"))
-            return
         path = scope["path"]
-        if "." not in path.rsplit("/", 1)[-1] and not (self.directory / path.lstrip("/")).exists():
+        if not self.directory.is_dir() or any(part in ("..", ".") for part in path.split("/")):
+            await send_response(send, error_body(404, "not_found", "no such file"))
+            return
+        if "." not in path.rsplit("/", 1)[-1] and not self._exists(path):
             scope = dict(scope, path="/")
 
         async def send_secure(message: Message) -> None:
@@ -58,4 +64,14 @@ class SecureStaticFiles:
                     message["headers"].append((b"cache-control", b"no-cache"))
             await send(message)
 
-        await self._files(scope, receive, send_secure)
+        try:
+            await self._files(scope, receive, send_secure)
+        except HTTPException as exc:  # Starlette raises its 404/405 outside an app that would catch them
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+            await send_response(send, error_body(exc.status_code, code, str(exc.detail)))
+
+    def _exists(self, path: str) -> bool:
+        try:
+            return (self.directory / path.lstrip("/")).exists()
+        except OSError:  # a name too long for the filesystem is simply not there
+            return False
