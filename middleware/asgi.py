@@ -87,7 +87,8 @@ class FrontdeskMiddleware:
         _set_user(scope, admission.user)
         if admission.user is not None:
             scope[ACCESS_TOKEN_KEY] = admission.access_token
-            scope["headers"] = _without_refresh_cookie(auth, scope["headers"])
+        # The wrapped app never sees the refresh cookie, public paths included (it would end up in logs).
+        scope["headers"] = _without_refresh_cookie(auth, scope["headers"])
         set_cookie = admission.set_cookie
         if set_cookie is None:
             await self.app(scope, receive, send)

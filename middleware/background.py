@@ -8,9 +8,12 @@ one loop; WSGI worker threads submit coroutines with ``asyncio.run_coroutine_thr
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
+
+from .errors import StoreError
 
 __all__ = ["BackgroundLoop"]
 
@@ -46,7 +49,12 @@ class BackgroundLoop:
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
         """Run ``coro`` on the loop and wait for its result in the calling thread."""
-        return asyncio.run_coroutine_threadsafe(coro, self._ensure()).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError as exc:
+            future.cancel()  # a hung store must not leave checks piling up on the loop
+            raise StoreError(f"no answer from the session engine within {timeout} s") from exc
 
     def close(self) -> None:
         with self._lock:

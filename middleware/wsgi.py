@@ -77,7 +77,10 @@ class FrontdeskWSGIMiddleware:
                 request = dataclasses.replace(request, body=_read_body(environ, AUTH_BODY_LIMIT))
             except FrontdeskError as exc:
                 return _respond(start_response, error_response(exc))
-            return _respond(start_response, self.loop.run(auth.handle_auth(request), self.timeout))
+            try:
+                return _respond(start_response, self.loop.run(auth.handle_auth(request), self.timeout))
+            except FrontdeskError as exc:
+                return _respond(start_response, error_response(exc))
         try:
             admission = self.loop.run(auth.admit(request), self.timeout)
         except FrontdeskError as exc:
@@ -85,12 +88,13 @@ class FrontdeskWSGIMiddleware:
         _set_user(environ, admission.user)
         if admission.user is not None:
             environ[ACCESS_TOKEN_KEY] = admission.access_token
-            if "HTTP_COOKIE" in environ:
-                rest = auth.downstream_cookie(environ["HTTP_COOKIE"])
-                if rest:
-                    environ["HTTP_COOKIE"] = rest
-                else:
-                    del environ["HTTP_COOKIE"]
+        # The wrapped app never sees the refresh cookie, public paths included (it would end up in logs).
+        if "HTTP_COOKIE" in environ:
+            rest = auth.downstream_cookie(environ["HTTP_COOKIE"])
+            if rest:
+                environ["HTTP_COOKIE"] = rest
+            else:
+                del environ["HTTP_COOKIE"]
         cookie = admission.set_cookie
         if cookie is None:
             return self.app(environ, start_response)

@@ -278,3 +278,14 @@ def test_starlette_requires_decorator_sees_the_token_scopes(keys: Keys) -> None:
         denied = client.get("/reports", headers={"authorization": f"Bearer {sign_access(keys, access_claims())}"})
     assert allowed.status_code == 200
     assert denied.status_code == 403
+
+
+def test_session_mode_never_hands_the_refresh_cookie_to_the_app(session_adapter: Adapter) -> None:
+    adapter = session_adapter
+    token = adapter.login()
+    headers = {"cookie": f"theme=dark; {COOKIE}={token}", "x-csrf": "1"}
+    with adapter.client() as client:
+        for path in ("/public/ping", "/whoami"):  # a public path as well as an authenticated one
+            response = client.get(path, headers=headers)
+            assert response.status_code == 200, response.text
+            assert response.json()["cookie"] == "theme=dark", path
