@@ -33,13 +33,6 @@ class TrustedProxies:
     def __init__(self, networks: Iterable[_Network] = ()) -> None:
         self._networks = tuple(networks)
 
-    @classmethod
-    def from_config(cls, raw: Iterable[object]) -> TrustedProxies:
-        networks, problems = parse_trusted_proxies(raw)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return cls(networks)
-
     def is_trusted(self, host: str | None) -> bool:
         if not host or not self._networks:
             return False

@@ -142,10 +142,6 @@ class TokenCodec:
         self._check_times(claims, now)
         return claims
 
-    def forget(self, token: str) -> None:
-        for key in [k for k in self._cache if k[0] == token]:
-            del self._cache[key]
-
     def _verify(self, token: str, audience: str | None, now: float) -> tuple[dict[str, Any], str]:
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("malformed token")

@@ -53,9 +53,6 @@ class UpstreamPool:
                 return conn
         return None
 
-    async def acquire(self, upstream: Upstream) -> UpstreamConnection:
-        return self.take_idle(upstream) or await self.connect(upstream)
-
     async def connect(self, upstream: Upstream) -> UpstreamConnection:
         if self._closed:
             raise UpstreamUnavailable("the gateway is shutting down")

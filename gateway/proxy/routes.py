@@ -42,10 +42,6 @@ class Upstream:
     def key(self) -> tuple[str, str, int]:
         return (self.scheme, self.host, self.port)
 
-    @property
-    def origin(self) -> str:
-        return f"{self.scheme}://{self.host_header.decode('ascii')}"
-
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -58,10 +54,6 @@ class Route:
     timeout: float = 30.0
     websocket: bool = False
     max_body_size: int | None = None  # None: the [proxy] default
-
-    @property
-    def prefix_bytes(self) -> bytes:
-        return self.prefix.encode("ascii")
 
     def matches(self, path: str) -> bool:
         """``/api/`` matches ``/api/...``; ``/api`` matches ``/api`` and ``/api/...`` but never ``/apix``."""
