@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import jwt
@@ -13,8 +11,7 @@ import pytest
 from middleware.clock import ManualClock
 from middleware.errors import BadCredentials, NotAuthenticated, RateLimited, SessionRevoked, TokenReused
 from middleware.sessions import SessionEngine, SessionSettings, User
-from middleware.store import MemoryStore, SqliteStore, Store
-from middleware.store.redis import RedisStore
+from middleware.store import SqliteStore, Store
 from middleware.tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
 
 SETTINGS = SessionSettings(
@@ -62,21 +59,6 @@ def jti_of(set_cookie: str | None) -> str:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend: Store
-    if request.param == "memory":
-        backend = MemoryStore()
-    elif request.param == "sqlite":
-        backend = SqliteStore(tmp_path / "fd.db")
-    else:
-        # A fresh key prefix per test keeps tests apart on the one shared server.
-        backend = RedisStore(request.getfixturevalue("redis_url"), prefix=f"t{uuid.uuid4().hex}:")
-    await backend.open()
-    yield backend
-    await backend.close()
 
 
 @pytest.fixture

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from middleware.store import MemoryStore, SessionRecord, SqliteStore, Store
-from middleware.store.redis import RedisStore
+from middleware.store import SessionRecord, SqliteStore, Store
 
 NOW = 1_800_000_000.0
 
@@ -31,21 +28,6 @@ def record(sid: str = "s1", **changes: object) -> SessionRecord:
     )
     base.update(changes)
     return SessionRecord(**base)  # type: ignore[arg-type]
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend: Store
-    if request.param == "memory":
-        backend = MemoryStore()
-    elif request.param == "sqlite":
-        backend = SqliteStore(tmp_path / "store.db")
-    else:
-        # A fresh key prefix per test keeps tests apart on the one shared server.
-        backend = RedisStore(request.getfixturevalue("redis_url"), prefix=f"t{uuid.uuid4().hex}:")
-    await backend.open()
-    yield backend
-    await backend.close()
 
 
 async def test_create_and_get(store: Store) -> None:

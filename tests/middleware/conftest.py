@@ -1,0 +1,27 @@
+"""The store backends every shared suite runs against (a new backend adds one param here)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from middleware.store import MemoryStore, SqliteStore, Store
+from middleware.store.redis import RedisStore
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    backend: Store
+    if request.param == "memory":
+        backend = MemoryStore()
+    elif request.param == "sqlite":
+        backend = SqliteStore(tmp_path / "store.db")
+    else:
+        # A fresh key prefix per test keeps tests apart on the one shared server.
+        backend = RedisStore(request.getfixturevalue("redis_url"), prefix=f"t{uuid.uuid4().hex}:")
+    await backend.open()
+    yield backend
+    await backend.close()
