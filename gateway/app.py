@@ -82,7 +82,7 @@ class Gateway:
                 await send_response(send, json_response(200, {"status": "ok"}))
                 return
             if path == JWKS_PATH:
-                await send_response(send, jwks_response(self.engine.access_codec.keyring, self.engine.clock()))
+                await send_response(send, await jwks_response(self.engine.access_codec.keyring, self.engine.clock()))
                 return
         await self.app(scope, receive, send)
 

@@ -141,9 +141,11 @@ def access_keyring(config: GatewayConfig, *, clock: Clock = system_clock) -> Key
     return DirectoryKeyRing.load(settings.key_directory(), clock=clock)
 
 
-def jwks_response(ring: KeyRing, now: float) -> HttpResponse:
+async def jwks_response(ring: KeyRing, now: float) -> HttpResponse:
     if isinstance(ring, DirectoryKeyRing):
-        ring.reload()  # cheap (a directory listing); a fresh rotation is published at once
+        # A fresh rotation is published at once; the directory is read in a thread, never on the event loop
+        # (reload swaps the key list in one assignment, so readers on the loop see the old or the new ring).
+        await asyncio.to_thread(ring.reload)
     # Short caching: upstreams refetch on an unknown kid anyway; retired keys should disappear soon.
     return json_response(200, jwks_document(ring, now), [("cache-control", "public, max-age=60")])
 
@@ -159,7 +161,7 @@ def watch_keys(gateway: Gateway) -> None:
     async def reload_forever() -> None:
         while True:
             await asyncio.sleep(interval)
-            if ring.reload():
+            if await asyncio.to_thread(ring.reload):
                 log.info("access-token keys reloaded; signing with %s", ring.signing_key().kid)
 
     async def start() -> None:
