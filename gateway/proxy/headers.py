@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from middleware.cookies import strip_cookie as strip_cookie_header
+
 from .contracts import TrustPolicy
 from .errors import BadFraming
 
@@ -143,7 +145,10 @@ def scan_request_headers(headers: Iterable[tuple[bytes, bytes]], csrf_header: by
 
 
 def strip_cookie(cookie: bytes, name: bytes) -> bytes:
-    """Remove every ``name=...`` pair from a Cookie header value; other cookies pass untouched."""
+    """Remove every ``name=...`` pair from a Cookie header value; other cookies pass untouched.
+
+    The bytes twin of ``middleware.cookies.strip_cookie``, for the hot path, where headers stay bytes.
+    """
     if name not in cookie:
         return cookie
     kept = [p for p in cookie.split(b";") if p.strip().partition(b"=")[0] != name]
@@ -237,5 +242,5 @@ def replace_cookie(cookie: str | None, set_cookie: str, name: str) -> str:
     pair = set_cookie.split(";", 1)[0].strip()
     if pair.partition("=")[0].strip() != name:
         return cookie or ""
-    others = [p.strip() for p in (cookie or "").split(";") if p.strip() and p.strip().partition("=")[0] != name]
-    return "; ".join([*others, pair])
+    others = strip_cookie_header(cookie or "", name)
+    return f"{others}; {pair}" if others else pair
