@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import Receive, Scope, Send
@@ -23,6 +22,7 @@ from .contracts import GrantLike
 from .errors import BadFraming, HeadersTooLarge, UpstreamTimeout, UpstreamUnavailable, WebSocketRefused
 from .headers import render_request_head, scan_request_headers
 from .paths import upstream_target
+from .responses import error_body
 from .routes import Route
 
 if TYPE_CHECKING:
@@ -41,8 +41,12 @@ async def refuse_websocket(
     """Refuse an upgrade with a JSON answer when the server supports it, else a plain 403."""
     extensions = (scope or {}).get("extensions") or {}
     if "websocket.http.response" in extensions:
-        body = json.dumps({"error": exc.code, "detail": exc.detail}).encode("utf-8")
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        body = error_body(exc)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
         if set_cookie:  # a refresh cookie rotated for this upgrade must still reach the browser
             headers.append((b"set-cookie", set_cookie.encode("latin-1")))
         await send({"type": "websocket.http.response.start", "status": exc.status, "headers": headers})
