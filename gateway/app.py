@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from middleware.asgi_io import ASGIApp, Receive, Scope, Send, read_body, request_from_scope, send_response
-from middleware.auth_api import AuthAPI
+from middleware.auth_api import AUTH_BODY_LIMIT, AuthAPI
 from middleware.clock import Clock, system_clock
 from middleware.errors import FrontdeskError
 from middleware.http import error_response, json_response
@@ -34,7 +34,6 @@ from .users import UserDirectory
 __all__ = ["Gateway", "create_app", "build_engine"]
 
 log = logging.getLogger("frontdesk.gateway")
-AUTH_BODY_LIMIT = 16 * 1024
 
 
 def build_engine(

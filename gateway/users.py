@@ -67,11 +67,10 @@ class UserDirectory:
     async def open(self) -> None:
         if self._db is not None:
             return
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if self.path == ":memory:":
             db = await aiosqlite.connect(self.path, isolation_level=None)
         else:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             db = await connect_wal(self.path, busy_timeout=5.0)  # workers may open a fresh file together
         await db.execute(_SCHEMA)
         self._db = db

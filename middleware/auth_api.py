@@ -18,11 +18,11 @@ from .forwarded import TrustedProxies
 from .http import HttpRequest, HttpResponse, error_body, error_response, json_response
 from .sessions import Grant, LoginResult, SessionEngine
 
-__all__ = ["AuthAPI", "iso8601", "request_origin"]
+__all__ = ["AUTH_BODY_LIMIT", "AuthAPI", "iso8601", "request_origin"]
 
 log = logging.getLogger("frontdesk.auth")
 _NO_STORE = ("cache-control", "no-store")
-MAX_LOGIN_BODY = 16 * 1024
+AUTH_BODY_LIMIT = 16 * 1024  # the largest /auth/* body any adapter reads (a login is far smaller)
 
 
 def iso8601(epoch: float) -> str:
@@ -144,7 +144,7 @@ def _parse_login(request: HttpRequest) -> tuple[str, str, bool]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise BadRequest("send the credentials as application/json", status=415, code="unsupported_media_type")
-    if len(request.body) > MAX_LOGIN_BODY:
+    if len(request.body) > AUTH_BODY_LIMIT:
         raise BadRequest("request body too large", status=413, code="payload_too_large")
     try:
         data = json.loads(request.body)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .auth_api import AuthAPI
+from .auth_api import AUTH_BODY_LIMIT, AuthAPI
 from .clock import Clock, system_clock
 from .cookies import CookiePolicy, strip_cookie
 from .csrf import check_csrf, check_same_origin
@@ -28,7 +28,6 @@ from .tokens import KeyRing
 
 __all__ = ["SessionAuth", "Admission", "AUTH_BODY_LIMIT"]
 
-AUTH_BODY_LIMIT = 16 * 1024
 log = logging.getLogger("frontdesk.session_mode")
 
 
