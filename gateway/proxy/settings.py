@@ -45,7 +45,7 @@ def _positive_size(value: object) -> int:
     return size
 
 
-def _positive_int(value: object) -> int:
+def _whole_number(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{value!r} is not a whole number >= 0")
     return value
@@ -77,7 +77,7 @@ _PARSERS: dict[str, Callable[[object], Any]] = {
     "connect_timeout": parse_duration,
     "read_timeout": parse_duration,
     "keepalive_timeout": parse_duration,
-    "pool_size": _positive_int,
+    "pool_size": _whole_number,  # 0 is allowed: no idle connections kept
     "tls_ca_file": _string,
     "allowed_origins": _origins,
 }
