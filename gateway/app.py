@@ -26,6 +26,7 @@ from middleware.store import Store, store_from_url
 from middleware.tokens import KeyRing
 
 from .config import GatewayConfig
+from .hash_pool import HashPool
 from .keys import JWKS_PATH, access_keyring, jwks_response, watch_keys
 from .proxy.wiring import build_proxy
 from .static_files import SecureStaticFiles
@@ -143,10 +144,18 @@ def create_app(
     config: GatewayConfig, *, authenticator: Authenticator | None = None, clock: Clock = system_clock
 ) -> Gateway:
     """The gateway for ``config``; ``authenticator`` replaces the built-in users table when given."""
-    users = None if authenticator is not None else UserDirectory(config.users_database)
+    capacity = config.login_capacity
+    hash_pool = HashPool(capacity.hash_workers, capacity.hash_queue)
+    users = None if authenticator is not None else UserDirectory(config.users_database, hash_pool=hash_pool)
     store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
     engine = build_engine(config, store=store, authenticator=authenticator or users or _refuse, clock=clock)
-    auth = AuthAPI(engine, csrf_header=config.csrf_header, trusted=config.trusted_proxies, origins=config.origins)
+    auth = AuthAPI(
+        engine,
+        csrf_header=config.csrf_header,
+        trusted=config.trusted_proxies,
+        origins=config.origins,
+        max_concurrent_logins_per_address=capacity.max_concurrent_per_address,
+    )
     proxy = build_proxy(config, engine, fallback=SecureStaticFiles(config.static_dir))
     gateway = Gateway(config=config, engine=engine, users=users, auth=auth, app=proxy)
     gateway.on_shutdown.append(proxy.aclose)

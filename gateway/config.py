@@ -21,9 +21,12 @@ from middleware.errors import ConfigError
 from middleware.forwarded import TrustedProxies, parse_trusted_proxies
 from middleware.sessions import SessionSettings
 
+from .hash_pool import DEFAULT_HASH_QUEUE, default_hash_workers
+
 __all__ = [
     "GatewayConfig",
     "TokenConfig",
+    "LoginCapacity",
     "load_config",
     "config_path",
     "read_dotenv",
@@ -51,7 +54,14 @@ _SCHEMA: dict[str, set[str]] = {
     "server": {"host", "port", "trusted_proxies", "origins", "workers"},
     "cookie": {"name", "same_site", "secure", "path", "domain"},
     "csrf": {"header"},
-    "login": {"max_attempts_per_user", "max_attempts_per_address", "window"},
+    "login": {
+        "max_attempts_per_user",
+        "max_attempts_per_address",
+        "window",
+        "hash_workers",
+        "hash_queue",
+        "max_concurrent_per_address",
+    },
     "users": {"database"},
     "static": {"directory"},
     "routes": set(),  # validated by the proxy's own parser
@@ -69,6 +79,15 @@ class TokenConfig:
     refresh_secret: str = ""
     access_previous: tuple[str, ...] = ()
     refresh_previous: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LoginCapacity:
+    """How much password hashing one gateway process does at once (memory: hash_workers x 64 MiB)."""
+
+    hash_workers: int = field(default_factory=default_hash_workers)
+    hash_queue: int = DEFAULT_HASH_QUEUE
+    max_concurrent_per_address: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +110,7 @@ class GatewayConfig:
     raw_routes: list[Any] = field(default_factory=list)
     raw_proxy: dict[str, Any] = field(default_factory=dict)
     raw_keys: dict[str, Any] = field(default_factory=dict)
+    login_capacity: LoginCapacity = field(default_factory=LoginCapacity)
 
 
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -146,6 +166,12 @@ def _string(value: Any) -> str:
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{value!r} must be a whole number above zero")
+    return value
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{value!r} must be a whole number, zero or more")
     return value
 
 
@@ -251,6 +277,14 @@ def load_config(
         ),
         login_window=login_window,
     )
+    dc = LoginCapacity()
+    login_capacity = LoginCapacity(
+        hash_workers=p.get(login_t, "login", "hash_workers", dc.hash_workers, _positive_int),
+        hash_queue=p.get(login_t, "login", "hash_queue", dc.hash_queue, _count),
+        max_concurrent_per_address=p.get(
+            login_t, "login", "max_concurrent_per_address", dc.max_concurrent_per_address, _positive_int
+        ),
+    )
     cookie = CookiePolicy(
         name=p.get(cookie_t, "cookie", "name", "__Host-frontdesk", _string),
         same_site=p.get(cookie_t, "cookie", "same_site", "Strict", _string),
@@ -314,6 +348,7 @@ def load_config(
         raw_routes=raw.get("routes", []) if isinstance(raw.get("routes", []), list) else [],
         raw_proxy=table("proxy"),
         raw_keys=table("keys"),
+        login_capacity=login_capacity,
     )
     for issue in _subsystem_problems(config):
         p.add(issue)

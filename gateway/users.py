@@ -1,13 +1,14 @@
 """The gateway's own users: a SQLite table with argon2id password hashes.
 
-Hashing is CPU- and memory-heavy on purpose, so it runs in a worker thread, never on the event loop.
-An unknown username is checked against a dummy hash, so it costs the same time as a wrong password and a
-login cannot be used to find out which usernames exist.
+Hashing is CPU- and memory-heavy on purpose, so it runs on a bounded :class:`HashPool`, never on the event
+loop nor on Python's default thread pool (which queues without limit). An unknown username is checked
+against a dummy hash on the same pool, so it costs the same time as a wrong password and a login cannot be
+used to find out which usernames exist.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import secrets
 import sqlite3
 import time
@@ -18,10 +19,15 @@ import aiosqlite
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from middleware.errors import Overloaded
 from middleware.sessions import User
 from middleware.store.sqlite import connect_wal
 
+from .hash_pool import HashPool
+
 __all__ = ["UserDirectory", "UserRow", "UserExists", "UnknownUser", "validate_username"]
+
+log = logging.getLogger("frontdesk.users")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -58,9 +64,10 @@ def validate_username(name: str) -> str:
 class UserDirectory:
     """Async access to the users table; also the gateway's default authenticator (``await dir(u, p)``)."""
 
-    def __init__(self, path: str, *, hasher: PasswordHasher | None = None) -> None:
+    def __init__(self, path: str, *, hasher: PasswordHasher | None = None, hash_pool: HashPool | None = None) -> None:
         self.path = path or ":memory:"
         self.hasher = hasher or PasswordHasher()  # argon2id, 64 MiB, t=3: the library's RFC 9106 defaults
+        self.hash_pool = hash_pool or HashPool()
         self._db: aiosqlite.Connection | None = None
         self._dummy_hash: str | None = None
 
@@ -74,12 +81,13 @@ class UserDirectory:
             db = await connect_wal(self.path, busy_timeout=5.0)  # workers may open a fresh file together
         await db.execute(_SCHEMA)
         self._db = db
-        self._dummy_hash = await asyncio.to_thread(self.hasher.hash, secrets.token_urlsafe(16))
+        self._dummy_hash = await self.hash_pool.run(self.hasher.hash, secrets.token_urlsafe(16))
 
     async def close(self) -> None:
         if self._db is not None:
             db, self._db = self._db, None
             await db.close()
+        self.hash_pool.close()
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -91,7 +99,7 @@ class UserDirectory:
         username = validate_username(username)
         if len(password) < 8:
             raise ValueError("a password needs at least 8 characters")
-        hashed = await asyncio.to_thread(self.hasher.hash, password)
+        hashed = await self.hash_pool.run(self.hasher.hash, password)
         row = UserRow(id=secrets.token_hex(8), username=username, created_at=time.time())
         try:
             await self.db.execute(
@@ -105,7 +113,7 @@ class UserDirectory:
     async def set_password(self, username: str, password: str) -> None:
         if len(password) < 8:
             raise ValueError("a password needs at least 8 characters")
-        hashed = await asyncio.to_thread(self.hasher.hash, password)
+        hashed = await self.hash_pool.run(self.hasher.hash, password)
         async with self.db.execute("UPDATE users SET password_hash = ? WHERE username = ?", (hashed, username)) as cur:
             if cur.rowcount == 0:
                 raise UnknownUser(username)
@@ -126,17 +134,23 @@ class UserDirectory:
         return UserRow(id=r[0], username=r[1], created_at=r[2]) if r else None
 
     async def __call__(self, username: str, password: str) -> User | None:
-        """The authenticator: the user when the password matches, else None, in similar time."""
+        """The authenticator: the user when the password matches, else None, in similar time.
+
+        Raises :class:`Overloaded` (503) at once when the hash pool is full, for known and unknown users alike.
+        """
         async with self.db.execute(
             "SELECT id, username, password_hash FROM users WHERE username = ?", (username,)
         ) as cur:
             row = await cur.fetchone()
         stored = row[2] if row else self._dummy_hash
-        ok = await asyncio.to_thread(self._verify, stored or "", password)
+        ok = await self.hash_pool.run(self._verify, stored or "", password)
         if row is None or not ok:
             return None
         if self.hasher.check_needs_rehash(row[2]):
-            await self.set_password(row[1], password)
+            try:
+                await self.set_password(row[1], password)
+            except Overloaded:  # the login itself succeeded; upgrade the stored hash at a quieter moment
+                log.info("password hash of %s not upgraded: the hash pool is full", row[1])
         return User(id=row[0], username=row[1])
 
     def _verify(self, stored: str, password: str) -> bool:

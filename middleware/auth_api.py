@@ -6,19 +6,21 @@ exactly the same way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .csrf import check_csrf
-from .errors import BadRequest, FrontdeskError, NotAuthenticated, StoreError
+from .errors import BadRequest, FrontdeskError, NotAuthenticated, RateLimited, StoreError
 from .forwarded import TrustedProxies
 from .http import HttpRequest, HttpResponse, error_body, error_response, json_response
 from .sessions import Grant, LoginResult, SessionEngine
 
-__all__ = ["AUTH_BODY_LIMIT", "AuthAPI", "iso8601", "request_origin"]
+__all__ = ["AUTH_BODY_LIMIT", "AuthAPI", "LoginsInProgress", "iso8601", "request_origin"]
 
 log = logging.getLogger("frontdesk.auth")
 _NO_STORE = ("cache-control", "no-store")
@@ -38,6 +40,38 @@ def request_origin(request: HttpRequest, trusted: TrustedProxies) -> str:
     return f"{scheme}://{host}".lower()
 
 
+class LoginsInProgress:
+    """Logins in progress per client address, capped: one address cannot fill the password-hashing pool.
+
+    Checked before anything else of a login, so a refused request costs no hash and counts against nothing.
+    Entries exist only while a login runs, so the table is as large as the logins in flight.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("the cap on concurrent logins per address must be at least 1")
+        self.limit = limit
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()  # cheap, and correct even if an app drives one AuthAPI from two threads
+
+    @contextlib.contextmanager
+    def hold(self, address: str) -> Iterator[None]:
+        with self._lock:
+            count = self._counts.get(address, 0)
+            if count >= self.limit:
+                raise RateLimited(1, "too many logins in progress from this address; try again shortly")
+            self._counts[address] = count + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._counts[address] - 1
+                if left:
+                    self._counts[address] = left
+                else:
+                    del self._counts[address]
+
+
 class AuthAPI:
     def __init__(
         self,
@@ -47,12 +81,17 @@ class AuthAPI:
         csrf_header: str = "x-csrf",
         trusted: TrustedProxies | None = None,
         origins: Iterable[str] = (),
+        max_concurrent_logins_per_address: int | None = None,
     ) -> None:
+        """``max_concurrent_logins_per_address``: logins one client address may have in progress at once
+        (more get 429 + ``Retry-After`` without hashing); ``None`` for no cap."""
         self.engine = engine
         self.prefix = prefix.rstrip("/")
         self.csrf_header = csrf_header.lower()
         self.trusted = trusted or TrustedProxies()
         self.origins = frozenset(o.lower().rstrip("/") for o in origins)
+        cap = max_concurrent_logins_per_address
+        self.logins_in_progress = None if cap is None else LoginsInProgress(cap)
         self._routes = {
             "/login": ("POST", self._login),
             "/session": ("GET", self._session),
@@ -94,13 +133,15 @@ class AuthAPI:
     async def _login(self, request: HttpRequest) -> HttpResponse:
         username, password, remember = _parse_login(request)
         client_ip = self.trusted.client_ip(request.client, request.headers.get("x-forwarded-for"))
-        result = await self.engine.login(
-            username,
-            password,
-            remember=remember,
-            client_ip=client_ip,
-            cookie_header=request.headers.get("cookie"),
-        )
+        cap = self.logins_in_progress
+        with cap.hold(client_ip) if cap is not None and client_ip else contextlib.nullcontext():
+            result = await self.engine.login(
+                username,
+                password,
+                remember=remember,
+                client_ip=client_ip,
+                cookie_header=request.headers.get("cookie"),
+            )
         return json_response(200, _login_body(result), [("set-cookie", result.set_cookie), _NO_STORE])
 
     async def _session(self, request: HttpRequest) -> HttpResponse:

@@ -19,6 +19,7 @@ __all__ = [
     "TokenReused",
     "BadCredentials",
     "RateLimited",
+    "Overloaded",
     "CsrfRejected",
     "BadRequest",
     "StoreError",
@@ -112,6 +113,20 @@ class RateLimited(FrontdeskError):
     def __init__(self, retry_after: int, detail: str = "too many login attempts; try again later") -> None:
         self.retry_after = max(1, int(retry_after))
         super().__init__(detail)
+
+
+class Overloaded(RateLimited):
+    """The server is at capacity (e.g. every password-hashing slot is taken): try again after ``retry_after``.
+
+    A :class:`RateLimited` so that it shares the one ``Retry-After`` path of the HTTP layers, but a 503: the
+    cause is the server's load, not this client's count of attempts, and nothing was counted against it.
+    """
+
+    status = 503
+    code = "overloaded"
+
+    def __init__(self, retry_after: int = 1, detail: str = "the server is busy; try again shortly") -> None:
+        super().__init__(retry_after, detail)
 
 
 class CsrfRejected(FrontdeskError):

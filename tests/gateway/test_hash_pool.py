@@ -1,0 +1,107 @@
+"""The bounded hashing pool and its ``[login]`` settings, in-process (the live behaviour is in
+``test_login_capacity.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from gateway.config import LoginCapacity, load_config
+from gateway.hash_pool import HashPool, default_hash_workers
+from gateway.users import UserDirectory
+from middleware.errors import ConfigError, Overloaded
+
+GOOD_ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
+
+
+class Gate:
+    """A blocking function the test releases by hand, so "running" and "waiting" are exact, not timed."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Semaphore(0)
+
+    def __call__(self, value: int) -> int:
+        self.started.release()
+        self.release.wait(30)
+        return value
+
+
+async def test_beyond_workers_plus_queue_is_refused_at_once_and_slots_come_back() -> None:
+    pool, gate = HashPool(workers=2, queue=1), Gate()
+    try:
+        admitted = [asyncio.create_task(pool.run(gate, n)) for n in range(3)]
+        await asyncio.sleep(0)
+        assert pool.admitted == 3
+        with pytest.raises(Overloaded) as info:
+            await pool.run(gate, 99)
+        assert info.value.status == 503 and info.value.retry_after >= 1
+        gate.release.set()
+        assert await asyncio.gather(*admitted) == [0, 1, 2]
+        assert pool.admitted == 0
+        assert await pool.run(gate, 4) == 4
+    finally:
+        gate.release.set()
+        pool.close()
+
+
+async def test_a_caller_that_gives_up_keeps_its_slot_until_the_hash_really_ends() -> None:
+    pool, gate = HashPool(workers=1, queue=0), Gate()
+    try:
+        task = asyncio.create_task(pool.run(gate, 1))
+        await asyncio.to_thread(gate.started.acquire)  # the hash is running
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(Overloaded):  # the thread still hashes: its memory is still in use
+            await pool.run(gate, 2)
+        gate.release.set()
+        for _ in range(500):  # until the thread has finished and given the slot back
+            if pool.admitted == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert await pool.run(gate, 3) == 3
+    finally:
+        gate.release.set()
+        pool.close()
+
+
+async def test_the_unknown_user_dummy_hash_goes_through_the_same_pool(tmp_path: Path) -> None:
+    pool = HashPool(workers=1, queue=0)
+    users = UserDirectory(str(tmp_path / "users.db"), hash_pool=pool)
+    await users.open()
+    gate = Gate()
+    try:
+        blocker = asyncio.create_task(pool.run(gate, 0))
+        await asyncio.to_thread(gate.started.acquire)
+        with pytest.raises(Overloaded):
+            await users("nobody-at-all", "some-password")
+        gate.release.set()
+        await blocker
+        assert await users("nobody-at-all", "some-password") is None
+    finally:
+        gate.release.set()
+        await users.close()
+
+
+def test_login_capacity_defaults_and_settings(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("")
+    config = load_config(path, env=GOOD_ENV)
+    assert config.login_capacity == LoginCapacity(default_hash_workers(), 16, 4)
+    path.write_text("[login]\nhash_workers = 3\nhash_queue = 0\nmax_concurrent_per_address = 1\n")
+    assert load_config(path, env=GOOD_ENV).login_capacity == LoginCapacity(3, 0, 1)
+
+
+def test_bad_login_capacity_is_reported_in_plain_words(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[login]\nhash_workers = 0\nhash_queue = -1\nmax_concurrent_per_address = "many"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=GOOD_ENV)
+    text = "\n".join(info.value.problems)
+    assert "login.hash_workers: 0 must be a whole number above zero" in text
+    assert "login.hash_queue: -1 must be a whole number, zero or more" in text
+    assert "login.max_concurrent_per_address: 'many' must be a whole number above zero" in text
