@@ -27,7 +27,7 @@ from middleware.tokens import KeyRing
 
 from .config import GatewayConfig
 from .hash_pool import HashPool
-from .keys import JWKS_PATH, access_keyring, jwks_response, watch_keys
+from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
 from .proxy.wiring import build_proxy
 from .static_files import SecureStaticFiles
 from .users import UserDirectory
@@ -67,6 +67,10 @@ class Gateway:
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _purger: asyncio.Task[None] | None = None
+    jwks: JwksEndpoint = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.jwks = JwksEndpoint(self.engine.access_codec.keyring)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -82,7 +86,7 @@ class Gateway:
                 await send_response(send, json_response(200, {"status": "ok"}))
                 return
             if path == JWKS_PATH:
-                await send_response(send, await jwks_response(self.engine.access_codec.keyring, self.engine.clock()))
+                await send_response(send, self.jwks.response(self.engine.clock()))
                 return
         await self.app(scope, receive, send)
 

@@ -3,7 +3,9 @@
 ``algorithm = "HS256"`` (the default) signs with ``FRONTDESK_ACCESS_SECRET``; ``"EdDSA"``, ``"ES256"`` or
 ``"RS256"`` sign with the newest PEM key in ``directory`` and publish the public keys at
 ``/.well-known/jwks.json``, so upstreams verify without holding any secret. ``frontdesk keys rotate`` adds
-a key; a running gateway picks it up within ``reload_interval`` (and at once when the JWKS is requested).
+a key; a running gateway publishes it within ``reload_interval`` and signs with it from ``publish_ahead``
+after the rotation, so verifiers have had time to refetch the JWKS. The JWKS document is built from the keys
+in memory and cached; requests never read the directory nor wait for a thread.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from middleware.clock import Clock, system_clock
 from middleware.durations import parse_duration
 from middleware.errors import ConfigError
 from middleware.http import HttpResponse, json_response
+from middleware.jwks import DEFAULT_MIN_REFETCH_INTERVAL
 from middleware.key_directory import DirectoryKeyRing, KeyDirectory
 from middleware.keys import ASYMMETRIC_ALGORITHMS, jwks_document
 from middleware.tokens import KeyRing
@@ -36,14 +39,14 @@ __all__ = [
     "key_settings",
     "check_keys",
     "access_keyring",
-    "jwks_response",
+    "JwksEndpoint",
     "watch_keys",
 ]
 
 log = logging.getLogger("frontdesk.keys")
 JWKS_PATH = "/.well-known/jwks.json"
 ALGORITHMS = ("HS256", *ASYMMETRIC_ALGORITHMS)
-_KNOWN = {"algorithm", "directory", "overlap", "reload_interval"}
+_KNOWN = {"algorithm", "directory", "overlap", "reload_interval", "publish_ahead"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +55,16 @@ class KeySettings:
     directory: Path = Path("keys")
     overlap: float = 86400.0  # how long a replaced key still verifies (and stays in the JWKS)
     reload_interval: float = 10.0
+    # A new key is published this long before it signs: above the middleware's default JWKS refetch interval
+    # (30 s) plus reload_interval, so a verifier that fetched just before the rotation can learn it in time.
+    publish_ahead: float = 60.0
 
     @property
     def asymmetric(self) -> bool:
         return self.algorithm in ASYMMETRIC_ALGORITHMS
 
     def key_directory(self) -> KeyDirectory:
-        return KeyDirectory(self.directory, overlap=self.overlap)
+        return KeyDirectory(self.directory, overlap=self.overlap, publish_ahead=self.publish_ahead)
 
 
 def parse_key_settings(raw: Mapping[str, Any], base: Path) -> tuple[KeySettings, list[str]]:
@@ -76,11 +82,11 @@ def parse_key_settings(raw: Mapping[str, Any], base: Path) -> tuple[KeySettings,
         problems.append(f"keys.directory {directory!r} must be a non-empty string")
         directory = str(d.directory)
 
-    def duration(name: str, default: float) -> float:
+    def duration(name: str, default: float, *, allow_zero: bool = False) -> float:
         if name not in raw:
             return default
         try:
-            return parse_duration(raw[name])
+            return parse_duration(raw[name], allow_zero=allow_zero)
         except ValueError as exc:
             problems.append(f"keys.{name}: {exc}")
             return default
@@ -90,7 +96,15 @@ def parse_key_settings(raw: Mapping[str, Any], base: Path) -> tuple[KeySettings,
         directory=Path(directory) if Path(directory).is_absolute() else base / directory,
         overlap=duration("overlap", d.overlap),
         reload_interval=duration("reload_interval", d.reload_interval),
+        publish_ahead=duration("publish_ahead", d.publish_ahead, allow_zero=True),
     )
+    if 0 < settings.publish_ahead <= settings.reload_interval:
+        problems.append(
+            f"keys.publish_ahead ({settings.publish_ahead:g}s) must be longer than keys.reload_interval"
+            f" ({settings.reload_interval:g}s): a running gateway publishes a new key only when it reloads, and"
+            f" verifiers need time to refetch the JWKS after that (the middleware's default is"
+            f" {DEFAULT_MIN_REFETCH_INTERVAL:g}s); 0s signs at once"
+        )
     return settings, problems
 
 
@@ -140,13 +154,27 @@ def access_keyring(config: GatewayConfig, *, clock: Clock = system_clock) -> Key
     return DirectoryKeyRing.load(settings.key_directory(), clock=clock)
 
 
-async def jwks_response(ring: KeyRing, now: float) -> HttpResponse:
-    if isinstance(ring, DirectoryKeyRing):
-        # A fresh rotation is published at once; the directory is read in a thread, never on the event loop
-        # (reload swaps the key list in one assignment, so readers on the loop see the old or the new ring).
-        await asyncio.to_thread(ring.reload)
-    # Short caching: upstreams refetch on an unknown kid anyway; retired keys should disappear soon.
-    return json_response(200, jwks_document(ring, now), [("cache-control", "public, max-age=60")])
+class JwksEndpoint:
+    """``/.well-known/jwks.json``: the document is built once per published key set, from the ring in memory.
+
+    The key watcher (:func:`watch_keys`) reloads the ring when the directory changes; the set of keys still in
+    their window is compared on each request (a few object comparisons), so a reload or a key reaching the
+    end of its overlap rebuilds the document, and nothing else does. No file access, no thread: the JWKS
+    answers at once even while every thread is busy hashing passwords.
+    """
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+        self._published: tuple[str, ...] | None = None
+        self._document: dict[str, Any] = {"keys": []}
+
+    def response(self, now: float) -> HttpResponse:
+        published = tuple(k.kid for k in self.ring.active(now))  # a kid is its public key's thumbprint
+        if published != self._published:
+            self._document = jwks_document(self.ring, now)
+            self._published = published
+        # Short caching: upstreams refetch on an unknown kid anyway; retired keys should disappear soon.
+        return json_response(200, self._document, [("cache-control", "public, max-age=60")])
 
 
 def watch_keys(gateway: Gateway) -> None:
@@ -161,7 +189,9 @@ def watch_keys(gateway: Gateway) -> None:
         while True:
             await asyncio.sleep(interval)
             if await asyncio.to_thread(ring.reload):
-                log.info("access-token keys reloaded; signing with %s", ring.signing_key().kid)
+                published = ", ".join(k.kid for k in ring.keys)
+                signing = ring.signing_key().kid
+                log.info("access-token keys reloaded; publishing %s; signing with %s", published, signing)
 
     async def start() -> None:
         tasks.append(asyncio.create_task(reload_forever(), name="frontdesk-keys"))

@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Callable
 from typing import Any
 
+from middleware.key_directory import KeyFile, signing_index
 from middleware.keys import ASYMMETRIC_ALGORITHMS
 
 from .config import config_path
@@ -75,10 +76,19 @@ def _rotate(settings: KeySettings, algorithm: str | None) -> int:
     except (OSError, ValueError) as exc:
         print(f"frontdesk: cannot rotate keys in {directory.path}: {exc}", file=sys.stderr)
         return 1
-    print(f"added {result.added.algorithm} key {result.added.kid} ({result.added.path.name}); it signs from now on")
+    added = result.added
+    files = directory.files()
+    if added.signs_from is None or added.signs_from <= time.time():
+        when = "it signs from now on"
+    else:
+        when = (
+            f"a running gateway publishes it within keys.reload_interval and signs with it from"
+            f" {_when(added.signs_from)} (keys.publish_ahead = {settings.publish_ahead:g}s)"
+        )
+    print(f"added {added.algorithm} key {added.kid} ({added.path.name}); {when}")
     for path in result.retired:
         print(f"retired {path.name}: its overlap has ended")
-    for item in directory.files()[1:]:
+    for item in files[1:]:
         print(f"key {item.kid} still verifies until {_when(item.not_after)}")
     if chosen != settings.algorithm:
         print(f'note: set keys.algorithm = "{chosen}" in the config, or the gateway will refuse to start')
@@ -94,15 +104,24 @@ def _list(settings: KeySettings) -> int:
     if not files:
         print(f"no keys in {settings.directory} (keys.algorithm = {settings.algorithm})")
     now = time.time()
+    signer = signing_index(files, now) if files else -1
     for index, item in enumerate(files):
-        if index == 0:
-            state = "signing"
-        elif item.not_after is not None and now > item.not_after:
-            state = "retired (removed by the next rotate)"
-        else:
-            state = f"verifies until {_when(item.not_after)}"
-        print(f"{item.kid}\t{item.algorithm}\tcreated {_when(item.created_at)}\t{state}")
+        print(f"{item.kid}\t{item.algorithm}\tcreated {_when(item.created_at)}\t{_state(files, index, signer, now)}")
     return 0
+
+
+def _state(files: list[KeyFile], index: int, signer: int, now: float) -> str:
+    """Newest first: keys newer than the signer are published but wait for their ``signs_from``."""
+    item = files[index]
+    if index < signer:
+        return f"published, not signing yet; signs from {_when(item.signs_from)}"
+    if index == signer:
+        if index == 0:
+            return "signing"
+        return f"signing until {_when(files[index - 1].signs_from)}, then verifies until {_when(item.not_after)}"
+    if item.not_after is not None and now > item.not_after:
+        return "retired (removed by the next rotate)"
+    return f"verifies until {_when(item.not_after)}"
 
 
 def _when(epoch: float | None) -> str:

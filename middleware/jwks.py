@@ -16,10 +16,11 @@ from .clock import Clock, system_clock
 from .keys import keyring_from_jwks
 from .tokens import KeyRing
 
-__all__ = ["JwksSource"]
+__all__ = ["JwksSource", "DEFAULT_MIN_REFETCH_INTERVAL"]
 
 log = logging.getLogger("frontdesk.jwks")
 MAX_JWKS_BYTES = 256 * 1024
+DEFAULT_MIN_REFETCH_INTERVAL = 30.0  # seconds; the gateway's keys.publish_ahead default stays above it
 
 
 class JwksSource:
@@ -27,7 +28,7 @@ class JwksSource:
         self,
         url: str,
         *,
-        min_refetch_interval: float = 30.0,
+        min_refetch_interval: float = DEFAULT_MIN_REFETCH_INTERVAL,
         max_age: float = 3600.0,
         timeout: float = 5.0,
         clock: Clock = system_clock,

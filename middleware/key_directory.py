@@ -1,8 +1,13 @@
-"""A directory of PEM private keys that rotates: sign with the newest, verify older ones through an overlap.
+"""A directory of PEM private keys that rotates: publish a new key first, sign with it ``publish_ahead`` later,
+verify older ones through an overlap.
 
 Each file is named ``key-<UTC creation time>-<kid prefix>.pem``; the name carries the creation time so the
-order survives copies and backups that reset file times. A key stops verifying ``overlap`` after its
-successor was created; :meth:`KeyDirectory.rotate` adds a key and deletes keys past that point.
+order survives copies and backups that reset file times. A new key is published (in the JWKS) as soon as a
+running gateway sees it, but signs only from ``created + publish_ahead``: verifiers that fetched the JWKS just
+before the rotation may refetch only so often, and must have had the chance to learn the key before the first
+token signed with it reaches them. The oldest key in the directory signs from its creation (there is nothing
+else to sign with). A key stops verifying ``overlap`` after its successor starts signing;
+:meth:`KeyDirectory.rotate` adds a key and deletes keys past that point.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ import calendar
 import logging
 import os
 import re
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,9 +32,9 @@ from .keys import (
     signing_key_from_private,
     thumbprint,
 )
-from .tokens import KeyRing
+from .tokens import KeyRing, SigningKey
 
-__all__ = ["KeyFile", "KeyDirectory", "RotationResult", "DirectoryKeyRing"]
+__all__ = ["KeyFile", "KeyDirectory", "RotationResult", "DirectoryKeyRing", "signing_index", "ring_at"]
 
 log = logging.getLogger("frontdesk.keys")
 
@@ -42,7 +49,9 @@ class KeyFile:
     key: PrivateKey
     kid: str
     algorithm: str
-    not_after: float | None  # None for the newest key: it signs
+    not_after: float | None  # end of verification: successor's signs_from + overlap; None for the newest key
+    # created + publish_ahead; None: signs as soon as it is the newest key (publish_ahead 0, or the oldest key)
+    signs_from: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +61,10 @@ class RotationResult:
 
 
 class KeyDirectory:
-    def __init__(self, path: Path, *, overlap: float) -> None:
+    def __init__(self, path: Path, *, overlap: float, publish_ahead: float = 0.0) -> None:
         self.path = path
         self.overlap = overlap
+        self.publish_ahead = publish_ahead
 
     def files(self) -> list[KeyFile]:
         """Every key file, newest first, each with the end of its verification window.
@@ -74,22 +84,19 @@ class KeyDirectory:
             found.append((created, path.name, path, key))
         found.sort(key=lambda item: (item[0], item[1]), reverse=True)
         out: list[KeyFile] = []
-        successor_created: float | None = None
-        for created, _, path, key in found:
+        successor_start: float | None = None  # when the next newer key starts signing
+        for index, (created, _, path, key) in enumerate(found):
             signing = signing_key_from_private(key)
-            not_after = None if successor_created is None else successor_created + self.overlap
-            out.append(KeyFile(path, created, key, signing.kid, signing.algorithm, not_after))
-            successor_created = created
+            not_after = None if successor_start is None else successor_start + self.overlap
+            oldest = index == len(found) - 1
+            signs_from = None if oldest or not self.publish_ahead else created + self.publish_ahead
+            out.append(KeyFile(path, created, key, signing.kid, signing.algorithm, not_after, signs_from))
+            successor_start = created if signs_from is None else signs_from
         return out
 
     def keyring(self, now: float) -> KeyRing:
-        """Newest key signs; older keys verify until their window closes (retired ones are left out)."""
-        ring = []
-        for index, item in enumerate(self.files()):
-            if item.not_after is not None and now > item.not_after:
-                continue
-            ring.append(signing_key_from_private(item.key, not_after=item.not_after, can_sign=index == 0))
-        return KeyRing(ring)
+        """The ring at ``now``: see :func:`ring_at`."""
+        return ring_at(self.files(), now)
 
     def fingerprint(self) -> tuple[tuple[str, int], ...]:
         """Cheap change detection (names and modification times) for reloading a running server."""
@@ -98,7 +105,8 @@ class KeyDirectory:
         return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in self.path.glob("*.pem")))
 
     def rotate(self, algorithm: str, *, now: float | None = None) -> RotationResult:
-        """Add a fresh key (it signs from now on) and delete the keys whose overlap has ended."""
+        """Add a fresh key (published now, signing ``publish_ahead`` later) and delete the keys whose overlap
+        has ended."""
         if algorithm not in ASYMMETRIC_ALGORITHMS:
             raise ValueError(f"{algorithm!r} is not one of {', '.join(ASYMMETRIC_ALGORITHMS)}")
         moment = int(time.time() if now is None else now)
@@ -123,21 +131,48 @@ class KeyDirectory:
             partial.unlink()
             raise FileExistsError(f"{path} already exists")
         partial.rename(path)
-        created = _parse_stamp(stamp)
+        current = self.files()
         retired = [
             item.path
-            for item in self.files()
+            for item in current
             if item.path != path and (item.not_after is not None and moment > item.not_after)
         ]
         for old in retired:
             old.unlink(missing_ok=True)
-        added = KeyFile(path, created, key, kid, algorithm, None)
+        added = next(item for item in current if item.path == path)
         return RotationResult(added=added, retired=retired)
+
+
+def signing_index(files: Sequence[KeyFile], now: float) -> int:
+    """Which of ``files`` (newest first) signs at ``now``: the newest whose ``signs_from`` has come (or that has
+    none); the oldest if none has (a clock behind the file names), as it has been published longest."""
+    for index, item in enumerate(files):
+        if item.signs_from is None or item.signs_from <= now:
+            return index
+    return len(files) - 1
+
+
+def ring_at(files: Sequence[KeyFile], now: float) -> KeyRing:
+    """One key signs (:func:`signing_index`); every other key verifies until its window closes (retired ones
+    are left out). Newer keys that do not sign yet are in the ring, so the JWKS publishes them ahead."""
+    signer = signing_index(files, now)
+    ring: list[SigningKey] = []
+    for index, item in enumerate(files):
+        if item.not_after is not None and now > item.not_after:
+            continue
+        ring.append(signing_key_from_private(item.key, not_after=item.not_after, can_sign=index == signer))
+    return KeyRing(ring)
+
+
+def _next_signer_change(files: Sequence[KeyFile], now: float) -> float | None:
+    upcoming = [item.signs_from for item in files if item.signs_from is not None and item.signs_from > now]
+    return min(upcoming) if upcoming else None
 
 
 @dataclass(slots=True)
 class DirectoryKeyRing(KeyRing):
-    """A key ring that follows a :class:`KeyDirectory`: :meth:`reload` picks up a rotation in a running server.
+    """A key ring that follows a :class:`KeyDirectory`: :meth:`reload` picks up a rotation in a running server,
+    and :meth:`signing_key` switches to a published key once its ``signs_from`` has come (no file access).
 
     The ring object never changes (token codecs hold it); only its ``keys`` list is swapped.
     """
@@ -145,6 +180,9 @@ class DirectoryKeyRing(KeyRing):
     directory: KeyDirectory | None = None
     clock: Clock = system_clock
     _fingerprint: tuple[tuple[str, int], ...] = field(default=())
+    _files: list[KeyFile] = field(default_factory=list)
+    _next_change: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # reload runs in a thread, signing on the loop
 
     @classmethod
     def load(cls, directory: KeyDirectory, *, clock: Clock = system_clock) -> DirectoryKeyRing:
@@ -161,15 +199,30 @@ class DirectoryKeyRing(KeyRing):
         if fingerprint == self._fingerprint and self.keys:
             return False
         try:
-            fresh = self.directory.keyring(self.clock())
+            files = self.directory.files()
         except ValueError as exc:
             if not self.keys:
                 raise
             log.error("key directory %s not reloaded: %s", self.directory.path, exc)
             return False
-        self.keys = fresh.keys
-        self._fingerprint = fingerprint
+        with self._lock:
+            self._files = files
+            self._rebuild(self.clock())
+            self._fingerprint = fingerprint
         return True
+
+    def signing_key(self) -> SigningKey:
+        now = self.clock()
+        if self._next_change is not None and now >= self._next_change:
+            with self._lock:
+                if self._next_change is not None and now >= self._next_change:
+                    self._rebuild(now)
+                    log.info("access tokens are now signed with the published key %s", KeyRing.signing_key(self).kid)
+        return KeyRing.signing_key(self)  # (no super(): slots dataclasses break its zero-argument form)
+
+    def _rebuild(self, now: float) -> None:
+        self.keys = ring_at(self._files, now).keys
+        self._next_change = _next_signer_change(self._files, now)
 
 
 def _parse_stamp(stamp: str) -> float:

@@ -47,9 +47,7 @@ async def burst(gw: GatewayProcess, size: int, addresses: int) -> None:
     pid = gw.worker_pids()[0]
     rss_before = rss_kib(pid, "VmRSS")
     started = time.perf_counter()
-    tasks = [
-        asyncio.create_task(login(clients[i % addresses], f"nobody-{i}", "wrong-password")) for i in range(size)
-    ]
+    tasks = [asyncio.create_task(login(clients[i % addresses], f"nobody-{i}", "wrong-password")) for i in range(size)]
     await asyncio.sleep(0.3)  # every burst request is on the wire
     legit_start = time.perf_counter()
     legit = await login(legit_client, "ada", "ada-password-1")

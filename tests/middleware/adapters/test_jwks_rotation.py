@@ -1,15 +1,17 @@
 """JWKS rotation with an overlap, end to end: a real gateway (``create_app``, EdDSA keys, proxy to /api/) and an
 upstream wrapped in bearer mode that knows nothing but the gateway's JWKS URL.
 
-Both share one manual clock, so "an hour later" is a clock step, not a wait.
+Both share one manual clock, so "an hour later" is a clock step, not a wait (one test runs on the real clock).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -27,13 +29,14 @@ from gateway.config import load_config
 from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
 from middleware.asgi import FrontdeskMiddleware
 from middleware.bearer import BearerAuth
-from middleware.clock import ManualClock
+from middleware.clock import Clock, ManualClock, system_clock
 from middleware.jwks import JwksSource
 from middleware.key_directory import KeyDirectory
 from middleware.keys import signing_key_from_private
 
 SECRETS = {"FRONTDESK_ACCESS_SECRET": "a" * 40, "FRONTDESK_REFRESH_SECRET": "r" * 40}
 OVERLAP = 3600
+PUBLISH_AHEAD = 60  # the documented default of keys.publish_ahead
 
 
 async def whoami(request: Request) -> JSONResponse:
@@ -46,16 +49,32 @@ class Setup:
     gateway: str
     upstream: str
     jwks: JwksSource
-    clock: ManualClock
+    clock: Any  # a ManualClock, or the system clock for the real-time test
     config_path: Path
     keys_dir: Path
 
-    def rotate(self) -> None:
+    def rotate(self) -> str:
+        """``frontdesk keys rotate``, then wait (real time: the gateway's watcher) until the JWKS publishes the
+        new key; returns its kid."""
         assert cli_main(["keys", "rotate", "--config", str(self.config_path)]) == 0
+        kid = KeyDirectory(self.keys_dir, overlap=OVERLAP).files()[0].kid
+        deadline = time.monotonic() + 30
+        while kid not in {k["kid"] for k in httpx.get(f"{self.gateway}/.well-known/jwks.json").json()["keys"]}:
+            assert time.monotonic() < deadline, "the new key was never published"
+            time.sleep(0.05)
+        return kid
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[Setup]:
+    with running_setup(tmp_path, ManualClock(start=time.time())) as ready:
+        yield ready
+
+
+@contextmanager
+def running_setup(
+    tmp_path: Path, clock: Clock, *, keys: str = "", reload: str = "100ms", refetch: float = 30
+) -> Iterator[Setup]:
     gw_port, up_port = free_port(), free_port()
     (tmp_path / "static").mkdir()
     (tmp_path / "static" / "index.html").write_text("<!doctype html><title>spa</title>")
@@ -68,14 +87,14 @@ url = "memory://"
 algorithm = "EdDSA"
 directory = "keys"
 overlap = "{OVERLAP}s"
-reload_interval = "100ms"
+reload_interval = "{reload}"
+{keys}
 [[routes]]
 prefix = "/api/"
 upstream = "http://127.0.0.1:{up_port}"
 """
     )
     assert cli_main(["keys", "rotate", "--config", str(config_path)]) == 0  # the first key
-    clock = ManualClock(start=time.time())
     config = load_config(config_path, env=SECRETS)
     gateway = create_app(config, authenticator=authenticator, clock=clock)
     if not isinstance(gateway.app, ProxyApp):  # until create_app wires the proxy itself
@@ -90,7 +109,7 @@ upstream = "http://127.0.0.1:{up_port}"
             csrf_header=config.csrf_header,
             fallback=gateway.app,
         )
-    jwks = JwksSource(f"http://127.0.0.1:{gw_port}/.well-known/jwks.json", min_refetch_interval=30, clock=clock)
+    jwks = JwksSource(f"http://127.0.0.1:{gw_port}/.well-known/jwks.json", min_refetch_interval=refetch, clock=clock)
     upstream = FrontdeskMiddleware(Starlette(routes=[Route("/api/whoami", whoami)]), BearerAuth(jwks=jwks, clock=clock))
     with (
         serve_asgi(gateway, port=gw_port, lifespan="on") as gw_url,
@@ -119,14 +138,14 @@ def test_rotation_with_overlap_end_to_end(setup: Setup) -> None:
     assert _kid(old_bearer) == key1.kid
     assert setup.jwks.fetches == 1
 
-    # Rotate: the gateway publishes both keys at once and signs new tokens with the new one.
+    # Rotate: the gateway publishes both keys, and signs new tokens with the new one after publish_ahead.
     setup.rotate()
     key2 = directory.files()[0]
     published = gw.get("/.well-known/jwks.json").json()
     assert {k["kid"] for k in published["keys"]} == {key1.kid, key2.kid}
     assert all("d" not in k for k in published["keys"])
 
-    setup.clock.advance(31)  # past the upstream's minimum refetch interval
+    setup.clock.advance(PUBLISH_AHEAD + 1)  # the new key signs now; past the upstream's minimum refetch interval
     refreshed = gw.post("/auth/refresh", headers=cookie)  # mints a fresh access token, rotates the cookie
     assert refreshed.status_code == 200
     cookie = {"cookie": refreshed.headers["set-cookie"].split(";", 1)[0]}
@@ -171,6 +190,51 @@ def test_rotation_with_overlap_end_to_end(setup: Setup) -> None:
     third = gw.get("/api/whoami", headers=cookie)
     assert third.status_code == 200
     assert _kid(third.json()["authorization"]) == key2.kid
+
+
+def _whoami_after_refresh(gw: httpx.Client, cookie: dict[str, str]) -> tuple[httpx.Response, dict[str, str]]:
+    """Mint a fresh access token (a refresh rotates the cookie and re-mints), then call the upstream with it."""
+    refreshed = gw.post("/auth/refresh", headers=cookie)
+    assert refreshed.status_code == 200, refreshed.text
+    cookie = {"cookie": refreshed.headers["set-cookie"].split(";", 1)[0]}
+    return gw.get("/api/whoami", headers=cookie), cookie
+
+
+def test_a_verifier_that_fetched_just_before_a_rotation_accepts_every_token_minted_after_it(setup: Setup) -> None:
+    gw = httpx.Client(base_url=setup.gateway, headers={"x-csrf": "1"}, timeout=30)
+    login = gw.post("/auth/login", json={"username": "alice", "password": PASSWORD})
+    cookie = {"cookie": login.headers["set-cookie"].split(";", 1)[0]}
+    key1 = _kid(gw.get("/api/whoami", headers=cookie).json()["authorization"])
+    assert setup.jwks.fetches == 1  # the upstream fetched the JWKS just now, so it will not refetch for 30 s
+
+    key2 = setup.rotate()
+    kids = []
+    for _ in range(0, PUBLISH_AHEAD + 30, 5):  # tokens minted every 5 s after the rotation, past publish_ahead
+        response, cookie = _whoami_after_refresh(gw, cookie)
+        assert response.status_code == 200, (setup.clock(), response.text)
+        kids.append(_kid(response.json()["authorization"]))
+        setup.clock.advance(5)
+    assert kids[0] == key1 and kids[-1] == key2  # the switch happened, and no token of either key was refused
+    assert setup.jwks.fetches == 2  # one refetch, on the first token of the new key
+
+
+def test_publish_ahead_on_the_real_clock(tmp_path: Path) -> None:
+    """The same on real time, with short settings: publish_ahead 4 s, reload 0.5 s, verifier refetch 2 s."""
+    with running_setup(tmp_path, system_clock, keys='publish_ahead = "4s"', reload="500ms", refetch=2) as setup:
+        gw = httpx.Client(base_url=setup.gateway, headers={"x-csrf": "1"}, timeout=30)
+        login = gw.post("/auth/login", json={"username": "alice", "password": PASSWORD})
+        cookie = {"cookie": login.headers["set-cookie"].split(";", 1)[0]}
+        key1 = _kid(gw.get("/api/whoami", headers=cookie).json()["authorization"])
+        key2 = setup.rotate()
+        kids = [key1]
+        deadline = time.monotonic() + 60
+        while kids[-1] != key2 or kids.count(key2) < 3:  # until a few tokens of the new key have passed
+            assert time.monotonic() < deadline, kids
+            response, cookie = _whoami_after_refresh(gw, cookie)
+            assert response.status_code == 200, (kids, response.text)
+            kids.append(_kid(response.json()["authorization"]))
+            time.sleep(0.1)
+        assert setup.jwks.fetches == 2
 
 
 def test_unreachable_jwks_is_a_401_not_a_500() -> None:

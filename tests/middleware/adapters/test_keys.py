@@ -133,6 +133,58 @@ def test_directory_ring_reloads_after_a_rotation_and_survives_a_broken_file(tmp_
     assert ring.signing_key().kid == second.kid
 
 
+def test_a_new_key_is_published_at_once_and_signs_publish_ahead_later(tmp_path: Path) -> None:
+    directory = KeyDirectory(tmp_path, overlap=3600, publish_ahead=60)
+    t0 = 1_800_000_000
+    first = directory.rotate("EdDSA", now=t0).added
+    assert first.signs_from is None  # the only key signs at once
+    clock = ManualClock(start=t0 + 100)
+    ring = DirectoryKeyRing.load(directory, clock=clock)
+    second = directory.rotate("EdDSA", now=t0 + 100).added
+    assert second.signs_from == t0 + 160
+    assert ring.reload() is True
+    assert {k["kid"] for k in jwks_document(ring, clock())["keys"]} == {first.kid, second.kid}  # published
+    assert ring.signing_key().kid == first.kid
+    clock.advance(59)
+    assert ring.signing_key().kid == first.kid
+    clock.advance(1)
+    assert ring.signing_key().kid == second.kid  # no reload needed: the ring knows when the switch is due
+    # The replaced key verifies for the overlap counted from when its successor began to sign.
+    assert directory.files()[1].not_after == t0 + 160 + 3600
+    assert ring.lookup(first.kid, t0 + 160 + 3600).kid == first.kid
+    with pytest.raises(InvalidToken, match="retired"):
+        ring.lookup(first.kid, t0 + 160 + 3601)
+
+
+def test_cli_list_shows_the_signing_key_and_when_a_pending_key_signs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _config(tmp_path, 'algorithm = "EdDSA"\npublish_ahead = "10m"')
+    assert cli_main(["keys", "rotate", "--config", str(path)]) == 0
+    assert "it signs from now on" in capsys.readouterr().out
+    assert cli_main(["keys", "rotate", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "signs with it from" in out and "keys.publish_ahead = 600s" in out
+    assert cli_main(["keys", "list", "--config", str(path)]) == 0
+    pending, signing = capsys.readouterr().out.splitlines()
+    newest = KeyDirectory(tmp_path / "keys", overlap=86400, publish_ahead=600).files()[0]
+    assert "published, not signing yet; signs from" in pending
+    assert time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(newest.created_at + 600)) in pending
+    assert "\tsigning until" in signing and "then verifies until" in signing
+
+
+def test_publish_ahead_must_outlast_the_reload_interval(tmp_path: Path) -> None:
+    path = _config(tmp_path, 'algorithm = "EdDSA"\npublish_ahead = "5s"\nreload_interval = "10s"')
+    assert cli_main(["keys", "rotate", "--config", str(path)]) == 2
+    path = _config(tmp_path, 'algorithm = "EdDSA"\npublish_ahead = "5s"')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env=SECRETS)
+    assert "keys.publish_ahead (5s) must be longer than keys.reload_interval (10s)" in str(caught.value)
+    path = _config(tmp_path, 'algorithm = "EdDSA"\npublish_ahead = "0s"')  # sign at once: allowed
+    assert cli_main(["keys", "rotate", "--config", str(path)]) == 0
+    assert load_config(path, env=SECRETS).raw_keys["publish_ahead"] == "0s"
+
+
 def _config(tmp_path: Path, keys: str, extra: str = "") -> Path:
     path = tmp_path / "config.toml"
     path.write_text(f'[store]\nurl = "memory://"\n{extra}\n[keys]\n{keys}\n')
