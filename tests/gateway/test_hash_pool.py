@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from pathlib import Path
 
@@ -12,7 +13,13 @@ import pytest
 from gateway.config import LoginCapacity, load_config
 from gateway.hash_pool import HashPool, default_hash_workers
 from gateway.users import UserDirectory
+from middleware.auth_api import AuthAPI
+from middleware.clock import ManualClock
 from middleware.errors import ConfigError, Overloaded
+from middleware.http import HttpRequest
+from middleware.sessions import SessionEngine, User
+from middleware.store import MemoryStore
+from middleware.tokens import KeyRing
 
 GOOD_ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
 
@@ -85,6 +92,55 @@ async def test_the_unknown_user_dummy_hash_goes_through_the_same_pool(tmp_path: 
     finally:
         gate.release.set()
         await users.close()
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hits: list[str] = []
+
+    async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
+        self.hits.append(key)
+        return await super().hit(key, window=window, now=now)
+
+
+async def test_logins_over_the_address_cap_are_refused_before_any_hash_or_count() -> None:
+    release, calls = asyncio.Event(), []
+
+    async def slow_check(username: str, password: str) -> User | None:
+        calls.append(username)
+        await release.wait()  # "hashing"
+        return User("u1", username) if password == "right-password" else None
+
+    store = CountingStore()
+    engine = SessionEngine.from_keys(
+        access_keyring=KeyRing.from_secrets("a" * 40),
+        refresh_keyring=KeyRing.from_secrets("r" * 40),
+        store=store,
+        authenticator=slow_check,
+        clock=ManualClock(),
+    )
+    api = AuthAPI(engine, max_concurrent_logins_per_address=2)
+
+    def login(address: str, password: str = "wrong-password") -> HttpRequest:
+        body = json.dumps({"username": "ada", "password": password}).encode()
+        headers = {"x-csrf": "1", "content-type": "application/json", "host": "gw"}
+        return HttpRequest("POST", "/auth/login", headers, body, client=address)
+
+    running = [asyncio.create_task(api.handle(login("10.0.0.1"))) for _ in range(2)]
+    while len(calls) < 2:
+        await asyncio.sleep(0)
+    hits_before = list(store.hits)
+    refused = await api.handle(login("10.0.0.1"))
+    assert refused.status == 429 and ("retry-after", "1") in refused.headers
+    assert b'"rate_limited"' in refused.body
+    assert len(calls) == 2 and store.hits == hits_before  # no hash, no counter
+    other = asyncio.create_task(api.handle(login("10.0.0.2", "right-password")))  # another address: admitted
+    release.set()
+    assert [r.status for r in await asyncio.gather(*running)] == [401, 401]
+    assert (await other).status == 200
+    assert (await api.handle(login("10.0.0.1"))).status == 401  # slots given back
+    assert api.logins_in_progress is not None and api.logins_in_progress._counts == {}
 
 
 def test_login_capacity_defaults_and_settings(tmp_path: Path) -> None:
