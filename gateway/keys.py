@@ -157,10 +157,10 @@ def access_keyring(config: GatewayConfig, *, clock: Clock = system_clock) -> Key
 class JwksEndpoint:
     """``/.well-known/jwks.json``: the document is built once per published key set, from the ring in memory.
 
-    The key watcher (:func:`watch_keys`) reloads the ring when the directory changes; the set of keys still in
-    their window is compared on each request (a few object comparisons), so a reload or a key reaching the
-    end of its overlap rebuilds the document, and nothing else does. No file access, no thread: the JWKS
-    answers at once even while every thread is busy hashing passwords.
+    The key watcher (:func:`watch_keys`) reloads the ring when the directory changes; each request compares the
+    kids of the keys still in their window with the published ones (a tuple of short strings), so a reload or a
+    key reaching the end of its overlap rebuilds the document, and nothing else does. No file access, no
+    thread: the JWKS answers at once even while every thread is busy hashing passwords.
     """
 
     def __init__(self, ring: KeyRing) -> None:
