@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import select
 import shutil
 import sqlite3
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -269,3 +272,128 @@ def test_purge_deletes_only_what_has_expired(tmp_path: Path) -> None:
         assert db.execute("SELECT key FROM attempts").fetchall() == [("login:user:mo",)]
     finally:
         db.close()
+
+
+# --- the password prompt on a real terminal ------------------------------------------------------
+
+PROMPT_TIMEOUT = 30.0  # generous: only a deadline for a hung process, never a speed assertion
+
+
+def _take_the_terminal() -> None:
+    # In the child, after setsid(): make the pty (already fd 0) our controlling terminal, so that getpass
+    # opens it as /dev/tty and the line discipline turns \x03 into SIGINT for this process.
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class Terminal:
+    """``frontdesk`` running on a real pseudo-terminal, as a user types into it."""
+
+    def __init__(self, *args: str, cwd: Path) -> None:
+        master, slave = os.openpty()
+        self.master = master
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", *args],
+            cwd=cwd,
+            env=clean_env(),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            preexec_fn=_take_the_terminal,
+        )
+        os.close(slave)
+        self.output = b""
+
+    def _read(self, timeout: float) -> bytes | None:
+        """The next chunk of output; None if nothing came within ``timeout``; b"" once the terminal is closed."""
+        if not select.select([self.master], [], [], timeout)[0]:
+            return None
+        try:
+            chunk = os.read(self.master, 4096)
+        except OSError:  # EIO: every process holding the terminal has exited
+            return b""
+        self.output += chunk
+        return chunk
+
+    def wait_for_output(self, needle: bytes) -> None:
+        deadline = time.monotonic() + PROMPT_TIMEOUT
+        while needle not in self.output:
+            assert time.monotonic() < deadline, f"never printed {needle!r}: {self.output!r}"
+            assert self._read(0.2) != b"", f"exited before printing {needle!r}: {self.output!r}"
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def finish(self) -> tuple[int, str]:
+        """Wait for the exit (failing, and killing it, if it does not come) and return (code, output)."""
+        try:
+            code = self.proc.wait(timeout=PROMPT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"still running after the keystroke; output so far: {self.output!r}")
+        while self._read(0.5):  # drain what it wrote before exiting
+            pass
+        os.close(self.master)
+        return code, self.output.decode(errors="replace")
+
+
+def _after_prompt(output: str) -> list[str]:
+    tail = re.split(r"[Pp]assword: ", output)[-1]  # after the last prompt, "Password: " or "Repeat password: "
+    return [line.strip() for line in tail.replace("\r", "\n").split("\n") if line.strip()]
+
+
+@pytest.mark.parametrize("command", ["add", "passwd"])
+def test_one_ctrl_c_at_the_password_prompt_exits_cleanly(tmp_path: Path, command: str) -> None:
+    write_config(tmp_path / "config.toml")
+    cfg = str(tmp_path / "config.toml")
+    if command == "passwd":
+        made = frontdesk("users", "add", "ada", "--password-stdin", "--config", cfg, cwd=tmp_path, stdin="ada-pw-123\n")
+        assert made.returncode == 0, made.stderr
+    term = Terminal("users", command, "ada", "--config", cfg, cwd=tmp_path)
+    term.wait_for_output(b"Password: ")
+    term.type(b"\x03")  # one Ctrl-C: the terminal sends SIGINT
+    code, output = term.finish()
+    assert code == 130, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert len(_after_prompt(output)) == 1, output
+    # Nothing was changed.
+    listed = frontdesk("users", "list", "--config", cfg, cwd=tmp_path)
+    assert listed.stdout.split() == ([] if command == "add" else ["ada", listed.stdout.split()[1]])
+
+
+@pytest.mark.parametrize("at", ["first", "repeat"])
+def test_ctrl_d_at_the_password_prompt_prints_one_clean_line(tmp_path: Path, at: str) -> None:
+    write_config(tmp_path / "config.toml")
+    term = Terminal("users", "add", "ada", "--config", str(tmp_path / "config.toml"), cwd=tmp_path)
+    term.wait_for_output(b"Password: ")
+    if at == "repeat":
+        term.type(b"ada-pw-123\r")
+        term.wait_for_output(b"Repeat password: ")
+    term.type(b"\x04")  # Ctrl-D on an empty line: end of input
+    code, output = term.finish()
+    assert code not in (0, 130), output
+    assert "Traceback" not in output and "EOFError" not in output, output
+    lines = _after_prompt(output)
+    assert len(lines) == 1 and lines[0].startswith("frontdesk: "), output
+
+
+@pytest.mark.parametrize("piped", [None, "ada-pw-123\n"], ids=["devnull", "pipe"])
+def test_no_terminal_and_no_password_stdin_prints_one_clean_line(tmp_path: Path, piped: str | None) -> None:
+    write_config(tmp_path / "config.toml")
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "users", "add", "ada", "--config", str(tmp_path / "config.toml")],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL if piped is None else None,
+        input=piped,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,  # no controlling terminal at all, as under cron or CI
+    )
+    assert result.returncode != 0
+    assert_no_traceback(result)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--password-stdin" in lines[0], result.stderr
+    assert result.stdout == ""
