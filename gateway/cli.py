@@ -10,16 +10,18 @@ import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from middleware.errors import ConfigError
 from middleware.store import store_from_url
 
-from .config import GatewayConfig, config_path, load_config
+from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config
 from .keys_cli import add_keys_parser, run_keys
+from .secret_files import create_private, exposed_secret_files
 from .users import UserDirectory, UserExists
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "warn_about_exposed_secrets"]
 
 T = TypeVar("T")
 
@@ -45,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--upstream-port", type=int, default=9000)
 
-    sub.add_parser("keygen", help="print two fresh secrets in .env form")
+    keygen = sub.add_parser("keygen", help="print two fresh secrets in .env form")
+    keygen.add_argument(
+        "--write", metavar="PATH", help="create PATH (mode 0600) holding them instead of printing; never overwrites"
+    )
 
     users = sub.add_parser("users", help="manage the gateway's users")
     users_sub = users.add_subparsers(dest="users_command", required=True)
@@ -68,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "keygen":
-            return _keygen()
+            return _keygen(args.write)
         if args.command == "serve":
             return _serve(args)
         if args.command == "demo":
@@ -91,11 +96,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _keygen() -> int:
+def _keygen(write: str | None) -> int:
     # 48 random bytes, URL-safe: well above the 32-byte minimum, and safe in a shell or .env file.
-    print(f"FRONTDESK_ACCESS_SECRET={secrets.token_urlsafe(48)}")
-    print(f"FRONTDESK_REFRESH_SECRET={secrets.token_urlsafe(48)}")
+    text = "".join(f"{name}={secrets.token_urlsafe(48)}\n" for name in SECRET_ENV)
+    if write is None:
+        print(text, end="")
+        return 0
+    try:
+        create_private(Path(write), text)
+    except FileExistsError:
+        print(f"frontdesk: {write} exists; not overwriting it (its secrets sign live sessions)", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"frontdesk: cannot create {write}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote {' and '.join(SECRET_ENV)} to {write} (mode 0600)")
     return 0
+
+
+def warn_about_exposed_secrets(config_dir: Path) -> None:
+    """One line on stderr for each ``.env`` the gateway reads that other local users can read or change."""
+    for path, mode in exposed_secret_files(dotenv_paths(config_dir)):
+        print(
+            f"frontdesk: warning: {path} holds secrets but other users can access it (mode {mode:04o});"
+            f" run: chmod 600 {path}",
+            file=sys.stderr,
+        )
 
 
 def _load(args: argparse.Namespace, *, require_secrets: bool = True) -> GatewayConfig:
@@ -107,6 +133,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     path = config_path(args.config, os.environ).resolve()
     config = load_config(path)  # refuse to start before any worker is spawned
+    warn_about_exposed_secrets(path.parent)
     os.environ["FRONTDESK_CONFIG"] = str(path)  # the workers load the same file
     uvicorn.run(
         "gateway.asgi:app_factory",

@@ -20,6 +20,7 @@ from pathlib import Path
 from .app import create_app
 from .config import SECRET_ENV, config_path, load_config, read_dotenv
 from .keys import JWKS_PATH, key_settings
+from .secret_files import append_private
 from .users import UserDirectory, UserExists
 
 __all__ = ["run_demo", "ensure_secrets"]
@@ -33,12 +34,8 @@ def ensure_secrets(dotenv: Path) -> None:
     missing = [name for name in SECRET_ENV if not (os.environ.get(name) or known.get(name))]
     if not missing:
         return
-    lines = [f"{name}={secrets.token_urlsafe(48)}" for name in missing]
-    existing = dotenv.read_text() if dotenv.exists() else ""
-    if existing and not existing.endswith("\n"):
-        existing += "\n"
-    dotenv.write_text(existing + "\n".join(lines) + "\n")
-    dotenv.chmod(0o600)
+    # Created (or first made) 0600 before any secret is written: never a moment readable by others.
+    append_private(dotenv, "".join(f"{name}={secrets.token_urlsafe(48)}\n" for name in missing))
     print(f"wrote fresh secrets for {', '.join(missing)} to {dotenv}")
 
 

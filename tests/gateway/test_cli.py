@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import re
 import select
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import termios
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live_gateway import GatewayProcess, make_secrets, wait_for, write_config
+from live_gateway import GatewayProcess, make_secrets, run_in_thread, wait_for, write_config
 
 from gateway.config import load_config
 
@@ -78,6 +80,58 @@ def test_keygen_prints_two_distinct_long_secrets_in_env_form(tmp_path: Path) -> 
     write_config(tmp_path / "config.toml")
     config = load_config(tmp_path / "config.toml", env={})
     assert (config.tokens.access_secret, config.tokens.refresh_secret) == (access, refresh)
+
+
+def test_keygen_write_creates_the_file_0600_and_never_overwrites(tmp_path: Path) -> None:
+    target = tmp_path / ".env"
+    # umask 022 is the common default: a plain open() would leave the secrets readable by everyone.
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "keygen", "--write", str(target)],
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120, umask=0o022,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    written = parse_env_lines(target.read_text())
+    assert not any(secret in result.stdout + result.stderr for secret in written.values())  # never printed
+    assert str(target) in result.stdout
+
+    # An existing file is never replaced (its secrets would be lost and every session with them).
+    again = frontdesk("keygen", "--write", str(target), cwd=tmp_path)
+    assert again.returncode != 0
+    assert_no_traceback(again)
+    assert "exists" in again.stderr
+    assert parse_env_lines(target.read_text()) == written
+
+
+def test_the_demo_creates_its_env_file_private_from_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.demo import ensure_secrets
+
+    def no_chmod(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a secrets file must be created 0600, not loosened by the umask and chmod-ed after")
+
+    monkeypatch.setattr(os, "chmod", no_chmod)
+    monkeypatch.setattr(Path, "chmod", no_chmod)
+    monkeypatch.delenv("FRONTDESK_ACCESS_SECRET", raising=False)
+    monkeypatch.delenv("FRONTDESK_REFRESH_SECRET", raising=False)
+    previous = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.env"
+        ensure_secrets(fresh)
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+        assert set(parse_env_lines(fresh.read_text())) == {"FRONTDESK_ACCESS_SECRET", "FRONTDESK_REFRESH_SECRET"}
+
+        # An existing, world-readable .env that lacks a secret is made private before the secret goes in.
+        loose = tmp_path / "loose.env"
+        loose.write_text("OTHER=1")
+        assert stat.S_IMODE(loose.stat().st_mode) == 0o644
+        ensure_secrets(loose)
+        assert stat.S_IMODE(loose.stat().st_mode) == 0o600
+        lines = loose.read_text().splitlines()
+        assert lines[0] == "OTHER=1" and len(lines) == 3
+    finally:
+        os.umask(previous)
 
 
 def test_the_console_script_is_installed(tmp_path: Path) -> None:
@@ -156,6 +210,68 @@ def test_users_add_list_remove_and_the_server_sees_them(gateway_factory: Any) ->
     assert missing.returncode != 0 and "kim" in missing.stderr
     assert_no_traceback(missing)
     gw.stop()
+
+
+# --- what serve tells the operator ----------------------------------------------------------------
+
+
+def test_serve_warns_when_the_env_file_is_readable_by_others(
+    gateway_factory: Any, gateway_secrets: dict[str, str]
+) -> None:
+    gw: GatewayProcess = gateway_factory("env-perms", start=False, env={})  # secrets only from the .env
+    dotenv = gw.workdir / ".env"
+    dotenv.write_text("".join(f"{name}={value}\n" for name, value in gateway_secrets.items()))
+    dotenv.chmod(0o644)
+    gw.start()
+    warning = [line for line in gw.log_path.read_text().splitlines() if str(dotenv) in line]
+    assert len(warning) == 1, gw.log()
+    assert "warning" in warning[0] and "0644" in warning[0] and f"chmod 600 {dotenv}" in warning[0]
+    gw.stop()
+
+    dotenv.chmod(0o600)
+    gw.start()
+    assert str(dotenv) not in gw.log_path.read_text()
+    gw.stop()
+
+
+def test_serve_emits_frontdesk_info_logs_and_refused_websockets_log_no_error(gateway_factory: Any) -> None:
+    gw: GatewayProcess = gateway_factory(
+        "logs",
+        start=False,
+        workers=2,  # the log set-up must reach uvicorn's spawned workers too
+        store={"purge_interval": "1s"},
+        routes=[{"prefix": "/ws/", "upstream": "http://127.0.0.1:9", "websocket": True}],
+    )
+    gw.log_level = "info"
+    gw.start()
+    # frontdesk's own INFO lines (here the periodic purge) reach the log, named and levelled.
+    wait_for(lambda: re.search(r"INFO.*frontdesk\S*: purged \d+ expired rows", gw.log()), what="a purge log line")
+
+    own = f"http://127.0.0.1:{gw.port}"
+    refusals = [
+        ("/ws/socket", {"Origin": own}, 401),  # no session cookie
+        ("/ws/socket", {"Origin": "https://evil.example"}, 403),
+        ("/ws/socket", {}, 403),  # no Origin at all
+        ("/not-a-route", {"Origin": own}, 403),  # no route takes the upgrade: the static files refuse it
+    ]
+
+    async def knock() -> list[int]:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus
+
+        statuses = []
+        for path, headers, _ in refusals * 3:
+            with pytest.raises(InvalidStatus) as info:
+                async with connect(f"ws://127.0.0.1:{gw.port}{path}", additional_headers=headers):
+                    pass
+            statuses.append(info.value.response.status_code)
+        return statuses
+
+    assert run_in_thread(lambda: asyncio.run(knock())) == [status for *_, status in refusals] * 3
+    gw.stop()  # every line flushed
+    log = gw.log()
+    assert log.count('"WebSocket /ws/socket" 401') == 3, log  # the refusals did reach the server
+    assert "ERROR" not in log and "Traceback" not in log, log
 
 
 # --- refusing a bad config -----------------------------------------------------------------------
