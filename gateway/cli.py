@@ -131,6 +131,8 @@ def _load(args: argparse.Namespace, *, require_secrets: bool = True) -> GatewayC
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .serving import uvicorn_options
+
     path = config_path(args.config, os.environ).resolve()
     config = load_config(path)  # refuse to start before any worker is spawned
     warn_about_exposed_secrets(path.parent)
@@ -142,12 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port or config.port,
         workers=args.workers or config.workers,
         lifespan="on",
-        http="httptools",
-        loop="uvloop",
-        proxy_headers=False,  # X-Forwarded-* are judged by frontdesk against server.trusted_proxies
-        server_header=False,
-        log_level=args.log_level,
-        access_log=args.access_log,
+        **uvicorn_options(log_level=args.log_level, access_log=args.access_log),
     )
     return 0
 

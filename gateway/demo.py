@@ -68,6 +68,8 @@ def _wait_for(url: str, deadline: float) -> bool:
 def run_demo(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .serving import uvicorn_options
+
     path = config_path(args.config, os.environ).resolve()
     ensure_secrets(path.parent / ".env")
     config = load_config(path)
@@ -95,11 +97,8 @@ def run_demo(args: argparse.Namespace) -> int:
             create_app(config),
             host="127.0.0.1",
             port=args.port,
-            http="httptools",
-            loop="uvloop",
-            proxy_headers=False,
-            server_header=False,
-            log_level="warning",
+            # uvicorn's own chatter stays quiet; frontdesk's rare INFO lines (key reloads, purges) still show.
+            **uvicorn_options(log_level="warning", frontdesk_log_level="info"),
         )
     finally:
         upstream.terminate()
