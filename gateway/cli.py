@@ -45,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = with_config(sub.add_parser("demo", help="run the gateway with the demo upstream and a demo user"))
     demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--upstream-port", type=int, default=9000)
+    demo.add_argument(
+        "--upstream-port",
+        type=int,
+        default=9000,
+        help="port of the demo upstream; routes to 127.0.0.1:9000 (the demo config's) are sent there",
+    )
 
     keygen = sub.add_parser("keygen", help="print two fresh secrets in .env form")
     keygen.add_argument(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import secrets
 import subprocess
@@ -16,16 +17,21 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from .app import create_app
-from .config import SECRET_ENV, config_path, load_config, read_dotenv
+from .config import SECRET_ENV, GatewayConfig, config_path, load_config, read_dotenv
 from .keys import JWKS_PATH, key_settings
 from .secret_files import append_private
 from .users import UserDirectory, UserExists
 
-__all__ = ["run_demo", "ensure_secrets"]
+__all__ = ["run_demo", "ensure_secrets", "route_to_demo_upstream"]
 
 DEMO_USER = "demo"
+# Where the demo config's [[routes]] send /api/*: the demo upstream's default --upstream-port.
+DEMO_UPSTREAM_HOSTS = ("127.0.0.1", "localhost")
+DEMO_UPSTREAM_PORT = 9000
 
 
 def ensure_secrets(dotenv: Path) -> None:
@@ -37,6 +43,21 @@ def ensure_secrets(dotenv: Path) -> None:
     # Created (or first made) 0600 before any secret is written: never a moment readable by others.
     append_private(dotenv, "".join(f"{name}={secrets.token_urlsafe(48)}\n" for name in missing))
     print(f"wrote fresh secrets for {', '.join(missing)} to {dotenv}")
+
+
+def route_to_demo_upstream(config: GatewayConfig, port: int) -> GatewayConfig:
+    """``config`` with every route written for the demo upstream's default address (loopback, port 9000)
+    pointed at ``port`` instead, path kept, so ``--upstream-port`` reaches the upstream this command started.
+    Routes to anything else are left alone."""
+    routes: list[Any] = []
+    for raw in config.raw_routes:
+        upstream = raw.get("upstream") if isinstance(raw, dict) else None
+        if isinstance(upstream, str):
+            parts = urlsplit(upstream)
+            if parts.scheme == "http" and parts.hostname in DEMO_UPSTREAM_HOSTS and parts.port == DEMO_UPSTREAM_PORT:
+                raw = {**raw, "upstream": parts._replace(netloc=f"{parts.hostname}:{port}").geturl()}
+        routes.append(raw)
+    return dataclasses.replace(config, raw_routes=routes)
 
 
 async def _demo_user(database: str) -> str:
@@ -72,7 +93,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     path = config_path(args.config, os.environ).resolve()
     ensure_secrets(path.parent / ".env")
-    config = load_config(path)
+    config = route_to_demo_upstream(load_config(path), args.upstream_port)
     password = asyncio.run(_demo_user(config.users_database))
 
     # The upstream verifies exactly what this gateway mints: same issuer and audience, and the same keys

@@ -9,6 +9,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -18,8 +19,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from live_gateway import GatewayProcess, make_secrets, run_in_thread, wait_for, write_config
+from live_gateway import (
+    AuthClient,
+    GatewayProcess,
+    free_port,
+    make_secrets,
+    run_in_thread,
+    wait_for,
+    write_config,
+)
 
 from gateway.config import load_config
 
@@ -103,9 +113,7 @@ def test_keygen_write_creates_the_file_0600_and_never_overwrites(tmp_path: Path)
     assert parse_env_lines(target.read_text()) == written
 
 
-def test_the_demo_creates_its_env_file_private_from_the_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_demo_creates_its_env_file_private_from_the_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway.demo import ensure_secrets
 
     def no_chmod(*args: object, **kwargs: object) -> None:
@@ -141,6 +149,61 @@ def test_the_console_script_is_installed(tmp_path: Path) -> None:
     result = subprocess.run([script, "keygen"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True)
     assert result.returncode == 0
     parse_env_lines(result.stdout)
+
+
+# --- demo ----------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_CREDENTIALS = re.compile(r"sign in as\s+(\S+)\s+/\s+(\S+)")
+
+
+def test_demo_routes_api_calls_to_the_upstream_it_started(tmp_path: Path) -> None:
+    """``frontdesk demo --port P --upstream-port U`` with the repository's own config.toml, unchanged but for
+    the static directory: /api/* must reach the upstream on U, not the config's port 9000."""
+    demo_config = (REPO / "config.toml").read_text()
+    assert 'upstream = "http://127.0.0.1:9000"' in demo_config  # what the demo must re-point
+    config = tmp_path / "config.toml"
+    config.write_text(demo_config.replace('directory = "static"', f'directory = "{(REPO / "static").as_posix()}"'))
+    port, upstream_port = free_port(), free_port()
+    log = tmp_path / "demo.log"
+    args = [sys.executable, "-m", "gateway.cli", "demo", "--config", str(config)]
+    args += ["--port", str(port), "--upstream-port", str(upstream_port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args, cwd=tmp_path, env=clean_env(PYTHONUNBUFFERED="1"), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+
+        def credentials() -> re.Match[str] | None:
+            assert proc.poll() is None, f"frontdesk demo exited:\n{log.read_text()}"
+            return DEMO_CREDENTIALS.search(log.read_text())
+
+        found = wait_for(credentials, timeout=60, what="the demo's credentials")
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), timeout=60, what="the demo gateway")
+        assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
+        with AuthClient(f"http://127.0.0.1:{port}") as client:
+            assert client.login(found.group(1), found.group(2)).status_code == 200
+            me = client.request("GET", "/api/me")
+            assert me.status_code == 200, (me.status_code, me.text, log.read_text())
+            assert me.json()["claims"]["sub"]
+            added = client.request("POST", "/api/items", json={"text": "routed"})
+            assert added.status_code in (200, 201), added.text
+            assert client.request("GET", "/api/items").status_code == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 # --- users ---------------------------------------------------------------------------------------
