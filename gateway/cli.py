@@ -18,10 +18,10 @@ from middleware.store import store_from_url
 
 from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config
 from .keys_cli import add_keys_parser, run_keys
-from .secret_files import create_private, exposed_secret_files
+from .secret_files import create_private, warn_about_exposed
 from .users import UserDirectory, UserExists
 
-__all__ = ["main", "build_parser", "warn_about_exposed_secrets"]
+__all__ = ["main", "build_parser"]
 
 T = TypeVar("T")
 
@@ -119,16 +119,6 @@ def _keygen(write: str | None) -> int:
     return 0
 
 
-def warn_about_exposed_secrets(config_dir: Path) -> None:
-    """One line on stderr for each ``.env`` the gateway reads that other local users can read or change."""
-    for path, mode in exposed_secret_files(dotenv_paths(config_dir)):
-        print(
-            f"frontdesk: warning: {path} holds secrets but other users can access it (mode {mode:04o});"
-            f" run: chmod 600 {path}",
-            file=sys.stderr,
-        )
-
-
 def _load(args: argparse.Namespace, *, require_secrets: bool = True) -> GatewayConfig:
     return load_config(config_path(args.config, os.environ), require_secrets=require_secrets)
 
@@ -140,7 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     path = config_path(args.config, os.environ).resolve()
     config = load_config(path)  # refuse to start before any worker is spawned
-    warn_about_exposed_secrets(path.parent)
+    warn_about_exposed(dotenv_paths(path.parent))
     os.environ["FRONTDESK_CONFIG"] = str(path)  # the workers load the same file
     uvicorn.run(
         "gateway.asgi:app_factory",

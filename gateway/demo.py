@@ -21,9 +21,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .app import create_app
-from .config import SECRET_ENV, GatewayConfig, config_path, load_config, read_dotenv
+from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config, read_dotenv
 from .keys import JWKS_PATH, key_settings
-from .secret_files import append_private
+from .secret_files import append_private, warn_about_exposed
 from .users import UserDirectory, UserExists
 
 __all__ = ["run_demo", "ensure_secrets", "route_to_demo_upstream"]
@@ -93,6 +93,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     path = config_path(args.config, os.environ).resolve()
     ensure_secrets(path.parent / ".env")
+    warn_about_exposed(dotenv_paths(path.parent))  # a .env the user wrote earlier may still be 0644
     config = route_to_demo_upstream(load_config(path), args.upstream_port)
     password = asyncio.run(_demo_user(config.users_database))
 

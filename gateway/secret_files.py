@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["PRIVATE_MODE", "create_private", "append_private", "exposed_secret_files"]
+__all__ = ["PRIVATE_MODE", "create_private", "append_private", "exposed_secret_files", "warn_about_exposed"]
 
 PRIVATE_MODE = 0o600
 
@@ -49,3 +50,13 @@ def exposed_secret_files(paths: Iterable[Path]) -> list[tuple[Path, int]]:
         if mode & 0o077:
             found.append((path, mode))
     return found
+
+
+def warn_about_exposed(paths: Iterable[Path]) -> None:
+    """One line on stderr for each of ``paths`` (secrets files) that other local users can read or change."""
+    for path, mode in exposed_secret_files(paths):
+        print(
+            f"frontdesk: warning: {path} holds secrets but other users can access it (mode {mode:04o});"
+            f" run: chmod 600 {path}",
+            file=sys.stderr,
+        )
