@@ -77,6 +77,12 @@ def test_wide_screen_cards_keep_their_height_and_toasts_stay_off_the_claims_pane
             claims.evaluate(f"(el) => el.scrollIntoView({{block: '{block}'}})")
             toast_box, panel_box = toast.evaluate(BOX), claims.evaluate(BOX)
             assert not overlaps(toast_box, panel_box), (block, toast_box, panel_box)
+            # Inside the sticky top bar: it can only cover what the bar itself already covers.
+            bar = page.locator(".topbar").evaluate(BOX)
+            toast_bottom, bar_bottom = toast_box["y"] + toast_box["h"], bar["y"] + bar["h"]
+            assert bar["y"] <= toast_box["y"] and toast_bottom <= bar_bottom, (toast_box, bar)
+            for other in ("#account", ".brand"):
+                assert not overlaps(toast_box, page.locator(other).evaluate(BOX)), other
         shot(page, f"20-wide-{scheme}-toast")
         expect(page.locator(".toast")).to_have_count(0)
         page.evaluate("window.scrollTo(0, 0)")
