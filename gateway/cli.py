@@ -9,16 +9,21 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
 
 from middleware.errors import ConfigError
 from middleware.store import store_from_url
 
-from .config import GatewayConfig, config_path, load_config
+from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config
 from .keys_cli import add_keys_parser, run_keys
+from .secret_files import create_private, warn_about_exposed
 from .users import UserDirectory, UserExists
 
 __all__ = ["main", "build_parser"]
+
+T = TypeVar("T")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,9 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = with_config(sub.add_parser("demo", help="run the gateway with the demo upstream and a demo user"))
     demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--upstream-port", type=int, default=9000)
+    demo.add_argument(
+        "--upstream-port",
+        type=int,
+        default=9000,
+        help="port of the demo upstream; routes to 127.0.0.1:9000 (the demo config's) are sent there",
+    )
 
-    sub.add_parser("keygen", help="print two fresh secrets in .env form")
+    keygen = sub.add_parser("keygen", help="print two fresh secrets in .env form")
+    keygen.add_argument(
+        "--write", metavar="PATH", help="create PATH (mode 0600) holding them instead of printing; never overwrites"
+    )
 
     users = sub.add_parser("users", help="manage the gateway's users")
     users_sub = users.add_subparsers(dest="users_command", required=True)
@@ -65,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "keygen":
-            return _keygen()
+            return _keygen(args.write)
         if args.command == "serve":
             return _serve(args)
         if args.command == "demo":
@@ -73,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(args)
         if args.command == "users":
-            return asyncio.run(_users(args))
+            return _users(args)
         if args.command == "purge":
             return asyncio.run(_purge(args))
         if args.command == "keys":
@@ -82,14 +95,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # Ctrl-C, typically at a password prompt whose line is still open: end it, say so, no traceback.
+        print("\nfrontdesk: interrupted; nothing changed", file=sys.stderr)
         return 130
     return 2
 
 
-def _keygen() -> int:
+def _keygen(write: str | None) -> int:
     # 48 random bytes, URL-safe: well above the 32-byte minimum, and safe in a shell or .env file.
-    print(f"FRONTDESK_ACCESS_SECRET={secrets.token_urlsafe(48)}")
-    print(f"FRONTDESK_REFRESH_SECRET={secrets.token_urlsafe(48)}")
+    text = "".join(f"{name}={secrets.token_urlsafe(48)}\n" for name in SECRET_ENV)
+    if write is None:
+        print(text, end="")
+        return 0
+    try:
+        create_private(Path(write), text)
+    except FileExistsError:
+        print(f"frontdesk: {write} exists; not overwriting it (its secrets sign live sessions)", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"frontdesk: cannot create {write}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote {' and '.join(SECRET_ENV)} to {write} (mode 0600)")
     return 0
 
 
@@ -100,8 +126,11 @@ def _load(args: argparse.Namespace, *, require_secrets: bool = True) -> GatewayC
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .serving import uvicorn_options
+
     path = config_path(args.config, os.environ).resolve()
     config = load_config(path)  # refuse to start before any worker is spawned
+    warn_about_exposed(dotenv_paths(path.parent))
     os.environ["FRONTDESK_CONFIG"] = str(path)  # the workers load the same file
     uvicorn.run(
         "gateway.asgi:app_factory",
@@ -110,52 +139,64 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port or config.port,
         workers=args.workers or config.workers,
         lifespan="on",
-        http="httptools",
-        loop="uvloop",
-        proxy_headers=False,  # X-Forwarded-* are judged by frontdesk against server.trusted_proxies
-        server_header=False,
-        log_level=args.log_level,
-        access_log=args.access_log,
+        **uvicorn_options(log_level=args.log_level, access_log=args.access_log),
     )
     return 0
 
 
-async def _users(args: argparse.Namespace) -> int:
+def _users(args: argparse.Namespace) -> int:
+    """Each password prompt runs before any event loop: ``asyncio.run`` turns the first Ctrl-C into a
+    cancellation of its task, which a ``getpass`` blocked on the terminal never notices (it took two)."""
     config = _load(args, require_secrets=False)
+    command = args.users_command
+    if command == "list":
+        return asyncio.run(_with_users(config, _list_users))
+    if command == "add":
+        password = _read_password(args.password_stdin)
+        return asyncio.run(_with_users(config, lambda users: _add_user(users, args.name, password)))
+    found = asyncio.run(_with_users(config, lambda users: users.get(args.name)))
+    if found is None:
+        print(f"frontdesk: no user named {args.name!r}", file=sys.stderr)
+        return 1
+    if command == "remove":
+        asyncio.run(_with_users(config, lambda users: users.remove(found.username)))
+        reason, done = "user removed", f"removed user {found.username}"
+    else:
+        password = _read_password(args.password_stdin)
+        try:
+            asyncio.run(_with_users(config, lambda users: users.set_password(found.username, password)))
+        except ValueError as exc:
+            print(f"frontdesk: {exc}", file=sys.stderr)
+            return 1
+        reason, done = "password changed", f"changed the password of {found.username}"
+    # A removed user or a changed password must not leave sessions running for weeks.
+    ended = asyncio.run(_revoke_user(config, found.id, reason))
+    print(f"{done}; ended {ended} session(s)")
+    return 0
+
+
+async def _with_users(config: GatewayConfig, action: Callable[[UserDirectory], Awaitable[T]]) -> T:
     directory = UserDirectory(config.users_database)
     await directory.open()
     try:
-        if args.users_command == "add":
-            password = _read_password(args.password_stdin)
-            try:
-                row = await directory.add(args.name, password)
-            except (UserExists, ValueError) as exc:
-                print(f"frontdesk: {exc}", file=sys.stderr)
-                return 1
-            print(f"added user {row.username} (id {row.id})")
-        elif args.users_command == "list":
-            for row in await directory.list():
-                print(f"{row.username}\t{row.id}")
-        elif args.users_command in ("remove", "passwd"):
-            found = await directory.get(args.name)
-            if found is None:
-                print(f"frontdesk: no user named {args.name!r}", file=sys.stderr)
-                return 1
-            if args.users_command == "remove":
-                await directory.remove(found.username)
-                reason, done = "user removed", f"removed user {found.username}"
-            else:
-                try:
-                    await directory.set_password(found.username, _read_password(args.password_stdin))
-                except ValueError as exc:
-                    print(f"frontdesk: {exc}", file=sys.stderr)
-                    return 1
-                reason, done = "password changed", f"changed the password of {found.username}"
-            # A removed user or a changed password must not leave sessions running for weeks.
-            ended = await _revoke_user(config, found.id, reason)
-            print(f"{done}; ended {ended} session(s)")
+        return await action(directory)
     finally:
         await directory.close()
+
+
+async def _list_users(directory: UserDirectory) -> int:
+    for row in await directory.list():
+        print(f"{row.username}\t{row.id}")
+    return 0
+
+
+async def _add_user(directory: UserDirectory, name: str, password: str) -> int:
+    try:
+        row = await directory.add(name, password)
+    except (UserExists, ValueError) as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 1
+    print(f"added user {row.username} (id {row.id})")
     return 0
 
 
@@ -171,8 +212,15 @@ async def _revoke_user(config: GatewayConfig, user_id: str, reason: str) -> int:
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat password: ") != first:
+    if not sys.stdin.isatty():
+        # getpass would fall back to reading (and echoing) standard input, then fail with a traceback.
+        raise SystemExit("frontdesk: no terminal to ask for the password on; pipe it in with --password-stdin")
+    try:
+        first = getpass.getpass("Password: ")
+        again = getpass.getpass("Repeat password: ")
+    except EOFError:  # Ctrl-D: the prompt's line is still open, so start a new one
+        raise SystemExit("\nfrontdesk: no password given; nothing changed") from None
+    if again != first:
         raise SystemExit("frontdesk: the passwords do not match")
     return first
 

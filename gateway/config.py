@@ -29,6 +29,7 @@ __all__ = [
     "LoginCapacity",
     "load_config",
     "config_path",
+    "dotenv_paths",
     "read_dotenv",
     "SECRET_ENV",
 ]
@@ -116,6 +117,13 @@ class GatewayConfig:
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
     """``--config PATH``, else ``FRONTDESK_CONFIG``, else ``./config.toml``."""
     return Path(cli_path or env.get("FRONTDESK_CONFIG") or "config.toml")
+
+
+def dotenv_paths(config_dir: Path) -> list[Path]:
+    """The ``.env`` files the secrets may come from: beside the config (wins), then the working directory.
+
+    Ordered, not a set: a set's order changes with the hash seed."""
+    return list(dict.fromkeys((config_dir / ".env", Path.cwd() / ".env")))
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -211,9 +219,8 @@ def load_config(
                 raise ConfigError([f"{path} is not valid TOML: {exc}"]) from exc
         elif require_file:
             raise ConfigError([f"config file {path} not found (pass --config PATH or set FRONTDESK_CONFIG)"])
-        # A .env beside the config (or in the working directory) fills in what the environment lacks; the
-        # one beside the config wins. (Ordered, not a set: a set's order changes with the hash seed.)
-        for dotenv in dict.fromkeys((base / ".env", Path.cwd() / ".env")):
+        # A .env beside the config (or in the working directory) fills in what the environment lacks.
+        for dotenv in dotenv_paths(base):
             for key, value in read_dotenv(dotenv).items():
                 environ.setdefault(key, value)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import secrets
 import subprocess
@@ -16,15 +17,21 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from .app import create_app
-from .config import SECRET_ENV, config_path, load_config, read_dotenv
+from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config, read_dotenv
 from .keys import JWKS_PATH, key_settings
+from .secret_files import append_private, warn_about_exposed
 from .users import UserDirectory, UserExists
 
-__all__ = ["run_demo", "ensure_secrets"]
+__all__ = ["run_demo", "ensure_secrets", "route_to_demo_upstream"]
 
 DEMO_USER = "demo"
+# Where the demo config's [[routes]] send /api/*: the demo upstream's default --upstream-port.
+DEMO_UPSTREAM_HOSTS = ("127.0.0.1", "localhost")
+DEMO_UPSTREAM_PORT = 9000
 
 
 def ensure_secrets(dotenv: Path) -> None:
@@ -33,13 +40,24 @@ def ensure_secrets(dotenv: Path) -> None:
     missing = [name for name in SECRET_ENV if not (os.environ.get(name) or known.get(name))]
     if not missing:
         return
-    lines = [f"{name}={secrets.token_urlsafe(48)}" for name in missing]
-    existing = dotenv.read_text() if dotenv.exists() else ""
-    if existing and not existing.endswith("\n"):
-        existing += "\n"
-    dotenv.write_text(existing + "\n".join(lines) + "\n")
-    dotenv.chmod(0o600)
+    # Created (or first made) 0600 before any secret is written: never a moment readable by others.
+    append_private(dotenv, "".join(f"{name}={secrets.token_urlsafe(48)}\n" for name in missing))
     print(f"wrote fresh secrets for {', '.join(missing)} to {dotenv}")
+
+
+def route_to_demo_upstream(config: GatewayConfig, port: int) -> GatewayConfig:
+    """``config`` with every route written for the demo upstream's default address (loopback, port 9000)
+    pointed at ``port`` instead, path kept, so ``--upstream-port`` reaches the upstream this command started.
+    Routes to anything else are left alone."""
+    routes: list[Any] = []
+    for raw in config.raw_routes:
+        upstream = raw.get("upstream") if isinstance(raw, dict) else None
+        if isinstance(upstream, str):
+            parts = urlsplit(upstream)
+            if parts.scheme == "http" and parts.hostname in DEMO_UPSTREAM_HOSTS and parts.port == DEMO_UPSTREAM_PORT:
+                raw = {**raw, "upstream": parts._replace(netloc=f"{parts.hostname}:{port}").geturl()}
+        routes.append(raw)
+    return dataclasses.replace(config, raw_routes=routes)
 
 
 async def _demo_user(database: str) -> str:
@@ -71,9 +89,12 @@ def _wait_for(url: str, deadline: float) -> bool:
 def run_demo(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .serving import uvicorn_options
+
     path = config_path(args.config, os.environ).resolve()
     ensure_secrets(path.parent / ".env")
-    config = load_config(path)
+    warn_about_exposed(dotenv_paths(path.parent))  # a .env the user wrote earlier may still be 0644
+    config = route_to_demo_upstream(load_config(path), args.upstream_port)
     password = asyncio.run(_demo_user(config.users_database))
 
     # The upstream verifies exactly what this gateway mints: same issuer and audience, and the same keys
@@ -98,11 +119,8 @@ def run_demo(args: argparse.Namespace) -> int:
             create_app(config),
             host="127.0.0.1",
             port=args.port,
-            http="httptools",
-            loop="uvloop",
-            proxy_headers=False,
-            server_header=False,
-            log_level="warning",
+            # uvicorn's own chatter stays quiet; frontdesk's rare INFO lines (key reloads, purges) still show.
+            **uvicorn_options(log_level="warning", frontdesk_log_level="info"),
         )
     finally:
         upstream.terminate()

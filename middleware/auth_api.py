@@ -97,6 +97,7 @@ class AuthAPI:
             "/session": ("GET", self._session),
             "/refresh": ("POST", self._refresh),
             "/logout": ("POST", self._logout),
+            "/config": ("GET", self._config),
         }
 
     def handles(self, path: str) -> bool:
@@ -162,6 +163,11 @@ class AuthAPI:
                 _NO_STORE,
             ],
         )
+
+    async def _config(self, request: HttpRequest) -> HttpResponse:
+        # What a login form may tell the user before they sign in ("remember me for 30 days"); public on
+        # purpose, so it holds only lifetimes, never anything about a session, a user or a key.
+        return json_response(200, {"remember_ttl": int(self.engine.settings.remember_ttl)}, [_NO_STORE])
 
     def _grant_response(self, grant: Grant) -> HttpResponse:
         headers = [_NO_STORE]

@@ -9,7 +9,7 @@ import { setupClockPanel } from "./ui/clock-panel.js";
 import { setupItemsPanel } from "./ui/items-panel.js";
 import { setupLogin } from "./ui/login.js";
 import { setupSessionPanel } from "./ui/session-panel.js";
-import { toast } from "./ui/toast.js";
+import { clearToasts, toast } from "./ui/toast.js";
 
 const boot = byId("boot");
 const dashboard = byId("app-view");
@@ -46,6 +46,7 @@ function enter(current, { focus = false } = {}) {
 
 function leave(notice) {
   for (const panel of Object.values(panels)) panel.stop();
+  clearToasts(); // "Added “…”" must not outlive the session that added it
   signedIn = false;
   boot.hidden = true;
   dashboard.hidden = true;

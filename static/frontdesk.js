@@ -6,13 +6,14 @@
  * (the `X-CSRF: 1` header and same-origin credentials), turns JSON errors into thrown `FrontdeskError`s,
  * and tells the app when the user is logged out.
  *
- *   import { frontdesk, api, login, logout, session } from "/frontdesk.js";
+ *   import { frontdesk, api, config, login, logout, session } from "/frontdesk.js";
  *   frontdesk.addEventListener("logged-out", () => showLoginForm());
  *   const me = await session();           // { user, session } or null when not logged in
  *   await login("ada", "secret", true);    // throws FrontdeskError (code "invalid_credentials") on a bad password
  *   const items = await api("/api/items"); // parsed JSON
  *   await api("/api/items", { method: "POST", body: { text: "hello" } });
  *   await logout();
+ *   const { remember_ttl } = await config(); // seconds a "remember me" login lasts, for the login form
  *
  * `logged-out` fires once per logged-in period: however many concurrent calls meet a 401, the app hears it
  * once, until the next successful `login()` or `session()`.
@@ -117,6 +118,11 @@ export class FrontdeskClient extends EventTarget {
     return current;
   }
 
+  /** The gateway's public settings for a login form, e.g. `{ remember_ttl: 2592000 }` (seconds). */
+  async config() {
+    return this.#request("/auth/config", { method: "GET" }, false);
+  }
+
   /** Log out (idempotent on the server), then fire `logged-out` with reason "logout". */
   async logout() {
     await this.#request("/auth/logout", { method: "POST" }, false);
@@ -171,3 +177,4 @@ export const api = (path, options) => frontdesk.api(path, options);
 export const session = () => frontdesk.session();
 export const login = (username, password, remember) => frontdesk.login(username, password, remember);
 export const logout = () => frontdesk.logout();
+export const config = () => frontdesk.config();

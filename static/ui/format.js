@@ -60,3 +60,14 @@ export function ago(ms) {
   if (s < 60) return `${s} s ago`;
   return `${Math.round(s / 60)} min ago`;
 }
+
+/** A configured lifetime in words: "30 days", "1 hour", "90 minutes", "about 2 days" when units do not divide it. */
+export function lifetime(seconds) {
+  const plural = (n, unit) => `${n} ${unit}${n === 1 ? "" : "s"}`;
+  if (!Number.isFinite(seconds) || seconds <= 0) return "";
+  if (seconds % 86400 === 0) return plural(seconds / 86400, "day");
+  if (seconds % 3600 === 0) return plural(seconds / 3600, "hour");
+  if (seconds >= 86400) return `about ${plural(Math.round(seconds / 86400), "day")}`;
+  if (seconds >= 3600) return `about ${plural(Math.round(seconds / 3600), "hour")}`;
+  return plural(Math.max(1, Math.round(seconds / 60)), "minute");
+}

@@ -1,6 +1,7 @@
 /** The login form: submits credentials, says "wrong username or password" and nothing more on a 401. */
-import { FrontdeskError, login } from "../frontdesk.js";
-import { byId, setMessage } from "./dom.js";
+import { FrontdeskError, config, login } from "../frontdesk.js";
+import { byId, setMessage, setText } from "./dom.js";
+import { lifetime } from "./format.js";
 
 function messageFor(error) {
   if (!(error instanceof FrontdeskError)) return "Something went wrong. Please try again.";
@@ -27,6 +28,15 @@ export function setupLogin(onLoggedIn) {
   const submit = byId("login-submit");
   const error = byId("login-error");
   const notice = byId("login-notice");
+
+  // "for 30 days": whatever tokens.remember_ttl says, never a number baked into the page. Without an answer
+  // the hint stays "on this device" rather than guessing.
+  config()
+    .then((settings) => {
+      const span = lifetime(settings?.remember_ttl);
+      if (span) setText(byId("remember-hint"), `for ${span} on this device`);
+    })
+    .catch(() => {});
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

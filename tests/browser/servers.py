@@ -32,8 +32,8 @@ TEST_CONFIG = """\
 [tokens]
 access_ttl = "{access_ttl}s"
 refresh_ttl = "20m"
-remember_ttl = "1h"
-max_session_age = "1h"
+remember_ttl = "{remember_ttl}"
+max_session_age = "{max_session_age}"
 rotation_grace = "30s"
 leeway = "1s"
 refresh_margin = "1s"
@@ -137,7 +137,7 @@ def add_user(stack: Stack, username: str, password: str) -> None:
 
 
 @contextmanager
-def running_stack(workdir: Path, *, access_ttl: float = 3.0) -> Iterator[Stack]:
+def running_stack(workdir: Path, *, access_ttl: float = 3.0, remember_ttl: str = "1h") -> Iterator[Stack]:
     """Start the demo upstream and the gateway with the test config; stop both on exit."""
     port, upstream_port = free_port(), free_port()
     env = {
@@ -149,7 +149,13 @@ def running_stack(workdir: Path, *, access_ttl: float = 3.0) -> Iterator[Stack]:
     env.pop("FRONTDESK_CONFIG", None)
     config = workdir / "config.toml"
     config.write_text(
-        TEST_CONFIG.format(access_ttl=int(access_ttl), static=STATIC.as_posix(), upstream_port=upstream_port)
+        TEST_CONFIG.format(
+            access_ttl=int(access_ttl),
+            remember_ttl=remember_ttl,
+            max_session_age="1h" if remember_ttl == "1h" else "30d",  # a remembered login may last that long
+            static=STATIC.as_posix(),
+            upstream_port=upstream_port,
+        )
     )
     stack = Stack(
         base_url=f"http://localhost:{port}",

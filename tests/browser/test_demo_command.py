@@ -1,7 +1,8 @@
 """The README's first command, ``frontdesk demo``: it prints the demo user's credentials, and they open the SPA.
 
-It runs with the repository's own ``config.toml`` (the demo configuration), moved to free ports and a
-temporary directory so it neither needs ports 8000/9000 nor leaves files in the checkout.
+It runs with the repository's own ``config.toml`` (the demo configuration) in a temporary directory, on free
+ports given as ``--port``/``--upstream-port``, so it neither needs ports 8000/9000 nor leaves files in the
+checkout.
 """
 
 from __future__ import annotations
@@ -32,11 +33,8 @@ def demo(tmp_path: Path) -> Iterator[tuple[Stack, Credentials]]:
     demo_config = (REPO / "config.toml").read_text()
     assert 'upstream = "http://127.0.0.1:9000"' in demo_config
     assert 'directory = "static"' in demo_config
-    config.write_text(
-        demo_config.replace("http://127.0.0.1:9000", f"http://127.0.0.1:{upstream_port}").replace(
-            'directory = "static"', f'directory = "{STATIC.as_posix()}"'
-        )
-    )
+    # The routes keep port 9000: --upstream-port must re-point them at the upstream the demo starts.
+    config.write_text(demo_config.replace('directory = "static"', f'directory = "{STATIC.as_posix()}"'))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
     env["PYTHONUNBUFFERED"] = "1"
     log = tmp_path / "demo.log"

@@ -344,6 +344,7 @@ class GatewayProcess:
     config_path: Path
     env: dict[str, str]
     workers: int = 1
+    log_level: str = "warning"  # frontdesk serve --log-level
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -371,7 +372,7 @@ class GatewayProcess:
         args = [
             sys.executable, "-m", "gateway.cli", "serve", "--config", str(self.config_path),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
-            "--log-level", "warning",
+            "--log-level", self.log_level,
         ]  # fmt: skip
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(

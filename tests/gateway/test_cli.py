@@ -3,18 +3,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import os
 import re
+import select
 import shutil
+import signal
 import sqlite3
+import stat
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from live_gateway import GatewayProcess, make_secrets, wait_for, write_config
+from live_gateway import (
+    AuthClient,
+    GatewayProcess,
+    free_port,
+    make_secrets,
+    run_in_thread,
+    wait_for,
+    write_config,
+)
 
 from gateway.config import load_config
 
@@ -77,6 +92,56 @@ def test_keygen_prints_two_distinct_long_secrets_in_env_form(tmp_path: Path) -> 
     assert (config.tokens.access_secret, config.tokens.refresh_secret) == (access, refresh)
 
 
+def test_keygen_write_creates_the_file_0600_and_never_overwrites(tmp_path: Path) -> None:
+    target = tmp_path / ".env"
+    # umask 022 is the common default: a plain open() would leave the secrets readable by everyone.
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "keygen", "--write", str(target)],
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120, umask=0o022,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    written = parse_env_lines(target.read_text())
+    assert not any(secret in result.stdout + result.stderr for secret in written.values())  # never printed
+    assert str(target) in result.stdout
+
+    # An existing file is never replaced (its secrets would be lost and every session with them).
+    again = frontdesk("keygen", "--write", str(target), cwd=tmp_path)
+    assert again.returncode != 0
+    assert_no_traceback(again)
+    assert "exists" in again.stderr
+    assert parse_env_lines(target.read_text()) == written
+
+
+def test_the_demo_creates_its_env_file_private_from_the_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.demo import ensure_secrets
+
+    def no_chmod(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a secrets file must be created 0600, not loosened by the umask and chmod-ed after")
+
+    monkeypatch.setattr(os, "chmod", no_chmod)
+    monkeypatch.setattr(Path, "chmod", no_chmod)
+    monkeypatch.delenv("FRONTDESK_ACCESS_SECRET", raising=False)
+    monkeypatch.delenv("FRONTDESK_REFRESH_SECRET", raising=False)
+    previous = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.env"
+        ensure_secrets(fresh)
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+        assert set(parse_env_lines(fresh.read_text())) == {"FRONTDESK_ACCESS_SECRET", "FRONTDESK_REFRESH_SECRET"}
+
+        # An existing, world-readable .env that lacks a secret is made private before the secret goes in.
+        loose = tmp_path / "loose.env"
+        loose.write_text("OTHER=1")
+        assert stat.S_IMODE(loose.stat().st_mode) == 0o644
+        ensure_secrets(loose)
+        assert stat.S_IMODE(loose.stat().st_mode) == 0o600
+        lines = loose.read_text().splitlines()
+        assert lines[0] == "OTHER=1" and len(lines) == 3
+    finally:
+        os.umask(previous)
+
+
 def test_the_console_script_is_installed(tmp_path: Path) -> None:
     script = shutil.which("frontdesk")
     if script is None:
@@ -84,6 +149,61 @@ def test_the_console_script_is_installed(tmp_path: Path) -> None:
     result = subprocess.run([script, "keygen"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True)
     assert result.returncode == 0
     parse_env_lines(result.stdout)
+
+
+# --- demo ----------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_CREDENTIALS = re.compile(r"sign in as\s+(\S+)\s+/\s+(\S+)")
+
+
+def test_demo_routes_api_calls_to_the_upstream_it_started(tmp_path: Path) -> None:
+    """``frontdesk demo --port P --upstream-port U`` with the repository's own config.toml, unchanged but for
+    the static directory: /api/* must reach the upstream on U, not the config's port 9000."""
+    demo_config = (REPO / "config.toml").read_text()
+    assert 'upstream = "http://127.0.0.1:9000"' in demo_config  # what the demo must re-point
+    config = tmp_path / "config.toml"
+    config.write_text(demo_config.replace('directory = "static"', f'directory = "{(REPO / "static").as_posix()}"'))
+    port, upstream_port = free_port(), free_port()
+    log = tmp_path / "demo.log"
+    args = [sys.executable, "-m", "gateway.cli", "demo", "--config", str(config)]
+    args += ["--port", str(port), "--upstream-port", str(upstream_port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args, cwd=tmp_path, env=clean_env(PYTHONUNBUFFERED="1"), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+
+        def credentials() -> re.Match[str] | None:
+            assert proc.poll() is None, f"frontdesk demo exited:\n{log.read_text()}"
+            return DEMO_CREDENTIALS.search(log.read_text())
+
+        found = wait_for(credentials, timeout=60, what="the demo's credentials")
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), timeout=60, what="the demo gateway")
+        assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
+        with AuthClient(f"http://127.0.0.1:{port}") as client:
+            assert client.login(found.group(1), found.group(2)).status_code == 200
+            me = client.request("GET", "/api/me")
+            assert me.status_code == 200, (me.status_code, me.text, log.read_text())
+            assert me.json()["claims"]["sub"]
+            added = client.request("POST", "/api/items", json={"text": "routed"})
+            assert added.status_code in (200, 201), added.text
+            assert client.request("GET", "/api/items").status_code == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -153,6 +273,68 @@ def test_users_add_list_remove_and_the_server_sees_them(gateway_factory: Any) ->
     assert missing.returncode != 0 and "kim" in missing.stderr
     assert_no_traceback(missing)
     gw.stop()
+
+
+# --- what serve tells the operator ----------------------------------------------------------------
+
+
+def test_serve_warns_when_the_env_file_is_readable_by_others(
+    gateway_factory: Any, gateway_secrets: dict[str, str]
+) -> None:
+    gw: GatewayProcess = gateway_factory("env-perms", start=False, env={})  # secrets only from the .env
+    dotenv = gw.workdir / ".env"
+    dotenv.write_text("".join(f"{name}={value}\n" for name, value in gateway_secrets.items()))
+    dotenv.chmod(0o644)
+    gw.start()
+    warning = [line for line in gw.log_path.read_text().splitlines() if str(dotenv) in line]
+    assert len(warning) == 1, gw.log()
+    assert "warning" in warning[0] and "0644" in warning[0] and f"chmod 600 {dotenv}" in warning[0]
+    gw.stop()
+
+    dotenv.chmod(0o600)
+    gw.start()
+    assert str(dotenv) not in gw.log_path.read_text()
+    gw.stop()
+
+
+def test_serve_emits_frontdesk_info_logs_and_refused_websockets_log_no_error(gateway_factory: Any) -> None:
+    gw: GatewayProcess = gateway_factory(
+        "logs",
+        start=False,
+        workers=2,  # the log set-up must reach uvicorn's spawned workers too
+        store={"purge_interval": "1s"},
+        routes=[{"prefix": "/ws/", "upstream": "http://127.0.0.1:9", "websocket": True}],
+    )
+    gw.log_level = "info"
+    gw.start()
+    # frontdesk's own INFO lines (here the periodic purge) reach the log, named and levelled.
+    wait_for(lambda: re.search(r"INFO.*frontdesk\S*: purged \d+ expired rows", gw.log()), what="a purge log line")
+
+    own = f"http://127.0.0.1:{gw.port}"
+    refusals = [
+        ("/ws/socket", {"Origin": own}, 401),  # no session cookie
+        ("/ws/socket", {"Origin": "https://evil.example"}, 403),
+        ("/ws/socket", {}, 403),  # no Origin at all
+        ("/not-a-route", {"Origin": own}, 403),  # no route takes the upgrade: the static files refuse it
+    ]
+
+    async def knock() -> list[int]:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus
+
+        statuses = []
+        for path, headers, _ in refusals * 3:
+            with pytest.raises(InvalidStatus) as info:
+                async with connect(f"ws://127.0.0.1:{gw.port}{path}", additional_headers=headers):
+                    pass
+            statuses.append(info.value.response.status_code)
+        return statuses
+
+    assert run_in_thread(lambda: asyncio.run(knock())) == [status for *_, status in refusals] * 3
+    gw.stop()  # every line flushed
+    log = gw.log()
+    assert log.count('"WebSocket /ws/socket" 401') == 3, log  # the refusals did reach the server
+    assert "ERROR" not in log and "Traceback" not in log, log
 
 
 # --- refusing a bad config -----------------------------------------------------------------------
@@ -269,3 +451,128 @@ def test_purge_deletes_only_what_has_expired(tmp_path: Path) -> None:
         assert db.execute("SELECT key FROM attempts").fetchall() == [("login:user:mo",)]
     finally:
         db.close()
+
+
+# --- the password prompt on a real terminal ------------------------------------------------------
+
+PROMPT_TIMEOUT = 30.0  # generous: only a deadline for a hung process, never a speed assertion
+
+
+def _take_the_terminal() -> None:
+    # In the child, after setsid(): make the pty (already fd 0) our controlling terminal, so that getpass
+    # opens it as /dev/tty and the line discipline turns \x03 into SIGINT for this process.
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class Terminal:
+    """``frontdesk`` running on a real pseudo-terminal, as a user types into it."""
+
+    def __init__(self, *args: str, cwd: Path) -> None:
+        master, slave = os.openpty()
+        self.master = master
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", *args],
+            cwd=cwd,
+            env=clean_env(),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            preexec_fn=_take_the_terminal,
+        )
+        os.close(slave)
+        self.output = b""
+
+    def _read(self, timeout: float) -> bytes | None:
+        """The next chunk of output; None if nothing came within ``timeout``; b"" once the terminal is closed."""
+        if not select.select([self.master], [], [], timeout)[0]:
+            return None
+        try:
+            chunk = os.read(self.master, 4096)
+        except OSError:  # EIO: every process holding the terminal has exited
+            return b""
+        self.output += chunk
+        return chunk
+
+    def wait_for_output(self, needle: bytes) -> None:
+        deadline = time.monotonic() + PROMPT_TIMEOUT
+        while needle not in self.output:
+            assert time.monotonic() < deadline, f"never printed {needle!r}: {self.output!r}"
+            assert self._read(0.2) != b"", f"exited before printing {needle!r}: {self.output!r}"
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def finish(self) -> tuple[int, str]:
+        """Wait for the exit (failing, and killing it, if it does not come) and return (code, output)."""
+        try:
+            code = self.proc.wait(timeout=PROMPT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"still running after the keystroke; output so far: {self.output!r}")
+        while self._read(0.5):  # drain what it wrote before exiting
+            pass
+        os.close(self.master)
+        return code, self.output.decode(errors="replace")
+
+
+def _after_prompt(output: str) -> list[str]:
+    tail = re.split(r"[Pp]assword: ", output)[-1]  # after the last prompt, "Password: " or "Repeat password: "
+    return [line.strip() for line in tail.replace("\r", "\n").split("\n") if line.strip()]
+
+
+@pytest.mark.parametrize("command", ["add", "passwd"])
+def test_one_ctrl_c_at_the_password_prompt_exits_cleanly(tmp_path: Path, command: str) -> None:
+    write_config(tmp_path / "config.toml")
+    cfg = str(tmp_path / "config.toml")
+    if command == "passwd":
+        made = frontdesk("users", "add", "ada", "--password-stdin", "--config", cfg, cwd=tmp_path, stdin="ada-pw-123\n")
+        assert made.returncode == 0, made.stderr
+    term = Terminal("users", command, "ada", "--config", cfg, cwd=tmp_path)
+    term.wait_for_output(b"Password: ")
+    term.type(b"\x03")  # one Ctrl-C: the terminal sends SIGINT
+    code, output = term.finish()
+    assert code == 130, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert len(_after_prompt(output)) == 1, output
+    # Nothing was changed.
+    listed = frontdesk("users", "list", "--config", cfg, cwd=tmp_path)
+    assert listed.stdout.split() == ([] if command == "add" else ["ada", listed.stdout.split()[1]])
+
+
+@pytest.mark.parametrize("at", ["first", "repeat"])
+def test_ctrl_d_at_the_password_prompt_prints_one_clean_line(tmp_path: Path, at: str) -> None:
+    write_config(tmp_path / "config.toml")
+    term = Terminal("users", "add", "ada", "--config", str(tmp_path / "config.toml"), cwd=tmp_path)
+    term.wait_for_output(b"Password: ")
+    if at == "repeat":
+        term.type(b"ada-pw-123\r")
+        term.wait_for_output(b"Repeat password: ")
+    term.type(b"\x04")  # Ctrl-D on an empty line: end of input
+    code, output = term.finish()
+    assert code not in (0, 130), output
+    assert "Traceback" not in output and "EOFError" not in output, output
+    lines = _after_prompt(output)
+    assert len(lines) == 1 and lines[0].startswith("frontdesk: "), output
+
+
+@pytest.mark.parametrize("piped", [None, "ada-pw-123\n"], ids=["devnull", "pipe"])
+def test_no_terminal_and_no_password_stdin_prints_one_clean_line(tmp_path: Path, piped: str | None) -> None:
+    write_config(tmp_path / "config.toml")
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "users", "add", "ada", "--config", str(tmp_path / "config.toml")],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL if piped is None else None,
+        input=piped,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,  # no controlling terminal at all, as under cron or CI
+    )
+    assert result.returncode != 0
+    assert_no_traceback(result)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--password-stdin" in lines[0], result.stderr
+    assert result.stdout == ""

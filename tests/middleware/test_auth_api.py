@@ -8,7 +8,7 @@ from middleware.auth_api import AuthAPI
 from middleware.clock import ManualClock
 from middleware.errors import StoreError
 from middleware.http import HttpRequest
-from middleware.sessions import SessionEngine, User
+from middleware.sessions import SessionEngine, SessionSettings, User
 from middleware.store import MemoryStore
 from middleware.tokens import KeyRing
 
@@ -49,3 +49,19 @@ async def test_store_failures_answer_503_without_the_details() -> None:
     assert response.status == 503
     body = json.loads(response.body)
     assert body["error"] == "store_unavailable" and "s3cret" not in response.body.decode()
+
+
+async def test_config_tells_a_login_form_the_remember_lifetime_and_nothing_else() -> None:
+    engine = SessionEngine.from_keys(
+        access_keyring=KeyRing.from_secrets("a" * 40),
+        refresh_keyring=KeyRing.from_secrets("r" * 40),
+        store=MemoryStore(),
+        authenticator=check,
+        settings=SessionSettings(remember_ttl=14 * 86400),
+        clock=ManualClock(),
+    )
+    request = HttpRequest("GET", "/auth/config", {"x-csrf": "1", "host": "gw"}, b"", client="10.0.0.1")
+    response = await AuthAPI(engine).handle(request)  # no cookie: public, before any login
+    assert response.status == 200
+    assert json.loads(response.body) == {"remember_ttl": 14 * 86400}
+    assert ("cache-control", "no-store") in response.headers

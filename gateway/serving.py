@@ -1,0 +1,71 @@
+"""How ``frontdesk serve`` and ``frontdesk demo`` run uvicorn: the options both share, a handler for frontdesk's
+own loggers, and a WebSocket protocol under which a refused upgrade is not logged as an ERROR.
+
+Logging: uvicorn configures only its own loggers, so without this every ``frontdesk.*`` INFO line (key
+reloads, purges) was dropped by the root logger's WARNING default. The ``frontdesk`` logger gets a handler on
+stderr in uvicorn's format, plus the logger's name. The config travels to every spawned worker with uvicorn's
+own (``Config.configure_logging`` runs in each process).
+
+WebSockets: the gateway refuses an upgrade with a JSON body through ASGI's WebSocket denial response. uvicorn's
+default implementation (websockets-sansio, 0.54) writes that response but never marks the handshake done, so
+when the app returns it logs "ASGI callable returned without completing handshake." at ERROR, once per refused
+attempt: log noise any unauthenticated client can generate, and a false alarm for anyone alerting on ERROR.
+The subclass below marks the handshake done once the denial is on the wire, as uvicorn's wsproto
+implementation already does (and as https://github.com/Kludex/uvicorn/pull/3138 proposes upstream); when
+uvicorn fixes it, the override is a no-op.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from uvicorn._types import ASGISendEvent
+from uvicorn.config import LOGGING_CONFIG
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+__all__ = ["DenialCompletesHandshake", "log_config", "uvicorn_options"]
+
+LOG_FORMAT = "%(levelprefix)s %(name)s: %(message)s"  # e.g. "INFO:     frontdesk.keys: access-token keys reloaded"
+
+
+class DenialCompletesHandshake(WebSocketsSansIOProtocol):
+    """uvicorn's default WebSocket protocol, except that a complete denial response ends the handshake."""
+
+    async def send(self, message: ASGISendEvent) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+            self.handshake_complete = True
+
+
+def log_config(frontdesk_level: str) -> dict[str, Any]:
+    """uvicorn's logging config with the ``frontdesk`` logger added at ``frontdesk_level`` ("info", ...)."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["frontdesk"] = {
+        "()": "uvicorn.logging.DefaultFormatter",
+        "fmt": LOG_FORMAT,
+        "use_colors": None,
+    }
+    config["handlers"]["frontdesk"] = {
+        "formatter": "frontdesk",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["frontdesk"] = {"handlers": ["frontdesk"], "level": frontdesk_level.upper(), "propagate": False}
+    return config
+
+
+def uvicorn_options(
+    *, log_level: str, frontdesk_log_level: str | None = None, access_log: bool = False
+) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run`` (besides the app, host, port and workers)."""
+    return {
+        "http": "httptools",
+        "loop": "uvloop",
+        "ws": DenialCompletesHandshake,
+        "proxy_headers": False,  # X-Forwarded-* are judged by frontdesk against server.trusted_proxies
+        "server_header": False,
+        "log_level": log_level,
+        "log_config": log_config(frontdesk_log_level or log_level),
+        "access_log": access_log,
+    }
