@@ -176,6 +176,7 @@ def load_config(
     raw: dict[str, Any] = {}
     base = Path.cwd()
     environ = dict(os.environ if env is None else env)
+    dotenvs: list[Path] = []
     if path is not None:
         base = path.resolve().parent
         if path.is_file():
@@ -187,7 +188,8 @@ def load_config(
             raise ConfigError([f"config file {path} not found (pass --config PATH or set FRONTDESK_CONFIG)"])
         # A .env beside the config (or in the working directory) fills in what the environment lacks; the
         # one beside the config wins. (Ordered, not a set: a set's order changes with the hash seed.)
-        for dotenv in dict.fromkeys((base / ".env", Path.cwd() / ".env")):
+        dotenvs = list(dict.fromkeys((base / ".env", Path.cwd() / ".env")))
+        for dotenv in dotenvs:
             for key, value in read_dotenv(dotenv).items():
                 environ.setdefault(key, value)
 
@@ -315,7 +317,7 @@ def load_config(
         raw_proxy=table("proxy"),
         raw_keys=table("keys"),
     )
-    for issue in _subsystem_problems(config):
+    for issue in _subsystem_problems(config) + _static_problems(config, dotenvs):
         p.add(issue)
     if problems.items:
         raise ConfigError(problems.items)
@@ -332,6 +334,37 @@ def _subsystem_problems(config: GatewayConfig) -> list[str]:
     from .proxy.wiring import proxy_problems
 
     return proxy_problems(config) + check_keys(config)
+
+
+def _static_problems(config: GatewayConfig, dotenvs: list[Path]) -> list[str]:
+    """Refuse a ``[static] directory`` that is, or contains, a place holding secrets: everything in it is
+    served to anyone (dotfiles excepted), so ``directory = "."`` would hand out the database's password
+    hashes, the signing keys and ``config.toml``.
+    """
+    from .keys import parse_key_settings
+
+    secret_places: list[tuple[str, Path]] = []
+    if config.source is not None:  # inside the static directory exactly when its directory is, or is below
+        secret_places.append(("the config file", config.source))
+    secret_places += [("the secrets file", dotenv) for dotenv in dotenvs if dotenv.is_file()]
+    databases = dict.fromkeys(db for db in (_sqlite_file(config.store_url), config.users_database) if db)
+    secret_places += [("the database", Path(db)) for db in databases]
+    base = config.source.resolve().parent if config.source is not None else Path.cwd()
+    keys, _ = parse_key_settings(config.raw_keys, base)  # its own problems are reported by check_keys
+    if keys.asymmetric or keys.directory.exists():
+        secret_places.append(("the key directory", keys.directory))
+
+    static = config.static_dir.resolve()
+    problems: list[str] = []
+    for what, place in secret_places:
+        place = place.resolve()
+        if place == static or static in place.parents:
+            verb = "is" if place == static else "contains"
+            problems.append(
+                f"static.directory {str(static)!r} {verb} {what} {place}: everything in it would be served to "
+                "anyone; point [static] directory at a folder that holds only the web app's files"
+            )
+    return problems
 
 
 def _secrets(environ: Mapping[str, str], problems: _Problems, *, need_access: bool = True) -> dict[str, Any]:
