@@ -4,7 +4,8 @@ Request: hop-by-hop headers (and any named in ``Connection``) are dropped, as ar
 itself (``Authorization``, ``X-Forwarded-*``, ``Forwarded``, ``X-Real-IP``, ``X-Frontdesk-*``) so a client can
 never forge them; the frontdesk cookie is cut out of ``Cookie``; framing that two HTTP parsers could read
 differently (the request-smuggling shapes) is refused. Response: hop-by-hop headers go, and so do ``Date``
-and ``Server`` (uvicorn sets its own, as nginx does) and any upstream ``Set-Cookie`` for the frontdesk cookie.
+and ``Server`` (uvicorn sets its own, as nginx does) and any upstream ``Set-Cookie`` for the frontdesk cookie,
+including a nameless one whose value would come back as it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "strip_cookie",
     "filter_response_headers",
     "replace_cookie",
+    "sets_cookie",
 ]
 
 HOP_BY_HOP = frozenset(
@@ -227,10 +229,26 @@ def filter_response_headers(
             if chunked:  # both present: the length is the lie (RFC 9112 6.3)
                 continue
             has_length = True
-        elif name == b"set-cookie" and value.partition(b"=")[0].strip() == cookie_name:
+        elif name == b"set-cookie" and sets_cookie(value, cookie_name):
             continue  # an upstream must never overwrite the session cookie
         out.append((name, value))
     return out, has_length
+
+
+def sets_cookie(set_cookie: bytes, name: bytes) -> bool:
+    """Whether a ``Set-Cookie`` value would make the browser send ``name=...`` back.
+
+    That is the cookie ``name`` itself, or a nameless cookie (``=v``, or ``v`` with no ``=`` at all) whose
+    value starts with ``name``: browsers send a nameless cookie as its bare value, so ``=__Host-frontdesk=x``
+    comes back as ``__Host-frontdesk=x`` without any of the ``__Host-`` prefix's guarantees. The prefix is
+    compared without regard to case, as browsers do.
+    """
+    pair = set_cookie.split(b";", 1)[0]
+    cookie, eq, value = pair.partition(b"=")
+    cookie = cookie.strip()
+    if eq and cookie:
+        return cookie == name
+    return (value if eq else pair).strip().lower().startswith(name.lower())
 
 
 def replace_cookie(cookie: str | None, set_cookie: str, name: str) -> str:

@@ -138,3 +138,26 @@ def test_response_rules() -> None:
     assert has_length is False
     out, has_length = filter_response_headers([(b"content-length", b"3")], b"c")
     assert out == [(b"content-length", b"3")] and has_length
+
+
+@pytest.mark.parametrize(
+    "set_cookie",
+    [
+        b"=__Host-frontdesk=evil; Path=/; Secure",  # an empty name: the browser sends "__Host-frontdesk=evil"
+        b"__Host-frontdesk; Path=/",  # no "=": the whole pair is the value of a nameless cookie
+        b"__Host-frontdesk=evil; Path=/",  # the cookie itself, as before
+        b" = __Host-frontdesk=evil",
+        b"=__host-FRONTDESK=evil",  # the __Host- prefix is matched without regard to case by browsers
+    ],
+)
+def test_an_upstream_cannot_plant_the_session_cookie_by_any_name(set_cookie: bytes) -> None:
+    out, _ = filter_response_headers([(b"set-cookie", set_cookie), (b"set-cookie", b"theme=dark")], b"__Host-frontdesk")
+    assert out == [(b"set-cookie", b"theme=dark")]
+
+
+@pytest.mark.parametrize(
+    "set_cookie", [b"=other=1; Path=/", b"flag; Path=/", b"x__Host-frontdesk=1", b"a=__Host-frontdesk"]
+)
+def test_other_cookies_still_pass(set_cookie: bytes) -> None:
+    out, _ = filter_response_headers([(b"set-cookie", set_cookie)], b"__Host-frontdesk")
+    assert out == [(b"set-cookie", set_cookie)]
