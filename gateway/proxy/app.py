@@ -78,6 +78,7 @@ class ProxyApp:
         self._pool = UpstreamPool(settings)
         self._cookie_name = engine.cookie_name
         self._cookie_b = engine.cookie_name.encode("latin-1")
+        self._public_host = settings.public_host.encode("ascii")
 
     @property
     def pool(self) -> UpstreamPool:
@@ -191,6 +192,7 @@ class ProxyApp:
                 peer=peer_host,
                 scheme=scheme,
                 trusted=self._trusted,
+                public_host=self._public_host,
                 body=framing,
             )
 

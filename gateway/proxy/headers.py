@@ -168,9 +168,14 @@ def render_request_head(
     peer: str | None,
     scheme: str,
     trusted: TrustPolicy,
+    public_host: bytes,
     body: bytes | None = None,
 ) -> bytes:
     """The upstream request head (request line and headers); ``body`` is the framing header to add.
+
+    ``X-Forwarded-Host`` is ``public_host`` (``[proxy] public_host``) when configured, else a trusted proxy's
+    ``X-Forwarded-Host``, else absent: the client's own ``Host`` is whatever the client wrote (``evil.example``,
+    ``a b``), and an upstream building links or redirects from it would hand them to the next visitor.
 
     ``body`` is ``None`` for no body, otherwise the pre-rendered ``content-length``/``transfer-encoding``
     header line; the caller decides framing because it knows whether the body is buffered.
@@ -195,7 +200,7 @@ def render_request_head(
     else:
         parts += (b"x-forwarded-for: ", peer_b, b"\r\n")
     proto = s.xfp if upstream_trusts and s.xfp is not None else scheme.encode("ascii")
-    fhost = s.xfh if upstream_trusts and s.xfh is not None else s.host
+    fhost = public_host or (s.xfh if upstream_trusts and s.xfh is not None else None)
     parts += (b"x-forwarded-proto: ", proto, b"\r\n")
     if fhost:
         parts += (b"x-forwarded-host: ", fhost, b"\r\n")
