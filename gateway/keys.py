@@ -132,6 +132,7 @@ def check_keys(config: GatewayConfig) -> list[str]:
     return problems
 
 
+
 def access_keyring(config: GatewayConfig, *, clock: Clock = system_clock) -> KeyRing:
     """The ring that signs access tokens: the shared secret(s), or the key directory (reloadable)."""
     settings = key_settings(config)
