@@ -48,7 +48,7 @@ _SCHEMA: dict[str, set[str]] = {
         "refresh_margin",
     },
     "store": {"url", "busy_timeout", "purge_interval"},
-    "server": {"host", "port", "trusted_proxies", "origins", "workers"},
+    "server": {"host", "port", "trusted_proxies", "origins", "workers", "hsts"},
     "cookie": {"name", "same_site", "secure", "path", "domain"},
     "csrf": {"header"},
     "login": {"max_attempts_per_user", "max_attempts_per_address", "window"},
@@ -91,6 +91,7 @@ class GatewayConfig:
     raw_routes: list[Any] = field(default_factory=list)
     raw_proxy: dict[str, Any] = field(default_factory=dict)
     raw_keys: dict[str, Any] = field(default_factory=dict)
+    hsts_max_age: int | None = None  # [server] hsts: Strict-Transport-Security max-age, None when off
 
 
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -153,6 +154,17 @@ def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{value!r} must be true or false")
     return value
+
+
+def _hsts(value: Any) -> int | None:
+    if value is False:
+        return None
+    if value is True:
+        raise ValueError('true is not a max-age: write how long browsers must use https, such as "365d", or false')
+    try:
+        return int(parse_duration(value))
+    except ValueError as exc:
+        raise ValueError(f'{exc}; write a max-age such as "365d", or false') from exc
 
 
 def _string_list(value: Any) -> list[str]:
@@ -316,6 +328,7 @@ def load_config(
         raw_routes=raw.get("routes", []) if isinstance(raw.get("routes", []), list) else [],
         raw_proxy=table("proxy"),
         raw_keys=table("keys"),
+        hsts_max_age=p.get(server, "server", "hsts", None, _hsts),
     )
     for issue in _subsystem_problems(config) + _static_problems(config, dotenvs):
         p.add(issue)

@@ -18,17 +18,21 @@ from starlette.staticfiles import StaticFiles
 from middleware.asgi_io import Message, Receive, Scope, Send, send_response
 from middleware.http import HttpResponse, error_body
 
+from .security_headers import FRAME_DENY, NOSNIFF
+
 __all__ = ["SecureStaticFiles", "SECURITY_HEADERS"]
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "font-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+# The SPA's own, stricter than what the gateway adds to every response (security_headers): its full CSP
+# (frame-ancestors included) and no-referrer. Those present are left alone by that layer.
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-security-policy", CSP.encode()),
-    (b"x-content-type-options", b"nosniff"),
+    NOSNIFF,
     (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
+    FRAME_DENY,
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),

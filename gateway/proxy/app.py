@@ -223,7 +223,7 @@ class ProxyApp:
             extra = [(b"set-cookie", set_cookie.encode("latin-1"))] if set_cookie else None
             await send_error(send, exc, extra=extra)
             return
-        await self._respond(conn, receive, send, set_cookie, body)
+        await self._respond(conn, receive, send, set_cookie, body, authenticated=grant is not None)
 
     def _discard(self, conn: UpstreamConnection) -> None:
         if conn.complete:
@@ -238,11 +238,13 @@ class ProxyApp:
         send: Send,
         set_cookie: str | None,
         body: RequestBody | None,
+        *,
+        authenticated: bool,
     ) -> None:
         released = False
         watcher: asyncio.Task[None] | None = None
         try:
-            headers, _ = filter_response_headers(conn.headers, self._cookie_b)
+            headers, _ = filter_response_headers(conn.headers, self._cookie_b, authenticated=authenticated)
             if set_cookie:
                 # A response carrying a refresh cookie must never be stored by a shared cache, whatever the
                 # upstream said about caching it.
