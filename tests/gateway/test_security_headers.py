@@ -11,6 +11,7 @@ gets ``Cache-Control: private`` unless the upstream chose its own caching, and `
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -231,3 +232,16 @@ def test_a_bad_hsts_setting_is_refused_plainly(tmp_path: Path, value: str) -> No
         load_config(path, env=GOOD_ENV)
     (problem,) = info.value.problems
     assert problem.startswith("server.hsts:") and '"365d"' in problem, problem
+
+
+@pytest.mark.parametrize("host", [b"evil.example", b"a b"])
+def test_a_live_directory_redirect_never_names_the_clients_host(gw: GatewayProcess, host: bytes) -> None:
+    # Raw bytes: an HTTP client would refuse to send "Host: a b".
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+        sock.sendall(b"GET //docs?x=1 HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head = reply.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 307"), head
+    assert b"\r\nlocation: /docs/?x=1\r\n" in head + b"\r\n", head
