@@ -29,6 +29,7 @@ from .config import GatewayConfig
 from .hash_pool import HashPool
 from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
 from .proxy.wiring import build_proxy
+from .security_headers import SecurityHeaders
 from .static_files import SecureStaticFiles
 from .users import UserDirectory
 
@@ -68,16 +69,21 @@ class Gateway:
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _purger: asyncio.Task[None] | None = None
     jwks: JwksEndpoint = field(init=False)
+    _secured: SecurityHeaders = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.jwks = JwksEndpoint(self.engine.access_codec.keyring)
+        # Every response below passes through one layer that adds the security headers (see security_headers).
+        self._secured = SecurityHeaders(self._dispatch, hsts_max_age=self.config.hsts_max_age)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":
+        if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        if kind == "http":
+        await self._secured(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
             path = scope["path"]
             if self.auth.handles(path):
                 await self._auth(scope, receive, send)

@@ -52,7 +52,7 @@ _SCHEMA: dict[str, set[str]] = {
         "refresh_margin",
     },
     "store": {"url", "busy_timeout", "purge_interval"},
-    "server": {"host", "port", "trusted_proxies", "origins", "workers"},
+    "server": {"host", "port", "trusted_proxies", "origins", "workers", "hsts"},
     "cookie": {"name", "same_site", "secure", "path", "domain"},
     "csrf": {"header"},
     "login": {
@@ -112,6 +112,7 @@ class GatewayConfig:
     raw_proxy: dict[str, Any] = field(default_factory=dict)
     raw_keys: dict[str, Any] = field(default_factory=dict)
     login_capacity: LoginCapacity = field(default_factory=LoginCapacity)
+    hsts_max_age: int | None = None  # [server] hsts: Strict-Transport-Security max-age, None when off
 
 
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -189,6 +190,17 @@ def _bool(value: Any) -> bool:
     return value
 
 
+def _hsts(value: Any) -> int | None:
+    if value is False:
+        return None
+    if value is True:
+        raise ValueError('true is not a max-age: write how long browsers must use https, such as "365d", or false')
+    try:
+        return int(parse_duration(value))
+    except ValueError as exc:
+        raise ValueError(f'{exc}; write a max-age such as "365d", or false') from exc
+
+
 def _string_list(value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"{value!r} must be a list of strings")
@@ -210,6 +222,7 @@ def load_config(
     raw: dict[str, Any] = {}
     base = Path.cwd()
     environ = dict(os.environ if env is None else env)
+    dotenvs: list[Path] = []
     if path is not None:
         base = path.resolve().parent
         if path.is_file():
@@ -220,7 +233,8 @@ def load_config(
         elif require_file:
             raise ConfigError([f"config file {path} not found (pass --config PATH or set FRONTDESK_CONFIG)"])
         # A .env beside the config (or in the working directory) fills in what the environment lacks.
-        for dotenv in dotenv_paths(base):
+        dotenvs = dotenv_paths(base)
+        for dotenv in dotenvs:
             for key, value in read_dotenv(dotenv).items():
                 environ.setdefault(key, value)
 
@@ -356,8 +370,9 @@ def load_config(
         raw_proxy=table("proxy"),
         raw_keys=table("keys"),
         login_capacity=login_capacity,
+        hsts_max_age=p.get(server, "server", "hsts", None, _hsts),
     )
-    for issue in _subsystem_problems(config):
+    for issue in _subsystem_problems(config) + _static_problems(config, dotenvs):
         p.add(issue)
     if problems.items:
         raise ConfigError(problems.items)
@@ -374,6 +389,37 @@ def _subsystem_problems(config: GatewayConfig) -> list[str]:
     from .proxy.wiring import proxy_problems
 
     return proxy_problems(config) + check_keys(config)
+
+
+def _static_problems(config: GatewayConfig, dotenvs: list[Path]) -> list[str]:
+    """Refuse a ``[static] directory`` that is, or contains, a place holding secrets: everything in it is
+    served to anyone (dotfiles excepted), so ``directory = "."`` would hand out the database's password
+    hashes, the signing keys and ``config.toml``.
+    """
+    from .keys import parse_key_settings
+
+    secret_places: list[tuple[str, Path]] = []
+    if config.source is not None:  # inside the static directory exactly when its directory is, or is below
+        secret_places.append(("the config file", config.source))
+    secret_places += [("the secrets file", dotenv) for dotenv in dotenvs if dotenv.is_file()]
+    databases = dict.fromkeys(db for db in (_sqlite_file(config.store_url), config.users_database) if db)
+    secret_places += [("the database", Path(db)) for db in databases]
+    base = config.source.resolve().parent if config.source is not None else Path.cwd()
+    keys, _ = parse_key_settings(config.raw_keys, base)  # its own problems are reported by check_keys
+    if keys.asymmetric or keys.directory.exists():
+        secret_places.append(("the key directory", keys.directory))
+
+    static = config.static_dir.resolve()
+    problems: list[str] = []
+    for what, place in secret_places:
+        place = place.resolve()
+        if place == static or static in place.parents:
+            verb = "is" if place == static else "contains"
+            problems.append(
+                f"static.directory {str(static)!r} {verb} {what} {place}: everything in it would be served to "
+                "anyone; point [static] directory at a folder that holds only the web app's files"
+            )
+    return problems
 
 
 def _secrets(environ: Mapping[str, str], problems: _Problems, *, need_access: bool = True) -> dict[str, Any]:

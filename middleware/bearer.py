@@ -16,7 +16,7 @@ import jwt
 from .caches import ExpiringCache
 from .clock import Clock, system_clock
 from .errors import FrontdeskError, InsufficientScope, InvalidToken, NotAuthenticated, SessionRevoked, UnknownKey
-from .http import HttpResponse, json_response
+from .http import HttpResponse, error_response
 from .jwks import JwksSource
 from .opening import OpenOnce
 from .paths import PathRules
@@ -225,12 +225,12 @@ def bearer_error_response(exc: FrontdeskError, *, realm: str = "frontdesk") -> H
     detail = exc.detail.replace('"', "'")
     if isinstance(exc, InsufficientScope):
         challenge = f'Bearer realm="{realm}", error="insufficient_scope", error_description="{detail}"'
-        return json_response(403, {"error": exc.code, "detail": exc.detail}, [("www-authenticate", challenge)])
+        return error_response(exc, [("www-authenticate", challenge)])
     if exc.status != 401:
-        return json_response(exc.status, {"error": exc.code, "detail": exc.detail})
+        return error_response(exc)
     if type(exc) is NotAuthenticated:
         # No credentials at all: RFC 6750 section 3.1 says no error code in the challenge.
         challenge = f'Bearer realm="{realm}"'
     else:
         challenge = f'Bearer realm="{realm}", error="invalid_token", error_description="{detail}"'
-    return json_response(401, {"error": exc.code, "detail": exc.detail}, [("www-authenticate", challenge)])
+    return error_response(exc, [("www-authenticate", challenge)])

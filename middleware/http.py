@@ -9,7 +9,15 @@ from typing import Any
 
 from .errors import FrontdeskError, RateLimited
 
-__all__ = ["HttpRequest", "HttpResponse", "json_response", "error_response", "error_body", "headers_from_pairs"]
+__all__ = [
+    "HttpRequest",
+    "HttpResponse",
+    "json_response",
+    "error_json",
+    "error_response",
+    "error_body",
+    "headers_from_pairs",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +49,20 @@ def headers_from_pairs(pairs: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     return out
 
 
-def json_response(status: int, payload: Any, headers: Iterable[tuple[str, str]] = ()) -> HttpResponse:
-    body = json.dumps(payload, separators=(",", ":")).encode()
+def _json(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def error_json(code: str, detail: str) -> bytes:
+    """The one writer of every error body, whichever layer refuses: ``{"error":"code","detail":"text"}``.
+
+    Compact and ASCII-only, so a client (or a test) can rely on one byte shape from ``/auth/*``, the proxy,
+    the static files, bearer mode and a refused WebSocket upgrade alike.
+    """
+    return _json({"error": code, "detail": detail})
+
+
+def _response(status: int, body: bytes, headers: Iterable[tuple[str, str]]) -> HttpResponse:
     return HttpResponse(
         status,
         [("content-type", "application/json"), ("content-length", str(len(body))), *headers],
@@ -50,12 +70,17 @@ def json_response(status: int, payload: Any, headers: Iterable[tuple[str, str]] 
     )
 
 
+def json_response(status: int, payload: Any, headers: Iterable[tuple[str, str]] = ()) -> HttpResponse:
+    return _response(status, _json(payload), headers)
+
+
 def error_response(exc: FrontdeskError, headers: Iterable[tuple[str, str]] = ()) -> HttpResponse:
     extra = list(headers)
     if isinstance(exc, RateLimited):
         extra.append(("retry-after", str(exc.retry_after)))
-    return json_response(exc.status, {"error": exc.code, "detail": exc.detail}, extra)
+    return _response(exc.status, error_json(exc.code, exc.detail), extra)
 
 
 def error_body(status: int, code: str, detail: str) -> HttpResponse:
-    return json_response(status, {"error": code, "detail": detail})
+    """An error answer that has no :class:`FrontdeskError` behind it (a 404, a 405)."""
+    return _response(status, error_json(code, detail), ())

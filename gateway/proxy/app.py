@@ -78,6 +78,7 @@ class ProxyApp:
         self._pool = UpstreamPool(settings)
         self._cookie_name = engine.cookie_name
         self._cookie_b = engine.cookie_name.encode("latin-1")
+        self._public_host = settings.public_host.encode("ascii")
 
     @property
     def pool(self) -> UpstreamPool:
@@ -191,6 +192,7 @@ class ProxyApp:
                 peer=peer_host,
                 scheme=scheme,
                 trusted=self._trusted,
+                public_host=self._public_host,
                 body=framing,
             )
 
@@ -221,7 +223,7 @@ class ProxyApp:
             extra = [(b"set-cookie", set_cookie.encode("latin-1"))] if set_cookie else None
             await send_error(send, exc, extra=extra)
             return
-        await self._respond(conn, receive, send, set_cookie, body)
+        await self._respond(conn, receive, send, set_cookie, body, authenticated=grant is not None)
 
     def _discard(self, conn: UpstreamConnection) -> None:
         if conn.complete:
@@ -236,11 +238,13 @@ class ProxyApp:
         send: Send,
         set_cookie: str | None,
         body: RequestBody | None,
+        *,
+        authenticated: bool,
     ) -> None:
         released = False
         watcher: asyncio.Task[None] | None = None
         try:
-            headers, _ = filter_response_headers(conn.headers, self._cookie_b)
+            headers, _ = filter_response_headers(conn.headers, self._cookie_b, authenticated=authenticated)
             if set_cookie:
                 # A response carrying a refresh cookie must never be stored by a shared cache, whatever the
                 # upstream said about caching it.

@@ -4,7 +4,8 @@ Request: hop-by-hop headers (and any named in ``Connection``) are dropped, as ar
 itself (``Authorization``, ``X-Forwarded-*``, ``Forwarded``, ``X-Real-IP``, ``X-Frontdesk-*``) so a client can
 never forge them; the frontdesk cookie is cut out of ``Cookie``; framing that two HTTP parsers could read
 differently (the request-smuggling shapes) is refused. Response: hop-by-hop headers go, and so do ``Date``
-and ``Server`` (uvicorn sets its own, as nginx does) and any upstream ``Set-Cookie`` for the frontdesk cookie.
+and ``Server`` (uvicorn sets its own, as nginx does) and any upstream ``Set-Cookie`` for the frontdesk cookie,
+including a nameless one whose value would come back as it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "strip_cookie",
     "filter_response_headers",
     "replace_cookie",
+    "sets_cookie",
 ]
 
 HOP_BY_HOP = frozenset(
@@ -57,6 +59,8 @@ _OURS = frozenset(
 _REQUEST_DROP = HOP_BY_HOP | _OURS | {b"host", b"expect", b"content-length", b"cookie"}
 _RESPONSE_DROP = HOP_BY_HOP | {b"date", b"server"}
 _KNOWN_CONNECTION_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade"})
+_PRIVATE = (b"cache-control", b"private")
+_VARY_COOKIE = (b"vary", b"Cookie")
 
 
 class ScannedRequest:
@@ -166,9 +170,14 @@ def render_request_head(
     peer: str | None,
     scheme: str,
     trusted: TrustPolicy,
+    public_host: bytes,
     body: bytes | None = None,
 ) -> bytes:
     """The upstream request head (request line and headers); ``body`` is the framing header to add.
+
+    ``X-Forwarded-Host`` is ``public_host`` (``[proxy] public_host``) when configured, else a trusted proxy's
+    ``X-Forwarded-Host``, else absent: the client's own ``Host`` is whatever the client wrote (``evil.example``,
+    ``a b``), and an upstream building links or redirects from it would hand them to the next visitor.
 
     ``body`` is ``None`` for no body, otherwise the pre-rendered ``content-length``/``transfer-encoding``
     header line; the caller decides framing because it knows whether the body is buffered.
@@ -193,7 +202,7 @@ def render_request_head(
     else:
         parts += (b"x-forwarded-for: ", peer_b, b"\r\n")
     proto = s.xfp if upstream_trusts and s.xfp is not None else scheme.encode("ascii")
-    fhost = s.xfh if upstream_trusts and s.xfh is not None else s.host
+    fhost = public_host or (s.xfh if upstream_trusts and s.xfh is not None else None)
     parts += (b"x-forwarded-proto: ", proto, b"\r\n")
     if fhost:
         parts += (b"x-forwarded-host: ", fhost, b"\r\n")
@@ -204,11 +213,18 @@ def render_request_head(
 
 
 def filter_response_headers(
-    headers: list[tuple[bytes, bytes]], cookie_name: bytes
+    headers: list[tuple[bytes, bytes]], cookie_name: bytes, *, authenticated: bool = False
 ) -> tuple[list[tuple[bytes, bytes]], bool]:
-    """Headers (lower-case names) fit for the browser, and whether a Content-Length was kept."""
+    """Headers (lower-case names) fit for the browser, and whether a Content-Length was kept.
+
+    ``authenticated``: the request carried a session's Bearer token, so the answer is that user's. It gets
+    ``Cache-Control: private`` unless the upstream chose its own caching, and ``Vary: Cookie`` (beside any
+    ``Vary`` of the upstream's), so no shared cache hands it to someone else.
+    """
     drop: set[bytes] | None = None
     chunked = False
+    has_cache_control = False
+    varies_by_cookie = False
     for name, value in headers:
         if name == b"connection":
             for token in value.lower().split(b","):
@@ -218,6 +234,11 @@ def filter_response_headers(
                     drop.add(token)
         elif name == b"transfer-encoding":
             chunked = True
+        elif name == b"cache-control":
+            has_cache_control = True
+        elif name == b"vary":
+            lowered = value.lower()
+            varies_by_cookie = varies_by_cookie or b"cookie" in lowered or b"*" in lowered
     out: list[tuple[bytes, bytes]] = []
     has_length = False
     for name, value in headers:
@@ -227,10 +248,31 @@ def filter_response_headers(
             if chunked:  # both present: the length is the lie (RFC 9112 6.3)
                 continue
             has_length = True
-        elif name == b"set-cookie" and value.partition(b"=")[0].strip() == cookie_name:
+        elif name == b"set-cookie" and sets_cookie(value, cookie_name):
             continue  # an upstream must never overwrite the session cookie
         out.append((name, value))
+    if authenticated:
+        if not has_cache_control:
+            out.append(_PRIVATE)
+        if not varies_by_cookie:
+            out.append(_VARY_COOKIE)  # a second Vary field means the same as one joined with ", " (RFC 9110)
     return out, has_length
+
+
+def sets_cookie(set_cookie: bytes, name: bytes) -> bool:
+    """Whether a ``Set-Cookie`` value would make the browser send ``name=...`` back.
+
+    That is the cookie ``name`` itself, or a nameless cookie (``=v``, or ``v`` with no ``=`` at all) whose
+    value starts with ``name``: browsers send a nameless cookie as its bare value, so ``=__Host-frontdesk=x``
+    comes back as ``__Host-frontdesk=x`` without any of the ``__Host-`` prefix's guarantees. The prefix is
+    compared without regard to case, as browsers do.
+    """
+    pair = set_cookie.split(b";", 1)[0]
+    cookie, eq, value = pair.partition(b"=")
+    cookie = cookie.strip()
+    if eq and cookie:
+        return cookie == name
+    return (value if eq else pair).strip().lower().startswith(name.lower())
 
 
 def replace_cookie(cookie: str | None, set_cookie: str, name: str) -> str:

@@ -1,18 +1,21 @@
-"""The JSON error answer every refusal gets: ``{"error": code, "detail": text}``, never a traceback."""
+"""The JSON error answer every refusal gets: ``{"error":code,"detail":text}``, never a traceback.
+
+The body comes from ``middleware.http.error_json``, the one writer every layer uses, so a proxy refusal has
+the very bytes ``/auth/*`` or bearer mode would write for the same error.
+"""
 
 from __future__ import annotations
-
-import json
 
 from starlette.types import Send
 
 from middleware.errors import FrontdeskError
+from middleware.http import error_json
 
 __all__ = ["send_error", "error_body"]
 
 
 def error_body(exc: FrontdeskError) -> bytes:
-    return json.dumps({"error": exc.code, "detail": exc.detail}).encode("utf-8")
+    return error_json(exc.code, exc.detail)
 
 
 async def send_error(

@@ -6,6 +6,7 @@ plain-word strings (never raised) so the start-up error can list every configura
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -36,6 +37,9 @@ class ProxySettings:
     tls_ca_file: str = ""
     # Extra origins accepted on CSRF-protected routes and WebSocket upgrades, besides the request's own.
     allowed_origins: tuple[str, ...] = ()
+    # The host name (and port) browsers use to reach the gateway, sent upstream as X-Forwarded-Host. Empty:
+    # only a trusted proxy's X-Forwarded-Host is passed on, never the Host a client wrote.
+    public_host: str = ""
 
 
 def _positive_size(value: object) -> int:
@@ -70,6 +74,18 @@ def _origins(value: object) -> tuple[str, ...]:
     return tuple(out)
 
 
+_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?::[0-9]{1,5})?")
+_IPV6_HOST = re.compile(r"\[[0-9a-f:.]+\](?::[0-9]{1,5})?")
+
+
+def _host(value: object) -> str:
+    """A host name or address with an optional port, as in a Host header: ``app.example.com:8443``."""
+    host = value.strip().lower() if isinstance(value, str) else None
+    if not host or not (_HOST.fullmatch(host) or _IPV6_HOST.fullmatch(host)):
+        raise ValueError(f'{value!r} is not a host name such as "app.example.com" (no scheme, no path)')
+    return host
+
+
 _PARSERS: dict[str, Callable[[object], Any]] = {
     "max_body_size": _positive_size,
     "max_header_size": _positive_size,
@@ -80,6 +96,7 @@ _PARSERS: dict[str, Callable[[object], Any]] = {
     "pool_size": _whole_number,  # 0 is allowed: no idle connections kept
     "tls_ca_file": _string,
     "allowed_origins": _origins,
+    "public_host": _host,
 }
 assert set(_PARSERS) == {f.name for f in fields(ProxySettings)}  # import-time self-check
 

@@ -103,6 +103,7 @@ async def proxy_websocket(
             peer=peer[0] if peer else None,
             scheme=scope.get("scheme", "ws").replace("ws", "http"),
             trusted=app.trusted,
+            public_host=app.settings.public_host.encode("ascii"),
         )
         ws_scheme = "wss" if route.upstream.scheme == "https" else "ws"
         uri = f"{ws_scheme}://{route.upstream.host_header.decode('ascii')}{target.decode('ascii')}"

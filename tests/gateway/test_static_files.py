@@ -89,3 +89,62 @@ async def test_a_websocket_upgrade_outside_every_route_is_closed(static: SecureS
 
     await static({"type": "websocket", "path": "/", "headers": []}, receive, send)
     assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+@pytest.mark.parametrize(
+    "path", ["/.git/config", "/.env", "/.git/", "/.git", "/ui/.secret.js", "/.well-known/thing", "/ui/.hidden/panel.js"]
+)
+async def test_dotfiles_and_dot_directories_are_never_served(tmp_path: Path, path: str) -> None:
+    (tmp_path / "index.html").write_text("<!doctype html><title>app</title>")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config").write_text("[remote] url = https://token@example.com/x.git")
+    (tmp_path / ".git" / "index.html").write_text("secret index")
+    (tmp_path / ".env").write_text("FRONTDESK_REFRESH_SECRET=secret")
+    (tmp_path / "ui" / ".hidden").mkdir(parents=True)
+    (tmp_path / "ui" / ".hidden" / "panel.js").write_text("secret")
+    (tmp_path / "ui" / ".secret.js").write_text("secret")
+    async with client(SecureStaticFiles(tmp_path)) as c:
+        r = await c.get(path)
+        missing = await c.get("/no-such-file.js")
+    assert r.status_code == 404, (path, r.text)
+    assert r.content == missing.content and r.headers["content-type"] == missing.headers["content-type"]
+    assert b"secret" not in r.content
+
+
+@pytest.mark.parametrize(
+    ("target", "location"),
+    [("/ui", "/ui/"), ("/ui?tab=2", "/ui/?tab=2"), ("//ui", "/ui/"), ("/caf%C3%A9", "/caf%C3%A9/")],
+)
+async def test_the_directory_redirect_is_relative_whatever_the_host(tmp_path: Path, target: str, location: str) -> None:
+    (tmp_path / "index.html").write_text("<!doctype html><title>app</title>")
+    for name in ("ui", "café"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "index.html").write_text("<!doctype html><title>sub</title>")
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    raw_path, _, query = target.partition("?")
+    from urllib.parse import unquote
+
+    for host in (b"evil.example", b"a b", b"gw.example:8443"):
+        sent.clear()
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "scheme": "https",
+            "path": unquote(raw_path),
+            "raw_path": raw_path.encode(),
+            "query_string": query.encode(),
+            "headers": [(b"host", host)],
+            "root_path": "",
+            "server": ("127.0.0.1", 8000),
+        }
+        await SecureStaticFiles(tmp_path)(scope, receive, send)
+        headers = dict(sent[0]["headers"])
+        assert sent[0]["status"] in (301, 302, 307, 308), sent[0]
+        assert headers[b"location"].decode() == location

@@ -237,6 +237,8 @@ class Upstream:
             headers = [
                 (b"set-cookie", f"upstream_user={who}; Path=/".encode()),
                 (b"set-cookie", f"{COOKIE}=hijack; Path=/".encode()),
+                (b"set-cookie", f"={COOKIE}=nameless; Path=/".encode()),  # sent back as "__Host-frontdesk=..."
+                (b"set-cookie", f"{COOKIE}; Path=/".encode()),  # no "=": a nameless cookie too
             ]
             await _json(send, 200, {"cookie": seen.header("cookie")}, headers)
         elif path == "/api/hop":

@@ -21,7 +21,9 @@ class Trust:
         return host in self.hosts
 
 
-def _head(headers: list[tuple[bytes, bytes]], peer: str = "10.0.0.9", trusted: Trust | None = None) -> dict:
+def _head(
+    headers: list[tuple[bytes, bytes]], peer: str = "10.0.0.9", trusted: Trust | None = None, public_host: bytes = b""
+) -> dict:
     s = scan_request_headers(headers, b"x-csrf")
     raw = render_request_head(
         s,
@@ -33,6 +35,7 @@ def _head(headers: list[tuple[bytes, bytes]], peer: str = "10.0.0.9", trusted: T
         peer=peer,
         scheme="https",
         trusted=trusted or Trust(),
+        public_host=public_host,
     )
     assert raw.endswith(b"\r\n\r\n")
     lines = raw.split(b"\r\n")
@@ -75,8 +78,7 @@ def test_request_rules() -> None:
         b"authorization": [b"Bearer TOKEN"],
         b"x-forwarded-for": [b"10.0.0.9"],
         b"x-forwarded-proto": [b"https"],
-        b"x-forwarded-host": [b"gw.example"],
-    }
+    }  # no x-forwarded-host: the client's Host is whatever the client wrote
 
 
 def test_forwarded_chain_from_trusted_peer() -> None:
@@ -91,7 +93,19 @@ def test_forwarded_chain_from_trusted_peer() -> None:
     assert h[b"x-forwarded-host"] == [b"app.example"]
     h = _head(headers, peer="10.0.0.2", trusted=Trust("10.0.0.1"))
     assert h[b"x-forwarded-for"] == [b"10.0.0.2"]
-    assert h[b"x-forwarded-host"] == [b"gw"]
+    assert b"x-forwarded-host" not in h
+
+
+@pytest.mark.parametrize("host", [b"evil.example", b"a b", b"gw.example:8443"])
+def test_x_forwarded_host_never_comes_from_the_clients_host(host: bytes) -> None:
+    forged = [(b"host", host), (b"x-forwarded-host", b"evil.example")]
+    assert b"x-forwarded-host" not in _head(forged)
+    assert _head(forged, public_host=b"app.example.com")[b"x-forwarded-host"] == [b"app.example.com"]
+    # A trusted proxy is believed when no public host is configured; a configured one always wins.
+    proxied = [(b"host", host), (b"x-forwarded-host", b"app.example.com")]
+    assert _head(proxied, peer="10.0.0.1", trusted=Trust("10.0.0.1"))[b"x-forwarded-host"] == [b"app.example.com"]
+    pinned = _head(forged, peer="10.0.0.1", trusted=Trust("10.0.0.1"), public_host=b"app.example.com")
+    assert pinned[b"x-forwarded-host"] == [b"app.example.com"]
 
 
 def test_only_frontdesk_cookie_leaves() -> None:
@@ -138,3 +152,37 @@ def test_response_rules() -> None:
     assert has_length is False
     out, has_length = filter_response_headers([(b"content-length", b"3")], b"c")
     assert out == [(b"content-length", b"3")] and has_length
+
+
+@pytest.mark.parametrize(
+    "set_cookie",
+    [
+        b"=__Host-frontdesk=evil; Path=/; Secure",  # an empty name: the browser sends "__Host-frontdesk=evil"
+        b"__Host-frontdesk; Path=/",  # no "=": the whole pair is the value of a nameless cookie
+        b"__Host-frontdesk=evil; Path=/",  # the cookie itself, as before
+        b" = __Host-frontdesk=evil",
+        b"=__host-FRONTDESK=evil",  # the __Host- prefix is matched without regard to case by browsers
+    ],
+)
+def test_an_upstream_cannot_plant_the_session_cookie_by_any_name(set_cookie: bytes) -> None:
+    out, _ = filter_response_headers([(b"set-cookie", set_cookie), (b"set-cookie", b"theme=dark")], b"__Host-frontdesk")
+    assert out == [(b"set-cookie", b"theme=dark")]
+
+
+@pytest.mark.parametrize(
+    "set_cookie", [b"=other=1; Path=/", b"flag; Path=/", b"x__Host-frontdesk=1", b"a=__Host-frontdesk"]
+)
+def test_other_cookies_still_pass(set_cookie: bytes) -> None:
+    out, _ = filter_response_headers([(b"set-cookie", set_cookie)], b"__Host-frontdesk")
+    assert out == [(b"set-cookie", set_cookie)]
+
+
+def test_public_host_is_validated() -> None:
+    from gateway.proxy.settings import parse_proxy_settings
+
+    for good, norm in (("App.Example.com", "app.example.com"), ("gw:8443", "gw:8443"), ("[::1]:8000", "[::1]:8000")):
+        settings, problems = parse_proxy_settings({"public_host": good})
+        assert problems == [] and settings.public_host == norm
+    for bad in ("https://app.example.com", "a b", "app.example.com/x", "", 7, "evil.example\r\nx-admin: 1"):
+        _, problems = parse_proxy_settings({"public_host": bad})
+        assert len(problems) == 1 and problems[0].startswith("proxy.public_host:"), (bad, problems)
