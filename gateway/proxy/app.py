@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -25,6 +25,7 @@ from .errors import (
     HeadersTooLarge,
     MethodNotAllowed,
     PayloadTooLarge,
+    SessionEnded,
     UpstreamError,
 )
 from .exchange import open_exchange, watch_disconnect
@@ -39,6 +40,7 @@ from .paths import resolve_route, upstream_target
 from .pool import UpstreamPool
 from .responses import send_error
 from .routes import Route, RouteTable
+from .session_watch import STREAM_WATCH_DELAY, SessionWatch, Watching
 from .settings import ProxySettings
 from .upstream import UpstreamConnection
 from .websocket import proxy_websocket, refuse_websocket
@@ -76,6 +78,7 @@ class ProxyApp:
         self._csrf_b = self._csrf.encode("latin-1")
         self._fallback = fallback
         self._pool = UpstreamPool(settings)
+        self._sessions = SessionWatch(engine)
         self._cookie_name = engine.cookie_name
         self._cookie_b = engine.cookie_name.encode("latin-1")
 
@@ -84,6 +87,7 @@ class ProxyApp:
         return self._pool
 
     async def aclose(self) -> None:
+        await self._sessions.aclose()
         await self._pool.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -132,6 +136,10 @@ class ProxyApp:
     @property
     def trusted(self) -> TrustPolicy:
         return self._trusted
+
+    @property
+    def sessions(self) -> SessionWatch:
+        return self._sessions
 
     # -- HTTP ------------------------------------------------------------------------------------------
 
@@ -221,7 +229,7 @@ class ProxyApp:
             extra = [(b"set-cookie", set_cookie.encode("latin-1"))] if set_cookie else None
             await send_error(send, exc, extra=extra)
             return
-        await self._respond(conn, receive, send, set_cookie, body)
+        await self._respond(conn, receive, send, set_cookie, body, grant.sid if grant is not None else None)
 
     def _discard(self, conn: UpstreamConnection) -> None:
         if conn.complete:
@@ -236,9 +244,11 @@ class ProxyApp:
         send: Send,
         set_cookie: str | None,
         body: RequestBody | None,
+        sid: str | None,
     ) -> None:
         released = False
         watcher: asyncio.Task[None] | None = None
+        watching: Watching | None = None
         try:
             headers, _ = filter_response_headers(conn.headers, self._cookie_b)
             if set_cookie:
@@ -256,13 +266,16 @@ class ProxyApp:
                 return
             # A stream: watch for the browser leaving, or an endless SSE stream would be read for nobody.
             watcher = asyncio.ensure_future(watch_disconnect(receive, conn, body, conn.uses))
+            if sid is not None:
+                # ... and for its session ending (logout, password change): the stream must not outlive it.
+                watching = self._sessions.watch(sid, _cut(conn, conn.uses), delay=STREAM_WATCH_DELAY)
             while True:
                 try:
                     chunk = await conn.read_body()
                 except UpstreamError as exc:
                     # Too late for a JSON error: returning without finishing makes uvicorn close the browser
                     # connection, so a truncated body can never pass for a complete one.
-                    if not isinstance(exc, BrowserGone):
+                    if not isinstance(exc, BrowserGone | SessionEnded):
                         log.warning("upstream failed mid-response: %s", exc.detail)
                     return
                 if chunk is None:
@@ -279,8 +292,21 @@ class ProxyApp:
         finally:
             if watcher is not None:
                 watcher.cancel()
+            if watching is not None:
+                watching.close()
             if not released:
                 conn.close()
+
+
+def _cut(conn: UpstreamConnection, uses: int) -> Callable[[], None]:
+    """Abort the stream on ``conn`` when its session ends: returning mid-body makes uvicorn close the browser's
+    connection, so the cut can never pass for a complete response."""
+
+    def cut() -> None:
+        if conn.uses == uses and not conn.complete:  # still this exchange (not pooled and reused since)
+            conn.abort(SessionEnded("the session of this stream ended"))
+
+    return cut
 
 
 def _first(value: bytes | None) -> str:
