@@ -15,6 +15,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from middleware.csrf import check_csrf, check_same_origin
 from middleware.errors import FrontdeskError, NotAuthenticated
+from middleware.no_store import with_refresh_cookie
+from middleware.session_watch import STREAM_WATCH_DELAY, SessionWatch, Watching
 
 from .body import ClientGone, RequestBody
 from .contracts import GrantLike, TokenSource, TrustPolicy
@@ -40,7 +42,6 @@ from .paths import resolve_route, upstream_target
 from .pool import UpstreamPool
 from .responses import send_error
 from .routes import Route, RouteTable
-from .session_watch import STREAM_WATCH_DELAY, SessionWatch, Watching
 from .settings import ProxySettings
 from .upstream import UpstreamConnection
 from .websocket import proxy_websocket, refuse_websocket
@@ -252,11 +253,7 @@ class ProxyApp:
         try:
             headers, _ = filter_response_headers(conn.headers, self._cookie_b)
             if set_cookie:
-                # A response carrying a refresh cookie must never be stored by a shared cache, whatever the
-                # upstream said about caching it.
-                headers = [(k, v) for k, v in headers if k.lower() not in (b"cache-control", b"expires")]
-                headers.append((b"cache-control", b"no-store"))
-                headers.append((b"set-cookie", set_cookie.encode("latin-1")))
+                headers = with_refresh_cookie(headers, set_cookie.encode("latin-1"))  # never cacheable
             await send({"type": "http.response.start", "status": conn.status, "headers": headers})
             if conn.complete:  # the common case: the whole response arrived with its head
                 data = await conn.read_body()

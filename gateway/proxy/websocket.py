@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from middleware.csrf import check_same_origin
 from middleware.errors import FrontdeskError, NotAuthenticated
+from middleware.session_watch import Watching
 
 from .contracts import GrantLike
 from .errors import BadFraming, HeadersTooLarge, UpstreamTimeout, UpstreamUnavailable, WebSocketRefused
@@ -25,7 +26,6 @@ from .headers import render_request_head, scan_request_headers
 from .paths import upstream_target
 from .responses import error_body
 from .routes import Route
-from .session_watch import Watching
 
 if TYPE_CHECKING:
     from .app import ProxyApp

@@ -1,7 +1,10 @@
 """One watch per process over the sessions that hold long-lived exchanges: streamed responses and WebSockets.
 
+Used by the gateway's proxy (streams and WebSockets) and by session mode's ASGI adapter (WebSockets), so both
+end what a session holds open the same way.
+
 A logout, a password change or a reuse revocation ends a session, but a stream opened before it would keep
-flowing on the access token it started with. The watch polls :meth:`TokenSource.is_active` for every session
+flowing on the access token it started with. The watch polls :meth:`Liveness.is_active` for every session
 that has something open, once per tick however many streams that session holds, and calls each one's
 ``on_end`` when the session is gone. Polling is the engine's contract: ``is_active`` re-reads the store at
 most every 0.5 s, which is how a revocation written by another worker (or the CLI) is seen; there is no event
@@ -11,7 +14,7 @@ to wait for. With the tick below, a stream is cut within ``POLL_INTERVAL`` + the
 Nothing runs while nothing is watched (the poll task exits when the last watch closes), and a short response
 never registers at all: streams are watched only once they have lasted ``STREAM_WATCH_DELAY``.
 
-The watch also counts each session's open WebSockets, for ``proxy.max_websockets_per_session``.
+The watch also counts each session's open WebSockets (the gateway caps them per session).
 """
 
 from __future__ import annotations
@@ -19,17 +22,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
-from middleware.errors import FrontdeskError
+from .errors import FrontdeskError
 
-from .contracts import TokenSource
+__all__ = ["SessionWatch", "Watching", "Liveness", "POLL_INTERVAL", "STREAM_WATCH_DELAY"]
 
-__all__ = ["SessionWatch", "Watching", "POLL_INTERVAL", "STREAM_WATCH_DELAY"]
-
-log = logging.getLogger("frontdesk.proxy")
+log = logging.getLogger("frontdesk.sessions")
 
 POLL_INTERVAL = 0.25
 STREAM_WATCH_DELAY = 0.25  # a streamed response that ends sooner is never watched (the hot path stays free)
+
+
+class Liveness(Protocol):
+    """What the watch needs: :meth:`SessionEngine.is_active` (honours other workers within 0.5 s)."""
+
+    async def is_active(self, sid: str) -> bool: ...
 
 
 class Watching:
@@ -60,7 +68,7 @@ class Watching:
 
 
 class SessionWatch:
-    def __init__(self, engine: TokenSource, *, interval: float = POLL_INTERVAL) -> None:
+    def __init__(self, engine: Liveness, *, interval: float = POLL_INTERVAL) -> None:
         self._engine = engine
         self._interval = interval
         self._open: dict[str, set[Watching]] = {}
