@@ -272,7 +272,11 @@ class ProxyApp:
                 except UpstreamError as exc:
                     # Too late for a JSON error: returning without finishing makes uvicorn close the browser
                     # connection, so a truncated body can never pass for a complete one.
-                    if not isinstance(exc, BrowserGone | SessionEnded):
+                    if isinstance(exc, SessionEnded) and _event_stream(headers):
+                        # An event stream has no "complete": end it cleanly, so the browser's EventSource
+                        # reconnects, meets the 401 and tells the page, without a network error logged.
+                        await send({"type": "http.response.body", "body": b""})
+                    elif not isinstance(exc, BrowserGone | SessionEnded):
                         log.warning("upstream failed mid-response: %s", exc.detail)
                     return
                 if chunk is None:
@@ -293,6 +297,17 @@ class ProxyApp:
                 watching.close()
             if not released:
                 conn.close()
+
+
+def _event_stream(headers: list[tuple[bytes, bytes]]) -> bool:
+    """A server-sent-events response without a declared length (a clean end cannot truncate it)."""
+    sse = False
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            return False
+        if name.lower() == b"content-type" and value.lower().startswith(b"text/event-stream"):
+            sse = True
+    return sse
 
 
 def _cut(conn: UpstreamConnection, uses: int) -> Callable[[], None]:

@@ -5,6 +5,7 @@ and streams without a session are not watched."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -13,16 +14,34 @@ from proxy_support import Gateway
 from middleware.session_watch import STREAM_WATCH_DELAY
 
 
-async def test_a_stream_is_cut_and_abandoned_upstream_when_its_session_ends(gw: Gateway) -> None:
+async def test_an_event_stream_is_ended_and_abandoned_upstream_when_its_session_ends(gw: Gateway) -> None:
     async with gw.client() as c, c.stream("GET", "/api/sse") as r:
         events = r.aiter_bytes()
         assert await anext(events) == b"data: first\n\n"
         gw.engine.revoked.add("sid-alice")
-        with pytest.raises(httpx.RemoteProtocolError):  # closed mid-body: it cannot pass for a complete one
-            await asyncio.wait_for(anext(events), 10)
+        # An event stream has no "complete": it ends cleanly, so EventSource reconnects and meets the 401.
+        rest = await asyncio.wait_for(_rest(events), 10)
+    assert rest == b""
     await asyncio.wait_for(gw.upstream.sse_disconnected.wait(), 10)
     assert gw.app.pool.open_connections == 0
     assert not gw.upstream.sse_release.is_set()  # the upstream never got to finish: it was cut, not drained
+
+
+async def test_a_download_is_cut_mid_body_when_its_session_ends(gw: Gateway) -> None:
+    size = 1024**3
+    got = 0
+    async with gw.client() as c, c.stream("GET", f"/api/big?n={size}") as r:
+        chunks = r.aiter_raw()
+        got += len(await anext(chunks))
+        gw.engine.revoked.add("sid-alice")
+        with pytest.raises(httpx.RemoteProtocolError):  # closed mid-body: it cannot pass for a complete one
+            async for chunk in chunks:
+                got += len(chunk)
+    assert got < size
+
+
+async def _rest(chunks: AsyncIterator[bytes]) -> bytes:
+    return b"".join([chunk async for chunk in chunks])
 
 
 async def test_another_sessions_logout_leaves_the_stream_alone(gw: Gateway) -> None:
