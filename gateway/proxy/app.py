@@ -311,8 +311,8 @@ def _event_stream(headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 def _cut(conn: UpstreamConnection, uses: int) -> Callable[[], None]:
-    """Abort the stream on ``conn`` when its session ends: returning mid-body makes uvicorn close the browser's
-    connection, so the cut can never pass for a complete response."""
+    """Abort the upstream exchange on ``conn`` when its session ends; the response loop then ends the
+    browser's side (cleanly for an event stream, mid-body for anything else)."""
 
     def cut() -> None:
         if conn.uses == uses and not conn.complete:  # still this exchange (not pooled and reused since)

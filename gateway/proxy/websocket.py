@@ -98,6 +98,8 @@ async def proxy_websocket(
 
 
 class _Refused(Exception):
+    """An upgrade refused with ``error``; ``set_cookie`` is a refresh cookie rotated meanwhile, still owed."""
+
     def __init__(self, error: FrontdeskError, set_cookie: str | None) -> None:
         self.error = error
         self.set_cookie = set_cookie
