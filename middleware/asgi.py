@@ -170,6 +170,8 @@ class _SessionSocket:
 
     async def send(self, message: Message) -> None:
         if self._ended.is_set():
+            if message["type"] == "websocket.close":
+                return  # the app tidying up: the socket is closed already
             raise SessionEnded("the session of this WebSocket ended")
         if message["type"] == "websocket.close":
             self._closed = True
