@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -44,59 +45,68 @@ def demo_upstream(gateway_secrets: dict[str, str]) -> Iterator[int]:
         proc.wait(timeout=15)
 
 
-@pytest.fixture(scope="module")
-def gw(gateway_factory: Callable[..., GatewayProcess], demo_upstream: int) -> GatewayProcess:
-    base = f"http://127.0.0.1:{demo_upstream}"
-    routes = [
+def _routes(upstream_port: int) -> list[dict[str, Any]]:
+    base = f"http://127.0.0.1:{upstream_port}"
+    return [
         {"prefix": "/api/", "upstream": base},
         {"prefix": "/api/clock", "upstream": base, "methods": ["GET"], "csrf": False},
     ]
-    return gateway_factory("streams", users={"alice": PASSWORD}, routes=routes)
+
+
+@pytest.fixture(scope="module")
+def gw(gateway_factory: Callable[..., GatewayProcess], demo_upstream: int) -> GatewayProcess:
+    return gateway_factory("streams", users={"alice": PASSWORD}, routes=_routes(demo_upstream))
+
+
+@pytest.fixture(scope="module")
+def gw2(gateway_factory: Callable[..., GatewayProcess], demo_upstream: int) -> GatewayProcess:
+    return gateway_factory("streams2", workers=2, users={"alice": PASSWORD}, routes=_routes(demo_upstream))
 
 
 @contextlib.contextmanager
-def _clock(gw: GatewayProcess, headers: dict[str, str]) -> Iterator[httpx.Response]:
-    """The demo's SSE clock through the gateway, on its own connection."""
-    with httpx.Client(base_url=gw.url, timeout=10.0) as sse, sse.stream("GET", "/api/clock", headers=headers) as r:
+def _clock(client: AuthClient) -> Iterator[httpx.Response]:
+    """The demo's SSE clock through the gateway, on the client's own connection."""
+    with client.http.stream("GET", "/api/clock", headers=client.headers(csrf=False), timeout=10.0) as r:
         assert r.status_code == 200
         yield r
 
 
-def _events_after(gw: GatewayProcess, end_session: Callable[[AuthClient], None]) -> int:
-    """Open the clock, end the session (in a thread) once events flow, and count the events that still
-    arrive after the ending call returned. Fails if the stream is never cut."""
-    with gw.client() as client:
-        assert client.login("alice", PASSWORD).status_code == 200
-        ended = threading.Event()
-        ender = threading.Thread(target=lambda: (end_session(client), ended.set()))
-        after = 0
-        with _clock(gw, client.headers(csrf=False)) as response:
-            try:
-                for line in response.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    if not ender.is_alive() and not ended.is_set():
-                        ender.start()  # the stream flows: now end its session
-                    elif ended.is_set():
-                        after += 1
-                        assert after <= MAX_EVENTS_AFTER_END, "the stream was not cut when its session ended"
-            except httpx.RemoteProtocolError:
-                pass  # cut mid-body: the gateway closes the connection, so it cannot pass for a complete body
-        ender.join()
-        assert ended.is_set(), "ending the session failed (see the thread's traceback above)"
-        return after
+def _events_after(client: AuthClient, end_session: Callable[[], None]) -> int:
+    """Open the clock as ``client``, end the session (in a thread) once events flow, and count the events that
+    still arrive after the ending call returned. Fails if the stream is never cut."""
+    ended = threading.Event()
+    ender = threading.Thread(target=lambda: (end_session(), ended.set()))
+    after = 0
+    with _clock(client) as response:
+        try:
+            for line in response.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                if not ender.is_alive() and not ended.is_set():
+                    ender.start()  # the stream flows: now end its session
+                elif ended.is_set():
+                    after += 1
+                    assert after <= MAX_EVENTS_AFTER_END, "the stream was not cut when its session ended"
+        except httpx.RemoteProtocolError:
+            pass  # a download would be cut mid-body; an event stream is ended cleanly
+    ender.join()
+    assert ended.is_set(), "ending the session failed (see the thread's traceback above)"
+    return after
 
 
 def test_sse_stream_is_cut_at_logout(gw: GatewayProcess) -> None:
-    def logout(client: AuthClient) -> None:
-        assert client.logout().status_code in (200, 204)
+    with gw.client() as client, gw.client() as tab:
+        assert client.login("alice", PASSWORD).status_code == 200
+        tab.cookie = client.cookie  # another tab of the same browser logs out
 
-    after = _events_after(gw, logout)
-    assert after <= MAX_EVENTS_AFTER_END
+        def logout() -> None:
+            assert tab.logout().status_code in (200, 204)
+
+        _events_after(client, logout)
 
 
 def test_sse_stream_is_cut_when_the_password_changes(gw: GatewayProcess) -> None:
-    def passwd(client: AuthClient) -> None:
+    def passwd() -> None:
         # Another process (the CLI) writes the revocation to the store; this worker learns it from there.
         done = subprocess.run(
             [sys.executable, "-m", "gateway.cli", "users", "passwd", "alice", "--password-stdin",
@@ -105,13 +115,35 @@ def test_sse_stream_is_cut_when_the_password_changes(gw: GatewayProcess) -> None
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
 
-    _events_after(gw, passwd)
+    with gw.client() as client:
+        assert client.login("alice", PASSWORD).status_code == 200
+        _events_after(client, passwd)
+
+
+def test_sse_stream_is_cut_when_another_worker_logs_out(gw2: GatewayProcess) -> None:
+    clients = gw2.clients_per_worker(1)  # one pinned keep-alive connection per worker
+    (pid_a, (a,)), (pid_b, (b,)) = sorted(clients.items())
+    try:
+        assert a.login("alice", PASSWORD).status_code == 200
+        b.cookie = a.cookie
+
+        def logout_on_b() -> None:
+            out = b.logout()
+            assert out.status_code in (200, 204)
+            assert gw2.worker_of(out) == pid_b
+
+        # a's one connection carries the stream, so it is served by worker A; the logout is answered by B
+        _events_after(a, logout_on_b)
+        assert gw2.worker_of(a.request("GET", "/healthz", csrf=False)) == pid_a
+    finally:
+        a.close()
+        b.close()
 
 
 def test_a_stream_of_a_live_session_keeps_flowing(gw: GatewayProcess) -> None:
     with gw.client() as client:
         assert client.login("alice", PASSWORD).status_code == 200
-        with _clock(gw, client.headers(csrf=False)) as response:
+        with _clock(client) as response:
             events = 0
             for line in response.iter_lines():
                 events += line.startswith("data:")
