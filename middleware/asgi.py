@@ -11,10 +11,14 @@ adapter shares.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from .asgi_io import ASGIApp, Message, Receive, Scope, Send, read_body, request_from_scope, send_response
 from .bearer import BearerAuth, Pending
 from .errors import FrontdeskError, InvalidToken
 from .http import HttpRequest, HttpResponse, error_response, headers_from_pairs
+from .no_store import with_refresh_cookie
 from .principal import ACCESS_TOKEN_KEY, SCOPE_CLAIMS, FrontdeskUser, anonymous
 from .session_mode import AUTH_BODY_LIMIT, SessionAuth
 
@@ -90,19 +94,88 @@ class FrontdeskMiddleware:
         # The wrapped app never sees the refresh cookie, public paths included (it would end up in logs).
         scope["headers"] = _without_refresh_cookie(auth, scope["headers"])
         set_cookie = admission.set_cookie
-        if set_cookie is None:
+        if set_cookie is not None:
+            send = _adding_cookie(send, set_cookie.encode("latin-1"), websocket)
+        if not websocket or admission.sid is None:
             await self.app(scope, receive, send)
             return
-        cookie_header = (b"set-cookie", set_cookie.encode("latin-1"))
-        start_type = "websocket.accept" if websocket else "http.response.start"
+        socket = _SessionSocket(receive, send)
+        watching = auth.watch.watch(admission.sid, socket.end, socket=True)
+        try:
+            await self.app(scope, socket.receive, socket.send)
+        finally:
+            watching.close()
+            await socket.drain()
 
-        async def send_with_cookie(message: Message) -> None:
-            if message["type"] == start_type:
-                message = dict(message)
-                message["headers"] = [*message.get("headers", ()), cookie_header]
-            await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+def _adding_cookie(send: Send, cookie: bytes, websocket: bool) -> Send:
+    async def send_with_cookie(message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            message = {**message, "headers": with_refresh_cookie(message.get("headers", ()), cookie)}
+        elif websocket and kind == "websocket.accept":
+            message = {**message, "headers": [*message.get("headers", ()), (b"set-cookie", cookie)]}
+        await send(message)
+
+    return send_with_cookie
+
+
+class SessionEnded(OSError):
+    """Raised by ``send`` on a WebSocket whose session ended; Starlette turns it into ``WebSocketDisconnect``,
+    as it does with the server's own error for a socket that is gone."""
+
+
+class _SessionSocket:
+    """The wrapped app's view of a WebSocket that must end with its session: when the watch calls
+    :meth:`end`, the browser gets a 1008 close, a pending or later ``receive`` answers
+    ``websocket.disconnect`` and a later ``send`` raises :class:`SessionEnded`, so an app that only reads and
+    one that only writes both stop."""
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self._ended = asyncio.Event()
+        self._closed = False  # a close (ours or the app's) went out: nothing more may be sent
+        self._closing: asyncio.Task[None] | None = None
+
+    def end(self) -> None:
+        if not self._ended.is_set():
+            self._ended.set()
+            self._closing = asyncio.ensure_future(self._close())
+
+    async def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            # Before accept this refuses the handshake (403); after it, a policy-violation close.
+            with contextlib.suppress(Exception):
+                await self._send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": "session ended"})
+
+    async def drain(self) -> None:
+        if self._closing is not None:
+            await self._closing
+
+    async def receive(self) -> Message:
+        if not self._ended.is_set():
+            reading = asyncio.ensure_future(self._receive())
+            ending = asyncio.ensure_future(self._ended.wait())
+            try:
+                await asyncio.wait({reading, ending}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ending.cancel()
+                if not reading.done():
+                    reading.cancel()
+            if not reading.cancelled():
+                return reading.result()
+        return {"type": "websocket.disconnect", "code": WS_POLICY_VIOLATION, "reason": "session ended"}
+
+    async def send(self, message: Message) -> None:
+        if self._ended.is_set():
+            if message["type"] == "websocket.close":
+                return  # the app tidying up: the socket is closed already
+            raise SessionEnded("the session of this WebSocket ended")
+        if message["type"] == "websocket.close":
+            self._closed = True
+        await self._send(message)
 
 
 def _set_user(scope: Scope, user: FrontdeskUser | None) -> None:

@@ -66,8 +66,9 @@ class BearerAuth:
     """Verify access tokens minted by a frontdesk gateway.
 
     Give exactly one key source: ``keyring`` (e.g. ``KeyRing.from_secrets(secret)`` or a key directory's
-    ring) or ``jwks_url``. ``revocations`` (the gateway's store) makes a logged-out session's tokens fail
-    within ``REVOCATION_TTL`` instead of at their expiry.
+    ring) or ``jwks_url``. ``revocations`` (the gateway's store: its URL such as ``"sqlite:///frontdesk.db"``
+    or ``"redis://..."``, or a ``Store``, opened at the first request that needs it) makes a logged-out
+    session's tokens fail within ``REVOCATION_TTL`` instead of at their expiry.
     """
 
     def __init__(
@@ -79,7 +80,7 @@ class BearerAuth:
         issuer: str = "frontdesk",
         audience: str | Sequence[str] = "frontdesk-api",
         leeway: float = 5.0,
-        revocations: Store | None = None,
+        revocations: Store | str | None = None,
         public_paths: Iterable[str] = (),
         scopes: Mapping[str, str | Iterable[str]] | None = None,
         jwks_refetch_interval: float = 30.0,
@@ -96,12 +97,12 @@ class BearerAuth:
             raise ValueError("give BearerAuth exactly one of keyring= or jwks_url=")
         self.codec = TokenCodec(ring, typ=ACCESS_TYP, issuer=issuer, audience=audience, leeway=leeway, clock=clock)
         self.jwks = jwks
-        self.revocations = revocations
+        self.revocations = _revocation_store(revocations)
         self.rules = PathRules.build(public_paths, scopes)
         self.clock = clock
         self.realm = realm.replace('"', "")
         self._revoked: ExpiringCache[str, bool] = ExpiringCache(100_000)
-        self._opener = OpenOnce(revocations)
+        self._opener = OpenOnce(self.revocations)
         self._verified: dict[str | bytes, _Verified] = {}
 
     def authenticate_now(self, path: str, authorization: str | bytes | None) -> FrontdeskUser | Pending | None:
@@ -218,6 +219,23 @@ class BearerAuth:
 
     def error_response(self, exc: FrontdeskError) -> HttpResponse:
         return bearer_error_response(exc, realm=self.realm)
+
+
+def _revocation_store(value: object) -> Store | None:
+    """A store URL or a ``Store``; anything else is refused now rather than as a 500 on every request."""
+    if value is None or isinstance(value, Store):
+        return value
+    if isinstance(value, str):
+        from .store import store_from_url  # the backends load only when a URL asks for one
+
+        try:
+            return store_from_url(value)
+        except ValueError as exc:
+            raise ValueError(f"revocations={value!r}: {exc}") from None
+    raise TypeError(
+        "revocations must be a store URL such as 'sqlite:///path/frontdesk.db' or 'redis://host:6379/0' "
+        f"(the gateway's store), or a Store; got {type(value).__name__}"
+    )
 
 
 def bearer_error_response(exc: FrontdeskError, *, realm: str = "frontdesk") -> HttpResponse:

@@ -16,12 +16,13 @@ from .auth_api import AUTH_BODY_LIMIT, AuthAPI
 from .clock import Clock, system_clock
 from .cookies import CookiePolicy, strip_cookie
 from .csrf import check_csrf, check_same_origin
-from .errors import FrontdeskError, InsufficientScope, NotAuthenticated
+from .errors import CsrfRejected, FrontdeskError, InsufficientScope, NotAuthenticated
 from .forwarded import TrustedProxies
 from .http import HttpRequest, HttpResponse, error_response
 from .opening import OpenOnce
 from .paths import PathRules
 from .principal import FrontdeskUser
+from .session_watch import SessionWatch
 from .sessions import Authenticator, SessionEngine, SessionSettings
 from .store import Store, store_from_url
 from .tokens import KeyRing
@@ -36,6 +37,7 @@ class Admission:
     user: FrontdeskUser | None  # None on a public path
     set_cookie: str | None  # the rotated refresh cookie, to add to the wrapped app's response
     access_token: str | None = None  # for an app that calls other APIs on the user's behalf
+    sid: str | None = None  # the session, for what must end with it (WebSockets)
 
 
 class SessionAuth:
@@ -59,6 +61,7 @@ class SessionAuth:
         self.rules = PathRules.build(public_paths, scopes)
         self.audience = audience
         self._opener = OpenOnce(engine.store)
+        self.watch = SessionWatch(engine)  # ends WebSockets when their session does (logout, revocation)
         # No gateway process runs the periodic purge here, so requests trigger it, at most once per interval.
         self.purge_interval = purge_interval
         self._last_purge = engine.clock()
@@ -111,7 +114,11 @@ class SessionAuth:
         if self.rules.public and self.rules.is_public(request.path):
             return Admission(None, None)
         if websocket:
-            # Cookies ride along on a cross-site WebSocket handshake; the Origin is the only guard there.
+            # Cookies ride along on a cross-site WebSocket handshake; the Origin is the only guard there, and
+            # browsers always send one, so a handshake without it is not from a page we served (the gateway's
+            # rule too).
+            if "origin" not in request.headers:
+                raise CsrfRejected("a WebSocket upgrade must carry an Origin header")
             check_same_origin(request.headers, own_origins=self.api.allowed_origins(request))
         elif self.csrf:
             # The same rule as the gateway's proxy routes: the custom header (a cross-site page cannot send it
@@ -127,7 +134,7 @@ class SessionAuth:
             missing = self.rules.required_scopes(request.path) - user.scopes
             if missing:
                 raise InsufficientScope(f"this path requires scope {' '.join(sorted(missing))}")
-        return Admission(user, grant.set_cookie, grant.access_token)
+        return Admission(user, grant.set_cookie, grant.access_token, grant.sid)
 
     def _maybe_purge(self) -> None:
         now = self.engine.clock()

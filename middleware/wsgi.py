@@ -20,6 +20,7 @@ from .background import BackgroundLoop
 from .bearer import BearerAuth
 from .errors import BadRequest, FrontdeskError, StoreError
 from .http import HttpRequest, HttpResponse, error_response
+from .no_store import with_refresh_cookie
 from .principal import ACCESS_TOKEN_KEY, ENV_CLAIMS, ENV_USER, FrontdeskUser
 from .session_mode import AUTH_BODY_LIMIT, SessionAuth
 
@@ -100,7 +101,7 @@ class FrontdeskWSGIMiddleware:
             return self.app(environ, start_response)
 
         def start_with_cookie(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            return start_response(status, [*headers, ("Set-Cookie", cookie)], exc_info)
+            return start_response(status, with_refresh_cookie(headers, cookie), exc_info)
 
         return self.app(environ, start_with_cookie)
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from middleware.csrf import check_csrf, check_same_origin
 from middleware.errors import FrontdeskError, NotAuthenticated
+from middleware.no_store import with_refresh_cookie
+from middleware.session_watch import STREAM_WATCH_DELAY, SessionWatch, Watching
 
 from .body import ClientGone, RequestBody
 from .contracts import GrantLike, TokenSource, TrustPolicy
@@ -25,6 +27,7 @@ from .errors import (
     HeadersTooLarge,
     MethodNotAllowed,
     PayloadTooLarge,
+    SessionEnded,
     UpstreamError,
 )
 from .exchange import open_exchange, watch_disconnect
@@ -76,6 +79,7 @@ class ProxyApp:
         self._csrf_b = self._csrf.encode("latin-1")
         self._fallback = fallback
         self._pool = UpstreamPool(settings)
+        self._sessions = SessionWatch(engine)
         self._cookie_name = engine.cookie_name
         self._cookie_b = engine.cookie_name.encode("latin-1")
         self._public_host = settings.public_host.encode("ascii")
@@ -85,6 +89,7 @@ class ProxyApp:
         return self._pool
 
     async def aclose(self) -> None:
+        await self._sessions.aclose()
         await self._pool.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -133,6 +138,10 @@ class ProxyApp:
     @property
     def trusted(self) -> TrustPolicy:
         return self._trusted
+
+    @property
+    def sessions(self) -> SessionWatch:
+        return self._sessions
 
     # -- HTTP ------------------------------------------------------------------------------------------
 
@@ -223,7 +232,7 @@ class ProxyApp:
             extra = [(b"set-cookie", set_cookie.encode("latin-1"))] if set_cookie else None
             await send_error(send, exc, extra=extra)
             return
-        await self._respond(conn, receive, send, set_cookie, body, authenticated=grant is not None)
+        await self._respond(conn, receive, send, set_cookie, body, grant.sid if grant is not None else None)
 
     def _discard(self, conn: UpstreamConnection) -> None:
         if conn.complete:
@@ -238,19 +247,15 @@ class ProxyApp:
         send: Send,
         set_cookie: str | None,
         body: RequestBody | None,
-        *,
-        authenticated: bool,
+        sid: str | None,
     ) -> None:
         released = False
         watcher: asyncio.Task[None] | None = None
+        watching: Watching | None = None
         try:
-            headers, _ = filter_response_headers(conn.headers, self._cookie_b, authenticated=authenticated)
+            headers, _ = filter_response_headers(conn.headers, self._cookie_b, authenticated=sid is not None)
             if set_cookie:
-                # A response carrying a refresh cookie must never be stored by a shared cache, whatever the
-                # upstream said about caching it.
-                headers = [(k, v) for k, v in headers if k.lower() not in (b"cache-control", b"expires")]
-                headers.append((b"cache-control", b"no-store"))
-                headers.append((b"set-cookie", set_cookie.encode("latin-1")))
+                headers = with_refresh_cookie(headers, set_cookie.encode("latin-1"))  # never cacheable
             await send({"type": "http.response.start", "status": conn.status, "headers": headers})
             if conn.complete:  # the common case: the whole response arrived with its head
                 data = await conn.read_body()
@@ -260,13 +265,20 @@ class ProxyApp:
                 return
             # A stream: watch for the browser leaving, or an endless SSE stream would be read for nobody.
             watcher = asyncio.ensure_future(watch_disconnect(receive, conn, body, conn.uses))
+            if sid is not None:
+                # ... and for its session ending (logout, password change): the stream must not outlive it.
+                watching = self._sessions.watch(sid, _cut(conn, conn.uses), delay=STREAM_WATCH_DELAY)
             while True:
                 try:
                     chunk = await conn.read_body()
                 except UpstreamError as exc:
                     # Too late for a JSON error: returning without finishing makes uvicorn close the browser
                     # connection, so a truncated body can never pass for a complete one.
-                    if not isinstance(exc, BrowserGone):
+                    if isinstance(exc, SessionEnded) and _event_stream(headers):
+                        # An event stream has no "complete": end it cleanly, so the browser's EventSource
+                        # reconnects, meets the 401 and tells the page, without a network error logged.
+                        await send({"type": "http.response.body", "body": b""})
+                    elif not isinstance(exc, BrowserGone | SessionEnded):
                         log.warning("upstream failed mid-response: %s", exc.detail)
                     return
                 if chunk is None:
@@ -283,8 +295,32 @@ class ProxyApp:
         finally:
             if watcher is not None:
                 watcher.cancel()
+            if watching is not None:
+                watching.close()
             if not released:
                 conn.close()
+
+
+def _event_stream(headers: list[tuple[bytes, bytes]]) -> bool:
+    """A server-sent-events response without a declared length (a clean end cannot truncate it)."""
+    sse = False
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            return False
+        if name.lower() == b"content-type" and value.lower().startswith(b"text/event-stream"):
+            sse = True
+    return sse
+
+
+def _cut(conn: UpstreamConnection, uses: int) -> Callable[[], None]:
+    """Abort the upstream exchange on ``conn`` when its session ends; the response loop then ends the
+    browser's side (cleanly for an event stream, mid-body for anything else)."""
+
+    def cut() -> None:
+        if conn.uses == uses and not conn.complete:  # still this exchange (not pooled and reused since)
+            conn.abort(SessionEnded("the session of this stream ended"))
+
+    return cut
 
 
 def _first(value: bytes | None) -> str:

@@ -17,6 +17,7 @@ __all__ = [
     "UpstreamClosed",
     "BrowserGone",
     "WebSocketRefused",
+    "SessionEnded",
 ]
 
 
@@ -94,3 +95,10 @@ class WebSocketRefused(FrontdeskError):
 
     status = 403
     code = "websocket_refused"
+
+
+class SessionEnded(UpstreamClosed):
+    """The session behind a streamed response ended (logout, password change, revocation): the stream is cut."""
+
+    status = 401
+    code = "session_ended"

@@ -40,6 +40,12 @@ class ProxySettings:
     # The host name (and port) browsers use to reach the gateway, sent upstream as X-Forwarded-Host. Empty:
     # only a trusted proxy's X-Forwarded-Host is passed on, never the Host a client wrote.
     public_host: str = ""
+    # Open WebSockets one session may hold in one worker; one more is refused with 403. Each socket can
+    # buffer messages in both directions, so this with the message size bounds what one user can pin.
+    max_websockets_per_session: int = 8
+    # Largest WebSocket message, either direction; a larger one closes the socket with 1009 (message too
+    # big). Well below the 16 MiB that uvicorn and websockets accept by default.
+    max_websocket_message_size: int = 1024 * 1024
 
 
 def _positive_size(value: object) -> int:
@@ -52,6 +58,12 @@ def _positive_size(value: object) -> int:
 def _whole_number(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{value!r} is not a whole number >= 0")
+    return value
+
+
+def _at_least_one(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{value!r} is not a whole number >= 1")
     return value
 
 
@@ -97,6 +109,8 @@ _PARSERS: dict[str, Callable[[object], Any]] = {
     "tls_ca_file": _string,
     "allowed_origins": _origins,
     "public_host": _host,
+    "max_websockets_per_session": _at_least_one,
+    "max_websocket_message_size": _positive_size,
 }
 assert set(_PARSERS) == {f.name for f in fields(ProxySettings)}  # import-time self-check
 

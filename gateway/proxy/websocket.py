@@ -1,4 +1,5 @@
-"""WebSocket routes: origin-checked upgrade, Bearer token upstream, closed when the session ends.
+"""WebSocket routes: origin-checked upgrade, Bearer token upstream, closed when the session ends, capped per
+session and per message.
 
 A WebSocket cannot carry the X-CSRF header, so the upgrade must come with our own ``Origin`` (browsers
 always send one). The upstream side uses the ``websockets`` client: WebSocket traffic is long-lived and
@@ -11,12 +12,13 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from middleware.csrf import check_same_origin
 from middleware.errors import FrontdeskError, NotAuthenticated
+from middleware.session_watch import Watching
 
 from .contracts import GrantLike
 from .errors import BadFraming, HeadersTooLarge, UpstreamTimeout, UpstreamUnavailable, WebSocketRefused
@@ -28,11 +30,10 @@ from .routes import Route
 if TYPE_CHECKING:
     from .app import ProxyApp
 
-__all__ = ["proxy_websocket", "refuse_websocket", "SESSION_POLL_INTERVAL", "SESSION_ENDED"]
+__all__ = ["proxy_websocket", "refuse_websocket", "SESSION_ENDED", "MESSAGE_TOO_BIG"]
 
-SESSION_POLL_INTERVAL = 0.5
 SESSION_ENDED = 1008  # policy violation: the session behind this socket was logged out or revoked
-_MAX_MESSAGE = 16 * 1024 * 1024  # uvicorn's default ws_max_size, so both sides agree
+MESSAGE_TOO_BIG = 1009  # a message above proxy.max_websocket_message_size, in either direction
 
 
 async def refuse_websocket(
@@ -72,13 +73,51 @@ async def proxy_websocket(
     message = await receive()
     if message["type"] != "websocket.connect":
         return
+    ended = asyncio.Event()  # set by the session watch when the session behind this socket ends
+    watching: Watching | None = None
+    try:
+        grant, upstream, watching = await _open(app, scope, route, raw_path, ended)
+    except BadFraming:
+        await refuse_websocket(send, WebSocketRefused("bad upgrade request"), scope)
+        return
+    except _Refused as refused:
+        await refuse_websocket(send, refused.error, scope, refused.set_cookie)
+        return
+
+    accept: dict[str, Any] = {"type": "websocket.accept", "subprotocol": upstream.subprotocol}
+    if grant is not None and grant.set_cookie:
+        accept["headers"] = [(b"set-cookie", grant.set_cookie.encode("latin-1"))]
+    try:
+        await send(accept)
+        await _pump(upstream, receive, send, ended, app.settings.max_websocket_message_size)
+    finally:
+        if watching is not None:
+            watching.close()
+        with contextlib.suppress(Exception):
+            await upstream.close()  # a no-op when _pump already closed it
+
+
+class _Refused(Exception):
+    """An upgrade refused with ``error``; ``set_cookie`` is a refresh cookie rotated meanwhile, still owed."""
+
+    def __init__(self, error: FrontdeskError, set_cookie: str | None) -> None:
+        self.error = error
+        self.set_cookie = set_cookie
+
+
+async def _open(
+    app: ProxyApp, scope: Scope, route: Route, raw_path: bytes, ended: asyncio.Event
+) -> tuple[GrantLike | None, ClientConnection, Watching | None]:
+    """Check the upgrade, count it against its session's cap and connect upstream; raises :class:`_Refused`."""
     engine = app.engine
+    settings = app.settings
     grant: GrantLike | None = None
+    watching: Watching | None = None
     try:
         if not route.websocket:
             raise WebSocketRefused("this route does not accept WebSockets")
         scanned = scan_request_headers(scope["headers"], b"")
-        if scanned.size > app.settings.max_header_size:
+        if scanned.size > settings.max_header_size:
             raise HeadersTooLarge("the request headers are too large")
         origin = scanned.lookup.get("origin")
         if origin is None:
@@ -92,6 +131,14 @@ async def proxy_websocket(
             except NotAuthenticated:
                 if route.auth == "required":
                     raise
+        if grant is not None:
+            cap = settings.max_websockets_per_session
+            if app.sessions.open_sockets(grant.sid) >= cap:
+                raise WebSocketRefused(
+                    f"this session already has {cap} open WebSockets (the limit is proxy.max_websockets_per_session)"
+                )
+            # Counted from here on (before the upstream connect awaits), so concurrent upgrades cannot all pass.
+            watching = app.sessions.watch(grant.sid, ended.set, socket=True)
         peer = scope.get("client")
         head = render_request_head(
             scanned,
@@ -119,7 +166,7 @@ async def proxy_websocket(
                 proxy=None,
                 open_timeout=route.timeout,
                 close_timeout=2,  # a silent upstream must not hold a finished socket for long
-                max_size=_MAX_MESSAGE,
+                max_size=settings.max_websocket_message_size,
                 ssl=app.pool.ssl_context() if ws_scheme == "wss" else None,
             )
         except InvalidStatus as exc:
@@ -128,58 +175,55 @@ async def proxy_websocket(
             raise UpstreamTimeout(f"the upstream did not answer within {route.timeout:g} s") from None
         except (OSError, InvalidHandshake) as exc:
             raise UpstreamUnavailable(f"could not open the upstream WebSocket ({type(exc).__name__})") from None
-    except BadFraming:
-        await refuse_websocket(send, WebSocketRefused("bad upgrade request"), scope)
-        return
-    except FrontdeskError as exc:
-        await refuse_websocket(send, exc, scope, grant.set_cookie if grant is not None else None)
-        return
-
-    accept: dict[str, Any] = {"type": "websocket.accept", "subprotocol": upstream.subprotocol}
-    if grant is not None and grant.set_cookie:
-        accept["headers"] = [(b"set-cookie", grant.set_cookie.encode("latin-1"))]
-    try:
-        await send(accept)
-        await _pump(upstream, receive, send, app, grant.sid if grant is not None else None)
-    finally:
-        with contextlib.suppress(Exception):
-            await upstream.close()  # a no-op when _pump already closed it
+    except BaseException as exc:
+        if watching is not None:
+            watching.close()
+        if isinstance(exc, FrontdeskError) and not isinstance(exc, BadFraming):
+            raise _Refused(exc, grant.set_cookie if grant is not None else None) from None
+        raise
+    return grant, upstream, watching
 
 
-async def _pump(upstream: ClientConnection, receive: Receive, send: Send, app: ProxyApp, sid: str | None) -> None:
+def _too_big(message: Message, limit: int) -> bool:
+    text = message.get("text")
+    if text is not None:
+        # A str of n characters is n to 4n bytes of UTF-8: encode only when the length alone cannot decide.
+        return len(text) > limit or (len(text) * 4 > limit and len(text.encode("utf-8")) > limit)
+    return len(message.get("bytes") or b"") > limit
+
+
+async def _pump(upstream: ClientConnection, receive: Receive, send: Send, ended: asyncio.Event, limit: int) -> None:
     client_closed = False
+    too_big = False
 
     async def from_client() -> None:
-        nonlocal client_closed
+        nonlocal client_closed, too_big
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 client_closed = True
                 return
             if message["type"] == "websocket.receive":
+                if _too_big(message, limit):
+                    too_big = True
+                    return
                 text = message.get("text")
                 await upstream.send(text if text is not None else message.get("bytes") or b"")
 
     async def from_upstream() -> None:
-        with contextlib.suppress(ConnectionClosed):
+        nonlocal too_big
+        try:
             async for data in upstream:
                 key = "text" if isinstance(data, str) else "bytes"
                 await send({"type": "websocket.send", key: data})
-
-    async def watch_session() -> None:
-        if sid is None:
-            await asyncio.Event().wait()  # nothing to watch: an anonymous socket
-        assert sid is not None
-        # Polling is the engine's contract (it honours other workers within a second); there is no event.
-        while True:
-            if not await app.engine.is_active(sid):
-                return
-            await asyncio.sleep(SESSION_POLL_INTERVAL)
+        except ConnectionClosed as exc:
+            # websockets closed it for us with 1009 when the upstream's message was over max_size
+            too_big = exc.sent is not None and exc.sent.code == MESSAGE_TOO_BIG
 
     tasks = {
         asyncio.ensure_future(from_client()): "client",
         asyncio.ensure_future(from_upstream()): "upstream",
-        asyncio.ensure_future(watch_session()): "session",
+        asyncio.ensure_future(ended.wait()): "session",
     }
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -190,12 +234,14 @@ async def _pump(upstream: ClientConnection, receive: Receive, send: Send, app: P
         await asyncio.gather(*tasks, return_exceptions=True)
     if first == "session":
         code, reason = SESSION_ENDED, "session ended"
+    elif too_big:
+        code, reason = MESSAGE_TOO_BIG, "message too big"
     elif first == "upstream":
         code, reason = upstream.close_code or 1000, upstream.close_reason or ""
     else:
         code, reason = 1000, ""
     with contextlib.suppress(Exception):
-        await upstream.close(code=code if first != "client" else 1000, reason=reason)
+        await upstream.close(code=code if first != "client" or too_big else 1000, reason=reason)
     if not client_closed:
         with contextlib.suppress(Exception):
             await send({"type": "websocket.close", "code": code, "reason": reason})

@@ -110,6 +110,7 @@ class FakeEngine:
         self.calls: list[dict[str, Any]] = []
         self.rotate_next = False  # the next grant rotates the refresh cookie
         self.stale_first = False  # the first token minted per session is one the upstream rejects
+        self.liveness_checks = 0  # is_active calls (the session watch's polls)
 
     async def grant(
         self, cookie_header: str | None, *, audience: str | None = None, force_new: bool = False
@@ -141,6 +142,7 @@ class FakeEngine:
         return FakeGrant(sub, sub, sid, self.tokens[sid], now + 60, set_cookie, now + 3600, now + 600)
 
     async def is_active(self, sid: str) -> bool:
+        self.liveness_checks += 1
         return sid not in self.revoked
 
 

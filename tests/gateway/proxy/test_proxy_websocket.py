@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+from typing import Any
 
 import pytest
 from proxy_support import Gateway, refresh_cookie
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from gateway.proxy.settings import ProxySettings, parse_proxy_settings
 
 
 def _headers(gw: Gateway, origin: str | None = "own", user: str | None = "alice") -> dict[str, str]:
@@ -62,3 +67,76 @@ async def test_refused_upgrades(gw: Gateway, path: str, origin: str | None, user
     assert info.value.response.status_code == status
     assert b'"error"' in info.value.response.body
     assert gw.upstream.seen == []
+
+
+# -- bounds: sockets per session, bytes per message -------------------------------------------------------
+
+
+async def test_open_sockets_per_session_are_capped(proxy_factory: Any) -> None:
+    gw: Gateway = await proxy_factory(proxy={"max_websockets_per_session": 2})
+    url = f"ws://127.0.0.1:{gw.port}/ws/socket"
+    async with contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(connect(url, additional_headers=_headers(gw)))
+        await stack.enter_async_context(connect(url, additional_headers=_headers(gw)))
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(url, additional_headers=_headers(gw)):
+                pass
+        assert info.value.response.status_code == 403
+        assert json.loads(info.value.response.body)["error"] == "websocket_refused"
+        assert b"max_websockets_per_session" in info.value.response.body
+        # another session is not affected by alice's count
+        async with connect(url, additional_headers=_headers(gw, user="bob")) as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "echo:hi"
+        # a closed socket frees its place
+        await first.close()
+
+        async def reopen() -> None:
+            while True:
+                try:
+                    async with connect(url, additional_headers=_headers(gw)) as ws:
+                        await ws.send("again")
+                        assert await ws.recv() == "echo:again"
+                        return
+                except InvalidStatus:
+                    await asyncio.sleep(0.02)  # the gateway notices the close a moment later
+
+        await asyncio.wait_for(reopen(), 10)
+
+
+async def test_default_message_size_is_well_below_16_mib(gw: Gateway) -> None:
+    assert ProxySettings().max_websocket_message_size == 1024 * 1024
+    async with connect(f"ws://127.0.0.1:{gw.port}/ws/socket", additional_headers=_headers(gw)) as ws:
+        await ws.send(b"\x00" * (1024 * 1024))  # exactly the limit passes
+        assert len(await ws.recv()) == 1024 * 1024
+        await ws.send(b"\x00" * (2 * 1024 * 1024))
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+
+
+async def test_message_size_setting_applies_both_ways(proxy_factory: Any) -> None:
+    gw: Gateway = await proxy_factory(proxy={"max_websocket_message_size": "64KiB"})
+    url = f"ws://127.0.0.1:{gw.port}/ws/socket"
+    # browser -> upstream: a multi-byte text over the limit in bytes (not in characters) is refused
+    async with connect(url, additional_headers=_headers(gw), max_size=None) as ws:
+        await ws.send("é" * 40_000)  # 40,000 characters, 80,000 bytes
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+    # upstream -> browser: the echo adds "echo:" to a message of exactly the limit
+    async with connect(url, additional_headers=_headers(gw), max_size=None) as ws:
+        await ws.send("x" * 65536)
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+
+
+def test_websocket_settings_are_validated() -> None:
+    s, problems = parse_proxy_settings({"max_websockets_per_session": 3, "max_websocket_message_size": "256KiB"})
+    assert problems == [] and (s.max_websockets_per_session, s.max_websocket_message_size) == (3, 256 * 1024)
+    _, problems = parse_proxy_settings({"max_websockets_per_session": 0, "max_websocket_message_size": "0"})
+    assert [p.split(":")[0] for p in problems] == [
+        "proxy.max_websockets_per_session",
+        "proxy.max_websocket_message_size",
+    ]

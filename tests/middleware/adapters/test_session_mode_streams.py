@@ -1,0 +1,192 @@
+"""Session mode on real servers: a WebSocket ends with its session and needs an Origin (as at the gateway),
+and a response carrying a rotated refresh cookie is never cacheable, whatever the app said (Starlette on
+uvicorn, Flask on waitress)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import flask
+import httpx
+import pytest
+from mw_support import serve_asgi, serve_wsgi
+from mw_world import ACCESS_SECRET, COOKIE, PASSWORD, REFRESH_SECRET, authenticator
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from middleware.asgi import FrontdeskMiddleware
+from middleware.clock import ManualClock
+from middleware.session_mode import SessionAuth
+from middleware.sessions import SessionSettings
+from middleware.wsgi import FrontdeskWSGIMiddleware
+
+APP_CACHE = "public, max-age=600"
+APP_EXPIRES = "Thu, 01 Dec 2099 16:00:00 GMT"
+
+
+def _auth(clock: ManualClock) -> SessionAuth:
+    return SessionAuth.from_secrets(
+        access_secret=ACCESS_SECRET,
+        refresh_secret=REFRESH_SECRET,
+        authenticator=authenticator,
+        settings=SessionSettings(login_attempts_per_address=100_000),
+        clock=clock,
+    )
+
+
+# --- the apps -------------------------------------------------------------------------------------------
+
+
+class Ended:
+    """Which WebSocket handlers have returned (the app learned that its socket is gone)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.changed = threading.Event()
+
+    def add(self, name: str) -> None:
+        self.names.append(name)
+        self.changed.set()
+
+
+def starlette_app(ended: Ended) -> Starlette:
+    async def cached(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("cacheable", headers={"Cache-Control": APP_CACHE, "Expires": APP_EXPIRES})
+
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            while True:
+                await websocket.send_text("echo:" + await websocket.receive_text())
+        except WebSocketDisconnect:
+            ended.add("echo")
+
+    async def ticker(websocket: WebSocket) -> None:
+        # never reads: it can only learn that the socket is gone from a failing send
+        await websocket.accept()
+        try:
+            while True:
+                await websocket.send_text("tick")
+                await asyncio.sleep(0.02)
+        except WebSocketDisconnect:
+            ended.add("ticker")
+
+    return Starlette(
+        routes=[Route("/cached", cached), WebSocketRoute("/ws/echo", echo), WebSocketRoute("/ws/ticker", ticker)]
+    )
+
+
+def flask_app() -> flask.Flask:
+    app = flask.Flask("cached")
+
+    @app.get("/cached")
+    def cached() -> flask.Response:
+        return flask.Response("cacheable", headers={"Cache-Control": APP_CACHE, "Expires": APP_EXPIRES})
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def clock() -> ManualClock:
+    return ManualClock(start=time.time())
+
+
+@pytest.fixture(scope="module")
+def ended() -> Ended:
+    return Ended()
+
+
+@pytest.fixture(scope="module")
+def servers(clock: ManualClock, ended: Ended) -> Iterator[dict[str, str]]:
+    wsgi = FrontdeskWSGIMiddleware(flask_app().wsgi_app, _auth(clock))
+    with serve_asgi(FrontdeskMiddleware(starlette_app(ended), _auth(clock))) as asgi_url, serve_wsgi(wsgi) as wsgi_url:
+        yield {"starlette": asgi_url, "flask": wsgi_url}
+    wsgi.close()
+
+
+def login(url: str) -> str:
+    response = httpx.post(f"{url}/auth/login", json={"username": "ann", "password": PASSWORD}, headers={"x-csrf": "1"})
+    assert response.status_code == 200, response.text
+    return str(response.cookies.get(COOKIE) or response.headers["set-cookie"].split(";")[0].split("=", 1)[1])
+
+
+def headers(url: str, token: str, **extra: str) -> dict[str, str]:
+    return {"cookie": f"{COOKIE}={token}", "x-csrf": "1", **extra}
+
+
+# --- Cache-Control on a rotated cookie (ASGI and WSGI) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("server", ["starlette", "flask"])
+def test_a_response_carrying_a_rotated_cookie_is_never_cacheable(
+    servers: dict[str, str], clock: ManualClock, server: str
+) -> None:
+    url = servers[server]
+    token = login(url)
+    plain = httpx.get(f"{url}/cached", headers=headers(url, token))
+    assert plain.status_code == 200 and "set-cookie" not in plain.headers
+    assert plain.headers["cache-control"] == APP_CACHE  # nothing rotated: the app's own caching stands
+
+    clock.advance(SessionSettings().access_ttl + 1)  # the access token expired: the next request rotates
+    rotated = httpx.get(f"{url}/cached", headers=headers(url, token))
+    assert rotated.status_code == 200 and rotated.text == "cacheable"
+    assert rotated.headers["set-cookie"].startswith(f"{COOKIE}=")
+    assert rotated.headers.get_list("cache-control") == ["no-store"]
+    assert "expires" not in rotated.headers
+
+
+# --- WebSockets end with their session (ASGI) ------------------------------------------------------------
+
+
+def _ws(url: str, path: str, token: str, origin: str | None) -> Any:
+    extra = {"origin": origin} if origin else {}
+    return connect(url.replace("http://", "ws://") + path, additional_headers=headers(url, token, **extra))
+
+
+@pytest.mark.parametrize("path", ["/ws/echo", "/ws/ticker"])
+def test_a_websocket_is_closed_when_its_session_logs_out(servers: dict[str, str], ended: Ended, path: str) -> None:
+    url = servers["starlette"]
+    token = login(url)
+    ended.changed.clear()
+    with _ws(url, path, token, url) as ws:
+        if path == "/ws/echo":
+            ws.send("hi")
+            assert ws.recv(timeout=10) == "echo:hi"
+        else:
+            assert ws.recv(timeout=10) == "tick"
+        out = httpx.post(f"{url}/auth/logout", headers=headers(url, token))
+        assert out.status_code in (200, 204)
+        deadline = time.monotonic() + 10  # generous; the close comes within a second
+        with pytest.raises(ConnectionClosed) as info:
+            while time.monotonic() < deadline:  # a ticker may still have a few messages in flight
+                ws.recv(timeout=10)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+    # the app's handler saw its socket end (receive or send raised WebSocketDisconnect) and returned
+    assert ended.changed.wait(10) and path.rsplit("/", 1)[1] in ended.names
+
+
+def test_a_websocket_of_a_live_session_stays_open(servers: dict[str, str]) -> None:
+    url = servers["starlette"]
+    token = login(url)
+    other = login(url)
+    with _ws(url, "/ws/echo", token, url) as ws:
+        httpx.post(f"{url}/auth/logout", headers=headers(url, other))  # someone else's logout
+        for n in range(20):
+            ws.send(str(n))
+            assert ws.recv(timeout=10) == f"echo:{n}"
+
+
+def test_a_websocket_upgrade_without_origin_is_refused(servers: dict[str, str]) -> None:
+    url = servers["starlette"]
+    with pytest.raises(InvalidStatus) as refused:
+        _ws(url, "/ws/echo", login(url), None)
+    assert refused.value.response.status_code == 403
