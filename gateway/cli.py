@@ -139,7 +139,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port or config.port,
         workers=args.workers or config.workers,
         lifespan="on",
-        **uvicorn_options(log_level=args.log_level, access_log=args.access_log),
+        **uvicorn_options(config, log_level=args.log_level, access_log=args.access_log),
     )
     return 0
 

@@ -120,7 +120,7 @@ def run_demo(args: argparse.Namespace) -> int:
             host="127.0.0.1",
             port=args.port,
             # uvicorn's own chatter stays quiet; frontdesk's rare INFO lines (key reloads, purges) still show.
-            **uvicorn_options(log_level="warning", frontdesk_log_level="info"),
+            **uvicorn_options(config, log_level="warning", frontdesk_log_level="info"),
         )
     finally:
         upstream.terminate()

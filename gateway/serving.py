@@ -24,6 +24,9 @@ from uvicorn._types import ASGISendEvent
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from .config import GatewayConfig
+from .proxy.settings import parse_proxy_settings
+
 __all__ = ["DenialCompletesHandshake", "log_config", "uvicorn_options"]
 
 LOG_FORMAT = "%(levelprefix)s %(name)s: %(message)s"  # e.g. "INFO:     frontdesk.keys: access-token keys reloaded"
@@ -56,9 +59,10 @@ def log_config(frontdesk_level: str) -> dict[str, Any]:
 
 
 def uvicorn_options(
-    *, log_level: str, frontdesk_log_level: str | None = None, access_log: bool = False
+    config: GatewayConfig, *, log_level: str, frontdesk_log_level: str | None = None, access_log: bool = False
 ) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run`` (besides the app, host, port and workers)."""
+    settings, _ = parse_proxy_settings(config.raw_proxy or None)
     return {
         "http": "httptools",
         "loop": "uvloop",
@@ -68,4 +72,7 @@ def uvicorn_options(
         "log_level": log_level,
         "log_config": log_config(frontdesk_log_level or log_level),
         "access_log": access_log,
+        # uvicorn reads a whole WebSocket message before the proxy sees it (16 MiB by default): held to the
+        # proxy's own limit, a socket cannot pin more than that per message (issue 8: 20 x 15 MiB grew 380 MB).
+        "ws_max_size": settings.max_websocket_message_size,
     }
