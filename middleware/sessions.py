@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from .caches import ExpiringCache, KeyedLocks
 from .clock import Clock, system_clock
 from .cookies import CookiePolicy, read_cookie
 from .errors import BadCredentials, NotAuthenticated, RateLimited, SessionRevoked, TokenError, TokenReused
+from .readonly import read_only
 from .store.base import SessionRecord, Store
 from .tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec, new_token_id
 
@@ -72,7 +73,7 @@ class Grant:
     set_cookie: str | None
     expires_at: float
     idle_expires_at: float
-    claims: dict[str, Any]
+    claims: Mapping[str, Any]  # read-only: the same mapping serves every request until the token is re-minted
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,7 @@ class _Standing(enum.Enum):
 class _Access:
     token: str
     expires_at: float
-    claims: dict[str, Any]
+    claims: Mapping[str, Any]
 
 
 class SessionEngine:
@@ -369,7 +370,7 @@ class SessionEngine:
         }
         token = self.access_codec.encode(claims)
         claims["iss"] = self.access_codec.issuer
-        access = _Access(token=token, expires_at=float(exp), claims=claims)
+        access = _Access(token=token, expires_at=float(exp), claims=read_only(claims))
         self._access.set((record.sid, aud), access, float(exp), now)
         self._audiences.add(aud)
         self.stats["mints"] += 1
