@@ -9,6 +9,8 @@ we acknowledged must survive a crash of the machine, not just of the process; th
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ import aiosqlite
 from ..errors import StoreError
 from .base import SessionRecord
 
-__all__ = ["SqliteStore", "connect_wal", "sqlite_path_from_url"]
+__all__ = ["SqliteStore", "connect_wal", "create_private", "sqlite_path_from_url"]
 
 _MIGRATIONS: tuple[str, ...] = (
     # 1: sessions, revocations, login attempts
@@ -72,13 +74,28 @@ def sqlite_path_from_url(url: str) -> str:
     return path
 
 
+def create_private(path: str) -> None:
+    """Create ``path`` empty and 0600 (whatever the umask) unless it exists.
+
+    SQLite would create the file with the umask's mode (0644 by default: readable by every local user), and it
+    gives the ``-wal`` and ``-shm`` files the main file's mode, so creating the main file first is what keeps
+    all three private. An existing file keeps the mode its owner chose.
+    """
+    if path == ":memory:":
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600))
+        os.chmod(path, 0o600)  # os.open's mode passes through the umask; make it exactly owner read/write
+
+
 async def connect_wal(path: str, *, busy_timeout: float) -> aiosqlite.Connection:
-    """An autocommit connection in WAL mode with a busy timeout.
+    """An autocommit connection in WAL mode with a busy timeout, on a file created 0600.
 
     Switching a fresh file to WAL needs a moment of exclusive access and SQLite does not wait for it (the
     busy handler is not consulted), so two workers opening a new database together see "database is
     locked": retry until ``busy_timeout`` has passed instead of failing start-up.
     """
+    create_private(path)
     deadline = time.monotonic() + busy_timeout
     delay = 0.01
     while True:

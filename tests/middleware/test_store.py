@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -152,3 +154,21 @@ async def test_workers_opening_a_fresh_file_together_all_start(tmp_path: Path) -
             async with s.db.execute("PRAGMA journal_mode") as cur:
                 assert (await cur.fetchone())[0] == "wal"  # type: ignore[index]
             await s.close()
+
+
+async def test_sqlite_files_are_created_readable_by_the_owner_only(tmp_path: Path) -> None:
+    # The file holds sessions and (in the gateway) password hashes: 0600 from the start, and SQLite gives
+    # the -wal and -shm files the main file's mode. A permissive umask must not widen any of them.
+    path = tmp_path / "private" / "fd.db"
+    old = os.umask(0o022)
+    try:
+        store = SqliteStore(path)
+        await store.open()
+        await store.create_session(record())  # a write, so the -wal and -shm exist
+        try:
+            for name in ("fd.db", "fd.db-wal", "fd.db-shm"):
+                assert stat.S_IMODE((path.parent / name).stat().st_mode) == 0o600, name
+        finally:
+            await store.close()
+    finally:
+        os.umask(old)
