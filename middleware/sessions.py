@@ -26,9 +26,12 @@ from .readonly import read_only
 from .store.base import SessionRecord, Store
 from .tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec, new_token_id
 
-__all__ = ["User", "Authenticator", "SessionSettings", "Grant", "LoginResult", "SessionEngine"]
+__all__ = ["User", "Authenticator", "SessionSettings", "Grant", "LoginResult", "SessionEngine", "REFRESH_COALESCE"]
 
 log = logging.getLogger("frontdesk.sessions")
+
+REFRESH_COALESCE = 1.0
+"""Seconds after a rotation during which ``POST /auth/refresh`` hands back the current token, not a new one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +258,8 @@ class SessionEngine:
         return await self._grant(cookie_header, audience, force_new=force_new, always_rotate=False)
 
     async def refresh(self, cookie_header: str | None, *, audience: str | None = None) -> Grant:
-        """Like :meth:`grant`, but always rotates the refresh token (``POST /auth/refresh``)."""
+        """Like :meth:`grant`, but always mints and rotates the refresh token (``POST /auth/refresh``), unless it
+        rotated less than :data:`REFRESH_COALESCE` ago: then the current token is handed back."""
         return await self._grant(cookie_header, audience, force_new=True, always_rotate=True)
 
     async def is_active(self, sid: str) -> bool:
@@ -294,11 +298,15 @@ class SessionEngine:
                 return self._grant_from(record, cached, standing, now)
             # Each worker has its own access-token cache, so several may mint for one session in a row; the
             # refresh token rotates once for all of them, not once per worker: right after a rotation a mint
-            # reuses it. The window is the grace (so a third token cannot push out one still in its grace),
-            # but never more than half an access lifetime, so an active session still rotates on schedule.
-            window = min(self.settings.rotation_grace, self.settings.access_ttl / 2)
+            # reuses it. The window is the grace, but never more than half an access lifetime, so an active
+            # session still rotates on schedule. An explicit refresh right after a rotation (two tabs
+            # refreshing together) hands back the current token too, so rotations stay at most one a second.
+            if always_rotate:  # a login is no rotation: the first refresh after it always rotates
+                window = REFRESH_COALESCE if record.previous_jti is not None else 0.0
+            else:
+                window = min(self.settings.rotation_grace, self.settings.access_ttl / 2)
             recently_rotated = now < record.rotated_at + window
-            if standing is _Standing.CURRENT and (always_rotate or not recently_rotated):
+            if standing is _Standing.CURRENT and not recently_rotated:
                 record = await self._rotate(record, now)
             access = self._mint(record, aud, now)
             return self._grant_from(record, access, _Standing.CURRENT, now, rotated=True)
@@ -347,7 +355,12 @@ class SessionEngine:
         idle = min(now + ttl, record.expires_at)
         new_jti = new_token_id()
         if await self.store.rotate(
-            record.sid, expected_jti=record.current_jti, new_jti=new_jti, now=now, idle_expires_at=idle
+            record.sid,
+            expected_jti=record.current_jti,
+            new_jti=new_jti,
+            now=now,
+            idle_expires_at=idle,
+            remember_for=s.rotation_grace,
         ):
             self.stats["rotations"] += 1
         # Won or lost the race, the row in the store is now the truth.
@@ -414,9 +427,13 @@ class SessionEngine:
 
 
 def _standing(record: SessionRecord, jti: str, now: float, grace: float) -> _Standing:
+    """Auth0's reuse interval: a token superseded less than ``grace`` ago is still accepted, however many
+    rotations ago (two tabs, a request in flight while the other tab refreshed twice); any older token of the
+    session is reuse."""
     if jti == record.current_jti:
         return _Standing.CURRENT
-    if jti == record.previous_jti and now <= record.rotated_at + grace:
+    superseded_at = record.superseded_at(jti)
+    if superseded_at is not None and now - superseded_at < grace:
         return _Standing.GRACE
     return _Standing.REUSED
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SessionRecord", "Store"]
+__all__ = ["SessionRecord", "Store", "SUPERSEDED_LIMIT", "after_rotation"]
+
+SUPERSEDED_LIMIT = 32
+"""At most this many superseded refresh tokens are remembered per session (the newest). A refresh rotates at
+most once a second, so this covers a rotation grace of 30 s even when a client refreshes non-stop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +30,30 @@ class SessionRecord:
     previous_jti: str | None
     rotated_at: float
     revoked_at: float | None = None
+    # The session's recently superseded refresh tokens, oldest first: (jti, when it stopped being current).
+    # A token superseded less than the rotation grace ago is still accepted (the reuse interval).
+    superseded: tuple[tuple[str, float], ...] = ()
 
     def is_usable(self, now: float) -> bool:
         return self.revoked_at is None and now < self.expires_at and now < self.idle_expires_at
+
+    def superseded_at(self, jti: str) -> float | None:
+        """When ``jti`` stopped being this session's current token, if it is one of the remembered ones."""
+        for old, at in reversed(self.superseded):
+            if old == jti:
+                return at
+        if not self.superseded and jti == self.previous_jti:
+            return self.rotated_at  # a record from a store that keeps only the previous token
+        return None
+
+
+def after_rotation(
+    superseded: tuple[tuple[str, float], ...], jti: str, now: float, remember_for: float
+) -> tuple[tuple[str, float], ...]:
+    """``superseded`` once ``jti`` is superseded at ``now``: entries older than ``remember_for`` dropped,
+    at most :data:`SUPERSEDED_LIMIT` kept (the newest). The Redis backend's Lua script does the same."""
+    kept = tuple((old, at) for old, at in superseded if now - at < remember_for)
+    return (*kept, (jti, now))[-SUPERSEDED_LIMIT:]
 
 
 @runtime_checkable
@@ -42,9 +67,20 @@ class Store(Protocol):
 
     async def get_session(self, sid: str) -> SessionRecord | None: ...
 
-    async def rotate(self, sid: str, *, expected_jti: str, new_jti: str, now: float, idle_expires_at: float) -> bool:
+    async def rotate(
+        self,
+        sid: str,
+        *,
+        expected_jti: str,
+        new_jti: str,
+        now: float,
+        idle_expires_at: float,
+        remember_for: float = 0.0,
+    ) -> bool:
         """Compare-and-swap: make ``new_jti`` current only if ``expected_jti`` still is and the session is not
-        revoked; the old current becomes previous. True when this call did the rotation."""
+        revoked; the old current becomes previous and joins ``superseded`` (superseded at ``now``), which keeps
+        the entries younger than ``remember_for`` seconds, at most :data:`SUPERSEDED_LIMIT`, and always the
+        one just superseded. True when this call did the rotation."""
 
     async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
         """Mark the session revoked and record the revocation until the session's natural expiry."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .base import SessionRecord
+from .base import SessionRecord, after_rotation
 
 __all__ = ["MemoryStore"]
 
@@ -29,7 +29,16 @@ class MemoryStore:
     async def get_session(self, sid: str) -> SessionRecord | None:
         return self._sessions.get(sid)
 
-    async def rotate(self, sid: str, *, expected_jti: str, new_jti: str, now: float, idle_expires_at: float) -> bool:
+    async def rotate(
+        self,
+        sid: str,
+        *,
+        expected_jti: str,
+        new_jti: str,
+        now: float,
+        idle_expires_at: float,
+        remember_for: float = 0.0,
+    ) -> bool:
         record = self._sessions.get(sid)
         if record is None or record.revoked_at is not None or record.current_jti != expected_jti:
             return False
@@ -37,6 +46,7 @@ class MemoryStore:
             record,
             current_jti=new_jti,
             previous_jti=expected_jti,
+            superseded=after_rotation(record.superseded, expected_jti, now, remember_for),
             rotated_at=now,
             last_seen=now,
             idle_expires_at=idle_expires_at,

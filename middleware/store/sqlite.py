@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sqlite3
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 import aiosqlite
 
 from ..errors import StoreError
-from .base import SessionRecord
+from .base import SessionRecord, after_rotation
 
 __all__ = ["SqliteStore", "connect_wal", "create_private", "sqlite_path_from_url"]
 
@@ -56,11 +57,17 @@ _MIGRATIONS: tuple[str, ...] = (
         count INTEGER NOT NULL
     );
     """,
+    # 2: the recently superseded refresh tokens of each session, as JSON [[jti, superseded_at], ...]; a session
+    # that rotated before the upgrade starts with its previous token, so a request in flight keeps its grace.
+    """
+    ALTER TABLE sessions ADD COLUMN superseded TEXT NOT NULL DEFAULT '[]';
+    UPDATE sessions SET superseded = json_array(json_array(previous_jti, rotated_at)) WHERE previous_jti IS NOT NULL;
+    """,
 )
 
 _COLUMNS = (
     "sid, user_id, username, created_at, last_seen, expires_at, idle_expires_at, remember, "
-    "current_jti, previous_jti, rotated_at, revoked_at"
+    "current_jti, previous_jti, rotated_at, revoked_at, superseded"
 )
 
 
@@ -180,7 +187,7 @@ class SqliteStore:
 
     async def create_session(self, record: SessionRecord) -> None:
         await self._write(
-            f"INSERT INTO sessions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 (constant columns)
+            f"INSERT INTO sessions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 (constant columns)
             (
                 record.sid,
                 record.user_id,
@@ -194,6 +201,7 @@ class SqliteStore:
                 record.previous_jti,
                 record.rotated_at,
                 record.revoked_at,
+                _superseded_json(record.superseded),
             ),
         )
 
@@ -219,15 +227,45 @@ class SqliteStore:
             previous_jti=row[9],
             rotated_at=row[10],
             revoked_at=row[11],
+            superseded=_superseded_from_json(row[12]),
         )
 
-    async def rotate(self, sid: str, *, expected_jti: str, new_jti: str, now: float, idle_expires_at: float) -> bool:
-        changed = await self._write(
-            "UPDATE sessions SET previous_jti = current_jti, current_jti = ?, rotated_at = ?, last_seen = ?,"
-            " idle_expires_at = ? WHERE sid = ? AND current_jti = ? AND revoked_at IS NULL",
-            (new_jti, now, now, idle_expires_at, sid, expected_jti),
-        )
-        return changed == 1
+    async def rotate(
+        self,
+        sid: str,
+        *,
+        expected_jti: str,
+        new_jti: str,
+        now: float,
+        idle_expires_at: float,
+        remember_for: float = 0.0,
+    ) -> bool:
+        # Read and write in one IMMEDIATE transaction: the superseded list is rebuilt from the row that the
+        # compare-and-swap on current_jti guards, so no other worker's rotation can slip in between.
+        db = self.db
+        try:
+            async with self._write_lock:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    async with db.execute(
+                        "SELECT superseded FROM sessions WHERE sid = ? AND current_jti = ? AND revoked_at IS NULL",
+                        (sid, expected_jti),
+                    ) as cur:
+                        row = await cur.fetchone()
+                    if row is not None:
+                        superseded = after_rotation(_superseded_from_json(row[0]), expected_jti, now, remember_for)
+                        await db.execute(
+                            "UPDATE sessions SET previous_jti = current_jti, current_jti = ?, rotated_at = ?,"
+                            " last_seen = ?, idle_expires_at = ?, superseded = ? WHERE sid = ? AND current_jti = ?",
+                            (new_jti, now, now, idle_expires_at, _superseded_json(superseded), sid, expected_jti),
+                        )
+                    await db.execute("COMMIT")
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store write failed: {exc}") from exc
+        return row is not None
 
     async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
         await self._transaction(
@@ -320,3 +358,11 @@ class SqliteStore:
             raise ValueError(str(exc)) from exc
         except sqlite3.Error as exc:
             raise StoreError(f"session store write failed: {exc}") from exc
+
+
+def _superseded_json(superseded: tuple[tuple[str, float], ...]) -> str:
+    return json.dumps([[jti, at] for jti, at in superseded])
+
+
+def _superseded_from_json(text: str | None) -> tuple[tuple[str, float], ...]:
+    return tuple((str(jti), float(at)) for jti, at in json.loads(text or "[]"))

@@ -139,16 +139,92 @@ async def test_previous_token_after_grace_revokes_the_whole_session(engine: Sess
     assert engine.stats["reuse_detected"] == 1
 
 
-async def test_older_token_is_reuse_even_inside_grace(engine: SessionEngine, clock: ManualClock) -> None:
+async def test_a_token_superseded_longer_than_the_grace_ago_is_reuse(engine: SessionEngine, clock: ManualClock) -> None:
     first = await login(engine)
     clock.advance(300)
     second = cookie_of((await engine.grant(first)).set_cookie)
     clock.advance(300)
-    third = cookie_of((await engine.refresh(second)).set_cookie)
+    third = cookie_of((await engine.refresh(second)).set_cookie)  # the second was superseded just now ...
     with pytest.raises(TokenReused):
-        await engine.grant(first)
+        await engine.grant(first)  # ... but the first 300 s ago
     with pytest.raises(SessionRevoked):
         await engine.grant(third)
+
+
+# --- the reuse interval: two tabs, one cookie jar -----------------------------------------------------
+
+
+async def test_a_token_two_rotations_back_is_accepted_within_the_grace(
+    engine: SessionEngine, clock: ManualClock
+) -> None:
+    # A request still in flight with T1 while the other tab's requests rotated twice: T1 was superseded 3 s
+    # ago, well inside the 30 s grace. Before the reuse interval, any token but the previous one was reuse.
+    t1 = await login(engine)
+    clock.advance(300)
+    t2 = cookie_of((await engine.grant(t1)).set_cookie)
+    clock.advance(2)
+    t3 = cookie_of((await engine.refresh(t2)).set_cookie)
+    clock.advance(1)
+    late = await engine.grant(t1)
+    assert jti_of(late.set_cookie) == jti_of(t3)  # its holder gets the current cookie ...
+    assert engine.stats["rotations"] == 2 and engine.stats["reuse_detected"] == 0  # ... and nothing rotates
+    refreshed = await engine.refresh(t2)  # a refresh with a superseded token does not rotate either
+    assert jti_of(refreshed.set_cookie) == jti_of(t3) and engine.stats["rotations"] == 2
+    assert (await engine.grant(t3)).username == "alice"
+
+
+@pytest.mark.parametrize(("since", "accepted"), [(29.9, True), (30.0, False), (45.0, False)])
+async def test_the_grace_counts_from_when_each_token_was_superseded(
+    engine: SessionEngine, clock: ManualClock, since: float, accepted: bool
+) -> None:
+    t1 = await login(engine)
+    clock.advance(300)
+    t2 = cookie_of((await engine.refresh(t1)).set_cookie)  # t1 superseded now
+    clock.advance(5)
+    t3 = cookie_of((await engine.refresh(t2)).set_cookie)  # t2 superseded 5 s later
+    clock.advance(since - 5)  # t1 was superseded `since` seconds ago
+    if accepted:
+        assert jti_of((await engine.grant(t1)).set_cookie) == jti_of(t3)
+    else:
+        with pytest.raises(TokenReused):
+            await engine.grant(t1)
+        with pytest.raises(SessionRevoked):
+            await engine.grant(t3)
+
+
+async def test_a_refresh_right_after_a_rotation_hands_back_the_current_token(
+    engine: SessionEngine, clock: ManualClock
+) -> None:
+    t1 = await login(engine)
+    t2 = cookie_of((await engine.refresh(t1)).set_cookie)  # a login is no rotation: this one rotates
+    clock.advance(0.9)
+    again = await engine.refresh(t2)  # the other tab refreshes at the same moment
+    assert jti_of(again.set_cookie) == jti_of(t2) and engine.stats["rotations"] == 1
+    clock.advance(0.2)  # more than a second after the rotation: a refresh rotates again
+    t3 = cookie_of((await engine.refresh(t2)).set_cookie)
+    assert jti_of(t3) != jti_of(t2) and engine.stats["rotations"] == 2
+
+
+async def test_rotations_within_the_grace_are_remembered_across_workers(tmp_path: Path, clock: ManualClock) -> None:
+    # Two workers over one SQLite file rotate in turn; a token superseded by the other worker is still judged
+    # by when it was superseded, and every rotation happened once (compare-and-swap).
+    stores = [SqliteStore(tmp_path / "shared.db"), SqliteStore(tmp_path / "shared.db")]
+    for s in stores:
+        await s.open()
+    a, b = make_engine(stores[0], clock), make_engine(stores[1], clock)
+    tokens = [await login(a)]
+    for i in range(4):
+        clock.advance(1.5)
+        worker = (a, b)[i % 2]
+        grants = await asyncio.gather(worker.refresh(tokens[-1]), (b, a)[i % 2].refresh(tokens[-1]))
+        assert len({jti_of(g.set_cookie) for g in grants}) == 1  # both workers hand out the same new token
+        tokens.append(cookie_of(grants[0].set_cookie))
+    assert a.stats["rotations"] + b.stats["rotations"] == 4
+    for token in tokens[:-1]:  # superseded 1.5 to 6 s ago: all inside the 30 s grace, on either worker
+        assert jti_of((await b.grant(token)).set_cookie) == jti_of(tokens[-1])
+    assert a.stats["reuse_detected"] + b.stats["reuse_detected"] == 0
+    for s in stores:
+        await s.close()
 
 
 async def test_fifty_concurrent_requests_at_expiry_mint_once(engine: SessionEngine, clock: ManualClock) -> None:

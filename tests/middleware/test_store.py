@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import stat
+import uuid
 from pathlib import Path
 
 import pytest
 
 from middleware.store import SessionRecord, SqliteStore, Store
+from middleware.store.base import SUPERSEDED_LIMIT
+from middleware.store.redis import RedisStore
+from middleware.store.sqlite import _MIGRATIONS
 
 NOW = 1_800_000_000.0
 
@@ -109,7 +114,7 @@ async def test_sqlite_survives_reopen_and_migrates_once(tmp_path: Path) -> None:
     await first.close()
     second = SqliteStore(path)
     await second.open()
-    assert await second.schema_version() == 1
+    assert await second.schema_version() == 2
     assert await second.is_revoked("s1")
     got = await second.get_session("s1")
     assert got is not None and got.revoked_at == NOW
@@ -172,3 +177,80 @@ async def test_sqlite_files_are_created_readable_by_the_owner_only(tmp_path: Pat
             await store.close()
     finally:
         os.umask(old)
+
+
+# --- the superseded tokens of a session (the reuse interval) --------------------------------------------
+
+
+async def test_rotation_remembers_the_recently_superseded_tokens(store: Store) -> None:
+    await store.create_session(record())
+    assert (await store.get_session("s1")).superseded == ()  # type: ignore[union-attr]
+    t1, t2, t3 = NOW + 1.123456789, NOW + 2.5, NOW + 20.25  # odd fractions: times must round-trip exactly
+    assert await store.rotate("s1", expected_jti="j1", new_jti="j2", now=t1, idle_expires_at=NOW + 9, remember_for=10)
+    assert await store.rotate("s1", expected_jti="j2", new_jti="j3", now=t2, idle_expires_at=NOW + 9, remember_for=10)
+    got = await store.get_session("s1")
+    assert got is not None and got.superseded == (("j1", t1), ("j2", t2))
+    assert (got.superseded_at("j1"), got.superseded_at("j2"), got.superseded_at("j3")) == (t1, t2, None)
+    # Entries older than remember_for are dropped on the next rotation; the one just superseded always stays.
+    assert await store.rotate("s1", expected_jti="j3", new_jti="j4", now=t3, idle_expires_at=NOW + 9, remember_for=10)
+    got = await store.get_session("s1")
+    assert got is not None and got.superseded == (("j3", t3),) and got.previous_jti == "j3"
+    # A lost compare-and-swap changes nothing.
+    assert not await store.rotate("s1", expected_jti="j3", new_jti="jx", now=t3, idle_expires_at=NOW + 9)
+    assert await store.get_session("s1") == got
+
+
+async def test_the_superseded_list_is_bounded(store: Store) -> None:
+    await store.create_session(record(current_jti="j0"))
+    for i in range(SUPERSEDED_LIMIT + 8):
+        rotated = await store.rotate(
+            "s1", expected_jti=f"j{i}", new_jti=f"j{i + 1}", now=NOW + i, idle_expires_at=NOW + 99, remember_for=1e9
+        )
+        assert rotated
+    got = await store.get_session("s1")
+    assert got is not None and len(got.superseded) == SUPERSEDED_LIMIT
+    assert got.superseded[-1] == (f"j{SUPERSEDED_LIMIT + 7}", NOW + SUPERSEDED_LIMIT + 7)  # the newest are kept
+    assert got.superseded[0] == ("j8", NOW + 8)
+
+
+async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
+    # A database written before the superseded list existed: its sessions keep their previous token's grace.
+    path = tmp_path / "v1.db"
+    db = sqlite3.connect(path)
+    db.executescript(_MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    db.execute(
+        "INSERT INTO sessions VALUES ('old', 'u1', 'alice', ?, ?, ?, ?, 0, 'j2', 'j1', ?, NULL)",
+        (NOW, NOW, NOW + 1000, NOW + 500, NOW + 5),
+    )
+    db.execute("INSERT INTO sessions VALUES ('new', 'u1', 'alice', ?, ?, ?, ?, 0, 'j1', NULL, ?, NULL)", (NOW,) * 5)
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.schema_version() == 2
+        old, new = await store.get_session("old"), await store.get_session("new")
+        assert old is not None and old.superseded == (("j1", NOW + 5),) and old.superseded_at("j1") == NOW + 5
+        assert new is not None and new.superseded == ()
+        assert await store.rotate("old", expected_jti="j2", new_jti="j3", now=NOW + 6, idle_expires_at=NOW + 9,
+                                  remember_for=30)  # fmt: skip
+        got = await store.get_session("old")
+        assert got is not None and got.superseded == (("j1", NOW + 5), ("j2", NOW + 6))
+    finally:
+        await store.close()
+
+
+async def test_redis_reads_and_rotates_a_session_written_before_the_list(redis_url: str) -> None:
+    store = RedisStore(redis_url, prefix=f"t{uuid.uuid4().hex}:")
+    await store.open()
+    try:
+        await store.create_session(record(current_jti="j2", previous_jti="j1", rotated_at=NOW + 5))
+        await store.redis.hdel(store._session_key("s1"), "superseded")  # as an older version wrote it
+        got = await store.get_session("s1")
+        assert got is not None and got.superseded == () and got.superseded_at("j1") == NOW + 5
+        assert await store.rotate("s1", expected_jti="j2", new_jti="j3", now=NOW + 6, idle_expires_at=NOW + 9,
+                                  remember_for=30)  # fmt: skip
+        got = await store.get_session("s1")
+        assert got is not None and got.superseded == (("j1", NOW + 5), ("j2", NOW + 6))
+    finally:
+        await store.close()
