@@ -51,7 +51,7 @@ _SCHEMA: dict[str, set[str]] = {
     "server": {"host", "port", "trusted_proxies", "origins", "workers"},
     "cookie": {"name", "same_site", "secure", "path", "domain"},
     "csrf": {"header"},
-    "login": {"max_attempts_per_user", "max_attempts_per_address", "window"},
+    "login": {"max_attempts_per_user", "max_attempts_per_address", "window", "device_ttl"},
     "users": {"database"},
     "static": {"directory"},
     "routes": set(),  # validated by the proxy's own parser
@@ -250,6 +250,7 @@ def load_config(
             login_t, "login", "max_attempts_per_address", d.login_attempts_per_address, _positive_int
         ),
         login_window=login_window,
+        login_device_ttl=p.get(login_t, "login", "device_ttl", d.login_device_ttl, _duration),
     )
     cookie = CookiePolicy(
         name=p.get(cookie_t, "cookie", "name", "__Host-frontdesk", _string),

@@ -21,7 +21,8 @@ from typing import Any
 from .caches import ExpiringCache, KeyedLocks
 from .clock import Clock, system_clock
 from .cookies import CookiePolicy, read_cookie
-from .errors import BadCredentials, NotAuthenticated, RateLimited, SessionRevoked, TokenError, TokenReused
+from .errors import BadCredentials, NotAuthenticated, SessionRevoked, TokenError, TokenReused
+from .login_limits import DEVICE_TYP, LoginLimits
 from .readonly import read_only
 from .store.base import SessionRecord, Store
 from .tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec, new_token_id
@@ -54,9 +55,10 @@ class SessionSettings:
     refresh_margin: float = 60.0  # mint a new access token when the cached one has less than this left
     state_ttl: float = 0.5  # how stale a cached session row may be: bounds cross-worker logout delay
     access_cache_size: int = 100_000
-    login_attempts_per_user: int = 10
+    login_attempts_per_user: int = 10  # per username for unknown clients; a known device has a budget of its own
     login_attempts_per_address: int = 100
     login_window: float = 15 * 60
+    login_device_ttl: float = 365 * 86400  # how long a browser stays a known device of its user
 
     @property
     def margin(self) -> float:
@@ -86,6 +88,7 @@ class LoginResult:
     expires_at: float
     idle_expires_at: float
     set_cookie: str
+    device_cookie: str | None = None  # marks the browser as a known device of the user (see login_limits)
 
 
 class _Standing(enum.Enum):
@@ -126,6 +129,24 @@ class SessionEngine:
         self._access: ExpiringCache[tuple[str, str], _Access] = ExpiringCache(self.settings.access_cache_size)
         self._audiences: set[str] = set()
         self._locks: KeyedLocks[str] = KeyedLocks()
+        s = self.settings
+        device_codec = TokenCodec(
+            refresh_codec.keyring,  # never published, and the type keeps device and refresh tokens apart
+            typ=DEVICE_TYP,
+            issuer=refresh_codec.issuer,
+            audience=refresh_codec.audience,
+            leeway=refresh_codec.leeway,
+            clock=clock,
+        )
+        self.login_limits = LoginLimits(
+            store=store,
+            device_codec=device_codec,
+            cookie=self.cookie,
+            per_user=s.login_attempts_per_user,
+            per_address=s.login_attempts_per_address,
+            window=s.login_window,
+            device_ttl=s.login_device_ttl,
+        )
         self.stats = {"mints": 0, "rotations": 0, "reuse_detected": 0}
 
     @classmethod
@@ -178,11 +199,11 @@ class SessionEngine:
     ) -> LoginResult:
         """Check credentials and start a new session (always new, whatever cookie came with it)."""
         now = self.clock()
-        await self._count_attempt(username, client_ip, now)
+        attempt = await self.login_limits.admit(username, client_ip, cookie_header, now)
         user = await self.authenticator(username, password)
         if user is None:
             raise BadCredentials()
-        await self.store.reset(_user_key(username))
+        device_cookie = await self.login_limits.succeeded(attempt, username, now)
         if cookie_header:
             # The browser's previous session (if any) ends here: one browser, one live session.
             await self.logout(cookie_header, reason="replaced by a new login")
@@ -212,17 +233,8 @@ class SessionEngine:
             expires_at=expires_at,
             idle_expires_at=idle,
             set_cookie=self._refresh_cookie(record, now),
+            device_cookie=device_cookie,
         )
-
-    async def _count_attempt(self, username: str, client_ip: str | None, now: float) -> None:
-        s = self.settings
-        checks = [(_user_key(username), s.login_attempts_per_user)]
-        if client_ip:
-            checks.append((f"login:addr:{client_ip}", s.login_attempts_per_address))
-        for key, limit in checks:
-            count, window_end = await self.store.hit(key, window=s.login_window, now=now)
-            if count > limit:
-                raise RateLimited(retry_after=int(window_end - now) + 1)
 
     async def logout(self, cookie_header: str | None, *, reason: str = "logout") -> str | None:
         """Revoke the cookie's session, if it names one; idempotent. Returns the session id revoked."""
@@ -436,7 +448,3 @@ def _standing(record: SessionRecord, jti: str, now: float, grace: float) -> _Sta
     if superseded_at is not None and now - superseded_at < grace:
         return _Standing.GRACE
     return _Standing.REUSED
-
-
-def _user_key(username: str) -> str:
-    return f"login:user:{username.strip().lower()}"

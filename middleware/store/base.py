@@ -6,10 +6,11 @@ that passes the one shared test suite in ``tests/middleware/store``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SessionRecord", "Store", "SUPERSEDED_LIMIT", "after_rotation"]
+__all__ = ["SessionRecord", "Store", "SUPERSEDED_LIMIT", "after_rotation", "window_bounds"]
 
 SUPERSEDED_LIMIT = 32
 """At most this many superseded refresh tokens are remembered per session (the newest). A refresh rotates at
@@ -56,6 +57,12 @@ def after_rotation(
     return (*kept, (jti, now))[-SUPERSEDED_LIMIT:]
 
 
+def window_bounds(now: float, window: float) -> tuple[float, float]:
+    """The fixed counting window containing ``now``: (start, end). Every backend and the engine agree on it."""
+    start = now - (now % window)
+    return start, start + window
+
+
 @runtime_checkable
 class Store(Protocol):
     async def open(self) -> None:
@@ -92,6 +99,12 @@ class Store(Protocol):
 
     async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
         """Count one attempt for ``key`` in the fixed window containing ``now``; return (count, window end)."""
+
+    async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
+        """Count one attempt against every key of ``limits`` in the fixed window containing ``now``, unless one
+        of them has already reached its limit there: then nothing at all is written and that key (the first
+        such, in order) is returned. Atomic across processes. Counters of ended windows are deleted as new ones
+        are written, so the counters never outgrow the attempts accepted in one window."""
 
     async def reset(self, key: str) -> None:
         """Forget the attempts counted for ``key``."""

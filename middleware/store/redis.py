@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ..errors import StoreError
-from .base import SUPERSEDED_LIMIT, SessionRecord
+from .base import SUPERSEDED_LIMIT, SessionRecord, window_bounds
 
 __all__ = ["RedisStore"]
 
@@ -63,6 +64,23 @@ if redis.call('SET', KEYS[2], expires, 'NX') then
   redis.call('EXPIREAT', KEYS[2], math.ceil(tonumber(expires)))
 end
 return 1
+"""
+# KEYS: the counters; ARGV: window start, window end (whole seconds), then one limit per key. Refused (the index
+# of the first counter at its limit) before anything is written; otherwise every counter counts one.
+_ATTEMPT = """
+for i, key in ipairs(KEYS) do
+  local data = redis.call('HMGET', key, 'start', 'count')
+  if data[1] == ARGV[1] and tonumber(data[2]) >= tonumber(ARGV[2 + i]) then return i end
+end
+for _, key in ipairs(KEYS) do
+  if redis.call('HGET', key, 'start') == ARGV[1] then
+    redis.call('HINCRBY', key, 'count', 1)
+  else
+    redis.call('HSET', key, 'start', ARGV[1], 'count', 1)
+  end
+  redis.call('EXPIREAT', key, ARGV[2])
+end
+return 0
 """
 _HIT = """
 local start = redis.call('HGET', KEYS[1], 'start')
@@ -178,9 +196,16 @@ class RedisStore:
             raise StoreError(f"session store read failed: {exc}") from exc
 
     async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
-        start = now - (now % window)
-        count = await self._eval(_HIT, [f"{self.prefix}attempts:{key}"], [repr(start), math.ceil(start + window)])
-        return int(count), start + window
+        start, end = window_bounds(now, window)
+        count = await self._eval(_HIT, [f"{self.prefix}attempts:{key}"], [repr(start), math.ceil(end)])
+        return int(count), end
+
+    async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
+        # Counters expire by themselves at their window's end: nothing else to bound.
+        start, end = window_bounds(now, window)
+        keys = [f"{self.prefix}attempts:{key}" for key, _ in limits]
+        refused = int(await self._eval(_ATTEMPT, keys, [repr(start), math.ceil(end), *(n for _, n in limits)]))
+        return limits[refused - 1][0] if refused else None
 
     async def reset(self, key: str) -> None:
         try:

@@ -14,12 +14,13 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiosqlite
 
 from ..errors import StoreError
-from .base import SessionRecord, after_rotation
+from .base import SessionRecord, after_rotation, window_bounds
 
 __all__ = ["SqliteStore", "connect_wal", "create_private", "sqlite_path_from_url"]
 
@@ -63,6 +64,17 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN superseded TEXT NOT NULL DEFAULT '[]';
     UPDATE sessions SET superseded = json_array(json_array(previous_jti, rotated_at)) WHERE previous_jti IS NOT NULL;
     """,
+    # 3: login counters of ended windows are deleted on each counted attempt, found by this index.
+    """
+    CREATE INDEX IF NOT EXISTS attempts_expiry ON attempts(window_end);
+    """,
+)
+
+_COUNT_ATTEMPT = (
+    "INSERT INTO attempts (key, window_start, window_end, count) VALUES (?, ?, ?, 1)"
+    " ON CONFLICT(key) DO UPDATE SET"
+    " count = CASE WHEN window_start = excluded.window_start THEN count + 1 ELSE 1 END,"
+    " window_start = excluded.window_start, window_end = excluded.window_end"
 )
 
 _COLUMNS = (
@@ -318,24 +330,54 @@ class SqliteStore:
             raise StoreError(f"session store read failed: {exc}") from exc
 
     async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
-        start = now - (now % window)
+        start, end = window_bounds(now, window)
         try:
             async with (
                 self._write_lock,
-                self.db.execute(
-                    "INSERT INTO attempts (key, window_start, window_end, count) VALUES (?, ?, ?, 1)"
-                    " ON CONFLICT(key) DO UPDATE SET"
-                    " count = CASE WHEN window_start = excluded.window_start THEN count + 1 ELSE 1 END,"
-                    " window_start = excluded.window_start, window_end = excluded.window_end"
-                    " RETURNING count, window_end",
-                    (key, start, start + window),
-                ) as cur,
+                self.db.execute(_COUNT_ATTEMPT + " RETURNING count, window_end", (key, start, end)) as cur,
             ):
                 row = await cur.fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"session store write failed: {exc}") from exc
         assert row is not None
         return int(row[0]), float(row[1])
+
+    async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
+        start, end = window_bounds(now, window)
+        keys = [key for key, _ in limits]
+        # A refused attempt is decided by a read alone: no write lock, no write, whatever the request rate.
+        refused = await self._over_limit(limits, start)
+        if refused is not None:
+            return refused
+        db = self.db
+        try:
+            async with self._write_lock:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    # Decided again under the write lock: another worker may have counted in between.
+                    refused = await self._over_limit(limits, start)
+                    if refused is None:
+                        await db.execute("DELETE FROM attempts WHERE window_end <= ?", (now,))
+                        await db.executemany(_COUNT_ATTEMPT, [(key, start, end) for key in keys])
+                    await db.execute("COMMIT")
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store write failed: {exc}") from exc
+        return refused
+
+    async def _over_limit(self, limits: Sequence[tuple[str, int]], start: float) -> str | None:
+        marks = ",".join("?" * len(limits))
+        try:
+            async with self.db.execute(
+                f"SELECT key, count FROM attempts WHERE window_start = ? AND key IN ({marks})",  # noqa: S608 (only ?s)
+                (start, *(key for key, _ in limits)),
+            ) as cur:
+                counts = {str(key): int(count) for key, count in await cur.fetchall()}
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+        return next((key for key, limit in limits if counts.get(key, 0) >= limit), None)
 
     async def reset(self, key: str) -> None:
         await self._write("DELETE FROM attempts WHERE key = ?", (key,))

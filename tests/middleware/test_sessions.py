@@ -10,7 +10,7 @@ import pytest
 
 from middleware.clock import ManualClock
 from middleware.errors import BadCredentials, NotAuthenticated, RateLimited, SessionRevoked, TokenReused
-from middleware.sessions import SessionEngine, SessionSettings, User
+from middleware.sessions import LoginResult, SessionEngine, SessionSettings, User
 from middleware.store import SqliteStore, Store
 from middleware.tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
 
@@ -336,3 +336,71 @@ async def test_a_second_worker_minting_right_after_a_rotation_does_not_rotate_ag
     assert a.stats["rotations"] + b.stats["rotations"] == 2
     for s in stores:
         await s.close()
+
+
+# --- login limits that cannot be turned against the user -----------------------------------------------
+
+
+def device_of(result: LoginResult) -> str:
+    """The device cookie (name=value) a successful login handed out."""
+    assert result.device_cookie is not None
+    return result.device_cookie.split(";")[0]
+
+
+async def test_an_address_over_its_limit_cannot_push_a_users_counter(engine: SessionEngine) -> None:
+    # Before: every request counted against the username first, refused or not, so one address already at its
+    # own limit could keep any account locked (11 requests, no hashing) and the real user got 429.
+    for name in ("carol", "dave", "erin", "frank", "gina"):  # the address's 5 attempts
+        with pytest.raises(BadCredentials):
+            await engine.login(name, "x", client_ip="10.6.6.6")
+    for _ in range(20):
+        with pytest.raises(RateLimited):
+            await engine.login("alice", "x", client_ip="10.6.6.6")
+    assert (await engine.login("alice", "correct horse", client_ip="10.0.0.1")).user.username == "alice"
+
+
+async def test_a_known_device_gets_in_while_the_username_is_under_attack(engine: SessionEngine) -> None:
+    device = device_of(await engine.login("alice", "correct horse", client_ip="10.0.0.1"))
+    bobs_device = device_of(await engine.login("bob", "correct horse", client_ip="10.0.0.2"))
+    for i in range(3):  # the per-username budget, spent by an attacker from three addresses
+        with pytest.raises(BadCredentials):
+            await engine.login("alice", "guess", client_ip=f"10.6.6.{i}")
+    # Unknown clients are refused, the right password included, and so are other users' or forged devices.
+    for cookie in (None, bobs_device, "__Host-frontdesk-device=forged.token.here"):
+        with pytest.raises(RateLimited):
+            await engine.login("ALICE", "correct horse", client_ip="10.0.0.9", cookie_header=cookie)
+    # The real user, from the browser she logged in from before, gets in (from any address).
+    result = await engine.login("alice", "correct horse", client_ip="10.0.0.7", cookie_header=device)
+    assert result.user.username == "alice"
+    assert device_of(result) != device and jti_of(result.device_cookie) != jti_of(device)  # re-signed ...
+    claims = jwt.decode(device_of(result).split("=", 1)[1], options={"verify_signature": False})
+    old = jwt.decode(device.split("=", 1)[1], options={"verify_signature": False})
+    assert claims["sid"] == old["sid"] and claims["sub"] == "alice"  # ... for the same device
+
+
+async def test_a_known_device_has_a_budget_of_its_own(engine: SessionEngine) -> None:
+    # A stolen device cookie buys no more guesses than the per-username budget, and spends none of it.
+    device = device_of(await engine.login("alice", "correct horse", client_ip="10.0.0.1"))
+    for i in range(3):
+        with pytest.raises(BadCredentials):
+            await engine.login("alice", "guess", client_ip=f"10.7.7.{i}", cookie_header=device)
+    with pytest.raises(RateLimited):
+        await engine.login("alice", "correct horse", client_ip="10.7.7.9", cookie_header=device)
+    assert (await engine.login("alice", "correct horse", client_ip="10.0.0.2")).user.username == "alice"
+
+
+async def test_the_device_cookie_is_a_host_cookie_and_no_session_token(
+    engine: SessionEngine, clock: ManualClock
+) -> None:
+    result = await engine.login("alice", "correct horse")
+    assert result.device_cookie is not None
+    attrs = [a.strip() for a in result.device_cookie.split(";")]
+    assert attrs[0].startswith("__Host-frontdesk-device=")
+    assert set(attrs[1:]) == {"Path=/", f"Max-Age={365 * 86400}", "HttpOnly", "Secure", "SameSite=Strict"}
+    with pytest.raises(NotAuthenticated):  # signed with the refresh key, but of another type
+        await engine.grant("__Host-frontdesk=" + device_of(result).split("=", 1)[1])
+    assert engine.login_limits.known_device(cookie_of(result.set_cookie).replace("frontdesk=", "frontdesk-device="),
+                                            "alice") is None  # fmt: skip
+    assert engine.login_limits.known_device(device_of(result), "alice") is not None
+    clock.advance(365 * 86400 + 60)  # past its lifetime (and the leeway)
+    assert engine.login_limits.known_device(device_of(result), "alice") is None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from middleware.store import SessionRecord, SqliteStore, Store
+from middleware.store import MemoryStore, SessionRecord, SqliteStore, Store
 from middleware.store.base import SUPERSEDED_LIMIT
 from middleware.store.redis import RedisStore
 from middleware.store.sqlite import _MIGRATIONS
@@ -93,6 +93,27 @@ async def test_hit_counts_per_key_and_window(store: Store) -> None:
     assert (await store.hit("k", window=60, now=NOW + 62))[0] == 1
 
 
+async def test_attempt_counts_every_key_or_none(store: Store) -> None:
+    limits = [("addr", 3), ("user", 2)]
+    assert await store.attempt(limits, window=60, now=NOW) is None
+    assert await store.attempt(limits, window=60, now=NOW + 1) is None
+    # "user" is at its limit: refused, and the refused attempt counts against nothing, "addr" included.
+    assert await store.attempt(limits, window=60, now=NOW + 2) == "user"
+    assert await store.attempt([("addr", 3)], window=60, now=NOW + 3) is None  # the third for "addr"
+    assert await store.attempt(limits, window=60, now=NOW + 4) == "addr"  # checked first, in order
+    assert await store.attempt([("user", 5)], window=60, now=NOW + 5) is None  # "user" was still at 2
+    assert (await store.hit("user", window=60, now=NOW + 6))[0] == 4
+    # A new window starts over; reset forgets one key.
+    assert await store.attempt(limits, window=60, now=NOW + 60) is None
+    await store.reset("user")
+    assert await store.attempt([("user", 1)], window=60, now=NOW + 61) is None
+
+
+async def test_concurrent_attempts_never_pass_the_limit(store: Store) -> None:
+    results = await asyncio.gather(*(store.attempt([("k", 5)], window=60, now=NOW) for _ in range(20)))
+    assert results.count(None) == 5 and results.count("k") == 15
+
+
 async def test_purge_removes_only_what_expired(store: Store) -> None:
     await store.create_session(record("live"))
     await store.create_session(record("idle", idle_expires_at=NOW + 10))
@@ -114,7 +135,7 @@ async def test_sqlite_survives_reopen_and_migrates_once(tmp_path: Path) -> None:
     await first.close()
     second = SqliteStore(path)
     await second.open()
-    assert await second.schema_version() == 2
+    assert await second.schema_version() == 3
     assert await second.is_revoked("s1")
     got = await second.get_session("s1")
     assert got is not None and got.revoked_at == NOW
@@ -228,7 +249,7 @@ async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
     store = SqliteStore(path)
     await store.open()
     try:
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == 3
         old, new = await store.get_session("old"), await store.get_session("new")
         assert old is not None and old.superseded == (("j1", NOW + 5),) and old.superseded_at("j1") == NOW + 5
         assert new is not None and new.superseded == ()
@@ -254,3 +275,32 @@ async def test_redis_reads_and_rotates_a_session_written_before_the_list(redis_u
         assert got is not None and got.superseded == (("j1", NOW + 5), ("j2", NOW + 6))
     finally:
         await store.close()
+
+
+async def test_sqlite_refused_attempts_write_nothing_and_ended_windows_are_dropped(tmp_path: Path) -> None:
+    # Issue 8 item 5: 3,000 refused logins added 3,000 rows. Refused attempts now write nothing, and counters of
+    # ended windows are deleted as new ones are written: the table holds one window's accepted attempts.
+    store = SqliteStore(tmp_path / "fd.db")
+    await store.open()
+    try:
+        for i in range(3000):
+            await store.attempt([("login:addr:10.0.0.1", 10), (f"login:user:name{i}", 10)], window=600, now=NOW)
+        async with store.db.execute("SELECT COUNT(*), MAX(count) FROM attempts") as cur:
+            assert tuple(await cur.fetchone() or ()) == (11, 10)  # the address and the ten names it got to try
+        await store.attempt([("login:addr:10.0.0.2", 10)], window=600, now=NOW + 600)  # the next window
+        async with store.db.execute("SELECT key FROM attempts") as cur:
+            assert await cur.fetchall() == [("login:addr:10.0.0.2",)]
+    finally:
+        await store.close()
+
+
+async def test_memory_store_drops_counters_of_ended_windows() -> None:
+    store = MemoryStore()
+    for i in range(100):
+        await store.attempt([(f"login:addr:10.0.0.{i}", 10)], window=60, now=NOW)
+    await store.hit("other", window=60, now=NOW)
+    assert len(store._hits) == 101
+    await store.attempt([("login:addr:10.0.1.1", 10)], window=60, now=NOW + 60)
+    assert list(store._hits) == ["login:addr:10.0.1.1"]
+    await store.hit("later", window=60, now=NOW + 61)
+    assert await store.purge(now=NOW + 200) == 2 and store._hits == {}
