@@ -93,7 +93,7 @@ class LoginResult:
 
 class _Standing(enum.Enum):
     CURRENT = "current"
-    GRACE = "previous, within the grace period"
+    GRACE = "superseded less than the rotation grace ago"
     REUSED = "reused"
 
 

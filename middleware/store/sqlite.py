@@ -193,9 +193,21 @@ class SqliteStore:
         return self._db
 
     async def schema_version(self) -> int:
-        async with self.db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
+        row = await self._read_one("PRAGMA user_version", ())
         return int(row[0]) if row else 0
+
+    async def _read_one(self, sql: str, params: tuple[object, ...]) -> sqlite3.Row | None:
+        """The first row of a read, run and finished in one job on the connection's thread.
+
+        A cursor left open across awaits keeps a read transaction (a snapshot) open on the shared connection;
+        a write that another request sends meanwhile on the same connection must then upgrade that snapshot,
+        and once another worker has committed SQLite answers "database is locked" at once, without waiting.
+        """
+        try:
+            rows = list(await self.db.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+        return rows[0] if rows else None
 
     async def create_session(self, record: SessionRecord) -> None:
         await self._write(
@@ -218,12 +230,7 @@ class SqliteStore:
         )
 
     async def get_session(self, sid: str) -> SessionRecord | None:
-        try:
-            sql = f"SELECT {_COLUMNS} FROM sessions WHERE sid = ?"  # noqa: S608 (constant columns)
-            async with self.db.execute(sql, (sid,)) as cur:
-                row = await cur.fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"session store read failed: {exc}") from exc
+        row = await self._read_one(f"SELECT {_COLUMNS} FROM sessions WHERE sid = ?", (sid,))  # noqa: S608 (constant columns)
         if row is None:
             return None
         return SessionRecord(
@@ -259,11 +266,11 @@ class SqliteStore:
             async with self._write_lock:
                 await db.execute("BEGIN IMMEDIATE")
                 try:
-                    async with db.execute(
+                    rows = await db.execute_fetchall(
                         "SELECT superseded FROM sessions WHERE sid = ? AND current_jti = ? AND revoked_at IS NULL",
                         (sid, expected_jti),
-                    ) as cur:
-                        row = await cur.fetchone()
+                    )
+                    row = next(iter(rows), None)
                     if row is not None:
                         superseded = after_rotation(_superseded_from_json(row[0]), expected_jti, now, remember_for)
                         await db.execute(
@@ -323,11 +330,7 @@ class SqliteStore:
         return counts
 
     async def is_revoked(self, sid: str) -> bool:
-        try:
-            async with self.db.execute("SELECT 1 FROM revocations WHERE id = ?", (sid,)) as cur:
-                return await cur.fetchone() is not None
-        except sqlite3.Error as exc:
-            raise StoreError(f"session store read failed: {exc}") from exc
+        return await self._read_one("SELECT 1 FROM revocations WHERE id = ?", (sid,)) is not None
 
     async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
         start, end = window_bounds(now, window)
@@ -369,14 +372,12 @@ class SqliteStore:
 
     async def _over_limit(self, limits: Sequence[tuple[str, int]], start: float) -> str | None:
         marks = ",".join("?" * len(limits))
+        sql = f"SELECT key, count FROM attempts WHERE window_start = ? AND key IN ({marks})"  # noqa: S608 (only ?s)
         try:
-            async with self.db.execute(
-                f"SELECT key, count FROM attempts WHERE window_start = ? AND key IN ({marks})",  # noqa: S608 (only ?s)
-                (start, *(key for key, _ in limits)),
-            ) as cur:
-                counts = {str(key): int(count) for key, count in await cur.fetchall()}
+            rows = await self.db.execute_fetchall(sql, (start, *(key for key, _ in limits)))
         except sqlite3.Error as exc:
             raise StoreError(f"session store read failed: {exc}") from exc
+        counts = {str(key): int(count) for key, count in rows}
         return next((key for key, limit in limits if counts.get(key, 0) >= limit), None)
 
     async def reset(self, key: str) -> None:

@@ -304,3 +304,34 @@ async def test_memory_store_drops_counters_of_ended_windows() -> None:
     assert list(store._hits) == ["login:addr:10.0.1.1"]
     await store.hit("later", window=60, now=NOW + 61)
     assert await store.purge(now=NOW + 200) == 2 and store._hits == {}
+
+
+async def test_sqlite_reads_never_make_a_concurrent_write_fail_as_locked(tmp_path: Path) -> None:
+    # Two workers (two stores on one file), each serving reads and rotations concurrently on its one
+    # connection. A read whose cursor stayed open across awaits held a snapshot on that connection, and a write
+    # sent meanwhile failed at once with "database is locked" (a 503 on /auth/session or a proxied request):
+    # 38 of 600 rotations here before reads were finished in one job each.
+    a, b = SqliteStore(tmp_path / "fd.db"), SqliteStore(tmp_path / "fd.db")
+    await a.open()
+    await b.open()
+    for sid in ("s0", "s1", "s2", "s3"):
+        await a.create_session(record(sid))
+
+    async def read(store: SqliteStore) -> None:
+        for _ in range(300):
+            await store.get_session("s0")
+
+    async def rotate(store: SqliteStore, sid: str) -> None:
+        for i in range(150):
+            current = await store.get_session(sid)
+            assert current is not None
+            await store.rotate(sid, expected_jti=current.current_jti, new_jti=f"{sid}-{i}-{id(store)}", now=NOW,
+                               idle_expires_at=NOW + 9)  # fmt: skip
+
+    try:
+        await asyncio.gather(
+            read(a), read(a), read(b), read(b), rotate(a, "s1"), rotate(b, "s2"), rotate(a, "s3"), rotate(b, "s3")
+        )
+    finally:
+        await a.close()
+        await b.close()
