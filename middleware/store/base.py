@@ -13,8 +13,9 @@ from typing import Protocol, runtime_checkable
 __all__ = ["SessionRecord", "Store", "SUPERSEDED_LIMIT", "after_rotation", "window_bounds"]
 
 SUPERSEDED_LIMIT = 32
-"""At most this many superseded refresh tokens are remembered per session (the newest). A refresh rotates at
-most once a second, so this covers a rotation grace of 30 s even when a client refreshes non-stop."""
+"""At most this many superseded refresh tokens are remembered per session (the newest; the older ones count as
+reused). ``/auth/refresh`` rotates at most once a second and silent refresh at most every half access lifetime,
+so this covers the default 30 s grace even for a client that refreshes non-stop."""
 
 
 @dataclass(frozen=True, slots=True)
