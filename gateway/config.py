@@ -59,6 +59,7 @@ _SCHEMA: dict[str, set[str]] = {
         "max_attempts_per_user",
         "max_attempts_per_address",
         "window",
+        "device_ttl",
         "hash_workers",
         "hash_queue",
         "max_concurrent_per_address",
@@ -297,6 +298,7 @@ def load_config(
             login_t, "login", "max_attempts_per_address", d.login_attempts_per_address, _positive_int
         ),
         login_window=login_window,
+        login_device_ttl=p.get(login_t, "login", "device_ttl", d.login_device_ttl, _duration),
     )
     dc = LoginCapacity()
     login_capacity = LoginCapacity(

@@ -143,7 +143,10 @@ class AuthAPI:
                 client_ip=client_ip,
                 cookie_header=request.headers.get("cookie"),
             )
-        return json_response(200, _login_body(result), [("set-cookie", result.set_cookie), _NO_STORE])
+        headers = [("set-cookie", result.set_cookie), _NO_STORE]
+        if result.device_cookie:
+            headers.append(("set-cookie", result.device_cookie))
+        return json_response(200, _login_body(result), headers)
 
     async def _session(self, request: HttpRequest) -> HttpResponse:
         grant = await self.engine.grant(request.headers.get("cookie"))

@@ -74,6 +74,6 @@ def token_scopes(claims: Mapping[str, object]) -> frozenset[str]:
     if isinstance(scope, str):
         return frozenset(scope.split())
     scp = claims.get("scp")
-    if isinstance(scp, list):
+    if isinstance(scp, list | tuple):  # a tuple once the claims are read-only
         return frozenset(s for s in scp if isinstance(s, str))
     return frozenset()

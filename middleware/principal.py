@@ -13,6 +13,7 @@ from typing import Any
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 
 from .paths import token_scopes
+from .readonly import read_only
 
 __all__ = [
     "FrontdeskUser",
@@ -36,11 +37,12 @@ class FrontdeskUser(BaseUser):
     """An authenticated user: ``id`` is the token's ``sub``, ``username`` its ``preferred_username``."""
 
     def __init__(self, claims: Mapping[str, Any]) -> None:
-        self.claims = claims
+        # Read-only: one user object (and its claims) may serve every request of a token.
+        self.claims: Mapping[str, Any] = read_only(claims)
         self.id: str = str(claims["sub"])
         name = claims.get("preferred_username")
         self.username: str = name if isinstance(name, str) and name else self.id
-        self.scopes = token_scopes(claims)
+        self.scopes = token_scopes(self.claims)
         # "authenticated" is Starlette's convention for @requires("authenticated"). The scopes are a tuple, not
         # Starlette's list, so the object can be shared by every request of one token: no request can widen
         # another's scopes by appending to them.

@@ -14,20 +14,25 @@ from __future__ import annotations
 import enum
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .caches import ExpiringCache, KeyedLocks
 from .clock import Clock, system_clock
 from .cookies import CookiePolicy, read_cookie
-from .errors import BadCredentials, NotAuthenticated, RateLimited, SessionRevoked, TokenError, TokenReused
+from .errors import BadCredentials, NotAuthenticated, SessionRevoked, TokenError, TokenReused
+from .login_limits import DEVICE_TYP, LoginLimits
+from .readonly import read_only
 from .store.base import SessionRecord, Store
 from .tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec, new_token_id
 
-__all__ = ["User", "Authenticator", "SessionSettings", "Grant", "LoginResult", "SessionEngine"]
+__all__ = ["User", "Authenticator", "SessionSettings", "Grant", "LoginResult", "SessionEngine", "REFRESH_COALESCE"]
 
 log = logging.getLogger("frontdesk.sessions")
+
+REFRESH_COALESCE = 1.0
+"""Seconds after a rotation during which ``POST /auth/refresh`` hands back the current token, not a new one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +55,10 @@ class SessionSettings:
     refresh_margin: float = 60.0  # mint a new access token when the cached one has less than this left
     state_ttl: float = 0.5  # how stale a cached session row may be: bounds cross-worker logout delay
     access_cache_size: int = 100_000
-    login_attempts_per_user: int = 10
+    login_attempts_per_user: int = 10  # per username for unknown clients; a known device has a budget of its own
     login_attempts_per_address: int = 100
     login_window: float = 15 * 60
+    login_device_ttl: float = 365 * 86400  # how long a browser stays a known device of its user
 
     @property
     def margin(self) -> float:
@@ -72,7 +78,7 @@ class Grant:
     set_cookie: str | None
     expires_at: float
     idle_expires_at: float
-    claims: dict[str, Any]
+    claims: Mapping[str, Any]  # read-only: the same mapping serves every request until the token is re-minted
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +88,12 @@ class LoginResult:
     expires_at: float
     idle_expires_at: float
     set_cookie: str
+    device_cookie: str | None = None  # marks the browser as a known device of the user (see login_limits)
 
 
 class _Standing(enum.Enum):
     CURRENT = "current"
-    GRACE = "previous, within the grace period"
+    GRACE = "superseded less than the rotation grace ago"
     REUSED = "reused"
 
 
@@ -94,7 +101,7 @@ class _Standing(enum.Enum):
 class _Access:
     token: str
     expires_at: float
-    claims: dict[str, Any]
+    claims: Mapping[str, Any]
 
 
 class SessionEngine:
@@ -122,6 +129,24 @@ class SessionEngine:
         self._access: ExpiringCache[tuple[str, str], _Access] = ExpiringCache(self.settings.access_cache_size)
         self._audiences: set[str] = set()
         self._locks: KeyedLocks[str] = KeyedLocks()
+        s = self.settings
+        device_codec = TokenCodec(
+            refresh_codec.keyring,  # never published, and the type keeps device and refresh tokens apart
+            typ=DEVICE_TYP,
+            issuer=refresh_codec.issuer,
+            audience=refresh_codec.audience,
+            leeway=refresh_codec.leeway,
+            clock=clock,
+        )
+        self.login_limits = LoginLimits(
+            store=store,
+            device_codec=device_codec,
+            cookie=self.cookie,
+            per_user=s.login_attempts_per_user,
+            per_address=s.login_attempts_per_address,
+            window=s.login_window,
+            device_ttl=s.login_device_ttl,
+        )
         self.stats = {"mints": 0, "rotations": 0, "reuse_detected": 0}
 
     @classmethod
@@ -174,11 +199,11 @@ class SessionEngine:
     ) -> LoginResult:
         """Check credentials and start a new session (always new, whatever cookie came with it)."""
         now = self.clock()
-        await self._count_attempt(username, client_ip, now)
+        attempt = await self.login_limits.admit(username, client_ip, cookie_header, now)
         user = await self.authenticator(username, password)
         if user is None:
             raise BadCredentials()
-        await self.store.reset(_user_key(username))
+        device_cookie = await self.login_limits.succeeded(attempt, username, now)
         if cookie_header:
             # The browser's previous session (if any) ends here: one browser, one live session.
             await self.logout(cookie_header, reason="replaced by a new login")
@@ -208,17 +233,8 @@ class SessionEngine:
             expires_at=expires_at,
             idle_expires_at=idle,
             set_cookie=self._refresh_cookie(record, now),
+            device_cookie=device_cookie,
         )
-
-    async def _count_attempt(self, username: str, client_ip: str | None, now: float) -> None:
-        s = self.settings
-        checks = [(_user_key(username), s.login_attempts_per_user)]
-        if client_ip:
-            checks.append((f"login:addr:{client_ip}", s.login_attempts_per_address))
-        for key, limit in checks:
-            count, window_end = await self.store.hit(key, window=s.login_window, now=now)
-            if count > limit:
-                raise RateLimited(retry_after=int(window_end - now) + 1)
 
     async def logout(self, cookie_header: str | None, *, reason: str = "logout") -> str | None:
         """Revoke the cookie's session, if it names one; idempotent. Returns the session id revoked."""
@@ -254,7 +270,8 @@ class SessionEngine:
         return await self._grant(cookie_header, audience, force_new=force_new, always_rotate=False)
 
     async def refresh(self, cookie_header: str | None, *, audience: str | None = None) -> Grant:
-        """Like :meth:`grant`, but always rotates the refresh token (``POST /auth/refresh``)."""
+        """Like :meth:`grant`, but always mints and rotates the refresh token (``POST /auth/refresh``), unless it
+        rotated less than :data:`REFRESH_COALESCE` ago: then the current token is handed back."""
         return await self._grant(cookie_header, audience, force_new=True, always_rotate=True)
 
     async def is_active(self, sid: str) -> bool:
@@ -293,11 +310,15 @@ class SessionEngine:
                 return self._grant_from(record, cached, standing, now)
             # Each worker has its own access-token cache, so several may mint for one session in a row; the
             # refresh token rotates once for all of them, not once per worker: right after a rotation a mint
-            # reuses it. The window is the grace (so a third token cannot push out one still in its grace),
-            # but never more than half an access lifetime, so an active session still rotates on schedule.
-            window = min(self.settings.rotation_grace, self.settings.access_ttl / 2)
+            # reuses it. The window is the grace, but never more than half an access lifetime, so an active
+            # session still rotates on schedule. An explicit refresh right after a rotation (two tabs
+            # refreshing together) hands back the current token too, so rotations stay at most one a second.
+            if always_rotate:  # a login is no rotation: the first refresh after it always rotates
+                window = REFRESH_COALESCE if record.previous_jti is not None else 0.0
+            else:
+                window = min(self.settings.rotation_grace, self.settings.access_ttl / 2)
             recently_rotated = now < record.rotated_at + window
-            if standing is _Standing.CURRENT and (always_rotate or not recently_rotated):
+            if standing is _Standing.CURRENT and not recently_rotated:
                 record = await self._rotate(record, now)
             access = self._mint(record, aud, now)
             return self._grant_from(record, access, _Standing.CURRENT, now, rotated=True)
@@ -346,7 +367,12 @@ class SessionEngine:
         idle = min(now + ttl, record.expires_at)
         new_jti = new_token_id()
         if await self.store.rotate(
-            record.sid, expected_jti=record.current_jti, new_jti=new_jti, now=now, idle_expires_at=idle
+            record.sid,
+            expected_jti=record.current_jti,
+            new_jti=new_jti,
+            now=now,
+            idle_expires_at=idle,
+            remember_for=s.rotation_grace,
         ):
             self.stats["rotations"] += 1
         # Won or lost the race, the row in the store is now the truth.
@@ -369,7 +395,7 @@ class SessionEngine:
         }
         token = self.access_codec.encode(claims)
         claims["iss"] = self.access_codec.issuer
-        access = _Access(token=token, expires_at=float(exp), claims=claims)
+        access = _Access(token=token, expires_at=float(exp), claims=read_only(claims))
         self._access.set((record.sid, aud), access, float(exp), now)
         self._audiences.add(aud)
         self.stats["mints"] += 1
@@ -413,12 +439,12 @@ class SessionEngine:
 
 
 def _standing(record: SessionRecord, jti: str, now: float, grace: float) -> _Standing:
+    """Auth0's reuse interval: a token superseded less than ``grace`` ago is still accepted, however many
+    rotations ago (two tabs, a request in flight while the other tab refreshed twice); any older token of the
+    session is reuse."""
     if jti == record.current_jti:
         return _Standing.CURRENT
-    if jti == record.previous_jti and now <= record.rotated_at + grace:
+    superseded_at = record.superseded_at(jti)
+    if superseded_at is not None and now - superseded_at < grace:
         return _Standing.GRACE
     return _Standing.REUSED
-
-
-def _user_key(username: str) -> str:
-    return f"login:user:{username.strip().lower()}"

@@ -6,10 +6,16 @@ that passes the one shared test suite in ``tests/middleware/store``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SessionRecord", "Store"]
+__all__ = ["SessionRecord", "Store", "SUPERSEDED_LIMIT", "after_rotation", "window_bounds"]
+
+SUPERSEDED_LIMIT = 32
+"""At most this many superseded refresh tokens are remembered per session (the newest; the older ones count as
+reused). ``/auth/refresh`` rotates at most once a second and silent refresh at most every half access lifetime,
+so this covers the default 30 s grace even for a client that refreshes non-stop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +32,36 @@ class SessionRecord:
     previous_jti: str | None
     rotated_at: float
     revoked_at: float | None = None
+    # The session's recently superseded refresh tokens, oldest first: (jti, when it stopped being current).
+    # A token superseded less than the rotation grace ago is still accepted (the reuse interval).
+    superseded: tuple[tuple[str, float], ...] = ()
 
     def is_usable(self, now: float) -> bool:
         return self.revoked_at is None and now < self.expires_at and now < self.idle_expires_at
+
+    def superseded_at(self, jti: str) -> float | None:
+        """When ``jti`` stopped being this session's current token, if it is one of the remembered ones."""
+        for old, at in reversed(self.superseded):
+            if old == jti:
+                return at
+        if not self.superseded and jti == self.previous_jti:
+            return self.rotated_at  # a record from a store that keeps only the previous token
+        return None
+
+
+def after_rotation(
+    superseded: tuple[tuple[str, float], ...], jti: str, now: float, remember_for: float
+) -> tuple[tuple[str, float], ...]:
+    """``superseded`` once ``jti`` is superseded at ``now``: entries older than ``remember_for`` dropped,
+    at most :data:`SUPERSEDED_LIMIT` kept (the newest). The Redis backend's Lua script does the same."""
+    kept = tuple((old, at) for old, at in superseded if now - at < remember_for)
+    return (*kept, (jti, now))[-SUPERSEDED_LIMIT:]
+
+
+def window_bounds(now: float, window: float) -> tuple[float, float]:
+    """The fixed counting window containing ``now``: (start, end). Every backend and the engine agree on it."""
+    start = now - (now % window)
+    return start, start + window
 
 
 @runtime_checkable
@@ -42,9 +75,20 @@ class Store(Protocol):
 
     async def get_session(self, sid: str) -> SessionRecord | None: ...
 
-    async def rotate(self, sid: str, *, expected_jti: str, new_jti: str, now: float, idle_expires_at: float) -> bool:
+    async def rotate(
+        self,
+        sid: str,
+        *,
+        expected_jti: str,
+        new_jti: str,
+        now: float,
+        idle_expires_at: float,
+        remember_for: float = 0.0,
+    ) -> bool:
         """Compare-and-swap: make ``new_jti`` current only if ``expected_jti`` still is and the session is not
-        revoked; the old current becomes previous. True when this call did the rotation."""
+        revoked; the old current becomes previous and joins ``superseded`` (superseded at ``now``), which keeps
+        the entries younger than ``remember_for`` seconds, at most :data:`SUPERSEDED_LIMIT`, and always the
+        one just superseded. True when this call did the rotation."""
 
     async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
         """Mark the session revoked and record the revocation until the session's natural expiry."""
@@ -56,6 +100,12 @@ class Store(Protocol):
 
     async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
         """Count one attempt for ``key`` in the fixed window containing ``now``; return (count, window end)."""
+
+    async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
+        """Count one attempt against every key of ``limits`` in the fixed window containing ``now``, unless one
+        of them has already reached its limit there: then nothing at all is written and that key (the first
+        such, in order) is returned. Atomic across processes. Counters of ended windows are deleted as new ones
+        are written, so the counters never outgrow the attempts accepted in one window."""
 
     async def reset(self, key: str) -> None:
         """Forget the attempts counted for ``key``."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
-from .base import SessionRecord
+from .base import SessionRecord, after_rotation, window_bounds
 
 __all__ = ["MemoryStore"]
 
@@ -13,7 +14,9 @@ class MemoryStore:
     def __init__(self) -> None:
         self._sessions: dict[str, SessionRecord] = {}
         self._revoked: dict[str, float] = {}
-        self._hits: dict[str, tuple[float, int]] = {}
+        self._hits: dict[str, tuple[float, int]] = {}  # key -> (window start, count)
+        self._hits_end: dict[str, float] = {}  # key -> window end, for dropping ended windows
+        self._next_sweep = float("inf")
 
     async def open(self) -> None:
         return None
@@ -29,7 +32,16 @@ class MemoryStore:
     async def get_session(self, sid: str) -> SessionRecord | None:
         return self._sessions.get(sid)
 
-    async def rotate(self, sid: str, *, expected_jti: str, new_jti: str, now: float, idle_expires_at: float) -> bool:
+    async def rotate(
+        self,
+        sid: str,
+        *,
+        expected_jti: str,
+        new_jti: str,
+        now: float,
+        idle_expires_at: float,
+        remember_for: float = 0.0,
+    ) -> bool:
         record = self._sessions.get(sid)
         if record is None or record.revoked_at is not None or record.current_jti != expected_jti:
             return False
@@ -37,6 +49,7 @@ class MemoryStore:
             record,
             current_jti=new_jti,
             previous_jti=expected_jti,
+            superseded=after_rotation(record.superseded, expected_jti, now, remember_for),
             rotated_at=now,
             last_seen=now,
             idle_expires_at=idle_expires_at,
@@ -60,14 +73,41 @@ class MemoryStore:
         return sid in self._revoked
 
     async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
-        start = now - (now % window)
+        start, end = window_bounds(now, window)
+        self._sweep(now)
         prev_start, count = self._hits.get(key, (start, 0))
         count = count + 1 if prev_start == start else 1
+        self._count(key, start, end, count)
+        return count, end
+
+    async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
+        start, end = window_bounds(now, window)
+        counts = [(key, self._hits.get(key, (start, 0))) for key, _ in limits]
+        current = [count if prev_start == start else 0 for _, (prev_start, count) in counts]
+        for (key, limit), count in zip(limits, current, strict=True):
+            if count >= limit:
+                return key
+        self._sweep(now)
+        for (key, _), count in zip(limits, current, strict=True):
+            self._count(key, start, end, count + 1)
+        return None
+
+    def _count(self, key: str, start: float, end: float, count: int) -> None:
         self._hits[key] = (start, count)
-        return count, start + window
+        self._hits_end[key] = end
+        self._next_sweep = min(self._next_sweep, end)
+
+    def _sweep(self, now: float) -> None:
+        """Drop the counters of ended windows (at most once per window end, not on every write)."""
+        if now < self._next_sweep:
+            return
+        for key in [k for k, end in self._hits_end.items() if end <= now]:
+            del self._hits[key], self._hits_end[key]
+        self._next_sweep = min(self._hits_end.values(), default=float("inf"))
 
     async def reset(self, key: str) -> None:
         self._hits.pop(key, None)
+        self._hits_end.pop(key, None)
 
     async def purge(self, *, now: float) -> int:
         dead = [s for s, r in self._sessions.items() if r.expires_at <= now or r.idle_expires_at <= now]
@@ -76,4 +116,7 @@ class MemoryStore:
         gone = [s for s, exp in self._revoked.items() if exp <= now]
         for sid in gone:
             del self._revoked[sid]
-        return len(dead) + len(gone)
+        counters = len(self._hits)
+        self._next_sweep = now
+        self._sweep(now)
+        return len(dead) + len(gone) + counters - len(self._hits)

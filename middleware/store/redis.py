@@ -7,14 +7,16 @@ which is what makes rotation a true compare-and-swap across machines.
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ..errors import StoreError
-from .base import SessionRecord
+from .base import SUPERSEDED_LIMIT, SessionRecord, window_bounds
 
 __all__ = ["RedisStore"]
 
@@ -27,11 +29,27 @@ redis.call('SADD', KEYS[2], ARGV[2])
 if redis.call('EXPIRETIME', KEYS[2]) < tonumber(ARGV[1]) then redis.call('EXPIREAT', KEYS[2], ARGV[1]) end
 return 1
 """
+# The superseded list is JSON [[jti, "superseded_at"], ...] (times as strings: cjson would round them); the
+# filtering and the cap mirror base.after_rotation.
 _ROTATE = """
-local cur = redis.call('HMGET', KEYS[1], 'current_jti', 'revoked_at')
+local cur = redis.call('HMGET', KEYS[1], 'current_jti', 'revoked_at', 'superseded', 'previous_jti', 'rotated_at')
 if cur[1] ~= ARGV[1] or (cur[2] and cur[2] ~= '') then return 0 end
+local old = {}
+if cur[3] and cur[3] ~= '' then
+  old = cjson.decode(cur[3])
+elseif cur[4] and cur[4] ~= '' then
+  old = {{cur[4], cur[5]}}  -- a session written before the list existed: its previous token
+end
+local now, keep = tonumber(ARGV[3]), tonumber(ARGV[5])
+local list = {}
+for _, entry in ipairs(old) do
+  if now - tonumber(entry[2]) < keep then table.insert(list, entry) end
+end
+table.insert(list, {ARGV[1], ARGV[3]})
+local limit = tonumber(ARGV[6])
+while #list > limit do table.remove(list, 1) end
 redis.call('HSET', KEYS[1], 'previous_jti', ARGV[1], 'current_jti', ARGV[2], 'rotated_at', ARGV[3],
-           'last_seen', ARGV[3], 'idle_expires_at', ARGV[4])
+           'last_seen', ARGV[3], 'idle_expires_at', ARGV[4], 'superseded', cjson.encode(list))
 return 1
 """
 _REVOKE = """
@@ -46,6 +64,23 @@ if redis.call('SET', KEYS[2], expires, 'NX') then
   redis.call('EXPIREAT', KEYS[2], math.ceil(tonumber(expires)))
 end
 return 1
+"""
+# KEYS: the counters; ARGV: window start, window end (whole seconds), then one limit per key. Refused (the index
+# of the first counter at its limit) before anything is written; otherwise every counter counts one.
+_ATTEMPT = """
+for i, key in ipairs(KEYS) do
+  local data = redis.call('HMGET', key, 'start', 'count')
+  if data[1] == ARGV[1] and tonumber(data[2]) >= tonumber(ARGV[2 + i]) then return i end
+end
+for _, key in ipairs(KEYS) do
+  if redis.call('HGET', key, 'start') == ARGV[1] then
+    redis.call('HINCRBY', key, 'count', 1)
+  else
+    redis.call('HSET', key, 'start', ARGV[1], 'count', 1)
+  end
+  redis.call('EXPIREAT', key, ARGV[2])
+end
+return 0
 """
 _HIT = """
 local start = redis.call('HGET', KEYS[1], 'start')
@@ -123,11 +158,18 @@ class RedisStore:
             raise StoreError(f"session store read failed: {exc}") from exc
         return _from_hash(sid, {str(k): str(v) for k, v in data.items()}) if data else None
 
-    async def rotate(self, sid: str, *, expected_jti: str, new_jti: str, now: float, idle_expires_at: float) -> bool:
-        done = await self._eval(
-            _ROTATE, [self._session_key(sid)], [expected_jti, new_jti, repr(now), repr(idle_expires_at)]
-        )
-        return bool(done)
+    async def rotate(
+        self,
+        sid: str,
+        *,
+        expected_jti: str,
+        new_jti: str,
+        now: float,
+        idle_expires_at: float,
+        remember_for: float = 0.0,
+    ) -> bool:
+        args = [expected_jti, new_jti, repr(now), repr(idle_expires_at), repr(remember_for), SUPERSEDED_LIMIT]
+        return bool(await self._eval(_ROTATE, [self._session_key(sid)], args))
 
     async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
         await self._eval(
@@ -154,9 +196,16 @@ class RedisStore:
             raise StoreError(f"session store read failed: {exc}") from exc
 
     async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
-        start = now - (now % window)
-        count = await self._eval(_HIT, [f"{self.prefix}attempts:{key}"], [repr(start), math.ceil(start + window)])
-        return int(count), start + window
+        start, end = window_bounds(now, window)
+        count = await self._eval(_HIT, [f"{self.prefix}attempts:{key}"], [repr(start), math.ceil(end)])
+        return int(count), end
+
+    async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
+        # Counters expire by themselves at their window's end: nothing else to bound.
+        start, end = window_bounds(now, window)
+        keys = [f"{self.prefix}attempts:{key}" for key, _ in limits]
+        refused = int(await self._eval(_ATTEMPT, keys, [repr(start), math.ceil(end), *(n for _, n in limits)]))
+        return limits[refused - 1][0] if refused else None
 
     async def reset(self, key: str) -> None:
         try:
@@ -195,6 +244,7 @@ def _to_hash(record: SessionRecord) -> dict[str, str]:
         "previous_jti": record.previous_jti or "",
         "rotated_at": repr(record.rotated_at),
         "revoked_at": "" if record.revoked_at is None else repr(record.revoked_at),
+        "superseded": json.dumps([[jti, repr(at)] for jti, at in record.superseded]),
     }
 
 
@@ -212,7 +262,17 @@ def _from_hash(sid: str, data: dict[str, str]) -> SessionRecord:
         previous_jti=data["previous_jti"] or None,
         rotated_at=float(data["rotated_at"]),
         revoked_at=float(data["revoked_at"]) if data.get("revoked_at") else None,
+        superseded=_superseded(data),
     )
+
+
+def _superseded(data: dict[str, str]) -> tuple[tuple[str, float], ...]:
+    raw = data.get("superseded")
+    if not raw:  # written before the list existed (SessionRecord.superseded_at falls back to previous_jti)
+        return ()
+    entries = json.loads(raw)
+    # cjson writes an empty Lua table as {}: an empty list either way.
+    return tuple((str(jti), float(at)) for jti, at in entries) if isinstance(entries, list) else ()
 
 
 def _redacted(url: str) -> str:

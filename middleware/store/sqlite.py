@@ -9,16 +9,20 @@ we acknowledged must survive a crash of the machine, not just of the process; th
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiosqlite
 
 from ..errors import StoreError
-from .base import SessionRecord
+from .base import SessionRecord, after_rotation, window_bounds
 
-__all__ = ["SqliteStore", "connect_wal", "sqlite_path_from_url"]
+__all__ = ["SqliteStore", "connect_wal", "create_private", "sqlite_path_from_url"]
 
 _MIGRATIONS: tuple[str, ...] = (
     # 1: sessions, revocations, login attempts
@@ -54,11 +58,28 @@ _MIGRATIONS: tuple[str, ...] = (
         count INTEGER NOT NULL
     );
     """,
+    # 2: the recently superseded refresh tokens of each session, as JSON [[jti, superseded_at], ...]; a session
+    # that rotated before the upgrade starts with its previous token, so a request in flight keeps its grace.
+    """
+    ALTER TABLE sessions ADD COLUMN superseded TEXT NOT NULL DEFAULT '[]';
+    UPDATE sessions SET superseded = json_array(json_array(previous_jti, rotated_at)) WHERE previous_jti IS NOT NULL;
+    """,
+    # 3: login counters of ended windows are deleted on each counted attempt, found by this index.
+    """
+    CREATE INDEX IF NOT EXISTS attempts_expiry ON attempts(window_end);
+    """,
+)
+
+_COUNT_ATTEMPT = (
+    "INSERT INTO attempts (key, window_start, window_end, count) VALUES (?, ?, ?, 1)"
+    " ON CONFLICT(key) DO UPDATE SET"
+    " count = CASE WHEN window_start = excluded.window_start THEN count + 1 ELSE 1 END,"
+    " window_start = excluded.window_start, window_end = excluded.window_end"
 )
 
 _COLUMNS = (
     "sid, user_id, username, created_at, last_seen, expires_at, idle_expires_at, remember, "
-    "current_jti, previous_jti, rotated_at, revoked_at"
+    "current_jti, previous_jti, rotated_at, revoked_at, superseded"
 )
 
 
@@ -72,13 +93,28 @@ def sqlite_path_from_url(url: str) -> str:
     return path
 
 
+def create_private(path: str) -> None:
+    """Create ``path`` empty and 0600 (whatever the umask) unless it exists.
+
+    SQLite would create the file with the umask's mode (0644 by default: readable by every local user), and it
+    gives the ``-wal`` and ``-shm`` files the main file's mode, so creating the main file first is what keeps
+    all three private. An existing file keeps the mode its owner chose.
+    """
+    if path == ":memory:":
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600))
+        os.chmod(path, 0o600)  # os.open's mode passes through the umask; make it exactly owner read/write
+
+
 async def connect_wal(path: str, *, busy_timeout: float) -> aiosqlite.Connection:
-    """An autocommit connection in WAL mode with a busy timeout.
+    """An autocommit connection in WAL mode with a busy timeout, on a file created 0600.
 
     Switching a fresh file to WAL needs a moment of exclusive access and SQLite does not wait for it (the
     busy handler is not consulted), so two workers opening a new database together see "database is
     locked": retry until ``busy_timeout`` has passed instead of failing start-up.
     """
+    create_private(path)
     deadline = time.monotonic() + busy_timeout
     delay = 0.01
     while True:
@@ -157,13 +193,25 @@ class SqliteStore:
         return self._db
 
     async def schema_version(self) -> int:
-        async with self.db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
+        row = await self._read_one("PRAGMA user_version", ())
         return int(row[0]) if row else 0
+
+    async def _read_one(self, sql: str, params: tuple[object, ...]) -> sqlite3.Row | None:
+        """The first row of a read, run and finished in one job on the connection's thread.
+
+        A cursor left open across awaits keeps a read transaction (a snapshot) open on the shared connection;
+        a write that another request sends meanwhile on the same connection must then upgrade that snapshot,
+        and once another worker has committed SQLite answers "database is locked" at once, without waiting.
+        """
+        try:
+            rows = list(await self.db.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+        return rows[0] if rows else None
 
     async def create_session(self, record: SessionRecord) -> None:
         await self._write(
-            f"INSERT INTO sessions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 (constant columns)
+            f"INSERT INTO sessions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 (constant columns)
             (
                 record.sid,
                 record.user_id,
@@ -177,16 +225,12 @@ class SqliteStore:
                 record.previous_jti,
                 record.rotated_at,
                 record.revoked_at,
+                _superseded_json(record.superseded),
             ),
         )
 
     async def get_session(self, sid: str) -> SessionRecord | None:
-        try:
-            sql = f"SELECT {_COLUMNS} FROM sessions WHERE sid = ?"  # noqa: S608 (constant columns)
-            async with self.db.execute(sql, (sid,)) as cur:
-                row = await cur.fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"session store read failed: {exc}") from exc
+        row = await self._read_one(f"SELECT {_COLUMNS} FROM sessions WHERE sid = ?", (sid,))  # noqa: S608 (constant columns)
         if row is None:
             return None
         return SessionRecord(
@@ -202,15 +246,45 @@ class SqliteStore:
             previous_jti=row[9],
             rotated_at=row[10],
             revoked_at=row[11],
+            superseded=_superseded_from_json(row[12]),
         )
 
-    async def rotate(self, sid: str, *, expected_jti: str, new_jti: str, now: float, idle_expires_at: float) -> bool:
-        changed = await self._write(
-            "UPDATE sessions SET previous_jti = current_jti, current_jti = ?, rotated_at = ?, last_seen = ?,"
-            " idle_expires_at = ? WHERE sid = ? AND current_jti = ? AND revoked_at IS NULL",
-            (new_jti, now, now, idle_expires_at, sid, expected_jti),
-        )
-        return changed == 1
+    async def rotate(
+        self,
+        sid: str,
+        *,
+        expected_jti: str,
+        new_jti: str,
+        now: float,
+        idle_expires_at: float,
+        remember_for: float = 0.0,
+    ) -> bool:
+        # Read and write in one IMMEDIATE transaction: the superseded list is rebuilt from the row that the
+        # compare-and-swap on current_jti guards, so no other worker's rotation can slip in between.
+        db = self.db
+        try:
+            async with self._write_lock:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = await db.execute_fetchall(
+                        "SELECT superseded FROM sessions WHERE sid = ? AND current_jti = ? AND revoked_at IS NULL",
+                        (sid, expected_jti),
+                    )
+                    row = next(iter(rows), None)
+                    if row is not None:
+                        superseded = after_rotation(_superseded_from_json(row[0]), expected_jti, now, remember_for)
+                        await db.execute(
+                            "UPDATE sessions SET previous_jti = current_jti, current_jti = ?, rotated_at = ?,"
+                            " last_seen = ?, idle_expires_at = ?, superseded = ? WHERE sid = ? AND current_jti = ?",
+                            (new_jti, now, now, idle_expires_at, _superseded_json(superseded), sid, expected_jti),
+                        )
+                    await db.execute("COMMIT")
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store write failed: {exc}") from exc
+        return row is not None
 
     async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
         await self._transaction(
@@ -256,31 +330,55 @@ class SqliteStore:
         return counts
 
     async def is_revoked(self, sid: str) -> bool:
-        try:
-            async with self.db.execute("SELECT 1 FROM revocations WHERE id = ?", (sid,)) as cur:
-                return await cur.fetchone() is not None
-        except sqlite3.Error as exc:
-            raise StoreError(f"session store read failed: {exc}") from exc
+        return await self._read_one("SELECT 1 FROM revocations WHERE id = ?", (sid,)) is not None
 
     async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
-        start = now - (now % window)
+        start, end = window_bounds(now, window)
         try:
             async with (
                 self._write_lock,
-                self.db.execute(
-                    "INSERT INTO attempts (key, window_start, window_end, count) VALUES (?, ?, ?, 1)"
-                    " ON CONFLICT(key) DO UPDATE SET"
-                    " count = CASE WHEN window_start = excluded.window_start THEN count + 1 ELSE 1 END,"
-                    " window_start = excluded.window_start, window_end = excluded.window_end"
-                    " RETURNING count, window_end",
-                    (key, start, start + window),
-                ) as cur,
+                self.db.execute(_COUNT_ATTEMPT + " RETURNING count, window_end", (key, start, end)) as cur,
             ):
                 row = await cur.fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"session store write failed: {exc}") from exc
         assert row is not None
         return int(row[0]), float(row[1])
+
+    async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
+        start, end = window_bounds(now, window)
+        keys = [key for key, _ in limits]
+        # A refused attempt is decided by a read alone: no write lock, no write, whatever the request rate.
+        refused = await self._over_limit(limits, start)
+        if refused is not None:
+            return refused
+        db = self.db
+        try:
+            async with self._write_lock:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    # Decided again under the write lock: another worker may have counted in between.
+                    refused = await self._over_limit(limits, start)
+                    if refused is None:
+                        await db.execute("DELETE FROM attempts WHERE window_end <= ?", (now,))
+                        await db.executemany(_COUNT_ATTEMPT, [(key, start, end) for key in keys])
+                    await db.execute("COMMIT")
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store write failed: {exc}") from exc
+        return refused
+
+    async def _over_limit(self, limits: Sequence[tuple[str, int]], start: float) -> str | None:
+        marks = ",".join("?" * len(limits))
+        sql = f"SELECT key, count FROM attempts WHERE window_start = ? AND key IN ({marks})"  # noqa: S608 (only ?s)
+        try:
+            rows = await self.db.execute_fetchall(sql, (start, *(key for key, _ in limits)))
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+        counts = {str(key): int(count) for key, count in rows}
+        return next((key for key, limit in limits if counts.get(key, 0) >= limit), None)
 
     async def reset(self, key: str) -> None:
         await self._write("DELETE FROM attempts WHERE key = ?", (key,))
@@ -303,3 +401,11 @@ class SqliteStore:
             raise ValueError(str(exc)) from exc
         except sqlite3.Error as exc:
             raise StoreError(f"session store write failed: {exc}") from exc
+
+
+def _superseded_json(superseded: tuple[tuple[str, float], ...]) -> str:
+    return json.dumps([[jti, at] for jti, at in superseded])
+
+
+def _superseded_from_json(text: str | None) -> tuple[tuple[str, float], ...]:
+    return tuple((str(jti), float(at)) for jti, at in json.loads(text or "[]"))

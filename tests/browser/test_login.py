@@ -104,8 +104,10 @@ def test_no_token_is_readable_by_page_script(
 
     # The browser does hold the session, but only where script cannot reach it.
     cookies = context.cookies(stack.base_url)
-    assert len(cookies) == 1
-    cookie = cookies[0]
+    # The session cookie, and the device cookie of the login limits: both out of script's reach.
+    assert sorted(c["name"] for c in cookies) == ["__Host-frontdesk", "__Host-frontdesk-device"]
+    assert all(c["httpOnly"] and c["secure"] and c["sameSite"] == "Strict" for c in cookies)
+    (cookie,) = [c for c in cookies if c["name"] == "__Host-frontdesk"]
     assert cookie["name"].startswith("__Host-")
     assert cookie["httpOnly"] is True
     assert cookie["secure"] is True
@@ -119,7 +121,7 @@ def test_without_remember_me_the_cookie_ends_with_the_browser(
     page: Page, context: BrowserContext, stack: Stack, user: Credentials
 ) -> None:
     login(page, stack, user, remember=False)
-    (cookie,) = context.cookies(stack.base_url)
+    (cookie,) = [c for c in context.cookies(stack.base_url) if c["name"] == "__Host-frontdesk"]
     assert cookie["expires"] == -1  # a session cookie: no Max-Age, gone when the browser closes
 
 

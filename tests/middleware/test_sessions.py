@@ -10,7 +10,7 @@ import pytest
 
 from middleware.clock import ManualClock
 from middleware.errors import BadCredentials, NotAuthenticated, RateLimited, SessionRevoked, TokenReused
-from middleware.sessions import SessionEngine, SessionSettings, User
+from middleware.sessions import LoginResult, SessionEngine, SessionSettings, User
 from middleware.store import SqliteStore, Store
 from middleware.tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
 
@@ -139,16 +139,92 @@ async def test_previous_token_after_grace_revokes_the_whole_session(engine: Sess
     assert engine.stats["reuse_detected"] == 1
 
 
-async def test_older_token_is_reuse_even_inside_grace(engine: SessionEngine, clock: ManualClock) -> None:
+async def test_a_token_superseded_longer_than_the_grace_ago_is_reuse(engine: SessionEngine, clock: ManualClock) -> None:
     first = await login(engine)
     clock.advance(300)
     second = cookie_of((await engine.grant(first)).set_cookie)
     clock.advance(300)
-    third = cookie_of((await engine.refresh(second)).set_cookie)
+    third = cookie_of((await engine.refresh(second)).set_cookie)  # the second was superseded just now ...
     with pytest.raises(TokenReused):
-        await engine.grant(first)
+        await engine.grant(first)  # ... but the first 300 s ago
     with pytest.raises(SessionRevoked):
         await engine.grant(third)
+
+
+# --- the reuse interval: two tabs, one cookie jar -----------------------------------------------------
+
+
+async def test_a_token_two_rotations_back_is_accepted_within_the_grace(
+    engine: SessionEngine, clock: ManualClock
+) -> None:
+    # A request still in flight with T1 while the other tab's requests rotated twice: T1 was superseded 3 s
+    # ago, well inside the 30 s grace. Before the reuse interval, any token but the previous one was reuse.
+    t1 = await login(engine)
+    clock.advance(300)
+    t2 = cookie_of((await engine.grant(t1)).set_cookie)
+    clock.advance(2)
+    t3 = cookie_of((await engine.refresh(t2)).set_cookie)
+    clock.advance(1)
+    late = await engine.grant(t1)
+    assert jti_of(late.set_cookie) == jti_of(t3)  # its holder gets the current cookie ...
+    assert engine.stats["rotations"] == 2 and engine.stats["reuse_detected"] == 0  # ... and nothing rotates
+    refreshed = await engine.refresh(t2)  # a refresh with a superseded token does not rotate either
+    assert jti_of(refreshed.set_cookie) == jti_of(t3) and engine.stats["rotations"] == 2
+    assert (await engine.grant(t3)).username == "alice"
+
+
+@pytest.mark.parametrize(("since", "accepted"), [(29.9, True), (30.0, False), (45.0, False)])
+async def test_the_grace_counts_from_when_each_token_was_superseded(
+    engine: SessionEngine, clock: ManualClock, since: float, accepted: bool
+) -> None:
+    t1 = await login(engine)
+    clock.advance(300)
+    t2 = cookie_of((await engine.refresh(t1)).set_cookie)  # t1 superseded now
+    clock.advance(5)
+    t3 = cookie_of((await engine.refresh(t2)).set_cookie)  # t2 superseded 5 s later
+    clock.advance(since - 5)  # t1 was superseded `since` seconds ago
+    if accepted:
+        assert jti_of((await engine.grant(t1)).set_cookie) == jti_of(t3)
+    else:
+        with pytest.raises(TokenReused):
+            await engine.grant(t1)
+        with pytest.raises(SessionRevoked):
+            await engine.grant(t3)
+
+
+async def test_a_refresh_right_after_a_rotation_hands_back_the_current_token(
+    engine: SessionEngine, clock: ManualClock
+) -> None:
+    t1 = await login(engine)
+    t2 = cookie_of((await engine.refresh(t1)).set_cookie)  # a login is no rotation: this one rotates
+    clock.advance(0.9)
+    again = await engine.refresh(t2)  # the other tab refreshes at the same moment
+    assert jti_of(again.set_cookie) == jti_of(t2) and engine.stats["rotations"] == 1
+    clock.advance(0.2)  # more than a second after the rotation: a refresh rotates again
+    t3 = cookie_of((await engine.refresh(t2)).set_cookie)
+    assert jti_of(t3) != jti_of(t2) and engine.stats["rotations"] == 2
+
+
+async def test_rotations_within_the_grace_are_remembered_across_workers(tmp_path: Path, clock: ManualClock) -> None:
+    # Two workers over one SQLite file rotate in turn; a token superseded by the other worker is still judged
+    # by when it was superseded, and every rotation happened once (compare-and-swap).
+    stores = [SqliteStore(tmp_path / "shared.db"), SqliteStore(tmp_path / "shared.db")]
+    for s in stores:
+        await s.open()
+    a, b = make_engine(stores[0], clock), make_engine(stores[1], clock)
+    tokens = [await login(a)]
+    for i in range(4):
+        clock.advance(1.5)
+        worker = (a, b)[i % 2]
+        grants = await asyncio.gather(worker.refresh(tokens[-1]), (b, a)[i % 2].refresh(tokens[-1]))
+        assert len({jti_of(g.set_cookie) for g in grants}) == 1  # both workers hand out the same new token
+        tokens.append(cookie_of(grants[0].set_cookie))
+    assert a.stats["rotations"] + b.stats["rotations"] == 4
+    for token in tokens[:-1]:  # superseded 1.5 to 6 s ago: all inside the 30 s grace, on either worker
+        assert jti_of((await b.grant(token)).set_cookie) == jti_of(tokens[-1])
+    assert a.stats["reuse_detected"] + b.stats["reuse_detected"] == 0
+    for s in stores:
+        await s.close()
 
 
 async def test_fifty_concurrent_requests_at_expiry_mint_once(engine: SessionEngine, clock: ManualClock) -> None:
@@ -260,3 +336,71 @@ async def test_a_second_worker_minting_right_after_a_rotation_does_not_rotate_ag
     assert a.stats["rotations"] + b.stats["rotations"] == 2
     for s in stores:
         await s.close()
+
+
+# --- login limits that cannot be turned against the user -----------------------------------------------
+
+
+def device_of(result: LoginResult) -> str:
+    """The device cookie (name=value) a successful login handed out."""
+    assert result.device_cookie is not None
+    return result.device_cookie.split(";")[0]
+
+
+async def test_an_address_over_its_limit_cannot_push_a_users_counter(engine: SessionEngine) -> None:
+    # Before: every request counted against the username first, refused or not, so one address already at its
+    # own limit could keep any account locked (11 requests, no hashing) and the real user got 429.
+    for name in ("carol", "dave", "erin", "frank", "gina"):  # the address's 5 attempts
+        with pytest.raises(BadCredentials):
+            await engine.login(name, "x", client_ip="10.6.6.6")
+    for _ in range(20):
+        with pytest.raises(RateLimited):
+            await engine.login("alice", "x", client_ip="10.6.6.6")
+    assert (await engine.login("alice", "correct horse", client_ip="10.0.0.1")).user.username == "alice"
+
+
+async def test_a_known_device_gets_in_while_the_username_is_under_attack(engine: SessionEngine) -> None:
+    device = device_of(await engine.login("alice", "correct horse", client_ip="10.0.0.1"))
+    bobs_device = device_of(await engine.login("bob", "correct horse", client_ip="10.0.0.2"))
+    for i in range(3):  # the per-username budget, spent by an attacker from three addresses
+        with pytest.raises(BadCredentials):
+            await engine.login("alice", "guess", client_ip=f"10.6.6.{i}")
+    # Unknown clients are refused, the right password included, and so are other users' or forged devices.
+    for cookie in (None, bobs_device, "__Host-frontdesk-device=forged.token.here"):
+        with pytest.raises(RateLimited):
+            await engine.login("ALICE", "correct horse", client_ip="10.0.0.9", cookie_header=cookie)
+    # The real user, from the browser she logged in from before, gets in (from any address).
+    result = await engine.login("alice", "correct horse", client_ip="10.0.0.7", cookie_header=device)
+    assert result.user.username == "alice"
+    assert device_of(result) != device and jti_of(result.device_cookie) != jti_of(device)  # re-signed ...
+    claims = jwt.decode(device_of(result).split("=", 1)[1], options={"verify_signature": False})
+    old = jwt.decode(device.split("=", 1)[1], options={"verify_signature": False})
+    assert claims["sid"] == old["sid"] and claims["sub"] == "alice"  # ... for the same device
+
+
+async def test_a_known_device_has_a_budget_of_its_own(engine: SessionEngine) -> None:
+    # A stolen device cookie buys no more guesses than the per-username budget, and spends none of it.
+    device = device_of(await engine.login("alice", "correct horse", client_ip="10.0.0.1"))
+    for i in range(3):
+        with pytest.raises(BadCredentials):
+            await engine.login("alice", "guess", client_ip=f"10.7.7.{i}", cookie_header=device)
+    with pytest.raises(RateLimited):
+        await engine.login("alice", "correct horse", client_ip="10.7.7.9", cookie_header=device)
+    assert (await engine.login("alice", "correct horse", client_ip="10.0.0.2")).user.username == "alice"
+
+
+async def test_the_device_cookie_is_a_host_cookie_and_no_session_token(
+    engine: SessionEngine, clock: ManualClock
+) -> None:
+    result = await engine.login("alice", "correct horse")
+    assert result.device_cookie is not None
+    attrs = [a.strip() for a in result.device_cookie.split(";")]
+    assert attrs[0].startswith("__Host-frontdesk-device=")
+    assert set(attrs[1:]) == {"Path=/", f"Max-Age={365 * 86400}", "HttpOnly", "Secure", "SameSite=Strict"}
+    with pytest.raises(NotAuthenticated):  # signed with the refresh key, but of another type
+        await engine.grant("__Host-frontdesk=" + device_of(result).split("=", 1)[1])
+    assert engine.login_limits.known_device(cookie_of(result.set_cookie).replace("frontdesk=", "frontdesk-device="),
+                                            "alice") is None  # fmt: skip
+    assert engine.login_limits.known_device(device_of(result), "alice") is not None
+    clock.advance(365 * 86400 + 60)  # past its lifetime (and the leeway)
+    assert engine.login_limits.known_device(device_of(result), "alice") is None

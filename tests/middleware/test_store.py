@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
+import stat
+import uuid
 from pathlib import Path
 
 import pytest
 
-from middleware.store import SessionRecord, SqliteStore, Store
+from middleware.store import MemoryStore, SessionRecord, SqliteStore, Store
+from middleware.store.base import SUPERSEDED_LIMIT
+from middleware.store.redis import RedisStore
+from middleware.store.sqlite import _MIGRATIONS
 
 NOW = 1_800_000_000.0
 
@@ -86,6 +93,27 @@ async def test_hit_counts_per_key_and_window(store: Store) -> None:
     assert (await store.hit("k", window=60, now=NOW + 62))[0] == 1
 
 
+async def test_attempt_counts_every_key_or_none(store: Store) -> None:
+    limits = [("addr", 3), ("user", 2)]
+    assert await store.attempt(limits, window=60, now=NOW) is None
+    assert await store.attempt(limits, window=60, now=NOW + 1) is None
+    # "user" is at its limit: refused, and the refused attempt counts against nothing, "addr" included.
+    assert await store.attempt(limits, window=60, now=NOW + 2) == "user"
+    assert await store.attempt([("addr", 3)], window=60, now=NOW + 3) is None  # the third for "addr"
+    assert await store.attempt(limits, window=60, now=NOW + 4) == "addr"  # checked first, in order
+    assert await store.attempt([("user", 5)], window=60, now=NOW + 5) is None  # "user" was still at 2
+    assert (await store.hit("user", window=60, now=NOW + 6))[0] == 4
+    # A new window starts over; reset forgets one key.
+    assert await store.attempt(limits, window=60, now=NOW + 60) is None
+    await store.reset("user")
+    assert await store.attempt([("user", 1)], window=60, now=NOW + 61) is None
+
+
+async def test_concurrent_attempts_never_pass_the_limit(store: Store) -> None:
+    results = await asyncio.gather(*(store.attempt([("k", 5)], window=60, now=NOW) for _ in range(20)))
+    assert results.count(None) == 5 and results.count("k") == 15
+
+
 async def test_purge_removes_only_what_expired(store: Store) -> None:
     await store.create_session(record("live"))
     await store.create_session(record("idle", idle_expires_at=NOW + 10))
@@ -107,7 +135,7 @@ async def test_sqlite_survives_reopen_and_migrates_once(tmp_path: Path) -> None:
     await first.close()
     second = SqliteStore(path)
     await second.open()
-    assert await second.schema_version() == 1
+    assert await second.schema_version() == 3
     assert await second.is_revoked("s1")
     got = await second.get_session("s1")
     assert got is not None and got.revoked_at == NOW
@@ -152,3 +180,158 @@ async def test_workers_opening_a_fresh_file_together_all_start(tmp_path: Path) -
             async with s.db.execute("PRAGMA journal_mode") as cur:
                 assert (await cur.fetchone())[0] == "wal"  # type: ignore[index]
             await s.close()
+
+
+async def test_sqlite_files_are_created_readable_by_the_owner_only(tmp_path: Path) -> None:
+    # The file holds sessions and (in the gateway) password hashes: 0600 from the start, and SQLite gives
+    # the -wal and -shm files the main file's mode. A permissive umask must not widen any of them.
+    path = tmp_path / "private" / "fd.db"
+    old = os.umask(0o022)
+    try:
+        store = SqliteStore(path)
+        await store.open()
+        await store.create_session(record())  # a write, so the -wal and -shm exist
+        try:
+            for name in ("fd.db", "fd.db-wal", "fd.db-shm"):
+                assert stat.S_IMODE((path.parent / name).stat().st_mode) == 0o600, name
+        finally:
+            await store.close()
+    finally:
+        os.umask(old)
+
+
+# --- the superseded tokens of a session (the reuse interval) --------------------------------------------
+
+
+async def test_rotation_remembers_the_recently_superseded_tokens(store: Store) -> None:
+    await store.create_session(record())
+    assert (await store.get_session("s1")).superseded == ()  # type: ignore[union-attr]
+    t1, t2, t3 = NOW + 1.123456789, NOW + 2.5, NOW + 20.25  # odd fractions: times must round-trip exactly
+    assert await store.rotate("s1", expected_jti="j1", new_jti="j2", now=t1, idle_expires_at=NOW + 9, remember_for=10)
+    assert await store.rotate("s1", expected_jti="j2", new_jti="j3", now=t2, idle_expires_at=NOW + 9, remember_for=10)
+    got = await store.get_session("s1")
+    assert got is not None and got.superseded == (("j1", t1), ("j2", t2))
+    assert (got.superseded_at("j1"), got.superseded_at("j2"), got.superseded_at("j3")) == (t1, t2, None)
+    # Entries older than remember_for are dropped on the next rotation; the one just superseded always stays.
+    assert await store.rotate("s1", expected_jti="j3", new_jti="j4", now=t3, idle_expires_at=NOW + 9, remember_for=10)
+    got = await store.get_session("s1")
+    assert got is not None and got.superseded == (("j3", t3),) and got.previous_jti == "j3"
+    # A lost compare-and-swap changes nothing.
+    assert not await store.rotate("s1", expected_jti="j3", new_jti="jx", now=t3, idle_expires_at=NOW + 9)
+    assert await store.get_session("s1") == got
+
+
+async def test_the_superseded_list_is_bounded(store: Store) -> None:
+    await store.create_session(record(current_jti="j0"))
+    for i in range(SUPERSEDED_LIMIT + 8):
+        rotated = await store.rotate(
+            "s1", expected_jti=f"j{i}", new_jti=f"j{i + 1}", now=NOW + i, idle_expires_at=NOW + 99, remember_for=1e9
+        )
+        assert rotated
+    got = await store.get_session("s1")
+    assert got is not None and len(got.superseded) == SUPERSEDED_LIMIT
+    assert got.superseded[-1] == (f"j{SUPERSEDED_LIMIT + 7}", NOW + SUPERSEDED_LIMIT + 7)  # the newest are kept
+    assert got.superseded[0] == ("j8", NOW + 8)
+
+
+async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
+    # A database written before the superseded list existed: its sessions keep their previous token's grace.
+    path = tmp_path / "v1.db"
+    db = sqlite3.connect(path)
+    db.executescript(_MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    db.execute(
+        "INSERT INTO sessions VALUES ('old', 'u1', 'alice', ?, ?, ?, ?, 0, 'j2', 'j1', ?, NULL)",
+        (NOW, NOW, NOW + 1000, NOW + 500, NOW + 5),
+    )
+    db.execute("INSERT INTO sessions VALUES ('new', 'u1', 'alice', ?, ?, ?, ?, 0, 'j1', NULL, ?, NULL)", (NOW,) * 5)
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.schema_version() == 3
+        old, new = await store.get_session("old"), await store.get_session("new")
+        assert old is not None and old.superseded == (("j1", NOW + 5),) and old.superseded_at("j1") == NOW + 5
+        assert new is not None and new.superseded == ()
+        assert await store.rotate("old", expected_jti="j2", new_jti="j3", now=NOW + 6, idle_expires_at=NOW + 9,
+                                  remember_for=30)  # fmt: skip
+        got = await store.get_session("old")
+        assert got is not None and got.superseded == (("j1", NOW + 5), ("j2", NOW + 6))
+    finally:
+        await store.close()
+
+
+async def test_redis_reads_and_rotates_a_session_written_before_the_list(redis_url: str) -> None:
+    store = RedisStore(redis_url, prefix=f"t{uuid.uuid4().hex}:")
+    await store.open()
+    try:
+        await store.create_session(record(current_jti="j2", previous_jti="j1", rotated_at=NOW + 5))
+        await store.redis.hdel(store._session_key("s1"), "superseded")  # as an older version wrote it
+        got = await store.get_session("s1")
+        assert got is not None and got.superseded == () and got.superseded_at("j1") == NOW + 5
+        assert await store.rotate("s1", expected_jti="j2", new_jti="j3", now=NOW + 6, idle_expires_at=NOW + 9,
+                                  remember_for=30)  # fmt: skip
+        got = await store.get_session("s1")
+        assert got is not None and got.superseded == (("j1", NOW + 5), ("j2", NOW + 6))
+    finally:
+        await store.close()
+
+
+async def test_sqlite_refused_attempts_write_nothing_and_ended_windows_are_dropped(tmp_path: Path) -> None:
+    # Issue 8 item 5: 3,000 refused logins added 3,000 rows. Refused attempts now write nothing, and counters of
+    # ended windows are deleted as new ones are written: the table holds one window's accepted attempts.
+    store = SqliteStore(tmp_path / "fd.db")
+    await store.open()
+    try:
+        for i in range(3000):
+            await store.attempt([("login:addr:10.0.0.1", 10), (f"login:user:name{i}", 10)], window=600, now=NOW)
+        async with store.db.execute("SELECT COUNT(*), MAX(count) FROM attempts") as cur:
+            assert tuple(await cur.fetchone() or ()) == (11, 10)  # the address and the ten names it got to try
+        await store.attempt([("login:addr:10.0.0.2", 10)], window=600, now=NOW + 600)  # the next window
+        async with store.db.execute("SELECT key FROM attempts") as cur:
+            assert await cur.fetchall() == [("login:addr:10.0.0.2",)]
+    finally:
+        await store.close()
+
+
+async def test_memory_store_drops_counters_of_ended_windows() -> None:
+    store = MemoryStore()
+    for i in range(100):
+        await store.attempt([(f"login:addr:10.0.0.{i}", 10)], window=60, now=NOW)
+    await store.hit("other", window=60, now=NOW)
+    assert len(store._hits) == 101
+    await store.attempt([("login:addr:10.0.1.1", 10)], window=60, now=NOW + 60)
+    assert list(store._hits) == ["login:addr:10.0.1.1"]
+    await store.hit("later", window=60, now=NOW + 61)
+    assert await store.purge(now=NOW + 200) == 2 and store._hits == {}
+
+
+async def test_sqlite_reads_never_make_a_concurrent_write_fail_as_locked(tmp_path: Path) -> None:
+    # Two workers (two stores on one file), each serving reads and rotations concurrently on its one
+    # connection. A read whose cursor stayed open across awaits held a snapshot on that connection, and a write
+    # sent meanwhile failed at once with "database is locked" (a 503 on /auth/session or a proxied request):
+    # 38 of 600 rotations here before reads were finished in one job each.
+    a, b = SqliteStore(tmp_path / "fd.db"), SqliteStore(tmp_path / "fd.db")
+    await a.open()
+    await b.open()
+    for sid in ("s0", "s1", "s2", "s3"):
+        await a.create_session(record(sid))
+
+    async def read(store: SqliteStore) -> None:
+        for _ in range(300):
+            await store.get_session("s0")
+
+    async def rotate(store: SqliteStore, sid: str) -> None:
+        for i in range(150):
+            current = await store.get_session(sid)
+            assert current is not None
+            await store.rotate(sid, expected_jti=current.current_jti, new_jti=f"{sid}-{i}-{id(store)}", now=NOW,
+                               idle_expires_at=NOW + 9)  # fmt: skip
+
+    try:
+        await asyncio.gather(
+            read(a), read(a), read(b), read(b), rotate(a, "s1"), rotate(b, "s2"), rotate(a, "s3"), rotate(b, "s3")
+        )
+    finally:
+        await a.close()
+        await b.close()
