@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CookiePolicy", "read_cookie", "strip_cookie"]
+__all__ = ["DEVICE_SUFFIX", "CookiePolicy", "device_cookie_name", "read_cookie", "strip_cookie"]
+
+# The login device cookie (see login_limits) is named after the session cookie, so whatever strips or guards
+# the session cookie knows its sibling from the one configured name.
+DEVICE_SUFFIX = "-device"
+
+
+def device_cookie_name(session_cookie: str) -> str:
+    return session_cookie + DEVICE_SUFFIX
 
 _SAMESITE = ("Strict", "Lax", "None")
 
@@ -77,6 +85,10 @@ def read_cookie(cookie_header: str | None, name: str) -> str | None:
 
 
 def strip_cookie(cookie_header: str, name: str) -> str:
-    """The ``Cookie`` header without cookie ``name`` (others pass through untouched)."""
-    kept = [p.strip() for p in cookie_header.split(";") if p.strip() and p.strip().partition("=")[0] != name]
+    """The ``Cookie`` header without the session cookie ``name`` and its device cookie (others pass untouched).
+
+    Both are frontdesk's credentials, never the wrapped app's or an upstream's business.
+    """
+    own = (name, device_cookie_name(name))
+    kept = [p.strip() for p in cookie_header.split(";") if p.strip() and p.strip().partition("=")[0] not in own]
     return "; ".join(kept)

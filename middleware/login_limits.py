@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .cookies import CookiePolicy, read_cookie
+from .cookies import CookiePolicy, device_cookie_name, read_cookie
 from .errors import RateLimited, TokenError
 from .store.base import Store, window_bounds
 from .tokens import TokenCodec, new_token_id
@@ -42,7 +42,7 @@ def _normal(username: str) -> str:
 
 def device_cookie_policy(session_cookie: CookiePolicy) -> CookiePolicy:
     """The device cookie: the session cookie's attributes under the name ``<session cookie>-device``."""
-    return dataclasses.replace(session_cookie, name=f"{session_cookie.name}-device")
+    return dataclasses.replace(session_cookie, name=device_cookie_name(session_cookie.name))
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from middleware.cookies import DEVICE_SUFFIX
 from middleware.cookies import strip_cookie as strip_cookie_header
 
 from .contracts import TrustPolicy
@@ -61,6 +62,7 @@ _RESPONSE_DROP = HOP_BY_HOP | {b"date", b"server"}
 _KNOWN_CONNECTION_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade"})
 _PRIVATE = (b"cache-control", b"private")
 _VARY_COOKIE = (b"vary", b"Cookie")
+_DEVICE_SUFFIX = DEVICE_SUFFIX.encode("ascii")
 
 
 class ScannedRequest:
@@ -151,11 +153,13 @@ def scan_request_headers(headers: Iterable[tuple[bytes, bytes]], csrf_header: by
 def strip_cookie(cookie: bytes, name: bytes) -> bytes:
     """Remove every ``name=...`` pair from a Cookie header value; other cookies pass untouched.
 
-    The bytes twin of ``middleware.cookies.strip_cookie``, for the hot path, where headers stay bytes.
+    The bytes twin of ``middleware.cookies.strip_cookie``, for the hot path, where headers stay bytes; like
+    it, it also removes the session cookie's device cookie (``name`` + ``-device``, a login credential).
     """
-    if name not in cookie:
+    if name not in cookie:  # also true of the device cookie, whose name contains the session cookie's
         return cookie
-    kept = [p for p in cookie.split(b";") if p.strip().partition(b"=")[0] != name]
+    own = (name, name + _DEVICE_SUFFIX)
+    kept = [p for p in cookie.split(b";") if p.strip().partition(b"=")[0] not in own]
     return b";".join(kept).strip()
 
 
@@ -260,18 +264,18 @@ def filter_response_headers(
 
 
 def sets_cookie(set_cookie: bytes, name: bytes) -> bool:
-    """Whether a ``Set-Cookie`` value would make the browser send ``name=...`` back.
+    """Whether a ``Set-Cookie`` value would make the browser send ``name=...`` (or its device cookie) back.
 
-    That is the cookie ``name`` itself, or a nameless cookie (``=v``, or ``v`` with no ``=`` at all) whose
-    value starts with ``name``: browsers send a nameless cookie as its bare value, so ``=__Host-frontdesk=x``
-    comes back as ``__Host-frontdesk=x`` without any of the ``__Host-`` prefix's guarantees. The prefix is
-    compared without regard to case, as browsers do.
+    That is the cookie ``name`` itself or its device cookie (``name`` + ``-device``), or a nameless cookie
+    (``=v``, or ``v`` with no ``=`` at all) whose value starts with ``name``: browsers send a nameless cookie as
+    its bare value, so ``=__Host-frontdesk=x`` comes back as ``__Host-frontdesk=x`` without any of the
+    ``__Host-`` prefix's guarantees. The prefix is compared without regard to case, as browsers do.
     """
     pair = set_cookie.split(b";", 1)[0]
     cookie, eq, value = pair.partition(b"=")
     cookie = cookie.strip()
     if eq and cookie:
-        return cookie == name
+        return cookie in (name, name + _DEVICE_SUFFIX)
     return (value if eq else pair).strip().lower().startswith(name.lower())
 
 

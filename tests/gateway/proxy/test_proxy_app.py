@@ -69,6 +69,16 @@ async def test_the_clients_host_never_reaches_the_upstream_as_x_forwarded_host(p
     assert pinned.upstream.seen[0].header("x-forwarded-host") == ["app.example.com"]
 
 
+async def test_the_login_device_cookie_never_reaches_the_upstream(gw: Gateway) -> None:
+    # The device cookie is a login credential (it lifts the per-username limit), as private as the session one.
+    cookie = refresh_cookie("alice", "sid-alice").encode()
+    raw = b"GET /api/echo HTTP/1.1\r\nHost: gw\r\nX-CSRF: 1\r\nCookie: a=1; " + cookie
+    raw += b"; " + COOKIE.encode() + b"-device=D; b=2\r\nConnection: close\r\n\r\n"
+    reply = await raw_request(gw.port, raw)
+    assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
+    assert gw.upstream.seen[0].header("cookie") == ["a=1; b=2"]
+
+
 async def test_response_header_rules_and_rotated_cookie(gw: Gateway) -> None:
     gw.engine.rotate_next = True
     async with gw.client() as c:

@@ -112,6 +112,8 @@ def test_only_frontdesk_cookie_leaves() -> None:
     assert _head([(b"cookie", b"__Host-frontdesk=R")]).get(b"cookie") is None
     assert strip_cookie(b"a=1;__Host-frontdesk=R;b=2", b"__Host-frontdesk") == b"a=1;b=2"
     assert strip_cookie(b"x__Host-frontdesk=1", b"__Host-frontdesk") == b"x__Host-frontdesk=1"
+    assert strip_cookie(b"a=1;__Host-frontdesk-device=D;b=2", b"__Host-frontdesk") == b"a=1;b=2"
+    assert strip_cookie(b"__Host-frontdesk-other=1", b"__Host-frontdesk") == b"__Host-frontdesk-other=1"
 
 
 @pytest.mark.parametrize(
@@ -162,6 +164,7 @@ def test_response_rules() -> None:
         b"__Host-frontdesk=evil; Path=/",  # the cookie itself, as before
         b" = __Host-frontdesk=evil",
         b"=__host-FRONTDESK=evil",  # the __Host- prefix is matched without regard to case by browsers
+        b"__Host-frontdesk-device=evil; Path=/",  # the login device cookie is ours too
     ],
 )
 def test_an_upstream_cannot_plant_the_session_cookie_by_any_name(set_cookie: bytes) -> None:

@@ -283,7 +283,8 @@ def test_starlette_requires_decorator_sees_the_token_scopes(keys: Keys) -> None:
 def test_session_mode_never_hands_the_refresh_cookie_to_the_app(session_adapter: Adapter) -> None:
     adapter = session_adapter
     token = adapter.login()
-    headers = {"cookie": f"theme=dark; {COOKIE}={token}", "x-csrf": "1"}
+    # Nor the login device cookie, a credential of its own.
+    headers = {"cookie": f"theme=dark; {COOKIE}={token}; {COOKIE}-device=D", "x-csrf": "1"}
     with adapter.client() as client:
         for path in ("/public/ping", "/whoami"):  # a public path as well as an authenticated one
             response = client.get(path, headers=headers)
