@@ -10,10 +10,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from middleware.cookies import CookiePolicy
 from middleware.errors import ConfigError
@@ -25,6 +25,7 @@ from .key_settings import KeySettings, key_directory_problems, parse_key_setting
 from .proxy.routes import Route, parse_routes
 from .proxy.settings import ProxySettings, parse_proxy_settings
 from .validators import (
+    Problems,
     allowance,
     boolean,
     count,
@@ -48,7 +49,6 @@ __all__ = [
 
 SECRET_ENV = ("FRONTDESK_ACCESS_SECRET", "FRONTDESK_REFRESH_SECRET")
 MIN_SECRET_BYTES = 32
-T = TypeVar("T")
 
 # Every key the gateway understands, by table; anything else is reported as unknown.
 _SCHEMA: dict[str, set[str]] = {
@@ -153,23 +153,6 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, message: str) -> None:
-        self.items.append(message)
-
-    def get(self, table: Mapping[str, Any], section: str, key: str, default: T, parse: Callable[[Any], T]) -> T:
-        if key not in table:
-            return default
-        try:
-            return parse(table[key])
-        except (ValueError, TypeError) as exc:
-            self.add(f"{section}.{key}: {exc}")
-            return default
-
-
 def _hsts(value: Any) -> int | None:
     if value is False:
         return None
@@ -192,7 +175,7 @@ def load_config(
 
     ``require_secrets=False`` is for commands that never sign a token (``users``, ``purge``).
     """
-    problems = _Problems()
+    problems = Problems()
     raw: dict[str, Any] = {}
     base = Path.cwd()
     environ = dict(os.environ if env is None else env)
@@ -260,7 +243,7 @@ def load_config(
         for issue in key_directory_problems(keys, longest_token=access_ttl + leeway):
             p.add(issue)
     # With asymmetric [keys], access tokens are signed by the key directory and the access secret is unused.
-    secrets = _secrets(environ, problems if require_secrets else _Problems(), need_access=not keys.asymmetric)
+    secrets = _secrets(environ, problems if require_secrets else Problems(), need_access=not keys.asymmetric)
     login_window = p.get(login_t, "login", "window", d.login_window, parse_duration)
     sessions = SessionSettings(
         access_ttl=access_ttl,
@@ -392,7 +375,7 @@ def _static_problems(config: GatewayConfig, dotenvs: list[Path]) -> list[str]:
     return problems
 
 
-def _secrets(environ: Mapping[str, str], problems: _Problems, *, need_access: bool = True) -> dict[str, Any]:
+def _secrets(environ: Mapping[str, str], problems: Problems, *, need_access: bool = True) -> dict[str, Any]:
     access = environ.get("FRONTDESK_ACCESS_SECRET", "")
     refresh = environ.get("FRONTDESK_REFRESH_SECRET", "")
     for name, value in zip(SECRET_ENV, (access, refresh), strict=True):

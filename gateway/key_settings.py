@@ -6,7 +6,7 @@ configuration loader and ``frontdesk keys`` can read it without importing anythi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from middleware.jwks import DEFAULT_MIN_REFETCH_INTERVAL
 from middleware.key_directory import KeyDirectory
 from middleware.keys import ASYMMETRIC_ALGORITHMS
 
-from .validators import allowance, parse_duration
+from .validators import Problems, allowance, parse_duration
 
 __all__ = ["ALGORITHMS", "KeySettings", "parse_key_settings", "key_directory_problems"]
 
@@ -45,43 +45,34 @@ def parse_key_settings(raw: Mapping[str, Any], base: Path) -> tuple[KeySettings,
     """Settings from a raw ``[keys]`` table plus every problem found, in plain words (no file access).
 
     A relative ``directory`` is taken relative to ``base`` (the config file's folder)."""
-    problems = [
-        f"unknown key keys.{k}; known keys in [keys]: {', '.join(sorted(_KNOWN))}" for k in raw if k not in _KNOWN
-    ]
+    p = Problems()
+    for key in raw:
+        if key not in _KNOWN:
+            p.add(f"unknown key keys.{key}; known keys in [keys]: {', '.join(sorted(_KNOWN))}")
     d = KeySettings()
     algorithm = raw.get("algorithm", d.algorithm)
     if algorithm not in ALGORITHMS:
-        problems.append(f"keys.algorithm {algorithm!r} must be one of {', '.join(ALGORITHMS)}")
+        p.add(f"keys.algorithm {algorithm!r} must be one of {', '.join(ALGORITHMS)}")
         algorithm = d.algorithm
     directory = raw.get("directory", str(d.directory))
     if not isinstance(directory, str) or not directory.strip():
-        problems.append(f"keys.directory {directory!r} must be a non-empty string")
+        p.add(f"keys.directory {directory!r} must be a non-empty string")
         directory = str(d.directory)
-
-    def duration(name: str, default: float, parse: Callable[[object], float] = parse_duration) -> float:
-        if name not in raw:
-            return default
-        try:
-            return parse(raw[name])
-        except ValueError as exc:
-            problems.append(f"keys.{name}: {exc}")
-            return default
-
     settings = KeySettings(
         algorithm=algorithm,
         directory=Path(directory) if Path(directory).is_absolute() else base / directory,
-        overlap=duration("overlap", d.overlap),
-        reload_interval=duration("reload_interval", d.reload_interval),
-        publish_ahead=duration("publish_ahead", d.publish_ahead, allowance),
+        overlap=p.get(raw, "keys", "overlap", d.overlap, parse_duration),
+        reload_interval=p.get(raw, "keys", "reload_interval", d.reload_interval, parse_duration),
+        publish_ahead=p.get(raw, "keys", "publish_ahead", d.publish_ahead, allowance),
     )
     if 0 < settings.publish_ahead <= settings.reload_interval:
-        problems.append(
+        p.add(
             f"keys.publish_ahead ({settings.publish_ahead:g}s) must be longer than keys.reload_interval"
             f" ({settings.reload_interval:g}s): a running gateway publishes a new key only when it reloads, and"
             f" verifiers need time to refetch the JWKS after that (the middleware's default is"
             f" {DEFAULT_MIN_REFETCH_INTERVAL:g}s); 0s signs at once"
         )
-    return settings, problems
+    return settings, p.items
 
 
 def key_directory_problems(settings: KeySettings, *, longest_token: float) -> list[str]:

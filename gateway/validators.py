@@ -9,8 +9,11 @@ environment.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 __all__ = [
+    "Problems",
     "allowance",
     "boolean",
     "count",
@@ -25,6 +28,29 @@ __all__ = [
     "string",
     "string_list",
 ]
+
+T = TypeVar("T")
+
+
+class Problems:
+    """Every problem found so far, in plain words; ``get`` parses one key and records its problem, if any."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.items.append(message)
+
+    def get(self, table: Mapping[str, Any], section: str, key: str, default: T, parse: Callable[[Any], T]) -> T:
+        """``table[key]`` parsed, or ``default`` when absent or bad (then ``section.key: why`` is recorded)."""
+        if key not in table:
+            return default
+        try:
+            return parse(table[key])
+        except (ValueError, TypeError) as exc:
+            self.add(f"{section}.{key}: {exc}")
+            return default
+
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
