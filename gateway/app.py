@@ -43,7 +43,8 @@ def build_engine(
 ) -> SessionEngine:
     t = config.tokens
     return SessionEngine.from_keys(
-        access_keyring=access_keyring(config, clock=clock),  # shared secret, or the [keys] directory
+        # the shared secret, or the [keys] directory
+        access_keyring=access_keyring(config.keys, t.access_secret, t.access_previous, clock=clock),
         refresh_keyring=KeyRing.from_secrets(t.refresh_secret, t.refresh_previous),
         store=store,
         authenticator=authenticator,
@@ -167,10 +168,17 @@ def create_app(
         max_concurrent_logins_per_address=capacity.max_concurrent_per_address,
     )
     proxy = build_proxy(config, engine, fallback=SecureStaticFiles(config.static_dir))
-    gateway = Gateway(config=config, engine=engine, users=users, auth=auth, app=proxy)
-    gateway.on_shutdown.append(proxy.aclose)
-    watch_keys(gateway)  # `frontdesk keys rotate` takes effect without a restart
-    return gateway
+    # `frontdesk keys rotate` takes effect without a restart: the key directory is reloaded while running.
+    start_key_watch, stop_key_watch = watch_keys(engine.access_codec.keyring, config.keys.reload_interval)
+    return Gateway(
+        config=config,
+        engine=engine,
+        users=users,
+        auth=auth,
+        app=proxy,
+        on_startup=[start_key_watch],
+        on_shutdown=[proxy.aclose, stop_key_watch],
+    )
 
 
 async def _refuse(username: str, password: str) -> None:

@@ -13,12 +13,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import uvicorn
+
 from middleware.errors import ConfigError
 from middleware.store import store_from_url
 
 from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config
+from .demo import run_demo
 from .keys_cli import add_keys_parser, run_keys
 from .secret_files import create_private, warn_about_exposed
+from .serving import uvicorn_options
 from .users import UserDirectory, UserExists
 
 __all__ = ["main", "build_parser"]
@@ -82,8 +86,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         if args.command == "demo":
-            from .demo import run_demo
-
             return run_demo(args)
         if args.command == "users":
             return _users(args)
@@ -124,10 +126,6 @@ def _load(args: argparse.Namespace, *, require_secrets: bool = True) -> GatewayC
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from .serving import uvicorn_options
-
     path = config_path(args.config, os.environ).resolve()
     config = load_config(path)  # refuse to start before any worker is spawned
     warn_about_exposed(dotenv_paths(path.parent))

@@ -10,18 +10,31 @@ from __future__ import annotations
 import importlib.util
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from middleware.cookies import CookiePolicy
-from middleware.durations import parse_duration
 from middleware.errors import ConfigError
 from middleware.forwarded import TrustedProxies, parse_trusted_proxies
 from middleware.sessions import SessionSettings
 
 from .hash_pool import DEFAULT_HASH_QUEUE, default_hash_workers
+from .key_settings import KeySettings, key_directory_problems, parse_key_settings
+from .proxy.routes import Route, parse_routes
+from .proxy.settings import ProxySettings, parse_proxy_settings
+from .validators import (
+    Problems,
+    allowance,
+    boolean,
+    count,
+    non_empty_string,
+    origins,
+    parse_duration,
+    positive_int,
+    string_list,
+)
 
 __all__ = [
     "GatewayConfig",
@@ -36,7 +49,6 @@ __all__ = [
 
 SECRET_ENV = ("FRONTDESK_ACCESS_SECRET", "FRONTDESK_REFRESH_SECRET")
 MIN_SECRET_BYTES = 32
-T = TypeVar("T")
 
 # Every key the gateway understands, by table; anything else is reported as unknown.
 _SCHEMA: dict[str, set[str]] = {
@@ -66,7 +78,7 @@ _SCHEMA: dict[str, set[str]] = {
     },
     "users": {"database"},
     "static": {"directory"},
-    "routes": set(),  # validated by the proxy's own parser
+    "routes": set(),  # each checked by its own parser, which also names unknown keys
     "proxy": set(),
     "keys": set(),
 }
@@ -108,10 +120,10 @@ class GatewayConfig:
     port: int
     workers: int
     trusted_proxies: TrustedProxies
-    origins: tuple[str, ...]
-    raw_routes: list[Any] = field(default_factory=list)
-    raw_proxy: dict[str, Any] = field(default_factory=dict)
-    raw_keys: dict[str, Any] = field(default_factory=dict)
+    origins: tuple[str, ...]  # normalised by validators.origin, as [proxy] allowed_origins are
+    routes: tuple[Route, ...] = ()
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+    keys: KeySettings = field(default_factory=KeySettings)
     login_capacity: LoginCapacity = field(default_factory=LoginCapacity)
     hsts_max_age: int | None = None  # [server] hsts: Strict-Transport-Security max-age, None when off
 
@@ -142,55 +154,6 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, message: str) -> None:
-        self.items.append(message)
-
-    def get(self, table: Mapping[str, Any], section: str, key: str, default: T, parse: Callable[[Any], T]) -> T:
-        if key not in table:
-            return default
-        try:
-            return parse(table[key])
-        except (ValueError, TypeError) as exc:
-            self.add(f"{section}.{key}: {exc}")
-            return default
-
-
-def _duration(value: Any) -> float:
-    return parse_duration(value)
-
-
-def _allowance(value: Any) -> float:
-    return parse_duration(value, allow_zero=True)
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{value!r} must be a non-empty string")
-    return value
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{value!r} must be a whole number above zero")
-    return value
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{value!r} must be a whole number, zero or more")
-    return value
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{value!r} must be true or false")
-    return value
-
-
 def _hsts(value: Any) -> int | None:
     if value is False:
         return None
@@ -200,12 +163,6 @@ def _hsts(value: Any) -> int | None:
         return int(parse_duration(value))
     except ValueError as exc:
         raise ValueError(f'{exc}; write a max-age such as "365d", or false') from exc
-
-
-def _string_list(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{value!r} must be a list of strings")
-    return value
 
 
 def load_config(
@@ -219,7 +176,7 @@ def load_config(
 
     ``require_secrets=False`` is for commands that never sign a token (``users``, ``purge``).
     """
-    problems = _Problems()
+    problems = Problems()
     raw: dict[str, Any] = {}
     base = Path.cwd()
     environ = dict(os.environ if env is None else env)
@@ -264,13 +221,13 @@ def load_config(
     cookie_t, csrf_t, login_t = table("cookie"), table("csrf"), table("login")
     p = problems
     d = SessionSettings()
-    access_ttl = p.get(tokens, "tokens", "access_ttl", d.access_ttl, _duration)
-    refresh_ttl = p.get(tokens, "tokens", "refresh_ttl", d.refresh_ttl, _duration)
-    remember_ttl = p.get(tokens, "tokens", "remember_ttl", d.remember_ttl, _duration)
-    max_age = p.get(tokens, "tokens", "max_session_age", d.max_session_age, _duration)
-    grace = p.get(tokens, "tokens", "rotation_grace", d.rotation_grace, _duration)
-    margin = p.get(tokens, "tokens", "refresh_margin", d.refresh_margin, _duration)
-    leeway = p.get(tokens, "tokens", "leeway", 5.0, _allowance)
+    access_ttl = p.get(tokens, "tokens", "access_ttl", d.access_ttl, parse_duration)
+    refresh_ttl = p.get(tokens, "tokens", "refresh_ttl", d.refresh_ttl, parse_duration)
+    remember_ttl = p.get(tokens, "tokens", "remember_ttl", d.remember_ttl, parse_duration)
+    max_age = p.get(tokens, "tokens", "max_session_age", d.max_session_age, parse_duration)
+    grace = p.get(tokens, "tokens", "rotation_grace", d.rotation_grace, parse_duration)
+    margin = p.get(tokens, "tokens", "refresh_margin", d.refresh_margin, parse_duration)
+    leeway = p.get(tokens, "tokens", "leeway", 5.0, allowance)
     if access_ttl >= refresh_ttl:
         p.add("tokens.access_ttl must be shorter than tokens.refresh_ttl")
     if access_ttl >= remember_ttl:
@@ -280,10 +237,15 @@ def load_config(
     if leeway > 300:
         p.add("tokens.leeway must be at most 5m: it is meant for clock skew only")
 
+    keys, key_problems = parse_key_settings(table("keys"), base)
+    for issue in key_problems:
+        p.add(issue)
+    if not key_problems:
+        for issue in key_directory_problems(keys, longest_token=access_ttl + leeway):
+            p.add(issue)
     # With asymmetric [keys], access tokens are signed by the key directory and the access secret is unused.
-    keys_algorithm = table("keys").get("algorithm", "HS256")
-    secrets = _secrets(environ, problems if require_secrets else _Problems(), need_access=keys_algorithm == "HS256")
-    login_window = p.get(login_t, "login", "window", d.login_window, _duration)
+    secrets = _secrets(environ, problems if require_secrets else Problems(), need_access=not keys.asymmetric)
+    login_window = p.get(login_t, "login", "window", d.login_window, parse_duration)
     sessions = SessionSettings(
         access_ttl=access_ttl,
         refresh_ttl=refresh_ttl,
@@ -292,66 +254,72 @@ def load_config(
         rotation_grace=grace,
         refresh_margin=margin,
         login_attempts_per_user=p.get(
-            login_t, "login", "max_attempts_per_user", d.login_attempts_per_user, _positive_int
+            login_t, "login", "max_attempts_per_user", d.login_attempts_per_user, positive_int
         ),
         login_attempts_per_address=p.get(
-            login_t, "login", "max_attempts_per_address", d.login_attempts_per_address, _positive_int
+            login_t, "login", "max_attempts_per_address", d.login_attempts_per_address, positive_int
         ),
         login_window=login_window,
         login_device_ttl=p.get(login_t, "login", "device_ttl", d.login_device_ttl, _duration),
     )
     dc = LoginCapacity()
     login_capacity = LoginCapacity(
-        hash_workers=p.get(login_t, "login", "hash_workers", dc.hash_workers, _positive_int),
-        hash_queue=p.get(login_t, "login", "hash_queue", dc.hash_queue, _count),
+        hash_workers=p.get(login_t, "login", "hash_workers", dc.hash_workers, positive_int),
+        hash_queue=p.get(login_t, "login", "hash_queue", dc.hash_queue, count),
         max_concurrent_per_address=p.get(
-            login_t, "login", "max_concurrent_per_address", dc.max_concurrent_per_address, _positive_int
+            login_t, "login", "max_concurrent_per_address", dc.max_concurrent_per_address, positive_int
         ),
     )
     cookie = CookiePolicy(
-        name=p.get(cookie_t, "cookie", "name", "__Host-frontdesk", _string),
-        same_site=p.get(cookie_t, "cookie", "same_site", "Strict", _string),
-        secure=p.get(cookie_t, "cookie", "secure", True, _bool),
-        path=p.get(cookie_t, "cookie", "path", "/", _string),
-        domain=p.get(cookie_t, "cookie", "domain", None, _string),
+        name=p.get(cookie_t, "cookie", "name", "__Host-frontdesk", non_empty_string),
+        same_site=p.get(cookie_t, "cookie", "same_site", "Strict", non_empty_string),
+        secure=p.get(cookie_t, "cookie", "secure", True, boolean),
+        path=p.get(cookie_t, "cookie", "path", "/", non_empty_string),
+        domain=p.get(cookie_t, "cookie", "domain", None, non_empty_string),
     )
     for issue in cookie.problems():
         p.add(issue)
 
-    store_url = p.get(store, "store", "url", "sqlite:///frontdesk.db", _string)
+    store_url = p.get(store, "store", "url", "sqlite:///frontdesk.db", non_empty_string)
     if store_url.startswith(("redis://", "rediss://")):
         if importlib.util.find_spec("redis") is None:
             p.add("store.url names Redis but the redis package is missing: pip install 'frontdesk[redis]'")
     elif not (store_url.startswith("sqlite:///") or store_url == "memory://"):
         p.add(f"store.url {store_url!r} is not supported; write sqlite:///frontdesk.db or redis://host:6379/0")
     store_url = _resolve_sqlite(store_url, base)
-    users_db = p.get(table("users"), "users", "database", "", _string) or _sqlite_file(store_url) or "users.db"
+    users_db = p.get(table("users"), "users", "database", "", non_empty_string) or _sqlite_file(store_url) or "users.db"
     if users_db and not Path(users_db).is_absolute():
         users_db = str(base / users_db)
 
-    no_origins: list[str] = []
-    networks, proxy_problems = parse_trusted_proxies(
-        p.get(server, "server", "trusted_proxies", no_origins, _string_list)
+    no_networks: list[str] = []
+    networks, trust_problems = parse_trusted_proxies(
+        p.get(server, "server", "trusted_proxies", no_networks, string_list)
     )
-    for issue in proxy_problems:
+    for issue in trust_problems:
         p.add(issue)
-    origins = p.get(server, "server", "origins", no_origins, _string_list)
-    for origin in origins:
-        if not origin.startswith(("http://", "https://")) or origin.rstrip("/").count("/") > 2:
-            p.add(f"server.origins: {origin!r} must look like https://app.example.com (scheme and host only)")
-    port = p.get(server, "server", "port", 8000, _positive_int)
+    no_origins: tuple[str, ...] = ()
+    server_origins = p.get(server, "server", "origins", no_origins, origins)
+    port = p.get(server, "server", "port", 8000, positive_int)
     if port > 65535:
         p.add(f"server.port {port} is not a port number (1-65535)")
-    csrf_header = p.get(csrf_t, "csrf", "header", "X-CSRF", _string)
+    csrf_header = p.get(csrf_t, "csrf", "header", "X-CSRF", non_empty_string)
     if not csrf_header.replace("-", "").isalnum():
         p.add(f"csrf.header {csrf_header!r} must be a plain header name such as X-CSRF")
-    static_dir = base / p.get(table("static"), "static", "directory", "static", _string)
+    static_dir = base / p.get(table("static"), "static", "directory", "static", non_empty_string)
+    audience = p.get(tokens, "tokens", "audience", "frontdesk-api", non_empty_string)
+    routes_raw = raw.get("routes")
+    routes, route_problems = parse_routes(
+        routes_raw if isinstance(routes_raw, list) else None, default_audience=audience
+    )
+    proxy, proxy_problems = parse_proxy_settings(table("proxy") or None)
+    for issue in route_problems + proxy_problems:
+        p.add(issue)
 
     config = GatewayConfig(
         source=path,
         tokens=TokenConfig(
-            issuer=p.get(tokens, "tokens", "issuer", "frontdesk", _string),
-            audience=p.get(tokens, "tokens", "audience", "frontdesk-api", _string),
+            issuer=p.get(tokens, "tokens", "issuer", "frontdesk", non_empty_string),
+            audience=audience,
             leeway=leeway,
             **secrets,
         ),
@@ -359,38 +327,26 @@ def load_config(
         cookie=cookie,
         csrf_header=csrf_header.lower(),
         store_url=store_url,
-        store_busy_timeout=p.get(store, "store", "busy_timeout", 5.0, _duration),
-        purge_interval=p.get(store, "store", "purge_interval", 3600.0, _duration),
+        store_busy_timeout=p.get(store, "store", "busy_timeout", 5.0, parse_duration),
+        purge_interval=p.get(store, "store", "purge_interval", 3600.0, parse_duration),
         users_database=users_db,
         static_dir=static_dir,
-        host=p.get(server, "server", "host", "127.0.0.1", _string),
+        host=p.get(server, "server", "host", "127.0.0.1", non_empty_string),
         port=port,
-        workers=p.get(server, "server", "workers", 1, _positive_int),
+        workers=p.get(server, "server", "workers", 1, positive_int),
         trusted_proxies=TrustedProxies(networks),
-        origins=tuple(o.lower().rstrip("/") for o in origins),
-        raw_routes=raw.get("routes", []) if isinstance(raw.get("routes", []), list) else [],
-        raw_proxy=table("proxy"),
-        raw_keys=table("keys"),
+        origins=server_origins,
+        routes=tuple(routes),
+        proxy=proxy,
+        keys=keys,
         login_capacity=login_capacity,
         hsts_max_age=p.get(server, "server", "hsts", None, _hsts),
     )
-    for issue in _subsystem_problems(config) + _static_problems(config, dotenvs):
+    for issue in _static_problems(config, dotenvs):
         p.add(issue)
     if problems.items:
         raise ConfigError(problems.items)
     return config
-
-
-def _subsystem_problems(config: GatewayConfig) -> list[str]:
-    """The proxy's [[routes]]/[proxy] and the key ring's [keys], validated by their own parsers so that what
-    passes here is exactly what gets built, and one start-up error still lists every problem.
-
-    Imported here rather than at the top because both modules read ``GatewayConfig`` from this one.
-    """
-    from .keys import check_keys
-    from .proxy.wiring import proxy_problems
-
-    return proxy_problems(config) + check_keys(config)
 
 
 def _static_problems(config: GatewayConfig, dotenvs: list[Path]) -> list[str]:
@@ -398,16 +354,13 @@ def _static_problems(config: GatewayConfig, dotenvs: list[Path]) -> list[str]:
     served to anyone (dotfiles excepted), so ``directory = "."`` would hand out the database's password
     hashes, the signing keys and ``config.toml``.
     """
-    from .keys import parse_key_settings
-
     secret_places: list[tuple[str, Path]] = []
     if config.source is not None:  # inside the static directory exactly when its directory is, or is below
         secret_places.append(("the config file", config.source))
     secret_places += [("the secrets file", dotenv) for dotenv in dotenvs if dotenv.is_file()]
     databases = dict.fromkeys(db for db in (_sqlite_file(config.store_url), config.users_database) if db)
     secret_places += [("the database", Path(db)) for db in databases]
-    base = config.source.resolve().parent if config.source is not None else Path.cwd()
-    keys, _ = parse_key_settings(config.raw_keys, base)  # its own problems are reported by check_keys
+    keys = config.keys
     if keys.asymmetric or keys.directory.exists():
         secret_places.append(("the key directory", keys.directory))
 
@@ -424,7 +377,7 @@ def _static_problems(config: GatewayConfig, dotenvs: list[Path]) -> list[str]:
     return problems
 
 
-def _secrets(environ: Mapping[str, str], problems: _Problems, *, need_access: bool = True) -> dict[str, Any]:
+def _secrets(environ: Mapping[str, str], problems: Problems, *, need_access: bool = True) -> dict[str, Any]:
     access = environ.get("FRONTDESK_ACCESS_SECRET", "")
     refresh = environ.get("FRONTDESK_REFRESH_SECRET", "")
     for name, value in zip(SECRET_ENV, (access, refresh), strict=True):

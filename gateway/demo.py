@@ -17,13 +17,15 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+
+import uvicorn
 
 from .app import create_app
 from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config, read_dotenv
-from .keys import JWKS_PATH, key_settings
+from .keys import JWKS_PATH
+from .proxy.routes import Route
 from .secret_files import append_private, warn_about_exposed
+from .serving import uvicorn_options
 from .users import UserDirectory, UserExists
 
 __all__ = ["run_demo", "ensure_secrets", "route_to_demo_upstream"]
@@ -49,15 +51,13 @@ def route_to_demo_upstream(config: GatewayConfig, port: int) -> GatewayConfig:
     """``config`` with every route written for the demo upstream's default address (loopback, port 9000)
     pointed at ``port`` instead, path kept, so ``--upstream-port`` reaches the upstream this command started.
     Routes to anything else are left alone."""
-    routes: list[Any] = []
-    for raw in config.raw_routes:
-        upstream = raw.get("upstream") if isinstance(raw, dict) else None
-        if isinstance(upstream, str):
-            parts = urlsplit(upstream)
-            if parts.scheme == "http" and parts.hostname in DEMO_UPSTREAM_HOSTS and parts.port == DEMO_UPSTREAM_PORT:
-                raw = {**raw, "upstream": parts._replace(netloc=f"{parts.hostname}:{port}").geturl()}
-        routes.append(raw)
-    return dataclasses.replace(config, raw_routes=routes)
+    routes: list[Route] = []
+    for route in config.routes:
+        up = route.upstream
+        if up.scheme == "http" and up.host in DEMO_UPSTREAM_HOSTS and up.port == DEMO_UPSTREAM_PORT:
+            route = dataclasses.replace(route, upstream=up.at_port(port))
+        routes.append(route)
+    return dataclasses.replace(config, routes=tuple(routes))
 
 
 async def _demo_user(database: str) -> str:
@@ -87,10 +87,6 @@ def _wait_for(url: str, deadline: float) -> bool:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from .serving import uvicorn_options
-
     path = config_path(args.config, os.environ).resolve()
     ensure_secrets(path.parent / ".env")
     warn_about_exposed(dotenv_paths(path.parent))  # a .env the user wrote earlier may still be 0644
@@ -104,7 +100,7 @@ def run_demo(args: argparse.Namespace) -> int:
     env["FRONTDESK_ACCESS_SECRET_PREVIOUS"] = ",".join(config.tokens.access_previous)
     command = [sys.executable, "-m", "gateway.demo_upstream", "--port", str(args.upstream_port)]
     command += ["--audience", config.tokens.audience, "--issuer", config.tokens.issuer]
-    if key_settings(config).asymmetric:
+    if config.keys.asymmetric:
         command += ["--jwks-url", f"http://127.0.0.1:{args.port}{JWKS_PATH}"]
     upstream = subprocess.Popen(command, env=env)
     try:

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -188,8 +189,6 @@ def create_demo_upstream(
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the demo upstream with uvicorn (default 127.0.0.1:9000)."""
-    import uvicorn
-
     parser = argparse.ArgumentParser(prog="python -m gateway.demo_upstream", description="frontdesk demo upstream API")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)

@@ -18,7 +18,7 @@ from middleware.key_directory import KeyFile, signing_index
 from middleware.keys import ASYMMETRIC_ALGORITHMS
 
 from .config import config_path
-from .keys import KeySettings, parse_key_settings
+from .key_settings import KeySettings, parse_key_settings
 
 __all__ = ["add_keys_parser", "run_keys"]
 

@@ -25,7 +25,6 @@ from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from .config import GatewayConfig
-from .proxy.settings import parse_proxy_settings
 
 __all__ = ["DenialCompletesHandshake", "log_config", "uvicorn_options"]
 
@@ -62,7 +61,6 @@ def uvicorn_options(
     config: GatewayConfig, *, log_level: str, frontdesk_log_level: str | None = None, access_log: bool = False
 ) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run`` (besides the app, host, port and workers)."""
-    settings, _ = parse_proxy_settings(config.raw_proxy or None)
     return {
         "http": "httptools",
         "loop": "uvloop",
@@ -74,5 +72,5 @@ def uvicorn_options(
         "access_log": access_log,
         # uvicorn reads a whole WebSocket message before the proxy sees it (16 MiB by default): held to the
         # proxy's own limit, a socket cannot pin more than that per message (issue 8: 20 x 15 MiB grew 380 MB).
-        "ws_max_size": settings.max_websocket_message_size,
+        "ws_max_size": config.proxy.max_websocket_message_size,
     }

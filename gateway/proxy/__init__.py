@@ -6,7 +6,7 @@ from .app import ProxyApp
 from .contracts import GrantLike, TokenSource, TrustPolicy
 from .routes import Route, RouteTable, Upstream, parse_routes
 from .settings import ProxySettings, parse_proxy_settings
-from .wiring import build_proxy, proxy_problems
+from .wiring import build_proxy
 
 __all__ = [
     "GrantLike",
@@ -20,5 +20,4 @@ __all__ = [
     "build_proxy",
     "parse_proxy_settings",
     "parse_routes",
-    "proxy_problems",
 ]

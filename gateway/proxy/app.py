@@ -32,19 +32,19 @@ from .errors import (
 )
 from .exchange import open_exchange, watch_disconnect
 from .headers import (
-    ScannedRequest,
     filter_response_headers,
     render_request_head,
     replace_cookie,
     scan_request_headers,
 )
+from .origins import OriginPolicy
 from .paths import resolve_route, upstream_target
 from .pool import UpstreamPool
 from .responses import send_error
 from .routes import Route, RouteTable
 from .settings import ProxySettings
 from .upstream import UpstreamConnection
-from .websocket import proxy_websocket, refuse_websocket
+from .websocket import WebSocketDeps, proxy_websocket, refuse_websocket
 
 __all__ = ["ProxyApp"]
 
@@ -83,6 +83,15 @@ class ProxyApp:
         self._cookie_name = engine.cookie_name
         self._cookie_b = engine.cookie_name.encode("latin-1")
         self._public_host = settings.public_host.encode("ascii")
+        self._origins = OriginPolicy(trusted, settings.allowed_origins)
+        self._websocket = WebSocketDeps(
+            engine=engine,
+            settings=settings,
+            trusted=trusted,
+            origins=self._origins,
+            sessions=self._sessions,
+            tls=self._pool.ssl_context,
+        )
 
     @property
     def pool(self) -> UpstreamPool:
@@ -112,36 +121,7 @@ class ProxyApp:
         elif kind == "http":
             await self._http(scope, receive, send, route, raw_path)
         else:
-            await proxy_websocket(self, scope, receive, send, route, raw_path)
-
-    # -- helpers shared with the WebSocket side ----------------------------------------------------------
-
-    def own_origins(self, scope: Scope, scanned: ScannedRequest) -> frozenset[str]:
-        scheme = scope.get("scheme", "http")
-        scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
-        host = scanned.host.decode("latin-1").lower()
-        client = scope.get("client")
-        if client and self._trusted.is_trusted(client[0]):
-            # Behind a TLS-terminating proxy the browser's origin is the forwarded one (as for /auth/*).
-            scheme = _first(scanned.xfp) or scheme
-            host = _first(scanned.xfh) or host
-        return frozenset({f"{scheme}://{host}", *self._settings.allowed_origins})
-
-    @property
-    def engine(self) -> TokenSource:
-        return self._engine
-
-    @property
-    def settings(self) -> ProxySettings:
-        return self._settings
-
-    @property
-    def trusted(self) -> TrustPolicy:
-        return self._trusted
-
-    @property
-    def sessions(self) -> SessionWatch:
-        return self._sessions
+            await proxy_websocket(self._websocket, scope, receive, send, route, raw_path)
 
     # -- HTTP ------------------------------------------------------------------------------------------
 
@@ -157,7 +137,7 @@ class ProxyApp:
             if scanned.length is not None and scanned.length > limit:
                 raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
             target = upstream_target(route, raw_path, scope.get("query_string", b""))
-            origins = self.own_origins(scope, scanned) if "origin" in scanned.lookup else frozenset()
+            origins = self._origins.own_origins(scope, scanned) if "origin" in scanned.lookup else frozenset()
             if route.csrf:
                 check_csrf(scanned.lookup, header_name=self._csrf, own_origins=origins)
             else:
@@ -321,8 +301,3 @@ def _cut(conn: UpstreamConnection, uses: int) -> Callable[[], None]:
             conn.abort(SessionEnded("the session of this stream ended"))
 
     return cut
-
-
-def _first(value: bytes | None) -> str:
-    """The first entry of a comma-separated forwarded header, lower-cased ("" when absent)."""
-    return value.decode("latin-1").split(",")[0].strip().lower() if value else ""

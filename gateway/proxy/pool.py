@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Callable
 
 from .errors import UpstreamTimeout, UpstreamUnavailable
 from .routes import Upstream
@@ -23,8 +22,6 @@ class UpstreamPool:
     """Idle keep-alive connections per upstream, most recently used first (the least likely to be stale)."""
 
     def __init__(self, settings: ProxySettings) -> None:
-        self.read_timeout = settings.read_timeout
-        self.max_head = settings.max_response_header_size
         self._settings = settings
         self._idle: dict[tuple[str, str, int], list[UpstreamConnection]] = {}
         self._open: set[UpstreamConnection] = set()
@@ -58,7 +55,16 @@ class UpstreamPool:
             raise UpstreamUnavailable("the gateway is shutting down")
         loop = asyncio.get_running_loop()
         tls = upstream.scheme == "https"
-        factory: Callable[[], UpstreamConnection] = lambda: UpstreamConnection(self, upstream.key)  # noqa: E731
+        settings = self._settings
+
+        def factory() -> UpstreamConnection:
+            return UpstreamConnection(
+                upstream.key,
+                read_timeout=settings.read_timeout,
+                max_head=settings.max_response_header_size,
+                on_close=self.forget,
+            )
+
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
@@ -89,8 +95,7 @@ class UpstreamPool:
         if conn.reusable and not conn.closed and not self._closed:
             idle = self._idle.setdefault(conn.key, [])
             if len(idle) < self._settings.pool_size:
-                conn._idle = True  # bytes arriving while idle close the socket
-                conn.idle_since = time.monotonic()
+                conn.park()
                 idle.append(conn)
                 return
         conn.close()

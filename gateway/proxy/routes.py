@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import urlsplit
 
-from middleware.durations import parse_duration, parse_size
+from ..validators import parse_duration, parse_size
 
 __all__ = ["AuthMode", "Route", "Upstream", "RouteTable", "parse_routes", "DEFAULT_METHODS"]
 
@@ -41,6 +41,15 @@ class Upstream:
     @property
     def key(self) -> tuple[str, str, int]:
         return (self.scheme, self.host, self.port)
+
+    def at_port(self, port: int) -> Upstream:
+        """The same upstream on another port (``frontdesk demo --upstream-port``), its Host header to match."""
+        return replace(self, port=port, host_header=_host_header(self.scheme, self.host, port))
+
+
+def _host_header(scheme: str, host: str, port: int) -> bytes:
+    shown = f"[{host}]" if ":" in host else host
+    return (shown if port == _DEFAULT_PORTS[scheme] else f"{shown}:{port}").encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +126,8 @@ def _parse_upstream(value: object, prefix: str, where: str, problems: list[str])
         problems.append(f'{where}.upstream: the path {parts.path!r} must end with "/" as the prefix does')
         return None
     host = parts.hostname
-    default = _DEFAULT_PORTS[parts.scheme]
-    real_port = port if port is not None else default
-    shown = f"[{host}]" if ":" in host else host
-    host_header = shown if real_port == default else f"{shown}:{real_port}"
-    return Upstream(parts.scheme, host, real_port, base_path, host_header.encode("ascii"))
+    real_port = port if port is not None else _DEFAULT_PORTS[parts.scheme]
+    return Upstream(parts.scheme, host, real_port, base_path, _host_header(parts.scheme, host, real_port))
 
 
 def _parse_one(item: object, where: str, default_audience: str, problems: list[str]) -> Route | None:

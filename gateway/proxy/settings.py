@@ -6,12 +6,11 @@ plain-word strings (never raised) so the start-up error can list every configura
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from middleware.durations import parse_duration, parse_size
+from ..validators import count, host, origins, parse_duration, positive_int, positive_size, string
 
 __all__ = ["ProxySettings", "parse_proxy_settings"]
 
@@ -48,69 +47,19 @@ class ProxySettings:
     max_websocket_message_size: int = 1024 * 1024
 
 
-def _positive_size(value: object) -> int:
-    size = parse_size(value)
-    if size <= 0:
-        raise ValueError(f"{value!r} must be larger than zero")
-    return size
-
-
-def _whole_number(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{value!r} is not a whole number >= 0")
-    return value
-
-
-def _at_least_one(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{value!r} is not a whole number >= 1")
-    return value
-
-
-def _string(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a string")
-    return value
-
-
-def _origins(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f'{value!r} is not a list of origins such as ["https://app.example.com"]')
-    out: list[str] = []
-    for origin in value:
-        norm = origin.strip().lower().rstrip("/")
-        scheme, sep, host = norm.partition("://")
-        if scheme not in ("http", "https") or not sep or not host or "/" in host:
-            raise ValueError(f'{origin!r} is not an origin such as "https://app.example.com"')
-        out.append(norm)
-    return tuple(out)
-
-
-_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?::[0-9]{1,5})?")
-_IPV6_HOST = re.compile(r"\[[0-9a-f:.]+\](?::[0-9]{1,5})?")
-
-
-def _host(value: object) -> str:
-    """A host name or address with an optional port, as in a Host header: ``app.example.com:8443``."""
-    host = value.strip().lower() if isinstance(value, str) else None
-    if not host or not (_HOST.fullmatch(host) or _IPV6_HOST.fullmatch(host)):
-        raise ValueError(f'{value!r} is not a host name such as "app.example.com" (no scheme, no path)')
-    return host
-
-
 _PARSERS: dict[str, Callable[[object], Any]] = {
-    "max_body_size": _positive_size,
-    "max_header_size": _positive_size,
-    "max_response_header_size": _positive_size,
+    "max_body_size": positive_size,
+    "max_header_size": positive_size,
+    "max_response_header_size": positive_size,
     "connect_timeout": parse_duration,
     "read_timeout": parse_duration,
     "keepalive_timeout": parse_duration,
-    "pool_size": _whole_number,  # 0 is allowed: no idle connections kept
-    "tls_ca_file": _string,
-    "allowed_origins": _origins,
-    "public_host": _host,
-    "max_websockets_per_session": _at_least_one,
-    "max_websocket_message_size": _positive_size,
+    "pool_size": count,  # 0 is allowed: no idle connections kept
+    "tls_ca_file": string,  # empty: the system store
+    "allowed_origins": origins,  # the same rule as server.origins
+    "public_host": host,
+    "max_websockets_per_session": positive_int,
+    "max_websocket_message_size": positive_size,
 }
 assert set(_PARSERS) == {f.name for f in fields(ProxySettings)}  # import-time self-check
 

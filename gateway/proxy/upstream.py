@@ -14,14 +14,13 @@ exchanges beyond the idle socket, so nothing one user's upstream says can reach 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, cast
+import time
+from collections.abc import Callable
+from typing import cast
 
 import httptools
 
 from .errors import UpstreamClosed, UpstreamError, UpstreamProtocolError, UpstreamTimeout
-
-if TYPE_CHECKING:
-    from .pool import UpstreamPool
 
 __all__ = ["UpstreamConnection"]
 
@@ -35,10 +34,23 @@ _SENDING, _WAITING, _STREAMING = 0, 1, 2
 
 
 class UpstreamConnection(asyncio.Protocol):
-    """One keep-alive connection; ``begin`` starts an exchange, then write / wait_head / read_body."""
+    """One keep-alive connection; ``begin`` starts an exchange, then write / wait_head / read_body.
 
-    def __init__(self, pool: UpstreamPool, key: tuple[str, str, int]) -> None:
-        self._pool = pool
+    It knows nothing of the pool that keeps it: its limits come in as numbers and ``on_close`` is told once
+    the socket is gone (the pool forgets it then), so the dependency runs one way, pool to connection.
+    """
+
+    def __init__(
+        self,
+        key: tuple[str, str, int],
+        *,
+        read_timeout: float,
+        max_head: int,
+        on_close: Callable[[UpstreamConnection], None],
+    ) -> None:
+        self._read_timeout = read_timeout
+        self._max_head = max_head
+        self._on_close = on_close
         self._loop = asyncio.get_running_loop()
         self.key = key
         self.transport: asyncio.Transport | None = None
@@ -90,7 +102,12 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if has_body:  # without a body, end_send follows at once and arms the route timeout
             self._progress = self._loop.time()
-            self._arm(self._pool.read_timeout)
+            self._arm(self._read_timeout)
+
+    def park(self) -> None:
+        """Idle in the pool from now on: bytes arriving before the next ``begin`` close the socket."""
+        self._idle = True
+        self.idle_since = time.monotonic()
 
     def write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:
@@ -158,7 +175,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.closed = True
             if self.transport is not None:
                 self.transport.abort()
-        self._pool.forget(self)
+        self._on_close(self)
 
     # -- timer: route timeout until the head, then an idle timeout while data flows ---------------------
 
@@ -178,9 +195,9 @@ class UpstreamConnection(asyncio.Protocol):
         # Waiting on the browser (it reads or uploads slowly) is not the upstream's fault.
         if self._reading_paused or (self._phase == _SENDING and not self._write_paused):
             self._progress = now
-        due = self._progress + self._pool.read_timeout
+        due = self._progress + self._read_timeout
         if now >= due:
-            self._fail(UpstreamTimeout(f"the upstream stalled for {self._pool.read_timeout:g} s"))
+            self._fail(UpstreamTimeout(f"the upstream stalled for {self._read_timeout:g} s"))
         else:
             self._timer = self._loop.call_at(due, self._on_timer)
 
@@ -246,7 +263,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._timer = None
         self._wake()
         self._wake_drain()
-        self._pool.forget(self)
+        self._on_close(self)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -267,7 +284,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.complete:
             self._junk()
         self._head_size += len(name) + len(value)
-        if self._head_size > self._pool.max_head:
+        if self._head_size > self._max_head:
             raise UpstreamProtocolError("the upstream response head is too large")
         self.headers.append((name.lower(), value))
 

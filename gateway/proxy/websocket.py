@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
@@ -18,22 +21,33 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from middleware.csrf import check_same_origin
 from middleware.errors import FrontdeskError, NotAuthenticated
-from middleware.session_watch import Watching
+from middleware.session_watch import SessionWatch, Watching
 
-from .contracts import GrantLike
+from .contracts import GrantLike, TokenSource, TrustPolicy
 from .errors import BadFraming, HeadersTooLarge, UpstreamTimeout, UpstreamUnavailable, WebSocketRefused
 from .headers import render_request_head, scan_request_headers
+from .origins import OriginPolicy
 from .paths import upstream_target
 from .responses import error_body
 from .routes import Route
+from .settings import ProxySettings
 
-if TYPE_CHECKING:
-    from .app import ProxyApp
-
-__all__ = ["proxy_websocket", "refuse_websocket", "SESSION_ENDED", "MESSAGE_TOO_BIG"]
+__all__ = ["WebSocketDeps", "proxy_websocket", "refuse_websocket", "SESSION_ENDED", "MESSAGE_TOO_BIG"]
 
 SESSION_ENDED = 1008  # policy violation: the session behind this socket was logged out or revoked
 MESSAGE_TOO_BIG = 1009  # a message above proxy.max_websocket_message_size, in either direction
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketDeps:
+    """What a proxied WebSocket needs from the proxy around it (built once by ``ProxyApp``), and no more."""
+
+    engine: TokenSource
+    settings: ProxySettings
+    trusted: TrustPolicy
+    origins: OriginPolicy
+    sessions: SessionWatch  # counts open sockets per session and closes them when it ends
+    tls: Callable[[], ssl.SSLContext]  # the pool's context: wss upstreams trust what https ones do
 
 
 async def refuse_websocket(
@@ -68,7 +82,7 @@ def _upstream_headers(head: bytes) -> list[tuple[str, str]]:
 
 
 async def proxy_websocket(
-    app: ProxyApp, scope: Scope, receive: Receive, send: Send, route: Route, raw_path: bytes
+    deps: WebSocketDeps, scope: Scope, receive: Receive, send: Send, route: Route, raw_path: bytes
 ) -> None:
     message = await receive()
     if message["type"] != "websocket.connect":
@@ -76,7 +90,7 @@ async def proxy_websocket(
     ended = asyncio.Event()  # set by the session watch when the session behind this socket ends
     watching: Watching | None = None
     try:
-        grant, upstream, watching = await _open(app, scope, route, raw_path, ended)
+        grant, upstream, watching = await _open(deps, scope, route, raw_path, ended)
     except BadFraming:
         await refuse_websocket(send, WebSocketRefused("bad upgrade request"), scope)
         return
@@ -89,7 +103,7 @@ async def proxy_websocket(
         accept["headers"] = [(b"set-cookie", grant.set_cookie.encode("latin-1"))]
     try:
         await send(accept)
-        await _pump(upstream, receive, send, ended, app.settings.max_websocket_message_size)
+        await _pump(upstream, receive, send, ended, deps.settings.max_websocket_message_size)
     finally:
         if watching is not None:
             watching.close()
@@ -106,11 +120,11 @@ class _Refused(Exception):
 
 
 async def _open(
-    app: ProxyApp, scope: Scope, route: Route, raw_path: bytes, ended: asyncio.Event
+    deps: WebSocketDeps, scope: Scope, route: Route, raw_path: bytes, ended: asyncio.Event
 ) -> tuple[GrantLike | None, ClientConnection, Watching | None]:
     """Check the upgrade, count it against its session's cap and connect upstream; raises :class:`_Refused`."""
-    engine = app.engine
-    settings = app.settings
+    engine = deps.engine
+    settings = deps.settings
     grant: GrantLike | None = None
     watching: Watching | None = None
     try:
@@ -122,7 +136,7 @@ async def _open(
         origin = scanned.lookup.get("origin")
         if origin is None:
             raise WebSocketRefused("a WebSocket upgrade must carry an Origin header")
-        check_same_origin(scanned.lookup, own_origins=app.own_origins(scope, scanned))
+        check_same_origin(scanned.lookup, own_origins=deps.origins.own_origins(scope, scanned))
         target = upstream_target(route, raw_path, scope.get("query_string", b""))
         if route.auth != "none":
             cookie = scanned.cookie.decode("latin-1") if scanned.cookie is not None else None
@@ -133,12 +147,12 @@ async def _open(
                     raise
         if grant is not None:
             cap = settings.max_websockets_per_session
-            if app.sessions.open_sockets(grant.sid) >= cap:
+            if deps.sessions.open_sockets(grant.sid) >= cap:
                 raise WebSocketRefused(
                     f"this session already has {cap} open WebSockets (the limit is proxy.max_websockets_per_session)"
                 )
             # Counted from here on (before the upstream connect awaits), so concurrent upgrades cannot all pass.
-            watching = app.sessions.watch(grant.sid, ended.set, socket=True)
+            watching = deps.sessions.watch(grant.sid, ended.set, socket=True)
         peer = scope.get("client")
         head = render_request_head(
             scanned,
@@ -149,8 +163,8 @@ async def _open(
             cookie_name=engine.cookie_name.encode("latin-1"),
             peer=peer[0] if peer else None,
             scheme=scope.get("scheme", "ws").replace("ws", "http"),
-            trusted=app.trusted,
-            public_host=app.settings.public_host.encode("ascii"),
+            trusted=deps.trusted,
+            public_host=settings.public_host.encode("ascii"),
         )
         ws_scheme = "wss" if route.upstream.scheme == "https" else "ws"
         uri = f"{ws_scheme}://{route.upstream.host_header.decode('ascii')}{target.decode('ascii')}"
@@ -167,7 +181,7 @@ async def _open(
                 open_timeout=route.timeout,
                 close_timeout=2,  # a silent upstream must not hold a finished socket for long
                 max_size=settings.max_websocket_message_size,
-                ssl=app.pool.ssl_context() if ws_scheme == "wss" else None,
+                ssl=deps.tls() if ws_scheme == "wss" else None,
             )
         except InvalidStatus as exc:
             raise UpstreamUnavailable(f"the upstream refused the WebSocket ({exc.response.status_code})") from None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from gateway.config import config_path, load_config
+from gateway.config import GatewayConfig, config_path, load_config
+from gateway.key_settings import KeySettings
+from gateway.proxy.routes import Route
+from gateway.proxy.settings import ProxySettings
 from middleware.errors import ConfigError
 
 GOOD_ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
@@ -144,3 +148,108 @@ def test_asymmetric_keys_need_no_access_secret(tmp_path: Path, monkeypatch: pyte
     assert any("frontdesk keys rotate" in p for p in found)  # the empty key directory is still reported
     hs = problems(write(tmp_path, ""), {"FRONTDESK_REFRESH_SECRET": "b" * 32})
     assert any("FRONTDESK_ACCESS_SECRET is not set" in p for p in hs)
+
+
+# One origin rule for both keys that list origins: (spelling, the origin it means, or None when refused).
+ORIGIN_SPELLINGS: list[tuple[object, str | None]] = [
+    ("https://app.example.com", "https://app.example.com"),
+    ("HTTPS://App.Example.COM/", "https://app.example.com"),  # case and one trailing slash are normalised
+    ("http://localhost:5173", "http://localhost:5173"),
+    ("https://app.example.com:443", "https://app.example.com"),  # browsers never send the default port
+    ("http://app.example.com:80", "http://app.example.com"),
+    ("https://app.example.com:8443", "https://app.example.com:8443"),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+    ("https://[::1]:8443", "https://[::1]:8443"),
+    ("app.example.com", None),  # no scheme
+    ("ftp://app.example.com", None),
+    ("https://", None),  # no host
+    ("https:///", None),
+    ("https://app.example.com/app", None),  # a path: never part of an Origin header
+    ("https://app.example.com?x=1", None),
+    ("https://app.example.com#top", None),
+    ("https://user@app.example.com", None),
+    ("https://*.example.com", None),  # no wildcards: it would read as allowing every subdomain
+    (" https://app.example.com", None),  # stray space: would never match
+    ("https://app.example.com ", None),
+    ("https://app example.com", None),
+    ("https://app.example.com:99999", None),
+    ("https://app.example.com:0", None),
+    ("null", None),
+    (7, None),
+]
+
+
+def _origins_toml(table: str, key: str, value: object) -> str:
+    item = f'"{value}"' if isinstance(value, str) else str(value)
+    return f"[{table}]\n{key} = [{item}]\n"
+
+
+@pytest.mark.parametrize(("table", "key"), [("server", "origins"), ("proxy", "allowed_origins")])
+@pytest.mark.parametrize(("spelling", "meaning"), ORIGIN_SPELLINGS)
+def test_both_origin_lists_follow_one_rule(
+    tmp_path: Path, table: str, key: str, spelling: object, meaning: str | None
+) -> None:
+    path = write(tmp_path, _origins_toml(table, key, spelling))
+    if meaning is None:
+        found = problems(path)
+        assert len(found) == 1 and found[0].startswith(f"{table}.{key}: "), found
+        assert "https://app.example.com" in found[0]  # says what to write instead
+        return
+    config = load_config(path, env=GOOD_ENV)
+    parsed = config.origins if table == "server" else config.proxy.allowed_origins
+    assert parsed == (meaning,)
+
+
+def test_every_bad_origin_is_named_at_once(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\norigins = ["https://ok.example", "example.com", "https://a.example/x"]\n')
+    (found,) = problems(path)
+    assert "'example.com'" in found and "'https://a.example/x'" in found and "ok.example" not in found
+
+
+def test_the_config_is_parsed_into_typed_frozen_objects(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [server]
+        origins = ["https://app.example.com"]
+        [proxy]
+        read_timeout = "1m"
+        allowed_origins = ["https://admin.example.com"]
+        [keys]
+        reload_interval = "20s"
+        publish_ahead = "0s"
+        [[routes]]
+        prefix = "/api/"
+        upstream = "http://127.0.0.1:9000"
+        """,
+    )
+    config = load_config(path, env=GOOD_ENV)
+    (route,) = config.routes
+    assert isinstance(route, Route) and route.prefix == "/api/" and route.audience == config.tokens.audience
+    assert isinstance(config.proxy, ProxySettings) and config.proxy.read_timeout == 60.0
+    assert isinstance(config.keys, KeySettings) and config.keys.reload_interval == 20.0
+    assert config.keys.directory == tmp_path.resolve() / "keys"  # relative to the config file
+    for frozen in (config, route, config.proxy, config.keys, config.login_capacity):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(frozen, dataclasses.fields(frozen)[0].name, None)
+    assert not any(name.startswith("raw_") for name in (f.name for f in dataclasses.fields(GatewayConfig)))
+
+
+def test_route_proxy_and_key_problems_join_the_one_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [proxy]
+        read_timeout = 5
+        [keys]
+        algorithm = "none"
+        [[routes]]
+        prefix = "api"
+        upstream = "http://127.0.0.1:9000"
+        [tokens]
+        leeway = "1h"
+        """,
+    )
+    text = "\n".join(problems(path))
+    for expected in ("proxy.read_timeout", "keys.algorithm 'none'", "routes[0].prefix", "tokens.leeway"):
+        assert expected in text, expected

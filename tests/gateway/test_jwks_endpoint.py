@@ -20,6 +20,8 @@ from live_gateway import GatewayProcess, wait_for
 from gateway.app import create_app
 from gateway.cli import main as cli_main
 from gateway.config import load_config
+from gateway.key_settings import KeySettings
+from gateway.keys import access_keyring, watch_keys
 
 SECRETS = {"FRONTDESK_ACCESS_SECRET": "a" * 40, "FRONTDESK_REFRESH_SECRET": "r" * 40}
 WORKERS = 2
@@ -49,6 +51,38 @@ async def test_jwks_answers_while_the_default_thread_pool_is_blocked(tmp_path: P
         release.set()
         await busy
         blocked.shutdown()
+
+
+def _watch_tasks() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name() == "frontdesk-keys"]
+
+
+async def test_the_key_watcher_is_a_pair_of_start_and_stop_hooks(tmp_path: Path) -> None:
+    """``watch_keys`` returns hooks and touches nothing else; the gateway runs them in its lifespan."""
+    config_path = tmp_path / "config.toml"
+    config_path.write_text('[store]\nurl = "memory://"\n[keys]\nalgorithm = "EdDSA"\npublish_ahead = "0s"\n')
+    assert cli_main(["keys", "rotate", "--config", str(config_path)]) == 0
+    config = load_config(config_path, env=SECRETS)
+    ring = access_keyring(config.keys, config.tokens.access_secret)
+    start, stop = watch_keys(ring, 0.05)
+    assert _watch_tasks() == []  # nothing runs until the caller starts it
+    await start()
+    assert len(_watch_tasks()) == 1
+    assert cli_main(["keys", "rotate", "--config", str(config_path)]) == 0
+    for _ in range(400):  # the watcher reloads the directory: the new key appears in the ring
+        if len(ring.keys) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(ring.keys) == 2
+    await stop()
+    assert _watch_tasks() == []
+    # A shared-secret ring has nothing to reload: both hooks do nothing.
+    start, stop = watch_keys(access_keyring(KeySettings(), "s" * 40), 0.05)
+    await start()
+    assert _watch_tasks() == []
+    await stop()
+    gateway = create_app(config)
+    assert len(gateway.on_startup) == 1 and len(gateway.on_shutdown) == 2  # the watcher's hooks, the proxy's close
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from gateway.app import create_app
 from gateway.cli import main as cli_main
 from gateway.config import load_config
-from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
+from gateway.proxy import ProxyApp
 from middleware.asgi import FrontdeskMiddleware
 from middleware.bearer import BearerAuth
 from middleware.clock import Clock, ManualClock, system_clock
@@ -97,18 +97,7 @@ upstream = "http://127.0.0.1:{up_port}"
     assert cli_main(["keys", "rotate", "--config", str(config_path)]) == 0  # the first key
     config = load_config(config_path, env=SECRETS)
     gateway = create_app(config, authenticator=authenticator, clock=clock)
-    if not isinstance(gateway.app, ProxyApp):  # until create_app wires the proxy itself
-        routes, problems = parse_routes(config.raw_routes, default_audience=config.tokens.audience)
-        settings, more = parse_proxy_settings(config.raw_proxy)
-        assert problems == more == []
-        gateway.app = ProxyApp(
-            routes,
-            gateway.engine,
-            settings=settings,
-            trusted=config.trusted_proxies,
-            csrf_header=config.csrf_header,
-            fallback=gateway.app,
-        )
+    assert isinstance(gateway.app, ProxyApp)  # create_app wires the [[routes]] above
     jwks = JwksSource(f"http://127.0.0.1:{gw_port}/.well-known/jwks.json", min_refetch_interval=refetch, clock=clock)
     upstream = FrontdeskMiddleware(Starlette(routes=[Route("/api/whoami", whoami)]), BearerAuth(jwks=jwks, clock=clock))
     with (

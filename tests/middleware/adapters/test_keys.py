@@ -182,7 +182,7 @@ def test_publish_ahead_must_outlast_the_reload_interval(tmp_path: Path) -> None:
     assert "keys.publish_ahead (5s) must be longer than keys.reload_interval (10s)" in str(caught.value)
     path = _config(tmp_path, 'algorithm = "EdDSA"\npublish_ahead = "0s"')  # sign at once: allowed
     assert cli_main(["keys", "rotate", "--config", str(path)]) == 0
-    assert load_config(path, env=SECRETS).raw_keys["publish_ahead"] == "0s"
+    assert load_config(path, env=SECRETS).keys.publish_ahead == 0.0
 
 
 def _config(tmp_path: Path, keys: str, extra: str = "") -> Path:
@@ -218,7 +218,7 @@ def test_cli_rotate_then_list_then_gateway_config_loads(tmp_path: Path, capsys: 
     assert len(list((tmp_path / "signing").glob("key-*.pem"))) == 1
     assert os.stat(tmp_path / "signing").st_mode & 0o077 == 0
     config = load_config(path, env=SECRETS)
-    assert config.raw_keys["algorithm"] == "ES256"
+    assert config.keys.algorithm == "ES256" and config.keys.directory == tmp_path.resolve() / "signing"
     assert cli_main(["keys", "rotate", "--config", str(path)]) == 0
     assert "still verifies until" in capsys.readouterr().out
     assert cli_main(["keys", "list", "--config", str(path)]) == 0

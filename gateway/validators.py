@@ -1,0 +1,210 @@
+"""Every value check the configuration uses, in one place: durations, sizes, numbers, strings, hosts, origins.
+
+Each parser takes a raw TOML value and returns the typed value, or raises ``ValueError`` whose message says,
+in plain words, what is wrong and what to write instead; the caller prefixes the key (``proxy.read_timeout:
+...``) and collects every problem, so one start-up error lists them all. No parser reads a file or the
+environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+__all__ = [
+    "Problems",
+    "allowance",
+    "boolean",
+    "count",
+    "host",
+    "non_empty_string",
+    "origin",
+    "origins",
+    "parse_duration",
+    "parse_size",
+    "positive_int",
+    "positive_size",
+    "string",
+    "string_list",
+]
+
+T = TypeVar("T")
+
+
+class Problems:
+    """Every problem found so far, in plain words; ``get`` parses one key and records its problem, if any."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.items.append(message)
+
+    def get(self, table: Mapping[str, Any], section: str, key: str, default: T, parse: Callable[[Any], T]) -> T:
+        """``table[key]`` parsed, or ``default`` when absent or bad (then ``section.key: why`` is recorded)."""
+        if key not in table:
+            return default
+        try:
+            return parse(table[key])
+        except (ValueError, TypeError) as exc:
+            self.add(f"{section}.{key}: {exc}")
+            return default
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+
+
+def parse_duration(value: object, *, allow_zero: bool = False) -> float:
+    """Return seconds for ``"30s"``, ``"15m"``, ``"2h"``, ``"7d"`` (or ``"250ms"``).
+
+    Bare numbers are refused on purpose: ``ttl = 15`` is ambiguous and has bitten people before.
+    ``allow_zero`` is for allowances such as a clock-skew leeway, where "0s" is meaningful.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f'{value!r} is not a duration; write it as a string such as "15m" (units s, m, h, d)')
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError(f'{value!r} is not a duration; use a number and a unit s, m, h or d, such as "15m"')
+    seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if seconds == 0 and allow_zero:
+        return 0.0
+    if seconds <= 0:
+        raise ValueError(f"{value!r} must be longer than zero")
+    return seconds
+
+
+def allowance(value: object) -> float:
+    """A duration that may be zero (``"0s"``): a clock-skew leeway, a publish-ahead delay."""
+    return parse_duration(value, allow_zero=True)
+
+
+def parse_size(value: object) -> int:
+    """Return bytes for ``"10MB"``, ``"512KiB"``, ``"1GB"`` or a plain integer."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{value!r} must not be negative")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f'{value!r} is not a size; write it as "10MB" or a number of bytes')
+    match = _SIZE.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a size; use a number and a unit B, KB, MB, GB, KiB, MiB or GiB")
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+
+
+def positive_size(value: object) -> int:
+    size = parse_size(value)
+    if size <= 0:
+        raise ValueError(f"{value!r} must be larger than zero")
+    return size
+
+
+def positive_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{value!r} must be a whole number above zero")
+    return value
+
+
+def count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{value!r} must be a whole number, zero or more")
+    return value
+
+
+def boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{value!r} must be true or false")
+    return value
+
+
+def string(value: object) -> str:
+    """Any string, empty included (where empty means "not set", as ``proxy.tls_ca_file``)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} must be a string")
+    return value
+
+
+def non_empty_string(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{value!r} must be a non-empty string")
+    return value
+
+
+def string_list(value: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{value!r} must be a list of strings")
+    return value
+
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}(?::(?P<port>[0-9]{{1,5}}))?")
+_IPV6_HOST = re.compile(r"\[[0-9a-f:.]+\](?::(?P<port>[0-9]{1,5}))?")
+
+
+def _host_or_none(text: str) -> str | None:
+    """``text`` lower-cased when it is a host name or address with an optional port 1-65535, else None."""
+    text = text.lower()
+    match = _HOST.fullmatch(text) or _IPV6_HOST.fullmatch(text)
+    if match is None:
+        return None
+    port = match.group("port")
+    if port is not None and not 0 < int(port) <= 65535:
+        return None
+    return text
+
+
+def host(value: object) -> str:
+    """A host name or address with an optional port, as in a Host header: ``app.example.com:8443``."""
+    found = _host_or_none(value.strip()) if isinstance(value, str) else None
+    if not found:
+        raise ValueError(f'{value!r} is not a host name such as "app.example.com" (no scheme, no path)')
+    return found
+
+
+_DEFAULT_PORT = {"http": ":80", "https": ":443"}
+_ORIGIN_EXAMPLE = '"https://app.example.com" (a scheme and a host, an optional port, nothing after)'
+
+
+def origin(value: object) -> str:
+    """An origin exactly as a browser sends it in ``Origin``, e.g. ``https://app.example.com``.
+
+    Lower-cased, one trailing ``/`` and the scheme's default port dropped (browsers send neither). Anything
+    else is refused rather than kept: an entry with a path, query, user name, wildcard or stray space can
+    never equal an ``Origin`` header, so it would silently allow nothing, or read as allowing more than it does.
+    """
+    text = value.lower().removesuffix("/") if isinstance(value, str) else ""
+    scheme, sep, rest = text.partition("://")
+    found = _host_or_none(rest) if sep and scheme in _DEFAULT_PORT else None
+    if not found:
+        raise ValueError(f"{value!r} is not an origin such as {_ORIGIN_EXAMPLE}")
+    return f"{scheme}://{found.removesuffix(_DEFAULT_PORT[scheme])}"
+
+
+def origins(value: object) -> tuple[str, ...]:
+    """A list of origins (see :func:`origin`), normalised, duplicates dropped; every bad entry is named."""
+    if not isinstance(value, list):
+        raise ValueError(f'{value!r} is not a list of origins such as ["https://app.example.com"]')
+    good: list[str] = []
+    bad: list[str] = []
+    for item in value:
+        try:
+            good.append(origin(item))
+        except ValueError as exc:
+            bad.append(str(exc))
+    if bad:
+        raise ValueError("; ".join(bad))
+    return tuple(dict.fromkeys(good))
