@@ -24,7 +24,7 @@ from .principal import FrontdeskUser
 from .store.base import Store
 from .tokens import ACCESS_TYP, MAX_TOKEN_LENGTH, KeyRing, TokenCodec
 
-__all__ = ["BearerAuth", "Pending", "PENDING", "bearer_error_response", "parse_authorization"]
+__all__ = ["BearerAuth", "Pending", "PENDING", "bearer_challenge", "bearer_error_response", "parse_authorization"]
 
 MEMO_SIZE = 8192
 
@@ -238,17 +238,20 @@ def _revocation_store(value: object) -> Store | None:
     )
 
 
-def bearer_error_response(exc: FrontdeskError, *, realm: str = "frontdesk") -> HttpResponse:
-    """JSON ``{"error", "detail"}`` plus the RFC 6750 challenge. Details are fixed strings, never the token."""
+def bearer_challenge(exc: FrontdeskError, *, realm: str = "frontdesk") -> str | None:
+    """The RFC 6750 ``WWW-Authenticate`` value for a refusal; None for one that is not about the token (a 503)."""
     detail = exc.detail.replace('"', "'")
     if isinstance(exc, InsufficientScope):
-        challenge = f'Bearer realm="{realm}", error="insufficient_scope", error_description="{detail}"'
-        return error_response(exc, [("www-authenticate", challenge)])
+        return f'Bearer realm="{realm}", error="insufficient_scope", error_description="{detail}"'
     if exc.status != 401:
-        return error_response(exc)
+        return None
     if type(exc) is NotAuthenticated:
         # No credentials at all: RFC 6750 section 3.1 says no error code in the challenge.
-        challenge = f'Bearer realm="{realm}"'
-    else:
-        challenge = f'Bearer realm="{realm}", error="invalid_token", error_description="{detail}"'
-    return error_response(exc, [("www-authenticate", challenge)])
+        return f'Bearer realm="{realm}"'
+    return f'Bearer realm="{realm}", error="invalid_token", error_description="{detail}"'
+
+
+def bearer_error_response(exc: FrontdeskError, *, realm: str = "frontdesk") -> HttpResponse:
+    """JSON ``{"error", "detail"}`` plus the RFC 6750 challenge. Details are fixed strings, never the token."""
+    challenge = bearer_challenge(exc, realm=realm)
+    return error_response(exc, [] if challenge is None else [("www-authenticate", challenge)])
