@@ -24,7 +24,15 @@ from .principal import FrontdeskUser
 from .store.base import Store
 from .tokens import ACCESS_TYP, MAX_TOKEN_LENGTH, KeyRing, TokenCodec
 
-__all__ = ["BearerAuth", "Pending", "PENDING", "bearer_challenge", "bearer_error_response", "parse_authorization"]
+__all__ = [
+    "BearerAuth",
+    "Pending",
+    "PENDING",
+    "bearer_challenge",
+    "bearer_error_response",
+    "parse_authorization",
+    "revocation_store",
+]
 
 MEMO_SIZE = 8192
 
@@ -97,7 +105,7 @@ class BearerAuth:
             raise ValueError("give BearerAuth exactly one of keyring= or jwks_url=")
         self.codec = TokenCodec(ring, typ=ACCESS_TYP, issuer=issuer, audience=audience, leeway=leeway, clock=clock)
         self.jwks = jwks
-        self.revocations = _revocation_store(revocations)
+        self.revocations = revocation_store(revocations)
         self.rules = PathRules.build(public_paths, scopes)
         self.clock = clock
         self.realm = realm.replace('"', "")
@@ -221,8 +229,11 @@ class BearerAuth:
         return bearer_error_response(exc, realm=self.realm)
 
 
-def _revocation_store(value: object) -> Store | None:
-    """A store URL or a ``Store``; anything else is refused now rather than as a 500 on every request."""
+def revocation_store(value: object) -> Store | None:
+    """A store URL or a ``Store``; anything else is refused now rather than as a 500 on every request.
+
+    The backends load only when a URL asks for one, so bearer mode without revocations needs no store driver.
+    """
     if value is None or isinstance(value, Store):
         return value
     if isinstance(value, str):

@@ -16,6 +16,7 @@ Django and DRF are optional: nothing else in ``middleware`` imports this module.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,10 +31,9 @@ from rest_framework.exceptions import APIException, AuthenticationFailed
 from rest_framework.permissions import BasePermission
 
 from .background import BackgroundLoop
-from .bearer import BearerAuth, bearer_challenge
+from .bearer import BearerAuth, bearer_challenge, revocation_store
 from .errors import FrontdeskError, InsufficientScope
 from .principal import FrontdeskUser
-from .store.base import Store
 from .tokens import KeyRing
 
 __all__ = ["FrontdeskAuthentication", "FrontdeskConfig", "HasScopes", "Verifier", "parse_settings", "verifier"]
@@ -112,39 +112,34 @@ def parse_settings(value: object) -> Verifier:
             options["audience"] = audience if isinstance(audience, str) else list(audience)
         else:
             problems.append("AUDIENCE must be a non-empty string or a non-empty list of them")
-    for key, option, least in (("LEEWAY", "leeway", 0.0), ("JWKS_REFETCH_INTERVAL", "jwks_refetch_interval", 0.0)):
+    for key, option, above in (("LEEWAY", "leeway", False), ("JWKS_REFETCH_INTERVAL", "jwks_refetch_interval", True)):
         if key in value:
-            if _number(value[key], least, strict=option != "leeway"):
+            if _seconds(value[key], above_zero=above):
                 options[option] = float(value[key])
             else:
-                problems.append(f"{key} must be a number of seconds, {'at least' if key == 'LEEWAY' else 'above'} 0")
+                problems.append(f"{key} must be a number of seconds, {'above' if above else 'at least'} 0")
     timeout = value.get("TIMEOUT", 30.0)
-    if not _number(timeout, 0.0, strict=True):
+    if not _seconds(timeout, above_zero=True):
         problems.append("TIMEOUT must be a number of seconds above 0")
     revocations = value.get("REVOCATIONS")
     if revocations is not None:
-        if isinstance(revocations, str | Store):
-            options["revocations"] = revocations
-        else:
-            problems.append("REVOCATIONS must be the gateway's store URL (sqlite:///path/frontdesk.db, redis://...)")
-    if not problems:
         try:
-            auth = BearerAuth(**options)
-        except (ValueError, TypeError) as exc:  # e.g. an unsupported store URL, in BearerAuth's own words
-            problems.append(f"REVOCATIONS: {exc}" if "revocations" in str(exc) else str(exc))
-        else:
-            return Verifier(auth, BackgroundLoop("frontdesk-django"), float(timeout))
-    raise _improper(problems)
+            options["revocations"] = revocation_store(revocations)  # built now, opened at the first request
+        except (ValueError, TypeError) as exc:
+            problems.append(f"REVOCATIONS: {exc}")
+    if problems:
+        raise _improper(problems)
+    return Verifier(BearerAuth(**options), BackgroundLoop("frontdesk-django"), float(timeout))
 
 
 def _text(value: object) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-def _number(value: object, least: float, *, strict: bool) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return value > least if strict else value >= least
+def _seconds(value: object, *, above_zero: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False  # an infinite leeway would accept expired tokens forever
+    return value > 0 if above_zero else value >= 0
 
 
 def _improper(problems: list[str]) -> ImproperlyConfigured:
