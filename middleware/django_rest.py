@@ -199,7 +199,8 @@ class FrontdeskAuthentication(BaseAuthentication):  # type: ignore[misc]
 
     def authenticate(self, request: Any) -> tuple[FrontdeskUser, Mapping[str, Any]] | None:
         header = request.META.get("HTTP_AUTHORIZATION")
-        if not isinstance(header, str) or header.split(" ", 1)[0].lower() != "bearer":
+        scheme = header.split(maxsplit=1)[:1] if isinstance(header, str) else []
+        if [word.lower() for word in scheme] != ["bearer"]:
             return None  # not ours: no credentials, or another scheme for another authentication class
         try:
             user = verifier().claims_user(header)
