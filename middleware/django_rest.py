@@ -64,7 +64,7 @@ class Verifier:
     loop: BackgroundLoop
     timeout: float
 
-    def claims_user(self, authorization: str) -> FrontdeskUser:
+    def user_for(self, authorization: str) -> FrontdeskUser:
         """The verified user of an ``Authorization`` header; raises a :class:`FrontdeskError`."""
         # One loop per process, as the WSGI middleware: the store connection and JWKS locks stay on it.
         user = self.loop.run(self.auth.authenticate("/", authorization), self.timeout)
@@ -203,7 +203,7 @@ class FrontdeskAuthentication(BaseAuthentication):  # type: ignore[misc]
         if [word.lower() for word in scheme] != ["bearer"]:
             return None  # not ours: no credentials, or another scheme for another authentication class
         try:
-            user = verifier().claims_user(header)
+            user = verifier().user_for(header)
         except FrontdeskError as exc:
             setattr(request, _REFUSAL, exc)
             raise _api_error(exc) from None
