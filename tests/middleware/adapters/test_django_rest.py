@@ -58,6 +58,7 @@ def call() -> Iterator[Callable[..., Any]]:
     from rest_framework.request import Request
     from rest_framework.response import Response
     from rest_framework.test import APIRequestFactory
+    from rest_framework.throttling import UserRateThrottle
     from rest_framework.views import APIView
 
     class Me(APIView):
@@ -73,11 +74,17 @@ def call() -> Iterator[Callable[..., Any]]:
         permission_classes = (HasScopes,)
         required_scopes = ("reports",)
 
+    class TwoPerMinute(UserRateThrottle):
+        rate = "2/min"
+
+    class Throttled(Me):
+        throttle_classes = (TwoPerMinute,)  # keys on request.user.pk, as simplejwt's TokenUser allows
+
     factory = APIRequestFactory()
 
     def run(path: str = "/me", authorization: str | None = None) -> Any:
         headers = {} if authorization is None else {"HTTP_AUTHORIZATION": authorization}
-        view = Reports if path == "/reports" else Me
+        view = {"/reports": Reports, "/throttled": Throttled}.get(path, Me)
         response = view.as_view()(factory.get(path, **headers))
         response.render()
         return response
@@ -111,6 +118,12 @@ def test_has_scopes(call: Callable[..., Any]) -> None:
     assert lacking.status_code == 403
     assert lacking.data == {"error": "insufficient_scope", "detail": "this view requires scope reports"}
     assert call("/reports", f"Bearer {_token(SECRET, scope='profile reports')}").status_code == 200
+
+
+def test_drf_throttling_counts_per_token_user(call: Callable[..., Any]) -> None:
+    bob, carol = _token(SECRET, sub="u-bob"), _token(SECRET, sub="u-carol")
+    assert [call("/throttled", f"Bearer {bob}").status_code for _ in range(3)] == [200, 200, 429]
+    assert call("/throttled", f"Bearer {carol}").status_code == 200
 
 
 def test_a_changed_setting_takes_effect(call: Callable[..., Any]) -> None:
