@@ -24,7 +24,15 @@ from .principal import FrontdeskUser
 from .store.base import Store
 from .tokens import ACCESS_TYP, MAX_TOKEN_LENGTH, KeyRing, TokenCodec
 
-__all__ = ["BearerAuth", "Pending", "PENDING", "bearer_error_response", "parse_authorization"]
+__all__ = [
+    "BearerAuth",
+    "Pending",
+    "PENDING",
+    "bearer_challenge",
+    "bearer_error_response",
+    "parse_authorization",
+    "revocation_store",
+]
 
 MEMO_SIZE = 8192
 
@@ -97,7 +105,7 @@ class BearerAuth:
             raise ValueError("give BearerAuth exactly one of keyring= or jwks_url=")
         self.codec = TokenCodec(ring, typ=ACCESS_TYP, issuer=issuer, audience=audience, leeway=leeway, clock=clock)
         self.jwks = jwks
-        self.revocations = _revocation_store(revocations)
+        self.revocations = revocation_store(revocations)
         self.rules = PathRules.build(public_paths, scopes)
         self.clock = clock
         self.realm = realm.replace('"', "")
@@ -221,8 +229,11 @@ class BearerAuth:
         return bearer_error_response(exc, realm=self.realm)
 
 
-def _revocation_store(value: object) -> Store | None:
-    """A store URL or a ``Store``; anything else is refused now rather than as a 500 on every request."""
+def revocation_store(value: object) -> Store | None:
+    """A store URL or a ``Store``; anything else is refused now rather than as a 500 on every request.
+
+    The backends load only when a URL asks for one, so bearer mode without revocations needs no store driver.
+    """
     if value is None or isinstance(value, Store):
         return value
     if isinstance(value, str):
@@ -238,17 +249,20 @@ def _revocation_store(value: object) -> Store | None:
     )
 
 
-def bearer_error_response(exc: FrontdeskError, *, realm: str = "frontdesk") -> HttpResponse:
-    """JSON ``{"error", "detail"}`` plus the RFC 6750 challenge. Details are fixed strings, never the token."""
+def bearer_challenge(exc: FrontdeskError, *, realm: str = "frontdesk") -> str | None:
+    """The RFC 6750 ``WWW-Authenticate`` value for a refusal; None for one that is not about the token (a 503)."""
     detail = exc.detail.replace('"', "'")
     if isinstance(exc, InsufficientScope):
-        challenge = f'Bearer realm="{realm}", error="insufficient_scope", error_description="{detail}"'
-        return error_response(exc, [("www-authenticate", challenge)])
+        return f'Bearer realm="{realm}", error="insufficient_scope", error_description="{detail}"'
     if exc.status != 401:
-        return error_response(exc)
+        return None
     if type(exc) is NotAuthenticated:
         # No credentials at all: RFC 6750 section 3.1 says no error code in the challenge.
-        challenge = f'Bearer realm="{realm}"'
-    else:
-        challenge = f'Bearer realm="{realm}", error="invalid_token", error_description="{detail}"'
-    return error_response(exc, [("www-authenticate", challenge)])
+        return f'Bearer realm="{realm}"'
+    return f'Bearer realm="{realm}", error="invalid_token", error_description="{detail}"'
+
+
+def bearer_error_response(exc: FrontdeskError, *, realm: str = "frontdesk") -> HttpResponse:
+    """JSON ``{"error", "detail"}`` plus the RFC 6750 challenge. Details are fixed strings, never the token."""
+    challenge = bearer_challenge(exc, realm=realm)
+    return error_response(exc, [] if challenge is None else [("www-authenticate", challenge)])

@@ -61,6 +61,15 @@ class FrontdeskUser(BaseUser):
     def identity(self) -> str:
         return self.id
 
+    # Django's user conventions, for Django and DRF code that reads them (DRF's UserRateThrottle keys on ``pk``).
+    @property
+    def pk(self) -> str:
+        return self.id
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
     @property
     def session_id(self) -> str:
         return str(self.claims.get("sid", ""))

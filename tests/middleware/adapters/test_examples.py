@@ -3,6 +3,7 @@ and check that the README shows exactly those files."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import re
@@ -12,7 +13,9 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +30,16 @@ from starlette.routing import Route
 
 from middleware.bearer import BearerAuth
 from middleware.keys import generate_private_key, jwks_document, signing_key_from_private
+from middleware.store import SqliteStore
 from middleware.tokens import KeyRing
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "tests" / "middleware" / "examples"
-BEARER = ["starlette_bearer.py", "fastapi_bearer.py", "flask_bearer.py"]
-SESSION = ["starlette_session.py", "fastapi_session.py", "flask_session.py"]
+BEARER = ["starlette_bearer.py", "fastapi_bearer.py", "flask_bearer.py", "django_bearer.py", "drf_bearer.py"]
+SESSION = ["starlette_session.py", "fastapi_session.py", "flask_session.py", "django_session.py"]
+# Django's settings can be configured once per process and these examples name themselves as the URLconf, so the
+# suite runs them as the README does: the documented waitress-serve command, in a process of their own.
+OWN_PROCESS = ("django_", "drf_")
 PASSWORD = "a demo password"
 MARKER = "<!-- examples -->"
 README = (ROOT / "README.md").read_text()
@@ -41,6 +48,9 @@ SESSION_ENV = {
     "FRONTDESK_ACCESS_SECRET": "access-" + "a" * 40,
     "FRONTDESK_REFRESH_SECRET": "refresh-" + "r" * 40,
 }
+
+
+INVALID_CHALLENGE = 'Bearer realm="frontdesk", error="invalid_token", error_description="'
 
 
 def documented_challenge() -> str:
@@ -62,23 +72,33 @@ def issuer() -> Iterator[tuple[str, KeyRing]]:
         yield f"{url}/.well-known/jwks.json", ring
 
 
-def _serve(app: Any, name: str) -> Any:
-    return serve_wsgi(app) if name.startswith("flask") else serve_asgi(app)
-
-
 def _load(name: str) -> Any:
     return runpy.run_path(str(EXAMPLES / name))["app"]
 
 
-@pytest.mark.parametrize("name", BEARER)
-def test_bearer_example(name: str, issuer: tuple[str, KeyRing], monkeypatch: pytest.MonkeyPatch) -> None:
-    url, ring = issuer
-    monkeypatch.setenv("FRONTDESK_JWKS_URL", url)
+@contextmanager
+def _served(name: str, env: dict[str, str], folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Example ``name`` on a real server with ``env`` set; yields its base URL."""
+    if name.startswith(OWN_PROCESS):
+        with _documented_server(name, env, folder) as base:
+            yield base
+        return
+    monkeypatch.chdir(folder)  # the session examples keep sessions in ./sessions.db
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    app = _load(name)
+    with serve_wsgi(app) if name.startswith("flask") else serve_asgi(app) as base:
+        yield base
+
+
+def _sign(ring: KeyRing, **changes: Any) -> str:
+    """An access token as the gateway mints it, signed by ``ring``'s key; ``changes`` override claims
+    (None leaves a claim out) and, for ``typ``, the header."""
     key = ring.signing_key()
     now = int(time.time())
     claims = {
         "sub": "u-42",
-        "sid": "s",
+        "sid": "s-" + uuid.uuid4().hex,
         "jti": "j",
         "iat": now,
         "exp": now + 60,
@@ -86,24 +106,66 @@ def test_bearer_example(name: str, issuer: tuple[str, KeyRing], monkeypatch: pyt
         "aud": "frontdesk-api",
         "preferred_username": "alice",
     }
-    token = jwt.encode(claims, key.sign_key, algorithm="EdDSA", headers={"kid": key.kid, "typ": "at+jwt"})
-    with _serve(_load(name), name) as base, httpx.Client(base_url=base, timeout=30) as client:
+    typ = changes.pop("typ", "at+jwt")
+    claims = {k: v for k, v in {**claims, **changes}.items() if v is not None}
+    return jwt.encode(claims, key.sign_key, algorithm="EdDSA", headers={"kid": key.kid, "typ": typ})
+
+
+def _bad_tokens(ring: KeyRing) -> dict[str, str]:
+    now = int(time.time())
+    impostor = KeyRing([signing_key_from_private(generate_private_key("EdDSA"))])
+    kid = ring.signing_key().kid
+    forged = jwt.encode(
+        jwt.decode(_sign(ring), options={"verify_signature": False}),
+        impostor.signing_key().sign_key,
+        algorithm="EdDSA",
+        headers={"kid": kid, "typ": "at+jwt"},
+    )
+    return {
+        "expired": _sign(ring, iat=now - 7200, exp=now - 3600),
+        "bad signature (another key under the gateway's kid)": forged,
+        "wrong audience": _sign(ring, aud="some-other-api"),
+        "wrong issuer": _sign(ring, iss="https://evil.example"),
+        "a refresh token": _sign(ring, typ="rt+jwt"),
+        "garbage": "not-a-jwt",
+    }
+
+
+@pytest.mark.parametrize("name", BEARER)
+def test_bearer_example(
+    name: str, issuer: tuple[str, KeyRing], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, ring = issuer
+    token = _sign(ring)
+    with (
+        _served(name, {"FRONTDESK_JWKS_URL": url}, tmp_path, monkeypatch) as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
         refused = client.get("/me")
-        assert refused.status_code == 401 and set(refused.json()) == {"error", "detail"}
+        assert refused.status_code == 401
+        # DRF answers a request with no credentials in its own words ({"detail"}); every token it refuses,
+        # like every refusal of the middleware, in frontdesk's {"error", "detail"}.
+        assert set(refused.json()) == ({"detail"} if name.startswith("drf_") else {"error", "detail"})
         assert refused.headers["www-authenticate"] == documented_challenge()
         response = client.get("/me", headers={"authorization": f"Bearer {token}"})
         assert response.status_code == 200, response.text
         assert response.json()["user"] in ("u-42", "alice")
+        for case, bad in _bad_tokens(ring).items():
+            refused = client.get("/me", headers={"authorization": f"Bearer {bad}"})
+            assert refused.status_code == 401, f"{case}: {refused.status_code} {refused.text[:200]}"
+            assert set(refused.json()) == {"error", "detail"}, case
+            assert refused.headers["www-authenticate"].startswith(INVALID_CHALLENGE), case
+            assert bad not in refused.text
         if name == "fastapi_bearer.py":
             assert client.get("/admin/x", headers={"authorization": f"Bearer {token}"}).status_code == 403
 
 
 @pytest.mark.parametrize("name", SESSION)
 def test_session_example(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # the examples keep sessions in ./sessions.db
-    for key, value in SESSION_ENV.items():
-        monkeypatch.setenv(key, value)
-    with _serve(_load(name), name) as base, httpx.Client(base_url=base, timeout=30) as client:
+    with (
+        _served(name, SESSION_ENV, tmp_path, monkeypatch) as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
         assert client.get("/me", headers={"x-csrf": "1"}).status_code == 401
         wrong = client.post("/auth/login", json={"username": "alice", "password": "no"}, headers={"x-csrf": "1"})
         assert wrong.status_code == 401
@@ -113,7 +175,48 @@ def test_session_example(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         response = client.get("/me", headers={"cookie": cookie, "x-csrf": "1"})
         assert response.status_code == 200, response.text
         assert response.json() == {"user": "alice"}
+        logout = client.post("/auth/logout", headers={"cookie": cookie, "x-csrf": "1"})
+        assert logout.status_code == 204
+        assert client.get("/me", headers={"cookie": cookie, "x-csrf": "1"}).status_code == 401
     assert (tmp_path / "sessions.db").exists()
+
+
+def test_drf_example_scopes_and_revocations(issuer: tuple[str, KeyRing], tmp_path: Path) -> None:
+    """The DRF example with ``FRONTDESK_REVOCATIONS`` set: a scope-protected view, and a logged-out session's
+    token refused within the revocation cache's lifetime, read from the gateway's store file."""
+    url, ring = issuer
+    database = tmp_path / "frontdesk.db"
+    env = {"FRONTDESK_JWKS_URL": url, "FRONTDESK_REVOCATIONS": f"sqlite:///{database}"}
+    sid = "s-" + uuid.uuid4().hex
+    plain, reporter = _sign(ring, sid=sid), _sign(ring, sid=sid, scope="profile reports")
+    with _documented_server("drf_bearer.py", env, tmp_path) as base, httpx.Client(base_url=base, timeout=30) as client:
+        assert client.get("/me", headers={"authorization": f"Bearer {plain}"}).status_code == 200
+        refused = client.get("/reports", headers={"authorization": f"Bearer {plain}"})
+        assert refused.status_code == 403 and refused.json()["error"] == "insufficient_scope", refused.text
+        assert client.get("/reports").status_code == 401
+        allowed = client.get("/reports", headers={"authorization": f"Bearer {reporter}"})
+        assert allowed.status_code == 200 and allowed.json() == {"reports": [], "for": "u-42"}, allowed.text
+
+        _revoke(database, sid)  # what the gateway's logout writes
+        deadline = time.monotonic() + 10
+        while (answer := client.get("/me", headers={"authorization": f"Bearer {plain}"})).status_code == 200:
+            assert time.monotonic() < deadline, "a logged-out session's token is still accepted"
+            time.sleep(0.05)
+        assert answer.status_code == 401 and answer.json()["error"] == "session_revoked", answer.text
+        assert answer.headers["www-authenticate"].startswith(INVALID_CHALLENGE)
+        assert client.get("/reports", headers={"authorization": f"Bearer {reporter}"}).status_code == 401
+
+
+def _revoke(database: Path, sid: str) -> None:
+    async def revoke() -> None:
+        store = SqliteStore(database)
+        await store.open()
+        try:
+            await store.revoke_session(sid, now=time.time(), reason="logout")
+        finally:
+            await store.close()
+
+    asyncio.run(revoke())
 
 
 def test_readme_shows_exactly_the_tested_examples() -> None:
@@ -134,18 +237,18 @@ def _run_command(name: str) -> list[str]:
     return shlex.split(lines[0])
 
 
-@pytest.mark.parametrize("name", BEARER + SESSION)
-def test_the_documented_command_runs_the_example(name: str, issuer: tuple[str, KeyRing], tmp_path: Path) -> None:
-    """Save the example under its name, run the README's command in that folder, and reach it."""
-    shutil.copy(EXAMPLES / name, tmp_path / name)
+@contextmanager
+def _documented_server(name: str, variables: dict[str, str], folder: Path) -> Iterator[str]:
+    """Save the example under its name in ``folder``, run the README's command there with ``variables`` in the
+    environment (the command's own leading ``FRONTDESK_JWKS_URL=...`` is pointed at ours), on a free port."""
+    shutil.copy(EXAMPLES / name, folder / name)
     words = _run_command(name)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FRONTDESK_", "DEMO_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    env.update(SESSION_ENV if name in SESSION else {})
+    env.update(variables)
     while "=" in words[0]:  # leading VAR=value assignments: the documented variable, pointed at our stand-in
         variable = words.pop(0).split("=", 1)[0]
-        assert variable == "FRONTDESK_JWKS_URL"
-        env[variable] = issuer[0]
+        assert variable == "FRONTDESK_JWKS_URL" and variable in variables
     assert words[0] in ("uvicorn", "waitress-serve")
     port = str(free_port())
     command = [port if w == "8000" else w.replace("=8000", f"={port}") for w in words]
@@ -153,22 +256,31 @@ def test_the_documented_command_runs_the_example(name: str, issuer: tuple[str, K
     runner = shutil.which(command[0], path=os.path.dirname(sys.executable)) or shutil.which(command[0])
     assert runner is not None, f"{command[0]} is not installed"
     proc = subprocess.Popen(
-        [runner, *command[1:]], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [runner, *command[1:]], cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         deadline = time.monotonic() + 60
         while True:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/me", headers={"x-csrf": "1"}, timeout=5)
+                httpx.get(f"http://127.0.0.1:{port}/me", timeout=5)
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, f"{name} did not answer on port {port}"
                 time.sleep(0.1)
-        assert response.status_code == 401 and set(response.json()) == {"error", "detail"}
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("name", BEARER + SESSION)
+def test_the_documented_command_runs_the_example(name: str, issuer: tuple[str, KeyRing], tmp_path: Path) -> None:
+    """Save the example under its name, run the README's command in that folder, and reach it."""
+    variables = SESSION_ENV if name in SESSION else {"FRONTDESK_JWKS_URL": issuer[0]}
+    with _documented_server(name, variables, tmp_path) as base:
+        response = httpx.get(f"{base}/me", headers={"x-csrf": "1"}, timeout=5)
+    assert response.status_code == 401 and set(response.json()) >= {"detail"}
 
 
 def test_readme_states_the_bearer_defaults() -> None:
