@@ -2,7 +2,7 @@
  * The demo app shell: one listener for `logged-out`, two views (login form, dashboard), and panels that
  * start when a session begins and stop when it ends.
  */
-import { FrontdeskClient } from "./frontdesk.js";
+import { frontdesk } from "./frontdesk.js";
 import { busy, byId, setText } from "./ui/dom.js";
 import { setupClaimsPanel } from "./ui/claims-panel.js";
 import { setupClockPanel } from "./ui/clock-panel.js";
@@ -11,8 +11,10 @@ import { setupLogin } from "./ui/login.js";
 import { setupSessionPanel } from "./ui/session-panel.js";
 import { clearToasts, toast } from "./ui/toast.js";
 
-// The settings the gateway wrote into index.html (auth prefix, CSRF header name), else the defaults.
-const client = FrontdeskClient.fromPage();
+// The page's one client: `frontdesk` is `FrontdeskClient.fromPage()`, built with the auth prefix and CSRF header
+// the gateway wrote into index.html. One client, not one per module: the once-per-session `logged-out` state
+// belongs to a client, so a second one would never hear of the first one's login.
+const client = frontdesk;
 const boot = byId("boot");
 const dashboard = byId("app-view");
 const account = byId("account");

@@ -123,7 +123,7 @@ export class FrontdeskClient extends EventTarget {
       throw new TypeError(`FrontdeskClient: csrfHeader must be a header name such as "X-CSRF", not ${JSON.stringify(csrfHeader)}`);
     }
     this.#base = base.replace(/\/+$/, "");
-    this.#authPrefix = authPrefix.replace(/\/+$/, "") || DEFAULT_AUTH_PREFIX;
+    this.#authPrefix = authPrefix.replace(/\/+$/, ""); // "/" is "": the endpoints at the root, as the server reads it
     this.#csrfHeader = csrfHeader;
   }
 
