@@ -30,7 +30,7 @@ from .hash_pool import HashPool
 from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
 from .proxy.wiring import build_proxy
 from .security_headers import SecurityHeaders
-from .static_files import SecureStaticFiles
+from .static_files import ClientSettings, SecureStaticFiles
 from .users import UserDirectory
 
 __all__ = ["Gateway", "create_app", "build_engine"]
@@ -167,7 +167,9 @@ def create_app(
         origins=config.origins,
         max_concurrent_logins_per_address=capacity.max_concurrent_per_address,
     )
-    proxy = build_proxy(config, engine, fallback=SecureStaticFiles(config.static_dir))
+    # The SPA learns the header and prefix from the very AuthAPI that enforces them.
+    client = ClientSettings(auth_prefix=auth.prefix, csrf_header=auth.csrf_header)
+    proxy = build_proxy(config, engine, fallback=SecureStaticFiles(config.static_dir, client=client))
     # `frontdesk keys rotate` takes effect without a restart: the key directory is reloaded while running.
     start_key_watch, stop_key_watch = watch_keys(engine.access_codec.keyring, config.keys.reload_interval)
     return Gateway(

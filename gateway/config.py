@@ -260,7 +260,7 @@ def load_config(
             login_t, "login", "max_attempts_per_address", d.login_attempts_per_address, positive_int
         ),
         login_window=login_window,
-        login_device_ttl=p.get(login_t, "login", "device_ttl", d.login_device_ttl, _duration),
+        login_device_ttl=p.get(login_t, "login", "device_ttl", d.login_device_ttl, parse_duration),
     )
     dc = LoginCapacity()
     login_capacity = LoginCapacity(

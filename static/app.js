@@ -2,7 +2,7 @@
  * The demo app shell: one listener for `logged-out`, two views (login form, dashboard), and panels that
  * start when a session begins and stop when it ends.
  */
-import { frontdesk, logout, session } from "./frontdesk.js";
+import { frontdesk } from "./frontdesk.js";
 import { busy, byId, setText } from "./ui/dom.js";
 import { setupClaimsPanel } from "./ui/claims-panel.js";
 import { setupClockPanel } from "./ui/clock-panel.js";
@@ -11,16 +11,20 @@ import { setupLogin } from "./ui/login.js";
 import { setupSessionPanel } from "./ui/session-panel.js";
 import { clearToasts, toast } from "./ui/toast.js";
 
+// The page's one client: `frontdesk` is `FrontdeskClient.fromPage()`, built with the auth prefix and CSRF header
+// the gateway wrote into index.html. One client, not one per module: the once-per-session `logged-out` state
+// belongs to a client, so a second one would never hear of the first one's login.
+const client = frontdesk;
 const boot = byId("boot");
 const dashboard = byId("app-view");
 const account = byId("account");
 const panels = {
-  session: setupSessionPanel(),
-  items: setupItemsPanel(),
-  claims: setupClaimsPanel(),
-  clock: setupClockPanel(),
+  session: setupSessionPanel(client),
+  items: setupItemsPanel(client),
+  claims: setupClaimsPanel(client),
+  clock: setupClockPanel(client),
 };
-const loginView = setupLogin((current) => enter(current, { focus: true }));
+const loginView = setupLogin(client, (current) => enter(current, { focus: true }));
 let signedIn = false;
 
 function enter(current, { focus = false } = {}) {
@@ -55,7 +59,7 @@ function leave(notice) {
   loginView.show(notice);
 }
 
-frontdesk.addEventListener("logged-out", (event) => {
+client.addEventListener("logged-out", (event) => {
   const reason = event.detail?.reason;
   leave(reason === "logout" ? "You have signed out." : signedIn ? "Your session has ended. Please sign in again." : "");
 });
@@ -64,7 +68,7 @@ const logoutButton = byId("logout-button");
 logoutButton.addEventListener("click", () =>
   busy(logoutButton, async () => {
     try {
-      await logout();
+      await client.logout();
     } catch (failure) {
       toast(`Could not sign out: ${failure?.detail || "error"}. Try again.`, "error");
     }
@@ -72,7 +76,8 @@ logoutButton.addEventListener("click", () =>
 );
 
 // Start: an existing session (cookie from an earlier visit or another tab) goes straight to the dashboard.
-session()
+client
+  .session()
   .then((current) => {
     if (current) enter(current);
   })

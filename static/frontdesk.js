@@ -3,20 +3,25 @@
  *
  * The browser never holds a token: the gateway keeps the refresh token in an HttpOnly cookie and attaches
  * the access token to proxied calls itself. This module only adds what the gateway asks of every call
- * (the `X-CSRF: 1` header and same-origin credentials), turns JSON errors into thrown `FrontdeskError`s,
- * and tells the app when the user is logged out.
+ * (its CSRF header, `X-CSRF: 1` by default, and same-origin credentials), turns JSON errors into thrown
+ * `FrontdeskError`s, and tells the app when the user is logged out.
  *
- *   import { frontdesk, api, config, login, logout, session } from "/frontdesk.js";
- *   frontdesk.addEventListener("logged-out", () => showLoginForm());
- *   const me = await session();           // { user, session } or null when not logged in
- *   await login("ada", "secret", true);    // throws FrontdeskError (code "invalid_credentials") on a bad password
- *   const items = await api("/api/items"); // parsed JSON
- *   await api("/api/items", { method: "POST", body: { text: "hello" } });
- *   await logout();
- *   const { remember_ttl } = await config(); // seconds a "remember me" login lasts, for the login form
+ *   import { FrontdeskClient } from "/frontdesk.js";
+ *   const client = new FrontdeskClient({ base: "", authPrefix: "/auth", csrfHeader: "X-CSRF" });
+ *   // or FrontdeskClient.fromPage(): the settings the gateway wrote into the page's <meta> tags
+ *   client.addEventListener("logged-out", () => showLoginForm());
+ *   const me = await client.session();                       // { user, session } or null when not logged in
+ *   await client.login("ada", "secret", { remember: true }); // throws FrontdeskError ("invalid_credentials")
+ *   const items = await client.api("/api/items");            // parsed JSON
+ *   await client.api("/api/items", { method: "POST", body: { text: "hello" } });
+ *   await client.logout();
+ *   const { remember_ttl } = await client.config(); // seconds a "remember me" login lasts, for the login form
+ *
+ * The module also exports `frontdesk`, a client built with `FrontdeskClient.fromPage()`, and the functions
+ * `api`, `session`, `refresh`, `login`, `logout`, `config` as shorthands for its methods.
  *
  * `logged-out` fires once per logged-in period: however many concurrent calls meet a 401, the app hears it
- * once, until the next successful `login()` or `session()`.
+ * once, until the next successful `login()`, `session()` or `refresh()`.
  */
 
 /** An HTTP or network failure; `status` is 0 when the server could not be reached. */
@@ -72,15 +77,86 @@ function errorFrom(response, body) {
   return new FrontdeskError(response.status, code, detail, Number.isFinite(seconds) ? seconds : null);
 }
 
-/** A frontdesk client; the module exports one for the page's own origin as `frontdesk`. */
+const DEFAULT_AUTH_PREFIX = "/auth";
+const DEFAULT_CSRF_HEADER = "X-CSRF";
+// An HTTP header name (RFC 9110 token), the same rule `fetch` applies; checked up front so a typo in the
+// options fails when the client is built rather than on its first call.
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** The `content` of `<meta name="…">` in `doc`, or undefined when the page has no such tag (or no DOM). */
+function metaContent(doc, name) {
+  const value = doc?.querySelector?.(`meta[name="${name}"]`)?.getAttribute("content");
+  return value ? value : undefined;
+}
+
+/**
+ * A frontdesk client. The module exports one for the page's own origin as `frontdesk`, built from the
+ * page's `<meta>` tags (see `FrontdeskClient.fromPage`).
+ *
+ *   const client = new FrontdeskClient({ base: "", authPrefix: "/auth", csrfHeader: "X-CSRF" });
+ */
 export class FrontdeskClient extends EventTarget {
   #base;
+  #authPrefix;
+  #csrfHeader;
   #loggedOut = false;
 
-  /** @param {string} base URL prefix for every path (default: same origin) */
-  constructor(base = "") {
+  /**
+   * @param {{base?: string, authPrefix?: string, csrfHeader?: string} | string} [options]
+   *   `base`: URL prefix for every call (default "": the page's own origin);
+   *   `authPrefix`: where the server mounts the auth endpoints (default "/auth");
+   *   `csrfHeader`: the header the server requires on every call (default "X-CSRF"; the gateway's
+   *   `[csrf] header`, session mode's `csrf_header`). A string is taken as `base`, as before.
+   */
+  constructor(options = {}) {
     super();
-    this.#base = base;
+    const {
+      base = "",
+      authPrefix = DEFAULT_AUTH_PREFIX,
+      csrfHeader = DEFAULT_CSRF_HEADER,
+    } = typeof options === "string" ? { base: options } : (options ?? {});
+    if (typeof base !== "string") throw new TypeError("FrontdeskClient: base must be a string");
+    if (typeof authPrefix !== "string" || !authPrefix.startsWith("/") || /[?#]/.test(authPrefix)) {
+      throw new TypeError(`FrontdeskClient: authPrefix must be a path such as "/auth", not ${JSON.stringify(authPrefix)}`);
+    }
+    if (typeof csrfHeader !== "string" || !HEADER_NAME.test(csrfHeader)) {
+      throw new TypeError(`FrontdeskClient: csrfHeader must be a header name such as "X-CSRF", not ${JSON.stringify(csrfHeader)}`);
+    }
+    this.#base = base.replace(/\/+$/, "");
+    this.#authPrefix = authPrefix.replace(/\/+$/, ""); // "/" is "": the endpoints at the root, as the server reads it
+    this.#csrfHeader = csrfHeader;
+  }
+
+  /**
+   * A client with the settings the server wrote into the page: `<meta name="frontdesk-auth-prefix">` and
+   * `<meta name="frontdesk-csrf-header">` (the gateway fills both in `index.html` as it serves it). A tag
+   * that is missing leaves the default; `options` win over both.
+   *
+   * @param {{base?: string, authPrefix?: string, csrfHeader?: string}} [options]
+   * @param {Document} [doc]
+   */
+  static fromPage(options = {}, doc = globalThis.document) {
+    const fromMeta = {
+      authPrefix: metaContent(doc, "frontdesk-auth-prefix"),
+      csrfHeader: metaContent(doc, "frontdesk-csrf-header"),
+    };
+    const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+    return new FrontdeskClient({ ...fromMeta, ...given });
+  }
+
+  /** The URL prefix of every call ("" for the page's own origin). */
+  get base() {
+    return this.#base;
+  }
+
+  /** Where the auth endpoints live, e.g. "/auth". */
+  get authPrefix() {
+    return this.#authPrefix;
+  }
+
+  /** The header every call carries (with the value "1"), e.g. "X-CSRF". */
+  get csrfHeader() {
+    return this.#csrfHeader;
   }
 
   /**
@@ -95,10 +171,55 @@ export class FrontdeskClient extends EventTarget {
     return this.#request(path, options, true);
   }
 
-  /** The current session `{ user, session }`, or null when not logged in. */
+  /** The current session `{ user, session }`, or null when not logged in (which fires `logged-out`). */
   async session() {
+    return this.#sessionCall("/session", "GET");
+  }
+
+  /**
+   * Renew the session now (`POST {authPrefix}/refresh`): resolves to `{ user, session }` with the new
+   * expiries, or null when not logged in (which fires `logged-out`). The gateway already refreshes
+   * silently on every call; this is for an app that wants to extend an idle session explicitly.
+   */
+  async refresh() {
+    return this.#sessionCall("/refresh", "POST");
+  }
+
+  /**
+   * Log in; resolves to `{ user, session }`. Bad credentials reject with a FrontdeskError whose code is
+   * "invalid_credentials" (and do not fire `logged-out`: the user is simply still logged out).
+   *
+   * @param {string} username
+   * @param {string} password
+   * @param {{remember?: boolean} | boolean} [options] `{ remember: true }` keeps the login past the
+   *   browser session (a bare boolean is accepted too, as before)
+   */
+  async login(username, password, options = {}) {
+    const remember = typeof options === "object" && options !== null ? options.remember : options;
+    const body = { username, password, remember: Boolean(remember) };
+    const current = await this.#request(this.#auth("/login"), { method: "POST", body }, false);
+    this.#loggedOut = false;
+    return current;
+  }
+
+  /** The gateway's public settings for a login form, e.g. `{ remember_ttl: 2592000 }` (seconds). */
+  async config() {
+    return this.#request(this.#auth("/config"), { method: "GET" }, false);
+  }
+
+  /** Log out (idempotent on the server), then fire `logged-out` with reason "logout". */
+  async logout() {
+    await this.#request(this.#auth("/logout"), { method: "POST" }, false);
+    this.#signalLoggedOut({ reason: "logout", status: 204, code: "logged_out" });
+  }
+
+  #auth(endpoint) {
+    return this.#authPrefix + endpoint;
+  }
+
+  async #sessionCall(endpoint, method) {
     try {
-      const current = await this.#request("/auth/session", { method: "GET" }, true);
+      const current = await this.#request(this.#auth(endpoint), { method }, true);
       this.#loggedOut = false;
       return current;
     } catch (error) {
@@ -107,34 +228,12 @@ export class FrontdeskClient extends EventTarget {
     }
   }
 
-  /**
-   * Log in; resolves to `{ user, session }`. Bad credentials reject with a FrontdeskError whose code is
-   * "invalid_credentials" (and do not fire `logged-out`: the user is simply still logged out).
-   */
-  async login(username, password, remember = false) {
-    const body = { username, password, remember: Boolean(remember) };
-    const current = await this.#request("/auth/login", { method: "POST", body }, false);
-    this.#loggedOut = false;
-    return current;
-  }
-
-  /** The gateway's public settings for a login form, e.g. `{ remember_ttl: 2592000 }` (seconds). */
-  async config() {
-    return this.#request("/auth/config", { method: "GET" }, false);
-  }
-
-  /** Log out (idempotent on the server), then fire `logged-out` with reason "logout". */
-  async logout() {
-    await this.#request("/auth/logout", { method: "POST" }, false);
-    this.#signalLoggedOut({ reason: "logout", status: 204, code: "logged_out" });
-  }
-
   async #request(path, options, signal401) {
     const { body, headers, ...rest } = options;
     const init = { ...rest, credentials: "same-origin", headers: new Headers(headers) };
     // The gateway refuses `/auth/*` and `/api/*` calls without it: a cross-site page cannot add a custom
     // header to a simple request, and a non-simple one needs a CORS preflight that the gateway never grants.
-    init.headers.set("X-CSRF", "1");
+    init.headers.set(this.#csrfHeader, "1");
     if (!init.headers.has("Accept")) init.headers.set("Accept", "application/json");
     if (body !== undefined && body !== null) {
       if (isRawBody(body)) {
@@ -170,11 +269,15 @@ export class FrontdeskClient extends EventTarget {
   }
 }
 
-/** The client for this page's origin; listen to its `logged-out` event. */
-export const frontdesk = new FrontdeskClient();
+/**
+ * The client for this page's origin, with the settings the server wrote into the page's `<meta>` tags;
+ * listen to its `logged-out` event. The functions below are shorthands for its methods.
+ */
+export const frontdesk = FrontdeskClient.fromPage();
 
 export const api = (path, options) => frontdesk.api(path, options);
 export const session = () => frontdesk.session();
-export const login = (username, password, remember) => frontdesk.login(username, password, remember);
+export const refresh = () => frontdesk.refresh();
+export const login = (username, password, options) => frontdesk.login(username, password, options);
 export const logout = () => frontdesk.logout();
 export const config = () => frontdesk.config();

@@ -3,7 +3,6 @@
  * attached. The page shows those claims; the token itself never reaches the browser. When the gateway has
  * minted a new access token since the last look, the `jti` changes and the panel says so.
  */
-import { api } from "../frontdesk.js";
 import { busy, byId, h, setMessage, setText } from "./dom.js";
 import { ago, duration, toMillis, when } from "./format.js";
 
@@ -29,7 +28,8 @@ function describe(name, value) {
   return Array.isArray(value) ? value.join(", ") : String(value);
 }
 
-export function setupClaimsPanel() {
+/** @param {import("../frontdesk.js").FrontdeskClient} client */
+export function setupClaimsPanel(client) {
   const list = byId("claims-list");
   const badge = byId("claims-badge");
   const received = byId("claims-received");
@@ -63,7 +63,7 @@ export function setupClaimsPanel() {
   async function load() {
     setMessage(error, "");
     try {
-      const body = await api("/api/me");
+      const body = await client.api("/api/me");
       claims = body.claims;
       receivedAt = Date.now();
       badge.hidden = lastJti === null || lastJti === claims.jti;
@@ -83,7 +83,7 @@ export function setupClaimsPanel() {
       setText(slowResult, "Waiting for the API…");
       const started = performance.now();
       try {
-        await api(`/api/slow?ms=${SLOW_MS}`);
+        await client.api(`/api/slow?ms=${SLOW_MS}`);
         const seconds = ((performance.now() - started) / 1000).toFixed(1);
         setText(slowResult, `The slow call answered after ${seconds} s.`);
       } catch (failure) {

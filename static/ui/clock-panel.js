@@ -7,13 +7,13 @@
  * (the browser then closes it for good), the panel asks `/auth/session` whether the user is still logged
  * in: if not, the client fires `logged-out`; if so, it opens a new stream a moment later.
  */
-import { session } from "../frontdesk.js";
 import { byId, setText } from "./dom.js";
 import { clockTime } from "./format.js";
 
 const REOPEN_MS = 3000;
 
-export function setupClockPanel() {
+/** @param {import("../frontdesk.js").FrontdeskClient} client */
+export function setupClockPanel(client) {
   const time = byId("clock-time");
   const status = byId("clock-status");
   const statusText = byId("clock-status-text");
@@ -46,7 +46,7 @@ export function setupClockPanel() {
     }
     close();
     setStatus("waiting", "Reconnecting…");
-    const current = await session().catch(() => undefined);
+    const current = await client.session().catch(() => undefined);
     if (running && current !== null) reopenTimer = setTimeout(open, REOPEN_MS);
   }
 

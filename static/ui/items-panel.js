@@ -1,10 +1,10 @@
 /** The items list: create and delete through the gateway's proxy (`/api/items`), stored per user upstream. */
-import { api } from "../frontdesk.js";
 import { busy, byId, h, setMessage, setText } from "./dom.js";
 import { when } from "./format.js";
 import { toast } from "./toast.js";
 
-export function setupItemsPanel() {
+/** @param {import("../frontdesk.js").FrontdeskClient} client */
+export function setupItemsPanel(client) {
   const form = byId("item-form");
   const input = byId("item-text");
   const add = byId("item-add");
@@ -45,7 +45,7 @@ export function setupItemsPanel() {
 
   async function load() {
     try {
-      const { items } = await api("/api/items");
+      const { items } = await client.api("/api/items");
       if (active) render(items);
     } catch (failure) {
       failed("Could not load items", failure);
@@ -56,7 +56,7 @@ export function setupItemsPanel() {
     setMessage(error, "");
     await busy(button, async () => {
       try {
-        await api(`/api/items/${encodeURIComponent(item.id)}`, { method: "DELETE" });
+        await client.api(`/api/items/${encodeURIComponent(item.id)}`, { method: "DELETE" });
         list.querySelector(`[data-id="${CSS.escape(item.id)}"]`)?.remove();
         const left = list.children.length;
         empty.hidden = left > 0;
@@ -80,7 +80,7 @@ export function setupItemsPanel() {
     }
     await busy(add, async () => {
       try {
-        const item = await api("/api/items", { method: "POST", body: { text } });
+        const item = await client.api("/api/items", { method: "POST", body: { text } });
         list.append(row(item));
         empty.hidden = true;
         setText(count, String(list.children.length));

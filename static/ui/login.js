@@ -1,5 +1,5 @@
 /** The login form: submits credentials, says "wrong username or password" and nothing more on a 401. */
-import { FrontdeskError, config, login } from "../frontdesk.js";
+import { FrontdeskError } from "../frontdesk.js";
 import { byId, setMessage, setText } from "./dom.js";
 import { lifetime } from "./format.js";
 
@@ -18,8 +18,11 @@ function messageFor(error) {
 /**
  * Wire the form once. `onLoggedIn(current)` receives the `{ user, session }` from the gateway.
  * Returns `{ show(notice), hide() }` for the app shell.
+ *
+ * @param {import("../frontdesk.js").FrontdeskClient} client
+ * @param {(current: object) => void} onLoggedIn
  */
-export function setupLogin(onLoggedIn) {
+export function setupLogin(client, onLoggedIn) {
   const view = byId("login-view");
   const form = byId("login-form");
   const username = byId("username");
@@ -31,7 +34,8 @@ export function setupLogin(onLoggedIn) {
 
   // "for 30 days": whatever tokens.remember_ttl says, never a number baked into the page. Without an answer
   // the hint stays "on this device" rather than guessing.
-  config()
+  client
+    .config()
     .then((settings) => {
       const span = lifetime(settings?.remember_ttl);
       if (span) setText(byId("remember-hint"), `for ${span} on this device`);
@@ -50,7 +54,7 @@ export function setupLogin(onLoggedIn) {
     submit.setAttribute("aria-busy", "true");
     form.classList.add("is-busy");
     try {
-      const current = await login(username.value.trim(), password.value, remember.checked);
+      const current = await client.login(username.value.trim(), password.value, { remember: remember.checked });
       password.value = "";
       setMessage(notice, "");
       onLoggedIn(current);

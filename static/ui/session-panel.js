@@ -3,7 +3,6 @@
  * live. The expiries come from `/auth/session` (re-read every minute and whenever the tab comes back), so
  * they move forward as the gateway silently rotates the refresh cookie.
  */
-import { session } from "../frontdesk.js";
 import { busy, byId, setText } from "./dom.js";
 import { ago, duration, toMillis, when } from "./format.js";
 
@@ -12,7 +11,8 @@ const TICK_MS = 1000;
 // Below this much idle time left, the countdown turns to a warning colour.
 const WARN_MS = 5 * 60_000;
 
-export function setupSessionPanel() {
+/** @param {import("../frontdesk.js").FrontdeskClient} client */
+export function setupSessionPanel(client) {
   const els = {
     user: byId("session-user"),
     userId: byId("session-user-id"),
@@ -61,7 +61,7 @@ export function setupSessionPanel() {
   let inflight = null;
   function check() {
     // One check at a time: the countdown may ask every second once a deadline has passed.
-    inflight ??= session()
+    inflight ??= client.session()
       .catch(() => current)
       .then((next) => {
         // null means the client has already fired `logged-out`; the app shell takes it from there.

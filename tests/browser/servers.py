@@ -41,6 +41,9 @@ refresh_margin = "1s"
 [store]
 url = "sqlite:///frontdesk.db"
 
+[csrf]
+header = "{csrf_header}"
+
 [login]
 max_attempts_per_user = 50
 max_attempts_per_address = 1000
@@ -73,6 +76,7 @@ class Stack:
     config: Path
     env: Mapping[str, str]
     access_ttl: float
+    csrf_header: str = "X-CSRF"
 
 
 def free_port() -> int:
@@ -137,8 +141,11 @@ def add_user(stack: Stack, username: str, password: str) -> None:
 
 
 @contextmanager
-def running_stack(workdir: Path, *, access_ttl: float = 3.0, remember_ttl: str = "1h") -> Iterator[Stack]:
-    """Start the demo upstream and the gateway with the test config; stop both on exit."""
+def running_stack(
+    workdir: Path, *, access_ttl: float = 3.0, remember_ttl: str = "1h", csrf_header: str = "X-CSRF"
+) -> Iterator[Stack]:
+    """Start the demo upstream and the gateway with the test config (``csrf_header``: its ``[csrf] header``);
+    stop both on exit."""
     port, upstream_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -155,6 +162,7 @@ def running_stack(workdir: Path, *, access_ttl: float = 3.0, remember_ttl: str =
             max_session_age="1h" if remember_ttl == "1h" else "30d",  # a remembered login may last that long
             static=STATIC.as_posix(),
             upstream_port=upstream_port,
+            csrf_header=csrf_header,
         )
     )
     stack = Stack(
@@ -165,6 +173,7 @@ def running_stack(workdir: Path, *, access_ttl: float = 3.0, remember_ttl: str =
         config=config,
         env=env,
         access_ttl=access_ttl,
+        csrf_header=csrf_header,
     )
     upstream_cmd = [sys.executable, "-m", "gateway.demo_upstream", "--port", str(upstream_port)]
     gateway_cmd = [

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from gateway.static_files import SecureStaticFiles
+from gateway.static_files import ClientSettings, SecureStaticFiles
 
 
 @pytest.fixture
@@ -148,3 +149,76 @@ async def test_the_directory_redirect_is_relative_whatever_the_host(tmp_path: Pa
         headers = dict(sent[0]["headers"])
         assert sent[0]["status"] in (301, 302, 307, 308), sent[0]
         assert headers[b"location"].decode() == location
+
+
+SHELL = """<!doctype html>
+<html><head>
+  <meta charset="utf-8">
+  <meta name="frontdesk-csrf-header" content="X-CSRF">
+  <META content='/auth' NAME=frontdesk-auth-prefix />
+  <meta name="frontdesk-csrf-header-note" content="left alone">
+  <title>app</title>
+</head><body></body></html>"""
+
+
+def _settings(html: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, content in re.findall(r'<meta name="(frontdesk-(?:auth-prefix|csrf-header))" content="([^"]*)">', html):
+        found.setdefault(name, []).append(content)
+    return found
+
+
+async def test_the_shell_carries_the_gateways_client_settings(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text(SHELL)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.html").write_text(SHELL)
+    settings = ClientSettings(auth_prefix="/account", csrf_header="x-requested-by")
+    async with client(SecureStaticFiles(tmp_path, client=settings)) as c:
+        shells = [await c.get(path) for path in ("/", "/index.html", "/settings/profile")]
+        other_page = await c.get("/docs/")
+    for r in shells:
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "text/html; charset=utf-8"
+        assert r.headers["cache-control"] == "no-cache"
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        # Each tag filled in where the page had it, once; a look-alike name is not ours.
+        assert _settings(r.text) == {"frontdesk-csrf-header": ["x-requested-by"], "frontdesk-auth-prefix": ["/account"]}
+        assert '<meta name="frontdesk-csrf-header-note" content="left alone">' in r.text
+        assert int(r.headers["content-length"]) == len(r.content)
+    assert shells[0].content == shells[1].content == shells[2].content
+    assert other_page.text == SHELL  # only the shell is rendered
+
+
+async def test_missing_tags_are_added_to_the_head(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<!doctype html><html><head><title>app</title></HEAD><body></body></html>")
+    async with client(SecureStaticFiles(tmp_path, client=ClientSettings(csrf_header="x-requested-by"))) as c:
+        page = (await c.get("/")).text
+    assert _settings(page) == {"frontdesk-auth-prefix": ["/auth"], "frontdesk-csrf-header": ["x-requested-by"]}
+    assert page.index("frontdesk-csrf-header") < page.index("</HEAD>")
+
+
+async def test_without_client_settings_the_shell_is_served_as_it_is(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text(SHELL)
+    async with client(SecureStaticFiles(tmp_path)) as c:
+        assert (await c.get("/")).text == SHELL
+
+
+async def test_the_shell_etag_follows_the_settings_and_the_file(tmp_path: Path) -> None:
+    shell = tmp_path / "index.html"
+    shell.write_text(SHELL)
+    one = SecureStaticFiles(tmp_path, client=ClientSettings(csrf_header="x-csrf"))
+    other = SecureStaticFiles(tmp_path, client=ClientSettings(csrf_header="x-requested-by"))
+    async with client(one) as c1, client(other) as c2:
+        first = await c1.get("/")
+        etag = first.headers["etag"]
+        again = await c1.get("/", headers={"if-none-match": etag})
+        assert again.status_code == 304 and again.content == b""
+        # The same file under another header setting (a restarted gateway): a browser's cached copy is stale.
+        changed = await c2.get("/", headers={"if-none-match": etag})
+        assert changed.status_code == 200 and _settings(changed.text)["frontdesk-csrf-header"] == ["x-requested-by"]
+        # A deploy changes the file: new body, new ETag.
+        shell.write_text(SHELL.replace("<title>app</title>", "<title>app v2</title>"))
+        deployed = await c1.get("/", headers={"if-none-match": etag})
+        assert deployed.status_code == 200 and "app v2" in deployed.text and deployed.headers["etag"] != etag
+        head = await c1.head("/")
+        assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == deployed.headers["etag"]
