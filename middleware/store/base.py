@@ -98,9 +98,6 @@ class Store(Protocol):
 
     async def is_revoked(self, sid: str) -> bool: ...
 
-    async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
-        """Count one attempt for ``key`` in the fixed window containing ``now``; return (count, window end)."""
-
     async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
         """Count one attempt against every key of ``limits`` in the fixed window containing ``now``, unless one
         of them has already reached its limit there: then nothing at all is written and that key (the first

@@ -72,14 +72,6 @@ class MemoryStore:
     async def is_revoked(self, sid: str) -> bool:
         return sid in self._revoked
 
-    async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
-        start, end = window_bounds(now, window)
-        self._sweep(now)
-        prev_start, count = self._hits.get(key, (start, 0))
-        count = count + 1 if prev_start == start else 1
-        self._count(key, start, end, count)
-        return count, end
-
     async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
         start, end = window_bounds(now, window)
         counts = [(key, self._hits.get(key, (start, 0))) for key, _ in limits]

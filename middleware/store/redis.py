@@ -82,20 +82,6 @@ for _, key in ipairs(KEYS) do
 end
 return 0
 """
-_HIT = """
-local start = redis.call('HGET', KEYS[1], 'start')
-local count
-if start == ARGV[1] then
-  count = redis.call('HINCRBY', KEYS[1], 'count', 1)
-else
-  redis.call('HSET', KEYS[1], 'start', ARGV[1], 'count', 1)
-  count = 1
-end
-redis.call('EXPIREAT', KEYS[1], ARGV[2])
-return count
-"""
-
-
 class RedisStore:
     def __init__(self, url: str, *, prefix: str = "frontdesk:") -> None:
         self.url = url
@@ -194,11 +180,6 @@ class RedisStore:
             return bool(await self.redis.exists(self._revoked_key(sid)))
         except RedisError as exc:
             raise StoreError(f"session store read failed: {exc}") from exc
-
-    async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
-        start, end = window_bounds(now, window)
-        count = await self._eval(_HIT, [f"{self.prefix}attempts:{key}"], [repr(start), math.ceil(end)])
-        return int(count), end
 
     async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
         # Counters expire by themselves at their window's end: nothing else to bound.

@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -167,8 +167,7 @@ class SqliteStore:
 
     async def _migrate(self, db: aiosqlite.Connection) -> None:
         # IMMEDIATE takes the write lock first, so two workers starting together migrate once.
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+        async with _immediate(db):
             async with db.execute("PRAGMA user_version") as cur:
                 row = await cur.fetchone()
             version = int(row[0]) if row else 0
@@ -176,10 +175,6 @@ class SqliteStore:
                 for statement in filter(str.strip, script.split(";")):
                     await db.execute(statement)
                 await db.execute(f"PRAGMA user_version = {number}")
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
 
     async def close(self) -> None:
         if self._db is not None:
@@ -261,29 +256,19 @@ class SqliteStore:
     ) -> bool:
         # Read and write in one IMMEDIATE transaction: the superseded list is rebuilt from the row that the
         # compare-and-swap on current_jti guards, so no other worker's rotation can slip in between.
-        db = self.db
-        try:
-            async with self._write_lock:
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    rows = await db.execute_fetchall(
-                        "SELECT superseded FROM sessions WHERE sid = ? AND current_jti = ? AND revoked_at IS NULL",
-                        (sid, expected_jti),
-                    )
-                    row = next(iter(rows), None)
-                    if row is not None:
-                        superseded = after_rotation(_superseded_from_json(row[0]), expected_jti, now, remember_for)
-                        await db.execute(
-                            "UPDATE sessions SET previous_jti = current_jti, current_jti = ?, rotated_at = ?,"
-                            " last_seen = ?, idle_expires_at = ?, superseded = ? WHERE sid = ? AND current_jti = ?",
-                            (new_jti, now, now, idle_expires_at, _superseded_json(superseded), sid, expected_jti),
-                        )
-                    await db.execute("COMMIT")
-                except BaseException:
-                    await db.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"session store write failed: {exc}") from exc
+        async with self._writing() as db:
+            rows = await db.execute_fetchall(
+                "SELECT superseded FROM sessions WHERE sid = ? AND current_jti = ? AND revoked_at IS NULL",
+                (sid, expected_jti),
+            )
+            row = next(iter(rows), None)
+            if row is not None:
+                superseded = after_rotation(_superseded_from_json(row[0]), expected_jti, now, remember_for)
+                await db.execute(
+                    "UPDATE sessions SET previous_jti = current_jti, current_jti = ?, rotated_at = ?,"
+                    " last_seen = ?, idle_expires_at = ?, superseded = ? WHERE sid = ? AND current_jti = ?",
+                    (new_jti, now, now, idle_expires_at, _superseded_json(superseded), sid, expected_jti),
+                )
         return row is not None
 
     async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
@@ -312,38 +297,24 @@ class SqliteStore:
 
     async def _transaction(self, *statements: tuple[str, tuple[object, ...]]) -> list[int]:
         """Run ``statements`` atomically; return each one's row count."""
-        db = self.db
         counts: list[int] = []
+        async with self._writing() as db:
+            for sql, params in statements:
+                async with db.execute(sql, params) as cur:
+                    counts.append(cur.rowcount)
+        return counts
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[aiosqlite.Connection]:
+        """This process's write lock and one IMMEDIATE transaction; a driver error becomes a StoreError."""
         try:
-            async with self._write_lock:
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    for sql, params in statements:
-                        async with db.execute(sql, params) as cur:
-                            counts.append(cur.rowcount)
-                    await db.execute("COMMIT")
-                except BaseException:
-                    await db.execute("ROLLBACK")
-                    raise
+            async with self._write_lock, _immediate(self.db) as db:
+                yield db
         except sqlite3.Error as exc:
             raise StoreError(f"session store write failed: {exc}") from exc
-        return counts
 
     async def is_revoked(self, sid: str) -> bool:
         return await self._read_one("SELECT 1 FROM revocations WHERE id = ?", (sid,)) is not None
-
-    async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
-        start, end = window_bounds(now, window)
-        try:
-            async with (
-                self._write_lock,
-                self.db.execute(_COUNT_ATTEMPT + " RETURNING count, window_end", (key, start, end)) as cur,
-            ):
-                row = await cur.fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"session store write failed: {exc}") from exc
-        assert row is not None
-        return int(row[0]), float(row[1])
 
     async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
         start, end = window_bounds(now, window)
@@ -352,22 +323,12 @@ class SqliteStore:
         refused = await self._over_limit(limits, start)
         if refused is not None:
             return refused
-        db = self.db
-        try:
-            async with self._write_lock:
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    # Decided again under the write lock: another worker may have counted in between.
-                    refused = await self._over_limit(limits, start)
-                    if refused is None:
-                        await db.execute("DELETE FROM attempts WHERE window_end <= ?", (now,))
-                        await db.executemany(_COUNT_ATTEMPT, [(key, start, end) for key in keys])
-                    await db.execute("COMMIT")
-                except BaseException:
-                    await db.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"session store write failed: {exc}") from exc
+        async with self._writing() as db:
+            # Decided again under the write lock: another worker may have counted in between.
+            refused = await self._over_limit(limits, start)
+            if refused is None:
+                await db.execute("DELETE FROM attempts WHERE window_end <= ?", (now,))
+                await db.executemany(_COUNT_ATTEMPT, [(key, start, end) for key in keys])
         return refused
 
     async def _over_limit(self, limits: Sequence[tuple[str, int]], start: float) -> str | None:
@@ -409,3 +370,16 @@ def _superseded_json(superseded: tuple[tuple[str, float], ...]) -> str:
 
 def _superseded_from_json(text: str | None) -> tuple[tuple[str, float], ...]:
     return tuple((str(jti), float(at)) for jti, at in json.loads(text or "[]"))
+
+
+@contextlib.asynccontextmanager
+async def _immediate(db: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
+    """One transaction that takes SQLite's write lock at BEGIN, so what it reads cannot change before it writes;
+    committed when the block ends, rolled back when it raises (a failed COMMIT included)."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        await db.execute("COMMIT")
+    except BaseException:
+        await db.execute("ROLLBACK")
+        raise

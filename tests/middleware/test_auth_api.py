@@ -41,9 +41,6 @@ async def test_absurdly_deep_json_is_a_400_not_a_500() -> None:
 
 
 class BrokenStore(MemoryStore):
-    async def hit(self, key: str, *, window: float, now: float) -> tuple[int, float]:
-        raise StoreError("cannot reach the session store at redis://:s3cret@db:6379/0")
-
     async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
         raise StoreError("cannot reach the session store at redis://:s3cret@db:6379/0")
 

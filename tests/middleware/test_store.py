@@ -84,13 +84,13 @@ async def test_revoking_an_unknown_session_is_remembered(store: Store) -> None:
     assert await store.is_revoked("ghost")
 
 
-async def test_hit_counts_per_key_and_window(store: Store) -> None:
-    assert await store.hit("k", window=60, now=NOW) == (1, NOW - NOW % 60 + 60)
-    assert (await store.hit("k", window=60, now=NOW + 1))[0] == 2
-    assert (await store.hit("other", window=60, now=NOW + 1))[0] == 1
-    assert (await store.hit("k", window=60, now=NOW + 61))[0] == 1  # a new window starts over
+async def test_attempts_count_per_key_and_window(store: Store) -> None:
+    start = NOW - NOW % 60
+    assert [await store.attempt([("k", 2)], window=60, now=start + t) for t in (0, 1, 2)] == [None, None, "k"]
+    assert await store.attempt([("other", 2)], window=60, now=start + 2) is None  # each key counts alone
+    assert await store.attempt([("k", 2)], window=60, now=start + 60) is None  # a new window starts over
     await store.reset("k")
-    assert (await store.hit("k", window=60, now=NOW + 62))[0] == 1
+    assert [await store.attempt([("k", 2)], window=60, now=start + 61) for _ in range(3)] == [None, None, "k"]
 
 
 async def test_attempt_counts_every_key_or_none(store: Store) -> None:
@@ -102,7 +102,8 @@ async def test_attempt_counts_every_key_or_none(store: Store) -> None:
     assert await store.attempt([("addr", 3)], window=60, now=NOW + 3) is None  # the third for "addr"
     assert await store.attempt(limits, window=60, now=NOW + 4) == "addr"  # checked first, in order
     assert await store.attempt([("user", 5)], window=60, now=NOW + 5) is None  # "user" was still at 2
-    assert (await store.hit("user", window=60, now=NOW + 6))[0] == 4
+    # "user" stands at 3 (its two counted attempts and the one just now): a fourth passes a limit of 4, a fifth not.
+    assert [await store.attempt([("user", 4)], window=60, now=NOW + 6) for _ in range(2)] == [None, "user"]
     # A new window starts over; reset forgets one key.
     assert await store.attempt(limits, window=60, now=NOW + 60) is None
     await store.reset("user")
@@ -298,11 +299,11 @@ async def test_memory_store_drops_counters_of_ended_windows() -> None:
     store = MemoryStore()
     for i in range(100):
         await store.attempt([(f"login:addr:10.0.0.{i}", 10)], window=60, now=NOW)
-    await store.hit("other", window=60, now=NOW)
+    await store.attempt([("other", 10)], window=60, now=NOW)
     assert len(store._hits) == 101
     await store.attempt([("login:addr:10.0.1.1", 10)], window=60, now=NOW + 60)
     assert list(store._hits) == ["login:addr:10.0.1.1"]
-    await store.hit("later", window=60, now=NOW + 61)
+    await store.attempt([("later", 10)], window=60, now=NOW + 61)
     assert await store.purge(now=NOW + 200) == 2 and store._hits == {}
 
 
