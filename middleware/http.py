@@ -27,7 +27,8 @@ class HttpRequest:
     headers: Mapping[str, str]  # lower-case names; repeated headers joined with ", " (cookies with "; ")
     body: bytes = b""
     client: str | None = None  # the direct peer's address
-    scheme: str = "http"
+    scheme: str = "http"  # a WebSocket handshake's ws/wss already read as http/https (what its Origin says)
+    websocket: bool = False  # a WebSocket upgrade (method GET)
 
 
 @dataclass(slots=True)
