@@ -18,43 +18,55 @@ __all__ = ["decorate_raw", "decorate_text"]
 
 @dataclass(frozen=True, slots=True)
 class _Words(Generic[AnyStr]):
-    cache_control: AnyStr  # lower-case names, compared against lower-cased header names
+    cache_control: AnyStr  # the names written; matched lower-cased
     expires: AnyStr
     vary: AnyStr
     set_cookie: AnyStr
     no_store: AnyStr
     private: AnyStr
-    cookie: AnyStr  # the Vary value added, and (lower-cased) the one looked for
+    cookie: AnyStr  # the Vary value added
     star: AnyStr
+    match_cache_control: AnyStr
+    match_expires: AnyStr
+    match_vary: AnyStr
+    match_cookie: AnyStr
 
 
-_RAW = _Words(b"cache-control", b"expires", b"vary", b"set-cookie", b"no-store", b"private", b"Cookie", b"*")
-_TEXT = _Words("Cache-Control", "Expires", "Vary", "Set-Cookie", "no-store", "private", "Cookie", "*")
+_RAW = _Words(
+    b"cache-control", b"expires", b"vary", b"set-cookie", b"no-store", b"private", b"Cookie", b"*",
+    b"cache-control", b"expires", b"vary", b"cookie",
+)  # fmt: skip
+_TEXT = _Words(
+    "Cache-Control", "Expires", "Vary", "Set-Cookie", "no-store", "private", "Cookie", "*",
+    "cache-control", "expires", "vary", "cookie",
+)  # fmt: skip
 
 
 def _decorate(
-    headers: list[tuple[AnyStr, AnyStr]], set_cookie: AnyStr | None, authenticated: bool, w: _Words[AnyStr]
+    headers: list[tuple[AnyStr, AnyStr]],
+    set_cookie: AnyStr | None,
+    authenticated: bool,
+    w: _Words[AnyStr],
+    fold: bool,
 ) -> list[tuple[AnyStr, AnyStr]]:
     if set_cookie is None and not authenticated:
         return headers
     rotated = set_cookie is not None
-    cache_control, expires, vary = w.cache_control.lower(), w.expires.lower(), w.vary.lower()
-    cookie = w.cookie.lower()
     has_cache_control = False
     varies_by_cookie = False
     out: list[tuple[AnyStr, AnyStr]] = []
     for name, value in headers:
-        low = name.lower()
-        if low == cache_control:
+        low = name.lower() if fold else name
+        if low == w.match_cache_control:
             if rotated:
                 continue
             has_cache_control = True
-        elif low == expires:
+        elif low == w.match_expires:
             if rotated:
                 continue
-        elif low == vary:
+        elif low == w.match_vary:
             lowered = value.lower()
-            varies_by_cookie = varies_by_cookie or cookie in lowered or w.star in lowered
+            varies_by_cookie = varies_by_cookie or w.match_cookie in lowered or w.star in lowered
         out.append((name, value))
     if set_cookie is not None:
         out += [(w.cache_control, w.no_store), (w.set_cookie, set_cookie)]
@@ -66,14 +78,18 @@ def _decorate(
 
 
 def decorate_raw(
-    headers: list[tuple[bytes, bytes]], set_cookie: bytes | None, *, authenticated: bool
+    headers: list[tuple[bytes, bytes]], set_cookie: bytes | None, *, authenticated: bool, lower_case: bool = False
 ) -> list[tuple[bytes, bytes]]:
-    """ASGI ``bytes`` headers decorated for an admitted request (unchanged when it was not authenticated)."""
-    return _decorate(headers, set_cookie, authenticated, _RAW)
+    """ASGI ``bytes`` headers decorated for an admitted request (unchanged when it was not authenticated).
+
+    ``lower_case``: the names are known to be lower-case (the proxy's parser writes them so) and are matched as
+    they are; an app's ASGI headers should be, but one that sends ``Cache-Control`` must not slip through.
+    """
+    return _decorate(headers, set_cookie, authenticated, _RAW, not lower_case)
 
 
 def decorate_text(
     headers: list[tuple[str, str]], set_cookie: str | None, *, authenticated: bool
 ) -> list[tuple[str, str]]:
     """WSGI ``str`` headers decorated for an admitted request (unchanged when it was not authenticated)."""
-    return _decorate(headers, set_cookie, authenticated, _TEXT)
+    return _decorate(headers, set_cookie, authenticated, _TEXT, True)

@@ -1,8 +1,10 @@
 """``FrontdeskWSGIMiddleware``: bearer mode or session mode in front of any WSGI app (Flask, Django, ...).
 
-The decisions are the async :class:`BearerAuth` / :class:`SessionAuth` shared with the ASGI adapter; they run
-on one background event loop owned by the middleware (never a loop per request), so the store connection,
-the caches and the single-flight locks live on one loop however many threads the WSGI server uses.
+The decisions are the admission pipeline's (``middleware.admission``), shared with the ASGI adapter and the
+gateway's proxy: any backend (``BearerAuth``, ``SessionAuth`` or your own), ``on_error`` for refusals, and
+the same response decoration. The async backends run on one background event loop owned by the middleware
+(never a loop per request), so the store connection, the caches and the single-flight locks live on one loop
+however many threads the WSGI server uses.
 
 Results land in ``environ``: ``frontdesk.user`` (a :class:`FrontdeskUser`), ``frontdesk.claims`` and
 ``REMOTE_USER`` (for Django's ``RemoteUserMiddleware`` and friends).

@@ -229,7 +229,7 @@ class ProxyApp:
         try:
             headers, _ = filter_response_headers(conn.headers, self._cookie_b)
             cookie = set_cookie.encode("latin-1") if set_cookie else None
-            headers = decorate_raw(headers, cookie, authenticated=sid is not None)  # as session mode's
+            headers = decorate_raw(headers, cookie, authenticated=sid is not None, lower_case=True)  # as session mode's
             await send({"type": "http.response.start", "status": conn.status, "headers": headers})
             if conn.complete:  # the common case: the whole response arrived with its head
                 data = await conn.read_body()
