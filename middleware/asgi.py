@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from .admission import Admission, AuthBackend, EndpointBackend, ErrorRenderer, Refusal, admit, render_refusal
+from .admission import Admission, AuthBackend, EndpointBackend, ErrorRenderer, Refusal, render_refusal
 from .asgi_io import (
     WS_POLICY_VIOLATION,
     ASGIApp,
@@ -68,7 +68,10 @@ class FrontdeskMiddleware:
             await send_response(send, await endpoints.respond(request_from_scope(scope, body)))
             return
         request = request_from_scope(scope)
-        result = await admit(self.auth, request)
+        try:  # admission.admit, inlined: this runs on every request of the app
+            result = await self.auth.admit(request)
+        except FrontdeskError as exc:
+            result = Refusal(exc)
         if isinstance(result, Refusal):
             if websocket:
                 await receive()  # websocket.connect: the handshake is answered after it

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .errors import BadRequest
-from .http import HttpRequest, HttpResponse, headers_from_pairs
+from .http import HttpRequest, HttpResponse, PairHeaders
 
 __all__ = [
     "Scope",
@@ -51,18 +51,19 @@ _HTTP_SCHEME = {"ws": "http", "wss": "https"}
 
 
 def request_from_scope(scope: Scope, body: bytes = b"") -> HttpRequest:
-    """The transport-neutral request of an ``http`` or ``websocket`` scope (the one builder for both)."""
+    """The transport-neutral request of an ``http`` or ``websocket`` scope (the one builder for both).
+
+    Runs on every request of a wrapped app, so it is lean: positional arguments and lazily parsed headers."""
     client = scope.get("client")
-    scheme = str(scope.get("scheme", "http"))
-    websocket = scope["type"] == "websocket"
+    scheme: str = scope.get("scheme", "http")
     return HttpRequest(
-        method=scope.get("method", "GET"),  # a WebSocket handshake is a GET
-        path=scope["path"],
-        headers=headers_from_pairs(scope["headers"]),
-        body=body,
-        client=client[0] if client else None,
-        scheme=_HTTP_SCHEME.get(scheme, scheme),
-        websocket=websocket,
+        scope.get("method", "GET"),  # a WebSocket handshake is a GET
+        scope["path"],
+        PairHeaders(scope["headers"]),
+        body,
+        client[0] if client else None,
+        _HTTP_SCHEME.get(scheme) or scheme,
+        scope["type"] == "websocket",
     )
 
 

@@ -231,8 +231,11 @@ class BearerAuth:
         """The :class:`~middleware.admission.AuthBackend` face of bearer mode: the verified user, or a refusal
         carrying the RFC 6750 challenge. Servers join repeated Authorization headers with a comma, which
         the parser refuses as malformed."""
+        path, authorization = request.path, request.headers.get("authorization")
         try:
-            user = await self.authenticate(request.path, request.headers.get("authorization"))
+            user = self.authenticate_now(path, authorization)  # no I/O in the common case: no await either
+            if isinstance(user, Pending):
+                user = await self.authenticate(path, authorization)
         except FrontdeskError as exc:
             return self.refusal(exc)
         return Admission(user) if user is not None else _PUBLIC
