@@ -35,6 +35,7 @@ __all__ = [
     "AuthBackend",
     "EndpointBackend",
     "ErrorRenderer",
+    "endpoints_of",
     "render_refusal",
     "admit",
     "AuthMode",
@@ -86,6 +87,17 @@ class EndpointBackend(Protocol):
 
 
 ErrorRenderer = Callable[[Refusal, HttpRequest], HttpResponse]
+
+
+def endpoints_of(auth: AuthBackend) -> EndpointBackend | None:
+    """Check, once when an adapter is built, that ``auth`` is a backend; the backend again when it also
+    answers paths itself (session mode's ``/auth/*``), else None."""
+    if not callable(getattr(auth, "admit", None)):
+        raise TypeError(
+            "auth must be an AuthBackend (an object with async admit(request)): BearerAuth for bearer mode, "
+            "SessionAuth for session mode, or your own"
+        )
+    return auth if isinstance(auth, EndpointBackend) else None
 
 
 def render_refusal(refusal: Refusal, request: HttpRequest) -> HttpResponse:

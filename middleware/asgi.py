@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from .admission import Admission, AuthBackend, EndpointBackend, ErrorRenderer, Refusal, render_refusal
+from .admission import Admission, AuthBackend, ErrorRenderer, Refusal, endpoints_of, render_refusal
 from .asgi_io import (
     WS_POLICY_VIOLATION,
     ASGIApp,
@@ -41,16 +41,10 @@ class FrontdeskMiddleware:
     ``on_error`` writes the answer to a refusal (default: the JSON error body every frontdesk layer writes)."""
 
     def __init__(self, app: ASGIApp, auth: AuthBackend, *, on_error: ErrorRenderer = render_refusal) -> None:
-        if not callable(getattr(auth, "admit", None)):
-            raise TypeError(
-                "auth must be an AuthBackend (an object with async admit(request)): BearerAuth for bearer mode, "
-                "SessionAuth for session mode, or your own"
-            )
         self.app = app
         self.auth = auth
         self.on_error = on_error
-        # Decided once: whether the backend answers some paths itself (session mode's /auth/*).
-        self._endpoints = auth if isinstance(auth, EndpointBackend) else None
+        self._endpoints = endpoints_of(auth)  # decided once: whether it answers some paths itself (/auth/*)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .admission import AuthBackend, EndpointBackend, ErrorRenderer, Refusal, admit, render_refusal
+from .admission import AuthBackend, ErrorRenderer, Refusal, admit, endpoints_of, render_refusal
 from .background import BackgroundLoop
 from .cookies import strip_cookie
 from .errors import BadRequest, FrontdeskError, StoreError
@@ -47,15 +47,10 @@ class FrontdeskWSGIMiddleware:
         loop: BackgroundLoop | None = None,
         timeout: float = 30.0,
     ) -> None:
-        if not callable(getattr(auth, "admit", None)):
-            raise TypeError(
-                "auth must be an AuthBackend (an object with async admit(request)): BearerAuth for bearer mode, "
-                "SessionAuth for session mode, or your own"
-            )
         self.app = app
         self.auth = auth
         self.on_error = on_error
-        self._endpoints = auth if isinstance(auth, EndpointBackend) else None
+        self._endpoints = endpoints_of(auth)  # decided once: whether it answers some paths itself (/auth/*)
         self.loop = loop or BackgroundLoop()
         self.timeout = timeout
 
