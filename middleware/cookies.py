@@ -18,7 +18,6 @@ DEVICE_SUFFIX = "-device"
 def device_cookie_name(session_cookie: str) -> str:
     return session_cookie + DEVICE_SUFFIX
 
-
 _SAMESITE = ("Strict", "Lax", "None")
 
 
