@@ -47,7 +47,7 @@ class Purger:
     async def purge_once(self) -> None:
         try:
             removed = await self.engine.purge()
-            log.info("purged %d expired session rows", removed)
+            log.info("purged %d expired rows", removed)
         except FrontdeskError:
             log.exception("purge failed; will retry after the next interval")
 
