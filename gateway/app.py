@@ -10,8 +10,6 @@ The store and user directory open on lifespan start-up and close on shutdown.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from middleware.auth_api import AUTH_BODY_LIMIT, AuthAPI
 from middleware.clock import Clock, system_clock
 from middleware.errors import FrontdeskError
 from middleware.http import error_response, json_response
+from middleware.purge import Purger
 from middleware.sessions import Authenticator, SessionEngine
 from middleware.store import Store, store_from_url
 from middleware.tokens import KeyRing
@@ -68,12 +67,13 @@ class Gateway:
     app: ASGIApp  # everything that is not /auth/* or /healthz: the proxy, then the SPA
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    _purger: asyncio.Task[None] | None = None
     jwks: JwksEndpoint = field(init=False)
+    purger: Purger = field(init=False)
     _secured: SecurityHeaders = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.jwks = JwksEndpoint(self.engine.access_codec.keyring)
+        self.purger = Purger(self.engine, self.config.purge_interval, self.engine.clock)  # session mode's too
         # Every response below passes through one layer that adds the security headers (see security_headers).
         self._secured = SecurityHeaders(self._dispatch, hsts_max_age=self.config.hsts_max_age)
 
@@ -112,13 +112,10 @@ class Gateway:
             await self.users.open()
         for hook in self.on_startup:
             await hook()
-        self._purger = asyncio.create_task(self._purge_forever(), name="frontdesk-purge")
+        self.purger.start()
 
     async def shutdown(self) -> None:
-        if self._purger is not None:
-            self._purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._purger
+        await self.purger.stop()
         for hook in self.on_shutdown:
             await hook()
         if self.users is not None:
@@ -140,15 +137,6 @@ class Gateway:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-    async def _purge_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.purge_interval)
-            try:
-                removed = await self.engine.purge()
-                log.info("purged %d expired rows", removed)
-            except FrontdeskError:
-                log.exception("purge failed; will retry")
 
 
 def create_app(

@@ -1,9 +1,9 @@
 """``FrontdeskMiddleware``: bearer mode or session mode in front of any ASGI app (Starlette, FastAPI, ...).
 
-Pure ASGI (the ``starlette.middleware.sessions`` shape): nothing per request is kept on ``self``, the wrapped
-app's response is only touched on ``http.response.start`` (to add a rotated refresh cookie), and every
-decision is delegated to the transport-neutral :class:`BearerAuth` / :class:`SessionAuth`, which the WSGI
-adapter shares.
+Pure ASGI (the ``starlette.middleware.sessions`` shape): nothing per request is kept on ``self``. Every
+decision is the admission pipeline's (``middleware.admission``): the backend admits or refuses, ``on_error``
+writes a refusal, and the response to a session's request is decorated on ``http.response.start`` (rotated
+cookie, ``no-store``, ``Vary: Cookie``). The WSGI adapter runs the very same steps.
 
     app = FrontdeskMiddleware(app, auth=BearerAuth(jwks_url="https://gw.example/.well-known/jwks.json"))
     Starlette(routes=..., middleware=[Middleware(FrontdeskMiddleware, auth=SessionAuth(engine))])
@@ -14,93 +14,76 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from .asgi_io import ASGIApp, Message, Receive, Scope, Send, read_body, request_from_scope, send_response
-from .bearer import BearerAuth, Pending
-from .errors import FrontdeskError, InvalidToken
-from .http import HttpRequest, HttpResponse, error_response, headers_from_pairs
-from .no_store import with_refresh_cookie
+from .admission import Admission, AuthBackend, ErrorRenderer, Refusal, endpoints_of, render_refusal
+from .asgi_io import (
+    WS_POLICY_VIOLATION,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    request_from_scope,
+    send_refusal,
+    send_response,
+)
+from .cookies import strip_cookie
+from .errors import FrontdeskError
+from .http import error_response
+from .no_store import decorate_raw
 from .principal import ACCESS_TOKEN_KEY, SCOPE_CLAIMS, FrontdeskUser, anonymous
-from .session_mode import AUTH_BODY_LIMIT, SessionAuth
 
-__all__ = ["FrontdeskMiddleware", "SCOPE_CLAIMS", "ACCESS_TOKEN_KEY"]
-
-WS_POLICY_VIOLATION = 1008
+__all__ = ["FrontdeskMiddleware", "SCOPE_CLAIMS", "ACCESS_TOKEN_KEY", "SessionEnded"]
 
 
 class FrontdeskMiddleware:
-    def __init__(self, app: ASGIApp, auth: BearerAuth | SessionAuth) -> None:
-        if not isinstance(auth, BearerAuth | SessionAuth):
-            raise TypeError("auth must be a BearerAuth (bearer mode) or a SessionAuth (session mode)")
+    """``auth`` is any :class:`~middleware.admission.AuthBackend` (``BearerAuth``, ``SessionAuth`` or your own);
+    ``on_error`` writes the answer to a refusal (default: the JSON error body every frontdesk layer writes)."""
+
+    def __init__(self, app: ASGIApp, auth: AuthBackend, *, on_error: ErrorRenderer = render_refusal) -> None:
         self.app = app
         self.auth = auth
-        self._bearer_auth = auth if isinstance(auth, BearerAuth) else None
-        self._session_auth = auth if isinstance(auth, SessionAuth) else None
+        self.on_error = on_error
+        self._endpoints = endpoints_of(auth)  # decided once: whether it answers some paths itself (/auth/*)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)  # lifespan and anything newer pass through
             return
-        session = self._session_auth
-        if session is not None:
-            await self._session(session, scope, receive, send)
-            return
-        auth = self._bearer_auth
-        assert auth is not None  # __init__ accepted one of the two
-        # Bearer mode is inlined here and scans the raw header pairs instead of building a dict: it runs on
-        # every request of the upstream, and each extra frame or object shows in its throughput.
-        authorization: bytes | None = None  # raw: the verified-result memo is keyed by the header's bytes
-        repeated = False
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                repeated = authorization is not None
-                authorization = value
-        try:
-            if repeated:
-                raise InvalidToken("more than one authorization header")
-            user = auth.authenticate_now(scope["path"], authorization)
-            if isinstance(user, Pending):
-                user = await auth.authenticate(scope["path"], authorization)
-        except FrontdeskError as exc:
-            await _refuse(scope, send, auth.error_response(exc))
-            return
-        if user is None:
-            _set_user(scope, None)
-        else:
-            scope["user"] = user
-            scope["auth"] = user.credentials()
-            scope[SCOPE_CLAIMS] = user.claims
-        await self.app(scope, receive, send)
-
-    async def _session(self, auth: SessionAuth, scope: Scope, receive: Receive, send: Send) -> None:
-        websocket = scope["type"] == "websocket"
-        if not websocket and auth.handles(scope["path"]):
+        websocket = kind == "websocket"
+        endpoints = self._endpoints
+        if endpoints is not None and not websocket and endpoints.answers(scope["path"]):
             try:
-                body = await read_body(receive, AUTH_BODY_LIMIT)
+                body = await read_body(receive, endpoints.body_limit)
             except FrontdeskError as exc:
                 await send_response(send, error_response(exc))
                 return
-            await send_response(send, await auth.handle_auth(request_from_scope(scope, body)))
+            await send_response(send, await endpoints.respond(request_from_scope(scope, body)))
             return
-        request = _request(scope)
-        try:
-            admission = await auth.admit(request, websocket=websocket)
+        request = request_from_scope(scope)
+        try:  # admission.admit, inlined: this runs on every request of the app
+            result = await self.auth.admit(request)
         except FrontdeskError as exc:
-            await _refuse(scope, send, auth.error_response(exc, request.headers.get("cookie")))
+            result = Refusal(exc)
+        if isinstance(result, Refusal):
+            if websocket:
+                await receive()  # websocket.connect: the handshake is answered after it
+            await send_refusal(scope, send, self.on_error(result, request))
             return
-        _set_user(scope, admission.user)
-        if admission.user is not None:
-            scope[ACCESS_TOKEN_KEY] = admission.access_token
-        # The wrapped app never sees the refresh cookie, public paths included (it would end up in logs).
-        scope["headers"] = _without_refresh_cookie(auth, scope["headers"])
-        set_cookie = admission.set_cookie
-        if set_cookie is not None:
-            send = _adding_cookie(send, set_cookie.encode("latin-1"), websocket)
-        if not websocket or admission.sid is None:
+        _set_user(scope, result.user)
+        if result.access_token is not None:
+            scope[ACCESS_TOKEN_KEY] = result.access_token
+        if result.hidden_cookie is not None:
+            # The wrapped app never sees the refresh cookie, public paths included (it would end up in logs).
+            scope["headers"] = _without_cookie(scope["headers"], result.hidden_cookie)
+        if result.user is not None and result.hidden_cookie is not None:  # a cookie session's answer
+            send = _decorating(send, result, websocket)
+        if not websocket or result.sid is None or result.watch is None:
             await self.app(scope, receive, send)
             return
         socket = _SessionSocket(receive, send)
-        watching = auth.watch.watch(admission.sid, socket.end, socket=True)
+        watching = result.watch.watch(result.sid, socket.end, socket=True)
         try:
             await self.app(scope, socket.receive, socket.send)
         finally:
@@ -108,16 +91,19 @@ class FrontdeskMiddleware:
             await socket.drain()
 
 
-def _adding_cookie(send: Send, cookie: bytes, websocket: bool) -> Send:
-    async def send_with_cookie(message: Message) -> None:
+def _decorating(send: Send, admission: Admission, websocket: bool) -> Send:
+    """``send`` with the response decorated for an authenticated request (see ``no_store``)."""
+    cookie = admission.set_cookie.encode("latin-1") if admission.set_cookie is not None else None
+
+    async def send_decorated(message: Message) -> None:
         kind = message["type"]
-        if kind == "http.response.start":
-            message = {**message, "headers": with_refresh_cookie(message.get("headers", ()), cookie)}
-        elif websocket and kind == "websocket.accept":
+        if kind == "http.response.start" or kind == "websocket.http.response.start":
+            message = {**message, "headers": decorate_raw(list(message.get("headers", ())), cookie, authenticated=True)}
+        elif websocket and kind == "websocket.accept" and cookie is not None:
             message = {**message, "headers": [*message.get("headers", ()), (b"set-cookie", cookie)]}
         await send(message)
 
-    return send_with_cookie
+    return send_decorated
 
 
 class SessionEnded(OSError):
@@ -188,33 +174,13 @@ def _set_user(scope: Scope, user: FrontdeskUser | None) -> None:
     scope[SCOPE_CLAIMS] = user.claims
 
 
-async def _refuse(scope: Scope, send: Send, response: HttpResponse) -> None:
-    if scope["type"] == "websocket":
-        # Closing before accept makes the server answer the handshake with 403.
-        await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": ""})
-        return
-    await send_response(send, response)
-
-
-def _request(scope: Scope) -> HttpRequest:
-    client = scope.get("client")
-    scheme = str(scope.get("scheme", "http"))
-    return HttpRequest(
-        method=scope.get("method", "GET"),  # a WebSocket handshake is a GET
-        path=scope["path"],
-        headers=headers_from_pairs(scope["headers"]),
-        client=client[0] if client else None,
-        scheme={"ws": "http", "wss": "https"}.get(scheme, scheme),  # the Origin of a handshake says http(s)
-    )
-
-
-def _without_refresh_cookie(auth: SessionAuth, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def _without_cookie(headers: list[tuple[bytes, bytes]], name: str) -> list[tuple[bytes, bytes]]:
     out: list[tuple[bytes, bytes]] = []
-    for name, value in headers:
-        if name == b"cookie":
-            rest = auth.downstream_cookie(value.decode("latin-1"))
+    for key, value in headers:
+        if key == b"cookie":
+            rest = strip_cookie(value.decode("latin-1"), name)
             if rest:
-                out.append((name, rest.encode("latin-1")))
+                out.append((key, rest.encode("latin-1")))
         else:
-            out.append((name, value))
+            out.append((key, value))
     return out

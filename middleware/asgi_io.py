@@ -6,9 +6,22 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .errors import BadRequest
-from .http import HttpRequest, HttpResponse, headers_from_pairs
+from .http import HttpRequest, HttpResponse, PairHeaders
 
-__all__ = ["Scope", "Message", "Receive", "Send", "ASGIApp", "read_body", "request_from_scope", "send_response"]
+__all__ = [
+    "Scope",
+    "Message",
+    "Receive",
+    "Send",
+    "ASGIApp",
+    "WS_POLICY_VIOLATION",
+    "read_body",
+    "request_from_scope",
+    "send_response",
+    "send_refusal",
+]
+
+WS_POLICY_VIOLATION = 1008
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,21 +47,43 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
+_HTTP_SCHEME = {"ws": "http", "wss": "https"}
+
+
 def request_from_scope(scope: Scope, body: bytes = b"") -> HttpRequest:
+    """The transport-neutral request of an ``http`` or ``websocket`` scope (the one builder for both).
+
+    Runs on every request of a wrapped app, so it is lean: positional arguments and lazily parsed headers."""
     client = scope.get("client")
+    scheme: str = scope.get("scheme", "http")
     return HttpRequest(
-        method=scope["method"],
-        path=scope["path"],
-        headers=headers_from_pairs(scope["headers"]),
-        body=body,
-        client=client[0] if client else None,
-        scheme=scope.get("scheme", "http"),
+        scope.get("method", "GET"),  # a WebSocket handshake is a GET
+        scope["path"],
+        PairHeaders(scope["headers"]),
+        body,
+        client[0] if client else None,
+        _HTTP_SCHEME.get(scheme) or scheme,
+        scope["type"] == "websocket",
     )
 
 
-async def send_response(send: Send, response: HttpResponse) -> None:
+async def send_response(send: Send, response: HttpResponse, *, websocket: bool = False) -> None:
+    """Send ``response``; on a WebSocket (``websocket``: its scope has the ``websocket.http.response``
+    extension) as the answer to the refused handshake."""
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
     if response.status != 204 and not any(k == "content-length" for k, _ in response.headers):
         headers.append((b"content-length", str(len(response.body)).encode()))
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
+    prefix = "websocket.http.response" if websocket else "http.response"
+    await send({"type": f"{prefix}.start", "status": response.status, "headers": headers})
+    await send({"type": f"{prefix}.body", "body": response.body})
+
+
+async def send_refusal(scope: Scope, send: Send, response: HttpResponse) -> None:
+    """A refusal, HTTP or WebSocket alike. A handshake gets the JSON answer when the server can send one
+    (the ``websocket.http.response`` extension), else a close before accept, which servers answer with 403."""
+    if scope["type"] != "websocket":
+        await send_response(send, response)
+    elif "websocket.http.response" in (scope.get("extensions") or {}):
+        await send_response(send, response, websocket=True)
+    else:
+        await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": ""})

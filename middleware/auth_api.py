@@ -16,7 +16,7 @@ from typing import Any
 
 from .csrf import check_csrf
 from .errors import BadRequest, FrontdeskError, NotAuthenticated, RateLimited, StoreError
-from .forwarded import TrustedProxies
+from .forwarded import TrustedProxies, browser_origin
 from .http import HttpRequest, HttpResponse, error_body, error_response, json_response
 from .sessions import Grant, LoginResult, SessionEngine
 
@@ -33,11 +33,15 @@ def iso8601(epoch: float) -> str:
 
 def request_origin(request: HttpRequest, trusted: TrustedProxies) -> str:
     """``scheme://host`` as the browser sees us; forwarded values only from a trusted proxy."""
-    scheme, host = request.scheme, request.headers.get("host", "")
-    if trusted.is_trusted(request.client):
-        scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip() or scheme
-        host = request.headers.get("x-forwarded-host", host).split(",")[0].strip() or host
-    return f"{scheme}://{host}".lower()
+    headers = request.headers
+    return browser_origin(
+        request.scheme,
+        headers.get("host", ""),
+        client=request.client,
+        forwarded_proto=headers.get("x-forwarded-proto"),
+        forwarded_host=headers.get("x-forwarded-host"),
+        trusted=trusted,
+    )
 
 
 class LoginsInProgress:

@@ -13,10 +13,11 @@ from typing import Any
 
 import jwt
 
+from .admission import Admission, Refusal
 from .caches import ExpiringCache
 from .clock import Clock, system_clock
 from .errors import FrontdeskError, InsufficientScope, InvalidToken, NotAuthenticated, SessionRevoked, UnknownKey
-from .http import HttpResponse, error_response
+from .http import HttpRequest, HttpResponse, error_response
 from .jwks import JwksSource
 from .opening import OpenOnce
 from .paths import PathRules
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 MEMO_SIZE = 8192
+_PUBLIC = Admission(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +227,22 @@ class BearerAuth:
         self._revoked.set(sid, revoked, now + (3600.0 if revoked else REVOCATION_TTL), now)
         return revoked
 
-    def error_response(self, exc: FrontdeskError) -> HttpResponse:
-        return bearer_error_response(exc, realm=self.realm)
+    async def admit(self, request: HttpRequest) -> Admission | Refusal:
+        """The :class:`~middleware.admission.AuthBackend` face of bearer mode: the verified user, or a refusal
+        carrying the RFC 6750 challenge. Servers join repeated Authorization headers with a comma, which
+        the parser refuses as malformed."""
+        path, authorization = request.path, request.headers.get("authorization")
+        try:
+            user = self.authenticate_now(path, authorization)  # no I/O in the common case: no await either
+            if isinstance(user, Pending):
+                user = await self.authenticate(path, authorization)
+        except FrontdeskError as exc:
+            return self.refusal(exc)
+        return Admission(user) if user is not None else _PUBLIC
+
+    def refusal(self, exc: FrontdeskError) -> Refusal:
+        challenge = bearer_challenge(exc, realm=self.realm)
+        return Refusal(exc) if challenge is None else Refusal(exc, (("www-authenticate", challenge),))
 
 
 def revocation_store(value: object) -> Store | None:

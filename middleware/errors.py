@@ -21,6 +21,7 @@ __all__ = [
     "RateLimited",
     "Overloaded",
     "CsrfRejected",
+    "WebSocketRefused",
     "BadRequest",
     "StoreError",
 ]
@@ -132,6 +133,13 @@ class Overloaded(RateLimited):
 class CsrfRejected(FrontdeskError):
     status = 403
     code = "csrf_rejected"
+
+
+class WebSocketRefused(FrontdeskError):
+    """A WebSocket upgrade refused: no ``Origin``, a route that takes none, too many sockets for a session."""
+
+    status = 403
+    code = "websocket_refused"
 
 
 class BadRequest(FrontdeskError):

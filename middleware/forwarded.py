@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import Protocol
 
-__all__ = ["TrustedProxies", "parse_trusted_proxies"]
+__all__ = ["TrustPolicy", "TrustedProxies", "parse_trusted_proxies", "browser_origin"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -27,6 +28,12 @@ def parse_trusted_proxies(raw: Iterable[object]) -> tuple[list[_Network], list[s
         except ValueError:
             problems.append(f"server.trusted_proxies: {item!r} is not an IP address or network (CIDR)")
     return networks, problems
+
+
+class TrustPolicy(Protocol):
+    """Whether a direct peer is a proxy whose forwarded headers may be believed."""
+
+    def is_trusted(self, host: str | None) -> bool: ...
 
 
 class TrustedProxies:
@@ -54,3 +61,30 @@ class TrustedProxies:
             if not self.is_trusted(hop):
                 return hop
         return hops[0] if hops else peer_host
+
+
+_HTTP_SCHEME = {"ws": "http", "wss": "https"}
+
+
+def browser_origin(
+    scheme: str,
+    host: str,
+    *,
+    client: str | None,
+    forwarded_proto: str | None,
+    forwarded_host: str | None,
+    trusted: TrustPolicy | None,
+) -> str:
+    """``scheme://host`` as the browser sees this server, the value its ``Origin`` header carries for a page
+    we served. Behind a trusted TLS-terminating proxy that is the forwarded scheme and host; a WebSocket's
+    ``ws``/``wss`` count as ``http``/``https``. The one rule for ``/auth/*``, session mode and the proxy."""
+    scheme = _HTTP_SCHEME.get(scheme, scheme)
+    if trusted is not None and trusted.is_trusted(client):
+        scheme = _first(forwarded_proto) or scheme
+        host = _first(forwarded_host) or host
+    return f"{scheme}://{host}".lower()
+
+
+def _first(value: str | None) -> str:
+    """The first entry of a comma-separated forwarded header ("" when absent)."""
+    return value.split(",")[0].strip() if value else ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,17 +17,19 @@ __all__ = [
     "error_response",
     "error_body",
     "headers_from_pairs",
+    "PairHeaders",
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention: a frozen dataclass costs ~1.5 us more to build, per request
 class HttpRequest:
     method: str
     path: str
     headers: Mapping[str, str]  # lower-case names; repeated headers joined with ", " (cookies with "; ")
     body: bytes = b""
     client: str | None = None  # the direct peer's address
-    scheme: str = "http"
+    scheme: str = "http"  # a WebSocket handshake's ws/wss already read as http/https (what its Origin says)
+    websocket: bool = False  # a WebSocket upgrade (method GET)
 
 
 @dataclass(slots=True)
@@ -35,6 +37,48 @@ class HttpResponse:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+
+
+_RAW_NAMES = {name: name.encode("latin-1") for name in ("authorization", "cookie", "origin", "host")}
+
+
+class PairHeaders(Mapping[str, str]):
+    """The lower-case header mapping of raw ``(name, value)`` byte pairs (an ASGI scope's), built lazily.
+
+    A bearer-mode request only ever asks for ``authorization``: :meth:`get` of one name scans the pairs
+    without decoding the rest, and the whole dict is built on first use of anything else. Repeated headers are
+    joined as in :func:`headers_from_pairs`.
+    """
+
+    __slots__ = ("_all", "_pairs")
+
+    def __init__(self, pairs: Sequence[tuple[bytes, bytes]]) -> None:
+        self._pairs = pairs
+        self._all: dict[str, str] | None = None
+
+    def _built(self) -> dict[str, str]:
+        if self._all is None:
+            self._all = headers_from_pairs(self._pairs)
+        return self._all
+
+    def __getitem__(self, name: str) -> str:
+        return self._built()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if self._all is not None:
+            return self._all.get(name, default)
+        raw = _RAW_NAMES.get(name) or name.encode("latin-1")
+        found: bytes | None = None
+        for key, value in self._pairs:
+            if key == raw:  # ASGI servers give lower-case names (the spec's rule); a miss fails closed
+                found = value if found is None else found + (b"; " if name == "cookie" else b", ") + value
+        return default if found is None else found.decode("latin-1")
 
 
 def headers_from_pairs(pairs: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

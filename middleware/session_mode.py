@@ -6,41 +6,45 @@ objects and the same call the gateway uses before it proxies; the adapters only 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from .admission import Admission, Refusal
 from .auth_api import AUTH_BODY_LIMIT, AuthAPI
 from .clock import Clock, system_clock
-from .cookies import CookiePolicy, strip_cookie
-from .csrf import check_csrf, check_same_origin
-from .errors import CsrfRejected, FrontdeskError, InsufficientScope, NotAuthenticated
+from .cookies import CookiePolicy
+from .csrf import check_request
+from .errors import FrontdeskError, InsufficientScope, NotAuthenticated
 from .forwarded import TrustedProxies
 from .http import HttpRequest, HttpResponse, error_response
 from .opening import OpenOnce
 from .paths import PathRules
 from .principal import FrontdeskUser
+from .purge import Purger
 from .session_watch import SessionWatch
 from .sessions import Authenticator, SessionEngine, SessionSettings
 from .store import Store, store_from_url
 from .tokens import KeyRing
 
-__all__ = ["SessionAuth", "Admission", "AUTH_BODY_LIMIT"]
+__all__ = ["SessionAuth", "Admission", "AUTH_BODY_LIMIT", "STORE_REQUIRED"]
 
 log = logging.getLogger("frontdesk.session_mode")
 
-
-@dataclass(frozen=True, slots=True)
-class Admission:
-    user: FrontdeskUser | None  # None on a public path
-    set_cookie: str | None  # the rotated refresh cookie, to add to the wrapped app's response
-    access_token: str | None = None  # for an app that calls other APIs on the user's behalf
-    sid: str | None = None  # the session, for what must end with it (WebSockets)
+STORE_REQUIRED = (
+    "session mode needs an explicit store=: a store URL such as 'sqlite:///var/lib/app/frontdesk.db' or "
+    "'redis://localhost:6379/0' (shared by every worker process), or a Store object. An in-memory store "
+    "lives in one process, so two workers would log users out at random; for tests or a single process pass "
+    "store='memory://' explicitly"
+)
 
 
 class SessionAuth:
+    """Session mode as an :class:`~middleware.admission.EndpointBackend`: answers ``/auth/*`` itself and
+    admits every other request by the gateway's rules (CSRF and origin, silent refresh, path scopes)."""
+
+    body_limit = AUTH_BODY_LIMIT
+
     def __init__(
         self,
         engine: SessionEngine,
@@ -62,10 +66,10 @@ class SessionAuth:
         self.audience = audience
         self._opener = OpenOnce(engine.store)
         self.watch = SessionWatch(engine)  # ends WebSockets when their session does (logout, revocation)
-        # No gateway process runs the periodic purge here, so requests trigger it, at most once per interval.
-        self.purge_interval = purge_interval
-        self._last_purge = engine.clock()
-        self._purging: asyncio.Task[None] | None = None
+        # No gateway process runs the periodic purge here, so requests nudge the one scheduler.
+        self.purger = Purger(engine, purge_interval, engine.clock)
+        self._csrf_header = self.api.csrf_header if csrf else None
+        self._public = Admission(None, hidden_cookie=engine.cookie_name)
 
     @classmethod
     def from_secrets(
@@ -74,7 +78,7 @@ class SessionAuth:
         access_secret: str,
         refresh_secret: str,
         authenticator: Authenticator,
-        store: Store | str = "memory://",
+        store: Store | str | None = None,
         access_keyring: KeyRing | None = None,
         issuer: str = "frontdesk",
         audience: str = "frontdesk-api",
@@ -83,7 +87,10 @@ class SessionAuth:
         clock: Clock = system_clock,
         **options: Any,
     ) -> SessionAuth:
-        """A whole engine from two secrets (or an asymmetric ``access_keyring``) and an authenticator."""
+        """A whole engine from two secrets (or an asymmetric ``access_keyring``), an authenticator and a
+        store (a URL such as ``"sqlite:///path/frontdesk.db"``, ``"memory://"`` for tests, or a Store)."""
+        if store is None:
+            raise TypeError(STORE_REQUIRED)
         if access_secret == refresh_secret:
             raise ValueError("the access and refresh secrets must differ")
         engine = SessionEngine.from_keys(
@@ -99,64 +106,39 @@ class SessionAuth:
         )
         return cls(engine, **options)
 
-    def handles(self, path: str) -> bool:
+    def answers(self, path: str) -> bool:
         return self.api.handles(path)
 
-    async def handle_auth(self, request: HttpRequest) -> HttpResponse:
+    async def respond(self, request: HttpRequest) -> HttpResponse:
+        """The ``/auth/*`` answer (the gateway's very endpoints)."""
         try:
             await self._opener.ensure()
         except FrontdeskError as exc:
             return error_response(exc)
         return await self.api.handle(request)
 
-    async def admit(self, request: HttpRequest, *, websocket: bool = False) -> Admission:
-        """Silent refresh for one request; raises a :class:`FrontdeskError` (401 without a usable session)."""
+    async def admit(self, request: HttpRequest) -> Admission | Refusal:
+        """Silent refresh for one request; a refusal (401 without a usable session) clears a dead cookie."""
         if self.rules.public and self.rules.is_public(request.path):
-            return Admission(None, None)
-        if websocket:
-            # Cookies ride along on a cross-site WebSocket handshake; the Origin is the only guard there, and
-            # browsers always send one, so a handshake without it is not from a page we served (the gateway's
-            # rule too).
-            if "origin" not in request.headers:
-                raise CsrfRejected("a WebSocket upgrade must carry an Origin header")
-            check_same_origin(request.headers, own_origins=self.api.allowed_origins(request))
-        elif self.csrf:
-            # The same rule as the gateway's proxy routes: the custom header (a cross-site page cannot send it
-            # without a preflight we never grant), and a foreign Origin or cross-site fetch metadata refused.
-            headers = request.headers
-            origins = self.api.allowed_origins(request) if "origin" in headers else frozenset()
-            check_csrf(headers, header_name=self.api.csrf_header, own_origins=origins)
-        await self._opener.ensure()
-        self._maybe_purge()
-        grant = await self.engine.grant(request.headers.get("cookie"), audience=self.audience)
-        user = FrontdeskUser(grant.claims)
-        if self.rules.scopes:
-            missing = self.rules.required_scopes(request.path) - user.scopes
-            if missing:
-                raise InsufficientScope(f"this path requires scope {' '.join(sorted(missing))}")
-        return Admission(user, grant.set_cookie, grant.access_token, grant.sid)
-
-    def _maybe_purge(self) -> None:
-        now = self.engine.clock()
-        if now - self._last_purge < self.purge_interval or (self._purging is not None and not self._purging.done()):
-            return
-        self._last_purge = now
-        self._purging = asyncio.create_task(self._purge(), name="frontdesk-purge")
-
-    async def _purge(self) -> None:
+            return self._public
+        headers = request.headers
         try:
-            removed = await self.engine.purge()
-            log.info("purged %d expired session rows", removed)
-        except FrontdeskError:
-            log.exception("purge failed; will retry after the next interval")
+            origins = self.api.allowed_origins(request) if "origin" in headers else frozenset()
+            check_request(headers, websocket=request.websocket, csrf_header=self._csrf_header, own_origins=origins)
+            await self._opener.ensure()
+            self.purger.poke()
+            grant = await self.engine.grant(headers.get("cookie"), audience=self.audience)
+            user = FrontdeskUser(grant.claims)
+            if self.rules.scopes:
+                missing = self.rules.required_scopes(request.path) - user.scopes
+                if missing:
+                    raise InsufficientScope(f"this path requires scope {' '.join(sorted(missing))}")
+        except FrontdeskError as exc:
+            return self._refusal(exc, headers.get("cookie"))
+        return Admission(user, grant.set_cookie, grant.access_token, grant.sid, self.engine.cookie_name, self.watch)
 
-    def error_response(self, exc: FrontdeskError, cookie_header: str | None) -> HttpResponse:
-        headers: list[tuple[str, str]] = []
+    def _refusal(self, exc: FrontdeskError, cookie_header: str | None) -> Refusal:
         if isinstance(exc, NotAuthenticated) and cookie_header and self.engine.cookie_name in cookie_header:
             # The cookie can never work again: tell the browser to drop it, as /auth/* does.
-            headers = [("set-cookie", self.engine.cookie.clear_cookie()), ("cache-control", "no-store")]
-        return error_response(exc, headers)
-
-    def downstream_cookie(self, cookie_header: str) -> str:
-        """The Cookie header the wrapped app sees: everything but the refresh token, which is not its business."""
-        return strip_cookie(cookie_header, self.engine.cookie_name)
+            return Refusal(exc, (("set-cookie", self.engine.cookie.clear_cookie()), ("cache-control", "no-store")))
+        return Refusal(exc)

@@ -1,8 +1,10 @@
 """``FrontdeskWSGIMiddleware``: bearer mode or session mode in front of any WSGI app (Flask, Django, ...).
 
-The decisions are the async :class:`BearerAuth` / :class:`SessionAuth` shared with the ASGI adapter; they run
-on one background event loop owned by the middleware (never a loop per request), so the store connection,
-the caches and the single-flight locks live on one loop however many threads the WSGI server uses.
+The decisions are the admission pipeline's (``middleware.admission``), shared with the ASGI adapter and the
+gateway's proxy: any backend (``BearerAuth``, ``SessionAuth`` or your own), ``on_error`` for refusals, and
+the same response decoration. The async backends run on one background event loop owned by the middleware
+(never a loop per request), so the store connection, the caches and the single-flight locks live on one loop
+however many threads the WSGI server uses.
 
 Results land in ``environ``: ``frontdesk.user`` (a :class:`FrontdeskUser`), ``frontdesk.claims`` and
 ``REMOTE_USER`` (for Django's ``RemoteUserMiddleware`` and friends).
@@ -16,13 +18,13 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .admission import AuthBackend, ErrorRenderer, Refusal, admit, endpoints_of, render_refusal
 from .background import BackgroundLoop
-from .bearer import BearerAuth
+from .cookies import strip_cookie
 from .errors import BadRequest, FrontdeskError, StoreError
 from .http import HttpRequest, HttpResponse, error_response
-from .no_store import with_refresh_cookie
+from .no_store import decorate_text
 from .principal import ACCESS_TOKEN_KEY, ENV_CLAIMS, ENV_USER, FrontdeskUser
-from .session_mode import AUTH_BODY_LIMIT, SessionAuth
 
 __all__ = ["FrontdeskWSGIMiddleware", "ENV_USER", "ENV_CLAIMS", "ACCESS_TOKEN_KEY"]
 
@@ -33,27 +35,28 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
 class FrontdeskWSGIMiddleware:
+    """``auth`` is any :class:`~middleware.admission.AuthBackend` (``BearerAuth``, ``SessionAuth`` or your own);
+    ``on_error`` writes the answer to a refusal (default: the JSON error body every frontdesk layer writes)."""
+
     def __init__(
         self,
         app: WSGIApp,
-        auth: BearerAuth | SessionAuth,
+        auth: AuthBackend,
         *,
+        on_error: ErrorRenderer = render_refusal,
         loop: BackgroundLoop | None = None,
         timeout: float = 30.0,
     ) -> None:
-        if not isinstance(auth, BearerAuth | SessionAuth):
-            raise TypeError("auth must be a BearerAuth (bearer mode) or a SessionAuth (session mode)")
         self.app = app
         self.auth = auth
+        self.on_error = on_error
+        self._endpoints = endpoints_of(auth)  # decided once: whether it answers some paths itself (/auth/*)
         self.loop = loop or BackgroundLoop()
         self.timeout = timeout
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        auth = self.auth
         try:
-            if isinstance(auth, BearerAuth):
-                return self._bearer(auth, environ, start_response)
-            return self._session(auth, environ, start_response)
+            return self._admit(environ, start_response)
         except TimeoutError:
             log.error("frontdesk check took longer than %.0fs", self.timeout)
             return _respond(start_response, error_response(StoreError("authentication check timed out")))
@@ -61,49 +64,40 @@ class FrontdeskWSGIMiddleware:
     def close(self) -> None:
         self.loop.close()
 
-    def _bearer(self, auth: BearerAuth, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        # Servers join repeated Authorization headers with a comma, which the parser refuses as malformed.
-        coro = auth.authenticate(environ.get("PATH_INFO") or "/", environ.get("HTTP_AUTHORIZATION"))
-        try:
-            user = self.loop.run(coro, self.timeout)
-        except FrontdeskError as exc:
-            return _respond(start_response, auth.error_response(exc))
-        _set_user(environ, user)
-        return self.app(environ, start_response)
-
-    def _session(self, auth: SessionAuth, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    def _admit(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = _request(environ)
-        if auth.handles(request.path):
+        endpoints = self._endpoints
+        if endpoints is not None and endpoints.answers(request.path):
             try:
-                request = dataclasses.replace(request, body=_read_body(environ, AUTH_BODY_LIMIT))
-            except FrontdeskError as exc:
-                return _respond(start_response, error_response(exc))
-            try:
-                return _respond(start_response, self.loop.run(auth.handle_auth(request), self.timeout))
+                request = dataclasses.replace(request, body=_read_body(environ, endpoints.body_limit))
+                return _respond(start_response, self.loop.run(endpoints.respond(request), self.timeout))
             except FrontdeskError as exc:
                 return _respond(start_response, error_response(exc))
         try:
-            admission = self.loop.run(auth.admit(request), self.timeout)
-        except FrontdeskError as exc:
-            return _respond(start_response, auth.error_response(exc, request.headers.get("cookie")))
-        _set_user(environ, admission.user)
-        if admission.user is not None:
-            environ[ACCESS_TOKEN_KEY] = admission.access_token
-        # The wrapped app never sees the refresh cookie, public paths included (it would end up in logs).
-        if "HTTP_COOKIE" in environ:
-            rest = auth.downstream_cookie(environ["HTTP_COOKIE"])
+            result = self.loop.run(admit(self.auth, request), self.timeout)
+        except FrontdeskError as exc:  # the loop's own timeout
+            result = Refusal(exc)
+        if isinstance(result, Refusal):
+            return _respond(start_response, self.on_error(result, request))
+        _set_user(environ, result.user)
+        if result.access_token is not None:
+            environ[ACCESS_TOKEN_KEY] = result.access_token
+        hidden = result.hidden_cookie
+        if hidden is not None and "HTTP_COOKIE" in environ:
+            # The wrapped app never sees the refresh cookie, public paths included (it would end up in logs).
+            rest = strip_cookie(environ["HTTP_COOKIE"], hidden)
             if rest:
                 environ["HTTP_COOKIE"] = rest
             else:
                 del environ["HTTP_COOKIE"]
-        cookie = admission.set_cookie
-        if cookie is None:
+        if result.user is None or hidden is None:
             return self.app(environ, start_response)
+        cookie = result.set_cookie  # a cookie session's answer: decorated (see no_store)
 
-        def start_with_cookie(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            return start_response(status, with_refresh_cookie(headers, cookie), exc_info)
+        def start_decorated(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, decorate_text(list(headers), cookie, authenticated=True), exc_info)
 
-        return self.app(environ, start_with_cookie)
+        return self.app(environ, start_decorated)
 
 
 def _set_user(environ: Environ, user: FrontdeskUser | None) -> None:

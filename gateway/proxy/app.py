@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from middleware.csrf import check_csrf, check_same_origin
-from middleware.errors import FrontdeskError, NotAuthenticated
-from middleware.no_store import with_refresh_cookie
+from middleware.admission import session_grant
+from middleware.csrf import check_request
+from middleware.errors import FrontdeskError
+from middleware.no_store import decorate_raw
 from middleware.session_watch import STREAM_WATCH_DELAY, SessionWatch, Watching
 
 from .body import ClientGone, RequestBody
@@ -137,20 +138,13 @@ class ProxyApp:
             if scanned.length is not None and scanned.length > limit:
                 raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
             target = upstream_target(route, raw_path, scope.get("query_string", b""))
+            # The admission pipeline's rules (middleware.admission), with this route's decisions made at start-up.
             origins = self._origins.own_origins(scope, scanned) if "origin" in scanned.lookup else frozenset()
-            if route.csrf:
-                check_csrf(scanned.lookup, header_name=self._csrf, own_origins=origins)
-            else:
-                # No custom header to demand (EventSource, plain downloads), but cross-site is still refused.
-                check_same_origin(scanned.lookup, own_origins=origins)
+            check_request(
+                scanned.lookup, websocket=False, csrf_header=self._csrf if route.csrf else None, own_origins=origins
+            )
             cookie = scanned.cookie.decode("latin-1") if scanned.cookie is not None else None
-            grant: GrantLike | None = None
-            if route.auth != "none":
-                try:
-                    grant = await self._engine.grant(cookie, audience=route.audience)
-                except NotAuthenticated:
-                    if route.auth == "required":
-                        raise
+            grant = await session_grant(self._engine, cookie, auth=route.auth, audience=route.audience)
         except MethodNotAllowed as exc:
             await send_error(send, exc, extra=[(b"allow", exc.allow.encode("ascii"))])
             return
@@ -233,9 +227,9 @@ class ProxyApp:
         watcher: asyncio.Task[None] | None = None
         watching: Watching | None = None
         try:
-            headers, _ = filter_response_headers(conn.headers, self._cookie_b, authenticated=sid is not None)
-            if set_cookie:
-                headers = with_refresh_cookie(headers, set_cookie.encode("latin-1"))  # never cacheable
+            headers, _ = filter_response_headers(conn.headers, self._cookie_b)
+            cookie = set_cookie.encode("latin-1") if set_cookie else None
+            headers = decorate_raw(headers, cookie, authenticated=sid is not None, lower_case=True)  # as session mode's
             await send({"type": "http.response.start", "status": conn.status, "headers": headers})
             if conn.complete:  # the common case: the whole response arrived with its head
                 data = await conn.read_body()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from middleware.errors import FrontdeskError
+from middleware.errors import FrontdeskError, WebSocketRefused
 
 __all__ = [
     "BadPath",
@@ -88,13 +88,6 @@ class BrowserGone(UpstreamClosed):
     """The browser left mid-response; the upstream exchange is abandoned (not an upstream fault)."""
 
     code = "client_closed"
-
-
-class WebSocketRefused(FrontdeskError):
-    """A WebSocket upgrade on a route without ``websocket = true``, or from a foreign origin."""
-
-    status = 403
-    code = "websocket_refused"
 
 
 class SessionEnded(UpstreamClosed):

@@ -60,8 +60,6 @@ _OURS = frozenset(
 _REQUEST_DROP = HOP_BY_HOP | _OURS | {b"host", b"expect", b"content-length", b"cookie"}
 _RESPONSE_DROP = HOP_BY_HOP | {b"date", b"server"}
 _KNOWN_CONNECTION_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade"})
-_PRIVATE = (b"cache-control", b"private")
-_VARY_COOKIE = (b"vary", b"Cookie")
 _DEVICE_SUFFIX = DEVICE_SUFFIX.encode("ascii")
 
 
@@ -217,18 +215,15 @@ def render_request_head(
 
 
 def filter_response_headers(
-    headers: list[tuple[bytes, bytes]], cookie_name: bytes, *, authenticated: bool = False
+    headers: list[tuple[bytes, bytes]], cookie_name: bytes
 ) -> tuple[list[tuple[bytes, bytes]], bool]:
     """Headers (lower-case names) fit for the browser, and whether a Content-Length was kept.
 
-    ``authenticated``: the request carried a session's Bearer token, so the answer is that user's. It gets
-    ``Cache-Control: private`` unless the upstream chose its own caching, and ``Vary: Cookie`` (beside any
-    ``Vary`` of the upstream's), so no shared cache hands it to someone else.
+    What an answer to a session's request must also carry (``private``/``no-store``, ``Vary: Cookie``) is the
+    admission pipeline's decoration, ``middleware.no_store``, applied after this.
     """
     drop: set[bytes] | None = None
     chunked = False
-    has_cache_control = False
-    varies_by_cookie = False
     for name, value in headers:
         if name == b"connection":
             for token in value.lower().split(b","):
@@ -238,11 +233,6 @@ def filter_response_headers(
                     drop.add(token)
         elif name == b"transfer-encoding":
             chunked = True
-        elif name == b"cache-control":
-            has_cache_control = True
-        elif name == b"vary":
-            lowered = value.lower()
-            varies_by_cookie = varies_by_cookie or b"cookie" in lowered or b"*" in lowered
     out: list[tuple[bytes, bytes]] = []
     has_length = False
     for name, value in headers:
@@ -255,11 +245,6 @@ def filter_response_headers(
         elif name == b"set-cookie" and sets_cookie(value, cookie_name):
             continue  # an upstream must never overwrite the session cookie
         out.append((name, value))
-    if authenticated:
-        if not has_cache_control:
-            out.append(_PRIVATE)
-        if not varies_by_cookie:
-            out.append(_VARY_COOKIE)  # a second Vary field means the same as one joined with ", " (RFC 9110)
     return out, has_length
 
 

@@ -1,17 +1,17 @@
 """Which origins count as the gateway's own for one request: its own scheme and host (the forwarded ones
-behind a trusted proxy) plus the configured extra origins. Shared by plain requests and WebSocket upgrades.
+behind a trusted proxy, by ``middleware.forwarded.browser_origin``, the rule ``/auth/*`` and session mode
+use) plus the configured extra origins. Shared by plain requests and WebSocket upgrades.
 """
 
 from __future__ import annotations
 
 from starlette.types import Scope
 
-from .contracts import TrustPolicy
+from middleware.forwarded import TrustPolicy, browser_origin
+
 from .headers import ScannedRequest
 
 __all__ = ["OriginPolicy"]
-
-_HTTP_SCHEME = {"ws": "http", "wss": "https"}
 
 
 class OriginPolicy:
@@ -22,17 +22,13 @@ class OriginPolicy:
         self._allowed = allowed
 
     def own_origins(self, scope: Scope, scanned: ScannedRequest) -> frozenset[str]:
-        scheme = scope.get("scheme", "http")
-        scheme = _HTTP_SCHEME.get(scheme, scheme)
-        host = scanned.host.decode("latin-1").lower()
         client = scope.get("client")
-        if client and self._trusted.is_trusted(client[0]):
-            # Behind a TLS-terminating proxy the browser's origin is the forwarded one (as for /auth/*).
-            scheme = _first(scanned.xfp) or scheme
-            host = _first(scanned.xfh) or host
-        return frozenset({f"{scheme}://{host}", *self._allowed})
-
-
-def _first(value: bytes | None) -> str:
-    """The first entry of a comma-separated forwarded header, lower-cased ("" when absent)."""
-    return value.decode("latin-1").split(",")[0].strip().lower() if value else ""
+        own = browser_origin(
+            scope.get("scheme", "http"),
+            scanned.host.decode("latin-1"),
+            client=client[0] if client else None,
+            forwarded_proto=scanned.xfp.decode("latin-1") if scanned.xfp else None,
+            forwarded_host=scanned.xfh.decode("latin-1") if scanned.xfh else None,
+            trusted=self._trusted,
+        )
+        return frozenset({own, *self._allowed})

@@ -8,14 +8,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
 from urllib.parse import urlsplit
+
+from middleware.admission import AuthMode
 
 from ..validators import parse_duration, parse_size
 
 __all__ = ["AuthMode", "Route", "Upstream", "RouteTable", "parse_routes", "DEFAULT_METHODS"]
 
-AuthMode = Literal["required", "optional", "none"]
 DEFAULT_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _KEYS = frozenset(

@@ -19,8 +19,11 @@ from starlette.types import Message, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from middleware.csrf import check_same_origin
-from middleware.errors import FrontdeskError, NotAuthenticated
+from middleware.admission import session_grant
+from middleware.asgi_io import send_refusal
+from middleware.csrf import check_request
+from middleware.errors import FrontdeskError
+from middleware.http import error_response
 from middleware.session_watch import SessionWatch, Watching
 
 from .contracts import GrantLike, TokenSource, TrustPolicy
@@ -28,7 +31,6 @@ from .errors import BadFraming, HeadersTooLarge, UpstreamTimeout, UpstreamUnavai
 from .headers import render_request_head, scan_request_headers
 from .origins import OriginPolicy
 from .paths import upstream_target
-from .responses import error_body
 from .routes import Route
 from .settings import ProxySettings
 
@@ -53,21 +55,11 @@ class WebSocketDeps:
 async def refuse_websocket(
     send: Send, exc: FrontdeskError, scope: Scope | None = None, set_cookie: str | None = None
 ) -> None:
-    """Refuse an upgrade with a JSON answer when the server supports it, else a plain 403."""
-    extensions = (scope or {}).get("extensions") or {}
-    if "websocket.http.response" in extensions:
-        body = error_body(exc)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store"),
-        ]
-        if set_cookie:  # a refresh cookie rotated for this upgrade must still reach the browser
-            headers.append((b"set-cookie", set_cookie.encode("latin-1")))
-        await send({"type": "websocket.http.response.start", "status": exc.status, "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": body})
-    else:
-        await send({"type": "websocket.close", "code": 1008})
+    """Refuse an upgrade with the JSON error answer when the server supports it, else a plain 403."""
+    headers = [("cache-control", "no-store")]
+    if set_cookie:  # a refresh cookie rotated for this upgrade must still reach the browser
+        headers.append(("set-cookie", set_cookie))
+    await send_refusal(scope or {"type": "websocket"}, send, error_response(exc, headers))
 
 
 def _upstream_headers(head: bytes) -> list[tuple[str, str]]:
@@ -133,18 +125,12 @@ async def _open(
         scanned = scan_request_headers(scope["headers"], b"")
         if scanned.size > settings.max_header_size:
             raise HeadersTooLarge("the request headers are too large")
-        origin = scanned.lookup.get("origin")
-        if origin is None:
-            raise WebSocketRefused("a WebSocket upgrade must carry an Origin header")
-        check_same_origin(scanned.lookup, own_origins=deps.origins.own_origins(scope, scanned))
+        # The admission pipeline's rules (middleware.admission), as for plain requests and session mode.
+        own = deps.origins.own_origins(scope, scanned) if "origin" in scanned.lookup else frozenset()
+        check_request(scanned.lookup, websocket=True, csrf_header=None, own_origins=own)
         target = upstream_target(route, raw_path, scope.get("query_string", b""))
-        if route.auth != "none":
-            cookie = scanned.cookie.decode("latin-1") if scanned.cookie is not None else None
-            try:
-                grant = await engine.grant(cookie, audience=route.audience)
-            except NotAuthenticated:
-                if route.auth == "required":
-                    raise
+        cookie = scanned.cookie.decode("latin-1") if scanned.cookie is not None else None
+        grant = await session_grant(engine, cookie, auth=route.auth, audience=route.audience)
         if grant is not None:
             cap = settings.max_websockets_per_session
             if deps.sessions.open_sockets(grant.sid) >= cap:

@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket
 
 from middleware.asgi import FrontdeskMiddleware
 from middleware.bearer import BearerAuth
+from middleware.clock import Clock
 from middleware.keys import signing_key_from_private
 from middleware.session_mode import SessionAuth
 from middleware.sessions import SessionSettings, User
@@ -45,6 +46,18 @@ async def authenticator(username: str, password: str) -> User | None:
     if hmac.compare_digest(password.encode(), PASSWORD.encode()):
         return User(id=f"id-{username}", username=username)
     return None
+
+
+def session_auth_on(clock: Clock) -> SessionAuth:
+    """Session mode with the shared secrets on an in-memory store, on ``clock`` (a test advances it)."""
+    return SessionAuth.from_secrets(
+        access_secret=ACCESS_SECRET,
+        refresh_secret=REFRESH_SECRET,
+        authenticator=authenticator,
+        store="memory://",
+        settings=SessionSettings(login_attempts_per_address=100_000),
+        clock=clock,
+    )
 
 
 # --- the apps behind the middleware: they only report what the middleware told them --------------------

@@ -1,6 +1,7 @@
-"""Session mode on real servers: a WebSocket ends with its session and needs an Origin (as at the gateway),
-and a response carrying a rotated refresh cookie is never cacheable, whatever the app said (Starlette on
-uvicorn, Flask on waitress)."""
+"""Session mode on real servers: a WebSocket ends with its session, as at the gateway (Starlette on uvicorn).
+
+The drift cases every adapter shares (a rotated cookie is never cacheable, an upgrade needs an Origin) are one
+table over the proxy and both session modes, in test_admission_table.py."""
 
 from __future__ import annotations
 
@@ -10,38 +11,18 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import flask
 import httpx
 import pytest
-from mw_support import serve_asgi, serve_wsgi
-from mw_world import ACCESS_SECRET, COOKIE, PASSWORD, REFRESH_SECRET, authenticator
+from mw_support import serve_asgi
+from mw_world import COOKIE, PASSWORD, session_auth_on
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from middleware.asgi import FrontdeskMiddleware
 from middleware.clock import ManualClock
-from middleware.session_mode import SessionAuth
-from middleware.sessions import SessionSettings
-from middleware.wsgi import FrontdeskWSGIMiddleware
-
-APP_CACHE = "public, max-age=600"
-APP_EXPIRES = "Thu, 01 Dec 2099 16:00:00 GMT"
-
-
-def _auth(clock: ManualClock) -> SessionAuth:
-    return SessionAuth.from_secrets(
-        access_secret=ACCESS_SECRET,
-        refresh_secret=REFRESH_SECRET,
-        authenticator=authenticator,
-        settings=SessionSettings(login_attempts_per_address=100_000),
-        clock=clock,
-    )
-
 
 # --- the apps -------------------------------------------------------------------------------------------
 
@@ -59,9 +40,6 @@ class Ended:
 
 
 def starlette_app(ended: Ended) -> Starlette:
-    async def cached(request: Request) -> PlainTextResponse:
-        return PlainTextResponse("cacheable", headers={"Cache-Control": APP_CACHE, "Expires": APP_EXPIRES})
-
     async def echo(websocket: WebSocket) -> None:
         await websocket.accept()
         try:
@@ -80,19 +58,7 @@ def starlette_app(ended: Ended) -> Starlette:
         except WebSocketDisconnect:
             ended.add("ticker")
 
-    return Starlette(
-        routes=[Route("/cached", cached), WebSocketRoute("/ws/echo", echo), WebSocketRoute("/ws/ticker", ticker)]
-    )
-
-
-def flask_app() -> flask.Flask:
-    app = flask.Flask("cached")
-
-    @app.get("/cached")
-    def cached() -> flask.Response:
-        return flask.Response("cacheable", headers={"Cache-Control": APP_CACHE, "Expires": APP_EXPIRES})
-
-    return app
+    return Starlette(routes=[WebSocketRoute("/ws/echo", echo), WebSocketRoute("/ws/ticker", ticker)])
 
 
 @pytest.fixture(scope="module")
@@ -107,10 +73,8 @@ def ended() -> Ended:
 
 @pytest.fixture(scope="module")
 def servers(clock: ManualClock, ended: Ended) -> Iterator[dict[str, str]]:
-    wsgi = FrontdeskWSGIMiddleware(flask_app().wsgi_app, _auth(clock))
-    with serve_asgi(FrontdeskMiddleware(starlette_app(ended), _auth(clock))) as asgi_url, serve_wsgi(wsgi) as wsgi_url:
-        yield {"starlette": asgi_url, "flask": wsgi_url}
-    wsgi.close()
+    with serve_asgi(FrontdeskMiddleware(starlette_app(ended), session_auth_on(clock))) as asgi_url:
+        yield {"starlette": asgi_url}
 
 
 def login(url: str) -> str:
@@ -121,27 +85,6 @@ def login(url: str) -> str:
 
 def headers(url: str, token: str, **extra: str) -> dict[str, str]:
     return {"cookie": f"{COOKIE}={token}", "x-csrf": "1", **extra}
-
-
-# --- Cache-Control on a rotated cookie (ASGI and WSGI) ---------------------------------------------------
-
-
-@pytest.mark.parametrize("server", ["starlette", "flask"])
-def test_a_response_carrying_a_rotated_cookie_is_never_cacheable(
-    servers: dict[str, str], clock: ManualClock, server: str
-) -> None:
-    url = servers[server]
-    token = login(url)
-    plain = httpx.get(f"{url}/cached", headers=headers(url, token))
-    assert plain.status_code == 200 and "set-cookie" not in plain.headers
-    assert plain.headers["cache-control"] == APP_CACHE  # nothing rotated: the app's own caching stands
-
-    clock.advance(SessionSettings().access_ttl + 1)  # the access token expired: the next request rotates
-    rotated = httpx.get(f"{url}/cached", headers=headers(url, token))
-    assert rotated.status_code == 200 and rotated.text == "cacheable"
-    assert rotated.headers["set-cookie"].startswith(f"{COOKIE}=")
-    assert rotated.headers.get_list("cache-control") == ["no-store"]
-    assert "expires" not in rotated.headers
 
 
 # --- WebSockets end with their session (ASGI) ------------------------------------------------------------
@@ -183,10 +126,3 @@ def test_a_websocket_of_a_live_session_stays_open(servers: dict[str, str]) -> No
         for n in range(20):
             ws.send(str(n))
             assert ws.recv(timeout=10) == f"echo:{n}"
-
-
-def test_a_websocket_upgrade_without_origin_is_refused(servers: dict[str, str]) -> None:
-    url = servers["starlette"]
-    with pytest.raises(InvalidStatus) as refused:
-        _ws(url, "/ws/echo", login(url), None)
-    assert refused.value.response.status_code == 403
