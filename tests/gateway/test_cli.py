@@ -559,9 +559,9 @@ def test_ctrl_d_at_the_password_prompt_prints_one_clean_line(tmp_path: Path, at:
 
 @pytest.mark.parametrize("piped", [None, "ada-pw-123\n"], ids=["devnull", "pipe"])
 def test_no_terminal_and_no_password_stdin_prints_one_clean_line(tmp_path: Path, piped: str | None) -> None:
-    write_config(tmp_path / "config.toml")
+    config = str(write_config(tmp_path / "config.toml"))
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "users", "add", "ada", "--config", str(tmp_path / "config.toml")],
+        [sys.executable, "-m", "gateway.cli", "users", "add", "ada", "--config", config],
         cwd=tmp_path,
         env=clean_env(),
         stdin=subprocess.DEVNULL if piped is None else None,

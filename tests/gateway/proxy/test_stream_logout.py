@@ -28,7 +28,8 @@ def demo_upstream(gateway_secrets: dict[str, str]) -> Iterator[int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
     env.update(gateway_secrets)
-    command = [sys.executable, "-m", "gateway.demo_upstream", "--port", str(port), "--clock-interval", str(TICK)]
+    command = [sys.executable, "-m", "gateway.demo_upstream", "--port", str(port)]
+    command += ["--clock-interval", str(TICK)]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
     def up() -> bool:
