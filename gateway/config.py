@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from middleware.cookies import CookiePolicy
-from middleware.errors import ConfigError
-from middleware.forwarded import TrustedProxies, parse_trusted_proxies
-from middleware.sessions import SessionSettings
+from frontdesk.middleware.cookies import CookiePolicy
+from frontdesk.middleware.errors import ConfigError
+from frontdesk.middleware.forwarded import TrustedProxies, parse_trusted_proxies
+from frontdesk.middleware.sessions import SessionSettings
 
 from .hash_pool import DEFAULT_HASH_QUEUE, default_hash_workers
 from .key_settings import KeySettings, key_directory_problems, parse_key_settings

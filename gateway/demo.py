@@ -98,7 +98,7 @@ def run_demo(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     env["FRONTDESK_ACCESS_SECRET"] = config.tokens.access_secret
     env["FRONTDESK_ACCESS_SECRET_PREVIOUS"] = ",".join(config.tokens.access_previous)
-    command = [sys.executable, "-m", "gateway.demo_upstream", "--port", str(args.upstream_port)]
+    command = [sys.executable, "-m", "frontdesk.gateway.demo_upstream", "--port", str(args.upstream_port)]
     command += ["--audience", config.tokens.audience, "--issuer", config.tokens.issuer]
     if config.keys.asymmetric:
         command += ["--jwks-url", f"http://127.0.0.1:{args.port}{JWKS_PATH}"]

@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from middleware.csrf import check_csrf, check_same_origin
-from middleware.errors import FrontdeskError, NotAuthenticated
-from middleware.no_store import with_refresh_cookie
-from middleware.session_watch import STREAM_WATCH_DELAY, SessionWatch, Watching
+from frontdesk.middleware.csrf import check_csrf, check_same_origin
+from frontdesk.middleware.errors import FrontdeskError, NotAuthenticated
+from frontdesk.middleware.no_store import with_refresh_cookie
+from frontdesk.middleware.session_watch import STREAM_WATCH_DELAY, SessionWatch, Watching
 
 from .body import ClientGone, RequestBody
 from .contracts import GrantLike, TokenSource, TrustPolicy

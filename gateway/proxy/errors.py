@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from middleware.errors import FrontdeskError
+from frontdesk.middleware.errors import FrontdeskError
 
 __all__ = [
     "BadPath",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from starlette.types import Send
 
-from middleware.errors import FrontdeskError
-from middleware.http import error_json
+from frontdesk.middleware.errors import FrontdeskError
+from frontdesk.middleware.http import error_json
 
 __all__ = ["send_error", "error_body"]
 

@@ -19,9 +19,9 @@ from starlette.types import Message, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from middleware.csrf import check_same_origin
-from middleware.errors import FrontdeskError, NotAuthenticated
-from middleware.session_watch import SessionWatch, Watching
+from frontdesk.middleware.csrf import check_same_origin
+from frontdesk.middleware.errors import FrontdeskError, NotAuthenticated
+from frontdesk.middleware.session_watch import SessionWatch, Watching
 
 from .contracts import GrantLike, TokenSource, TrustPolicy
 from .errors import BadFraming, HeadersTooLarge, UpstreamTimeout, UpstreamUnavailable, WebSocketRefused

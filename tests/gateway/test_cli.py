@@ -31,7 +31,7 @@ from live_gateway import (
     write_config,
 )
 
-from gateway.config import load_config
+from frontdesk.gateway.config import load_config
 
 SECRET_LINE = re.compile(r"^(FRONTDESK_ACCESS_SECRET|FRONTDESK_REFRESH_SECRET)=(\S+)$")
 
@@ -46,7 +46,7 @@ def frontdesk(
     *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
+        [sys.executable, "-m", "frontdesk.gateway.cli", *args],
         cwd=cwd,
         env=clean_env() if env is None else env,
         input=stdin,
@@ -96,7 +96,7 @@ def test_keygen_write_creates_the_file_0600_and_never_overwrites(tmp_path: Path)
     target = tmp_path / ".env"
     # umask 022 is the common default: a plain open() would leave the secrets readable by everyone.
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "keygen", "--write", str(target)],
+        [sys.executable, "-m", "frontdesk.gateway.cli", "keygen", "--write", str(target)],
         cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120, umask=0o022,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -114,7 +114,7 @@ def test_keygen_write_creates_the_file_0600_and_never_overwrites(tmp_path: Path)
 
 
 def test_the_demo_creates_its_env_file_private_from_the_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gateway.demo import ensure_secrets
+    from frontdesk.gateway.demo import ensure_secrets
 
     def no_chmod(*args: object, **kwargs: object) -> None:
         raise AssertionError("a secrets file must be created 0600, not loosened by the umask and chmod-ed after")
@@ -166,7 +166,7 @@ def test_demo_routes_api_calls_to_the_upstream_it_started(tmp_path: Path) -> Non
     config.write_text(demo_config.replace('directory = "static"', f'directory = "{(REPO / "static").as_posix()}"'))
     port, upstream_port = free_port(), free_port()
     log = tmp_path / "demo.log"
-    args = [sys.executable, "-m", "gateway.cli", "demo", "--config", str(config)]
+    args = [sys.executable, "-m", "frontdesk.gateway.cli", "demo", "--config", str(config)]
     args += ["--port", str(port), "--upstream-port", str(upstream_port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -471,7 +471,7 @@ class Terminal:
         master, slave = os.openpty()
         self.master = master
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", *args],
+            [sys.executable, "-m", "frontdesk.gateway.cli", *args],
             cwd=cwd,
             env=clean_env(),
             stdin=slave,
@@ -561,7 +561,7 @@ def test_ctrl_d_at_the_password_prompt_prints_one_clean_line(tmp_path: Path, at:
 def test_no_terminal_and_no_password_stdin_prints_one_clean_line(tmp_path: Path, piped: str | None) -> None:
     config = str(write_config(tmp_path / "config.toml"))
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "users", "add", "ada", "--config", config],
+        [sys.executable, "-m", "frontdesk.gateway.cli", "users", "add", "ada", "--config", config],
         cwd=tmp_path,
         env=clean_env(),
         stdin=subprocess.DEVNULL if piped is None else None,

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import GatewayConfig, config_path, load_config
-from gateway.key_settings import KeySettings
-from gateway.proxy.routes import Route
-from gateway.proxy.settings import ProxySettings
-from middleware.errors import ConfigError
+from frontdesk.gateway.config import GatewayConfig, config_path, load_config
+from frontdesk.gateway.key_settings import KeySettings
+from frontdesk.gateway.proxy.routes import Route
+from frontdesk.gateway.proxy.settings import ProxySettings
+from frontdesk.middleware.errors import ConfigError
 
 GOOD_ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
 REPO = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from middleware.store import MemoryStore, SqliteStore, Store
-from middleware.store.redis import RedisStore
+from frontdesk.middleware.store import MemoryStore, SqliteStore, Store
+from frontdesk.middleware.store.redis import RedisStore
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])

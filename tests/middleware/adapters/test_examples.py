@@ -28,10 +28,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from middleware.bearer import BearerAuth
-from middleware.keys import generate_private_key, jwks_document, signing_key_from_private
-from middleware.store import SqliteStore
-from middleware.tokens import KeyRing
+from frontdesk.middleware.bearer import BearerAuth
+from frontdesk.middleware.keys import generate_private_key, jwks_document, signing_key_from_private
+from frontdesk.middleware.store import SqliteStore
+from frontdesk.middleware.tokens import KeyRing
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "tests" / "middleware" / "examples"
@@ -289,4 +289,4 @@ def test_readme_states_the_bearer_defaults() -> None:
     assert interval and float(interval.group(1)) == defaults["jwks_refetch_interval"]
     assert f'`issuer=` (default `"{defaults["issuer"]}"`)' in README
     assert f'`audience=` (default `"{defaults["audience"]}"`' in README
-    assert "from middleware.tokens import KeyRing" in README
+    assert "from frontdesk.middleware.tokens import KeyRing" in README

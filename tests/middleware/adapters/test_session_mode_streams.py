@@ -23,11 +23,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from middleware.asgi import FrontdeskMiddleware
-from middleware.clock import ManualClock
-from middleware.session_mode import SessionAuth
-from middleware.sessions import SessionSettings
-from middleware.wsgi import FrontdeskWSGIMiddleware
+from frontdesk.middleware.asgi import FrontdeskMiddleware
+from frontdesk.middleware.clock import ManualClock
+from frontdesk.middleware.session_mode import SessionAuth
+from frontdesk.middleware.sessions import SessionSettings
+from frontdesk.middleware.wsgi import FrontdeskWSGIMiddleware
 
 APP_CACHE = "public, max-age=600"
 APP_EXPIRES = "Thu, 01 Dec 2099 16:00:00 GMT"
