@@ -15,11 +15,11 @@ from typing import TypeVar
 
 import uvicorn
 
-from frontdesk.middleware.errors import ConfigError
 from frontdesk.middleware.store import store_from_url
 
 from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config
 from .demo import run_demo
+from .errors import ConfigError
 from .keys_cli import add_keys_parser, run_keys
 from .secret_files import create_private, warn_about_exposed
 from .serving import uvicorn_options

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from frontdesk.middleware.cookies import CookiePolicy
-from frontdesk.middleware.errors import ConfigError
-from frontdesk.middleware.forwarded import TrustedProxies, parse_trusted_proxies
+from frontdesk.middleware.forwarded import TrustedProxies
 from frontdesk.middleware.sessions import SessionSettings
 
+from .errors import ConfigError
 from .hash_pool import DEFAULT_HASH_QUEUE, default_hash_workers
 from .key_settings import KeySettings, key_directory_problems, parse_key_settings
 from .proxy.routes import Route, parse_routes
@@ -32,6 +32,7 @@ from .validators import (
     non_empty_string,
     origins,
     parse_duration,
+    parse_trusted_proxies,
     positive_int,
     string_list,
 )
@@ -278,7 +279,7 @@ def load_config(
         domain=p.get(cookie_t, "cookie", "domain", None, non_empty_string),
     )
     for issue in cookie.problems():
-        p.add(issue)
+        p.add(f"cookie.{issue}")
 
     store_url = p.get(store, "store", "url", "sqlite:///frontdesk.db", non_empty_string)
     if store_url.startswith(("redis://", "rediss://")):

@@ -209,7 +209,7 @@ async def bench_grant(workdir: Path, grants: int, rereads: int) -> list[Row]:
     from frontdesk.gateway.config import load_config
     from frontdesk.middleware.clock import ManualClock
     from frontdesk.middleware.sessions import User
-    from frontdesk.middleware.store import SqliteStore
+    from frontdesk.middleware.store.sqlite import SqliteStore
 
     (workdir / "config.toml").write_text(CONFIG)
     config = load_config(workdir / "config.toml", env=secrets_env())

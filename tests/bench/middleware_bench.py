@@ -43,7 +43,7 @@ from starlette.routing import Route  # noqa: E402
 from frontdesk.middleware.asgi import FrontdeskMiddleware  # noqa: E402
 from frontdesk.middleware.bearer import BearerAuth  # noqa: E402
 from frontdesk.middleware.keys import generate_private_key, signing_key_from_private  # noqa: E402
-from frontdesk.middleware.store import SqliteStore  # noqa: E402
+from frontdesk.middleware.store.sqlite import SqliteStore  # noqa: E402
 from frontdesk.middleware.tokens import ACCESS_TYP, KeyRing, SigningKey, TokenCodec  # noqa: E402
 
 SECRET = "benchmark-access-secret-0123456789abcdef0123456789"

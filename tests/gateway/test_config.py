@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from frontdesk.gateway.config import GatewayConfig, config_path, load_config
+from frontdesk.gateway.errors import ConfigError
 from frontdesk.gateway.key_settings import KeySettings
 from frontdesk.gateway.proxy.routes import Route
 from frontdesk.gateway.proxy.settings import ProxySettings
-from frontdesk.middleware.errors import ConfigError
 
 GOOD_ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
 REPO = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "unknown table [nonsense]",
         "tokens.rotation_grace",
         "access_ttl must be shorter than tokens.refresh_ttl",
-        'must start with "__Host-"',
+        'cookie.name \'frontdesk\' must start with "__Host-"',
         "cookie.secure must be true",
         "cookie.domain must not be set",
     ):
@@ -117,7 +117,7 @@ def test_bad_durations_types_and_addresses(tmp_path: Path) -> None:
     text = "\n".join(problems(path))
     for expected in (
         "tokens.access_ttl",
-        "not-an-ip",
+        "server.trusted_proxies: 'not-an-ip' is not an IP address or network (CIDR)",
         "70000",
         "example.com",
         "login.window",
@@ -253,3 +253,4 @@ def test_route_proxy_and_key_problems_join_the_one_error(tmp_path: Path) -> None
     text = "\n".join(problems(path))
     for expected in ("proxy.read_timeout", "keys.algorithm 'none'", "routes[0].prefix", "tokens.leeway"):
         assert expected in text, expected
+

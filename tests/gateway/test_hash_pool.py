@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from frontdesk.gateway.config import LoginCapacity, load_config
+from frontdesk.gateway.errors import ConfigError
 from frontdesk.gateway.hash_pool import HashPool, default_hash_workers
 from frontdesk.gateway.users import UserDirectory
 from frontdesk.middleware.auth_api import AuthAPI
 from frontdesk.middleware.clock import ManualClock
-from frontdesk.middleware.errors import ConfigError, Overloaded
+from frontdesk.middleware.errors import Overloaded
 from frontdesk.middleware.http import HttpRequest
 from frontdesk.middleware.sessions import SessionEngine, User
 from frontdesk.middleware.store import MemoryStore

@@ -19,7 +19,7 @@ import pytest
 from live_gateway import AuthClient, GatewayProcess, SetCookie, set_cookies
 
 from frontdesk.gateway.config import load_config
-from frontdesk.middleware.errors import ConfigError
+from frontdesk.gateway.errors import ConfigError
 
 USERS = {name: f"{name}-password-123" for name in ("victim", "vera", "walt", "bob")}
 PER_USER = 3

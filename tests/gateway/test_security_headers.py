@@ -26,7 +26,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from frontdesk.gateway.config import load_config
-from frontdesk.middleware.errors import ConfigError
+from frontdesk.gateway.errors import ConfigError
 
 USERS = {"alice": "alice-password-123"}
 HSTS = "max-age=31536000"

@@ -16,7 +16,7 @@ import pytest
 from live_gateway import GatewayProcess, free_port, make_secrets, write_config
 
 from frontdesk.gateway.config import load_config
-from frontdesk.middleware.errors import ConfigError
+from frontdesk.gateway.errors import ConfigError
 
 GOOD_ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
 

@@ -11,7 +11,8 @@ import pytest
 from frontdesk.middleware.clock import ManualClock
 from frontdesk.middleware.errors import BadCredentials, NotAuthenticated, RateLimited, SessionRevoked, TokenReused
 from frontdesk.middleware.sessions import LoginResult, SessionEngine, SessionSettings, User
-from frontdesk.middleware.store import SqliteStore, Store
+from frontdesk.middleware.store import Store
+from frontdesk.middleware.store.sqlite import SqliteStore
 from frontdesk.middleware.tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
 
 SETTINGS = SessionSettings(

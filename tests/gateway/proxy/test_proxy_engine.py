@@ -21,9 +21,9 @@ from websockets.exceptions import ConnectionClosed
 
 from frontdesk.gateway.app import create_app
 from frontdesk.gateway.config import load_config
+from frontdesk.gateway.errors import ConfigError
 from frontdesk.gateway.proxy import ProxyApp
 from frontdesk.middleware.clock import ManualClock
-from frontdesk.middleware.errors import ConfigError
 from frontdesk.middleware.sessions import User
 
 ACCESS_SECRET = "integration-access-secret-0123456789abcdef0123456789"

@@ -26,7 +26,8 @@ from frontdesk.gateway.app import create_app
 from frontdesk.gateway.config import load_config
 from frontdesk.middleware.asgi import FrontdeskMiddleware
 from frontdesk.middleware.bearer import BearerAuth
-from frontdesk.middleware.store import MemoryStore, SqliteStore
+from frontdesk.middleware.store import MemoryStore
+from frontdesk.middleware.store.sqlite import SqliteStore
 from frontdesk.middleware.tokens import KeyRing
 
 ACCESS_SECRET = "a" * 40

@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from frontdesk.middleware.bearer import BearerAuth
 from frontdesk.middleware.keys import generate_private_key, jwks_document, signing_key_from_private
-from frontdesk.middleware.store import SqliteStore
+from frontdesk.middleware.store.sqlite import SqliteStore
 from frontdesk.middleware.tokens import KeyRing
 
 ROOT = Path(__file__).resolve().parents[3]

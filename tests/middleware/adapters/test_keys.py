@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from frontdesk.gateway.cli import main as cli_main
 from frontdesk.gateway.config import load_config
+from frontdesk.gateway.errors import ConfigError
 from frontdesk.middleware.clock import ManualClock
-from frontdesk.middleware.errors import ConfigError, InvalidToken, UnknownKey
+from frontdesk.middleware.errors import InvalidToken, UnknownKey
 from frontdesk.middleware.key_directory import DirectoryKeyRing, KeyDirectory
 from frontdesk.middleware.keys import (
     ASYMMETRIC_ALGORITHMS,
