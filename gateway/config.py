@@ -46,7 +46,13 @@ __all__ = [
     "dotenv_paths",
     "read_dotenv",
     "SECRET_ENV",
+    "SHIPPED_STATIC",
 ]
+
+# The demo SPA, shipped inside the package (frontdesk/static in a wheel; static/ in a checkout, where
+# frontdesk.gateway is the gateway/ folder beside it): served when [static] directory is left at "static" and
+# no such folder exists beside the config, so `frontdesk demo` works after a plain `pip install`.
+SHIPPED_STATIC = Path(__file__).resolve().parent.parent / "static"
 
 SECRET_ENV = ("FRONTDESK_ACCESS_SECRET", "FRONTDESK_REFRESH_SECRET")
 MIN_SECRET_BYTES = 32
@@ -306,7 +312,10 @@ def load_config(
     csrf_header = p.get(csrf_t, "csrf", "header", "X-CSRF", non_empty_string)
     if not csrf_header.replace("-", "").isalnum():
         p.add(f"csrf.header {csrf_header!r} must be a plain header name such as X-CSRF")
-    static_dir = base / p.get(table("static"), "static", "directory", "static", non_empty_string)
+    static_setting = p.get(table("static"), "static", "directory", "static", non_empty_string)
+    static_dir = base / static_setting
+    if static_setting == "static" and not static_dir.is_dir():
+        static_dir = SHIPPED_STATIC
     audience = p.get(tokens, "tokens", "audience", "frontdesk-api", non_empty_string)
     routes_raw = raw.get("routes")
     routes, route_problems = parse_routes(

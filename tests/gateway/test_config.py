@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from frontdesk.gateway.config import GatewayConfig, config_path, load_config
+from frontdesk.gateway.config import SHIPPED_STATIC, GatewayConfig, config_path, load_config
 from frontdesk.gateway.errors import ConfigError
 from frontdesk.gateway.key_settings import KeySettings
 from frontdesk.gateway.proxy.routes import Route
@@ -254,3 +254,18 @@ def test_route_proxy_and_key_problems_join_the_one_error(tmp_path: Path) -> None
     for expected in ("proxy.read_timeout", "keys.algorithm 'none'", "routes[0].prefix", "tokens.leeway"):
         assert expected in text, expected
 
+
+def test_the_shipped_spa_is_served_when_no_static_folder_is_beside_the_config(tmp_path: Path) -> None:
+    """Outside a checkout (a plain ``pip install``) there is no ./static: the default serves the SPA shipped in
+    the package; a ./static beside the config, or any other directory named explicitly, still wins."""
+    assert (SHIPPED_STATIC / "index.html").is_file() and (SHIPPED_STATIC / "frontdesk.js").is_file()
+    config = load_config(write(tmp_path, ""), env=GOOD_ENV)
+    assert config.static_dir == SHIPPED_STATIC
+    config = load_config(write(tmp_path, '[static]\ndirectory = "static"\n'), env=GOOD_ENV)
+    assert config.static_dir == SHIPPED_STATIC
+
+    (tmp_path / "static").mkdir()
+    config = load_config(write(tmp_path, ""), env=GOOD_ENV)
+    assert config.static_dir == tmp_path / "static"
+    config = load_config(write(tmp_path, '[static]\ndirectory = "web"\n'), env=GOOD_ENV)
+    assert config.static_dir == tmp_path / "web"
