@@ -75,6 +75,7 @@ def test_a_dotenv_in_the_working_directory_inside_it_is_refused(
 
 def test_a_static_folder_beside_the_secrets_is_fine(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("# secrets")
+    (tmp_path / "static").mkdir()  # (without it, "static" means the SPA shipped in the package)
     path = tmp_path / "config.toml"
     path.write_text('[static]\ndirectory = "static"\n[keys]\nalgorithm = "HS256"\n')
     assert load_config(path, env=GOOD_ENV).static_dir == tmp_path / "static"
