@@ -1,6 +1,6 @@
 """Assemble the gateway: ``/auth/*``, health, the proxy and the static SPA, around one session engine.
 
-Build one for tests with a config from :func:`gateway.config.load_config` (secrets passed via ``env``)::
+Build one for tests with a config from :func:`frontdesk.gateway.config.load_config` (secrets passed via ``env``)::
 
     config = load_config(Path("test.toml"), env={"FRONTDESK_ACCESS_SECRET": "a" * 32, ...})
     app = create_app(config)            # an ASGI app; run it with uvicorn (lifespan "on")
@@ -14,15 +14,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from middleware.asgi_io import ASGIApp, Receive, Scope, Send, read_body, request_from_scope, send_response
-from middleware.auth_api import AUTH_BODY_LIMIT, AuthAPI
-from middleware.clock import Clock, system_clock
-from middleware.errors import FrontdeskError
-from middleware.http import error_response, json_response
-from middleware.purge import Purger
-from middleware.sessions import Authenticator, SessionEngine
-from middleware.store import Store, store_from_url
-from middleware.tokens import KeyRing
+from frontdesk.middleware.asgi_io import ASGIApp, Receive, Scope, Send, read_body, request_from_scope, send_response
+from frontdesk.middleware.auth_api import AUTH_BODY_LIMIT, AuthAPI
+from frontdesk.middleware.clock import Clock, system_clock
+from frontdesk.middleware.errors import FrontdeskError
+from frontdesk.middleware.http import error_response, json_response
+from frontdesk.middleware.purge import Purger
+from frontdesk.middleware.sessions import Authenticator, SessionEngine
+from frontdesk.middleware.store import Store, store_from_url
+from frontdesk.middleware.tokens import KeyRing
 
 from .config import GatewayConfig
 from .hash_pool import HashPool

@@ -15,11 +15,11 @@ from typing import TypeVar
 
 import uvicorn
 
-from middleware.errors import ConfigError
-from middleware.store import store_from_url
+from frontdesk.middleware.store import store_from_url
 
 from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config
 from .demo import run_demo
+from .errors import ConfigError
 from .keys_cli import add_keys_parser, run_keys
 from .secret_files import create_private, warn_about_exposed
 from .serving import uvicorn_options
@@ -131,7 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
     warn_about_exposed(dotenv_paths(path.parent))
     os.environ["FRONTDESK_CONFIG"] = str(path)  # the workers load the same file
     uvicorn.run(
-        "gateway.asgi:app_factory",
+        "frontdesk.gateway.asgi:app_factory",
         factory=True,
         host=args.host or config.host,
         port=args.port or config.port,

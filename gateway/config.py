@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from middleware.cookies import CookiePolicy
-from middleware.errors import ConfigError
-from middleware.forwarded import TrustedProxies, parse_trusted_proxies
-from middleware.sessions import SessionSettings
+from frontdesk.middleware.cookies import CookiePolicy
+from frontdesk.middleware.forwarded import TrustedProxies
+from frontdesk.middleware.sessions import SessionSettings
 
+from .errors import ConfigError
 from .hash_pool import DEFAULT_HASH_QUEUE, default_hash_workers
 from .key_settings import KeySettings, key_directory_problems, parse_key_settings
 from .proxy.routes import Route, parse_routes
@@ -32,6 +32,7 @@ from .validators import (
     non_empty_string,
     origins,
     parse_duration,
+    parse_trusted_proxies,
     positive_int,
     string_list,
 )
@@ -45,7 +46,13 @@ __all__ = [
     "dotenv_paths",
     "read_dotenv",
     "SECRET_ENV",
+    "SHIPPED_STATIC",
 ]
+
+# The demo SPA, shipped inside the package (frontdesk/static in a wheel; static/ in a checkout, where
+# frontdesk.gateway is the gateway/ folder beside it): served when [static] directory is left at "static" and
+# no such folder exists beside the config, so `frontdesk demo` works after a plain `pip install`.
+SHIPPED_STATIC = Path(__file__).resolve().parent.parent / "static"
 
 SECRET_ENV = ("FRONTDESK_ACCESS_SECRET", "FRONTDESK_REFRESH_SECRET")
 MIN_SECRET_BYTES = 32
@@ -278,7 +285,7 @@ def load_config(
         domain=p.get(cookie_t, "cookie", "domain", None, non_empty_string),
     )
     for issue in cookie.problems():
-        p.add(issue)
+        p.add(f"cookie.{issue}")
 
     store_url = p.get(store, "store", "url", "sqlite:///frontdesk.db", non_empty_string)
     if store_url.startswith(("redis://", "rediss://")):
@@ -305,7 +312,10 @@ def load_config(
     csrf_header = p.get(csrf_t, "csrf", "header", "X-CSRF", non_empty_string)
     if not csrf_header.replace("-", "").isalnum():
         p.add(f"csrf.header {csrf_header!r} must be a plain header name such as X-CSRF")
-    static_dir = base / p.get(table("static"), "static", "directory", "static", non_empty_string)
+    static_setting = p.get(table("static"), "static", "directory", "static", non_empty_string)
+    static_dir = base / static_setting
+    if static_setting == "static" and not static_dir.is_dir():
+        static_dir = SHIPPED_STATIC
     audience = p.get(tokens, "tokens", "audience", "frontdesk-api", non_empty_string)
     routes_raw = raw.get("routes")
     routes, route_problems = parse_routes(

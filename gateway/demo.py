@@ -28,12 +28,14 @@ from .secret_files import append_private, warn_about_exposed
 from .serving import uvicorn_options
 from .users import UserDirectory, UserExists
 
-__all__ = ["run_demo", "ensure_secrets", "route_to_demo_upstream"]
+__all__ = ["run_demo", "ensure_config", "ensure_secrets", "route_to_demo_upstream"]
 
 DEMO_USER = "demo"
 # Where the demo config's [[routes]] send /api/*: the demo upstream's default --upstream-port.
 DEMO_UPSTREAM_HOSTS = ("127.0.0.1", "localhost")
 DEMO_UPSTREAM_PORT = 9000
+# The repository's config.toml (gateway/demo_config.toml is a link to it; a wheel holds a copy).
+SHIPPED_CONFIG = Path(__file__).resolve().parent / "demo_config.toml"
 
 
 def ensure_secrets(dotenv: Path) -> None:
@@ -86,8 +88,20 @@ def _wait_for(url: str, deadline: float) -> bool:
     return False
 
 
+def ensure_config(path: Path) -> None:
+    """Outside a checkout there is no config.toml yet: write the demo's (the repository's config.toml, shipped
+    in the package), which lists every key with its default. An existing file is never replaced."""
+    try:
+        with path.open("x") as out:
+            out.write(SHIPPED_CONFIG.read_text())
+    except FileExistsError:
+        return
+    print(f"wrote the demo configuration to {path}")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     path = config_path(args.config, os.environ).resolve()
+    ensure_config(path)
     ensure_secrets(path.parent / ".env")
     warn_about_exposed(dotenv_paths(path.parent))  # a .env the user wrote earlier may still be 0644
     config = route_to_demo_upstream(load_config(path), args.upstream_port)
@@ -98,7 +112,7 @@ def run_demo(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     env["FRONTDESK_ACCESS_SECRET"] = config.tokens.access_secret
     env["FRONTDESK_ACCESS_SECRET_PREVIOUS"] = ",".join(config.tokens.access_previous)
-    command = [sys.executable, "-m", "gateway.demo_upstream", "--port", str(args.upstream_port)]
+    command = [sys.executable, "-m", "frontdesk.gateway.demo_upstream", "--port", str(args.upstream_port)]
     command += ["--audience", config.tokens.audience, "--issuer", config.tokens.issuer]
     if config.keys.asymmetric:
         command += ["--jwks-url", f"http://127.0.0.1:{args.port}{JWKS_PATH}"]

@@ -33,9 +33,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from middleware.asgi import SCOPE_CLAIMS, FrontdeskMiddleware
-from middleware.bearer import BearerAuth
-from middleware.tokens import KeyRing
+from frontdesk.middleware.asgi import SCOPE_CLAIMS, FrontdeskMiddleware
+from frontdesk.middleware.bearer import BearerAuth
+from frontdesk.middleware.tokens import KeyRing
 
 __all__ = [
     "Item",
@@ -189,7 +189,9 @@ def create_demo_upstream(
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the demo upstream with uvicorn (default 127.0.0.1:9000)."""
-    parser = argparse.ArgumentParser(prog="python -m gateway.demo_upstream", description="frontdesk demo upstream API")
+    parser = argparse.ArgumentParser(
+        prog="python -m frontdesk.gateway.demo_upstream", description="frontdesk demo upstream API"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--audience", default=os.environ.get("FRONTDESK_AUDIENCE", "frontdesk-api"))

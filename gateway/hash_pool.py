@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from middleware.errors import Overloaded
+from frontdesk.middleware.errors import Overloaded
 
 __all__ = ["HashPool", "default_hash_workers", "DEFAULT_HASH_QUEUE"]
 

@@ -1,6 +1,6 @@
 """The ``[keys]`` table: parsed once into a frozen :class:`KeySettings`, and checked against the key directory.
 
-Kept apart from :mod:`gateway.keys` (the key ring, the JWKS endpoint, the reload watcher) so that the
+Kept apart from :mod:`frontdesk.gateway.keys` (the key ring, the JWKS endpoint, the reload watcher) so that the
 configuration loader and ``frontdesk keys`` can read it without importing anything that runs.
 """
 
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from middleware.jwks import DEFAULT_MIN_REFETCH_INTERVAL
-from middleware.key_directory import KeyDirectory
-from middleware.keys import ASYMMETRIC_ALGORITHMS
+from frontdesk.middleware.jwks import DEFAULT_MIN_REFETCH_INTERVAL
+from frontdesk.middleware.key_directory import KeyDirectory
+from frontdesk.middleware.keys import ASYMMETRIC_ALGORITHMS
 
 from .validators import Problems, allowance, parse_duration
 

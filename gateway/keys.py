@@ -16,11 +16,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from middleware.clock import Clock, system_clock
-from middleware.http import HttpResponse, json_response
-from middleware.key_directory import DirectoryKeyRing
-from middleware.keys import jwks_document
-from middleware.tokens import KeyRing
+from frontdesk.middleware.clock import Clock, system_clock
+from frontdesk.middleware.http import HttpResponse, json_response
+from frontdesk.middleware.key_directory import DirectoryKeyRing
+from frontdesk.middleware.keys import jwks_document
+from frontdesk.middleware.tokens import KeyRing
 
 from .key_settings import KeySettings
 

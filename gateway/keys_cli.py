@@ -14,8 +14,8 @@ import tomllib
 from collections.abc import Callable
 from typing import Any
 
-from middleware.key_directory import KeyFile, signing_index
-from middleware.keys import ASYMMETRIC_ALGORITHMS
+from frontdesk.middleware.key_directory import KeyFile, signing_index
+from frontdesk.middleware.keys import ASYMMETRIC_ALGORITHMS
 
 from .config import config_path
 from .key_settings import KeySettings, parse_key_settings

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from middleware.asgi_io import ASGIApp, Message, Receive, Scope, Send
+from frontdesk.middleware.asgi_io import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["SecurityHeaders", "NOSNIFF", "FRAME_DENY", "REFERRER_POLICY", "FRAME_ANCESTORS_NONE"]
 

@@ -29,8 +29,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.staticfiles import NotModifiedResponse, PathLike, StaticFiles
 
-from middleware.asgi_io import Message, Receive, Scope, Send, send_response
-from middleware.http import HttpResponse, error_body
+from frontdesk.middleware.asgi_io import Message, Receive, Scope, Send, send_response
+from frontdesk.middleware.http import HttpResponse, error_body
 
 from .security_headers import FRAME_DENY, NOSNIFF
 

@@ -19,9 +19,9 @@ import aiosqlite
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from middleware.errors import Overloaded
-from middleware.sessions import User
-from middleware.store.sqlite import connect_wal
+from frontdesk.middleware.errors import Overloaded
+from frontdesk.middleware.sessions import User
+from frontdesk.middleware.store.sqlite import connect_wal
 
 from .hash_pool import HashPool
 

@@ -9,8 +9,10 @@ environment.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
+
+from frontdesk.middleware.forwarded import Network, trusted_network
 
 __all__ = [
     "Problems",
@@ -23,6 +25,7 @@ __all__ = [
     "origins",
     "parse_duration",
     "parse_size",
+    "parse_trusted_proxies",
     "positive_int",
     "positive_size",
     "string",
@@ -208,3 +211,15 @@ def origins(value: object) -> tuple[str, ...]:
     if bad:
         raise ValueError("; ".join(bad))
     return tuple(dict.fromkeys(good))
+
+
+def parse_trusted_proxies(raw: Iterable[object]) -> tuple[list[Network], list[str]]:
+    """``server.trusted_proxies``: the networks, and every entry's problem (the library's words, with the key)."""
+    networks: list[Network] = []
+    problems: list[str] = []
+    for item in raw:
+        try:
+            networks.append(trusted_network(item))
+        except ValueError as exc:
+            problems.append(f"server.trusted_proxies: {exc}")
+    return networks, problems

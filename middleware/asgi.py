@@ -37,7 +37,8 @@ __all__ = ["FrontdeskMiddleware", "SCOPE_CLAIMS", "ACCESS_TOKEN_KEY", "SessionEn
 
 
 class FrontdeskMiddleware:
-    """``auth`` is any :class:`~middleware.admission.AuthBackend` (``BearerAuth``, ``SessionAuth`` or your own);
+    """``auth`` is any :class:`~frontdesk.middleware.admission.AuthBackend` (``BearerAuth``, ``SessionAuth`` or
+    your own);
     ``on_error`` writes the answer to a refusal (default: the JSON error body every frontdesk layer writes)."""
 
     def __init__(self, app: ASGIApp, auth: AuthBackend, *, on_error: ErrorRenderer = render_refusal) -> None:

@@ -228,7 +228,7 @@ class BearerAuth:
         return revoked
 
     async def admit(self, request: HttpRequest) -> Admission | Refusal:
-        """The :class:`~middleware.admission.AuthBackend` face of bearer mode: the verified user, or a refusal
+        """The :class:`~frontdesk.middleware.admission.AuthBackend` face of bearer mode: the verified user, or a refusal
         carrying the RFC 6750 challenge. Servers join repeated Authorization headers with a comma, which
         the parser refuses as malformed."""
         path, authorization = request.path, request.headers.get("authorization")

@@ -30,20 +30,21 @@ class CookiePolicy:
     domain: str | None = None
 
     def problems(self) -> list[str]:
-        """Plain-word reasons this policy breaks the ``__Host-`` rules (empty when fine)."""
+        """Plain-word reasons this policy breaks the ``__Host-`` rules (empty when fine), each starting with the
+        field's name; the gateway puts its table in front (``cookie.name ...``)."""
         out: list[str] = []
         if not self.name.startswith("__Host-"):
-            out.append(f'cookie.name {self.name!r} must start with "__Host-"')
+            out.append(f'name {self.name!r} must start with "__Host-"')
         elif len(self.name) == len("__Host-") or not _is_token(self.name):
-            out.append(f"cookie.name {self.name!r} is not a valid cookie name")
+            out.append(f"name {self.name!r} is not a valid cookie name")
         if not self.secure:
-            out.append("cookie.secure must be true: a __Host- cookie is only accepted with Secure")
+            out.append("secure must be true: a __Host- cookie is only accepted with Secure")
         if self.path != "/":
-            out.append(f'cookie.path must be "/" for a __Host- cookie, not {self.path!r}')
+            out.append(f'path must be "/" for a __Host- cookie, not {self.path!r}')
         if self.domain:
-            out.append("cookie.domain must not be set for a __Host- cookie")
+            out.append("domain must not be set for a __Host- cookie")
         if self.same_site not in _SAMESITE:
-            out.append(f"cookie.same_site must be one of Strict, Lax, None, not {self.same_site!r}")
+            out.append(f"same_site must be one of Strict, Lax, None, not {self.same_site!r}")
         return out
 
     def set_cookie(self, value: str, *, max_age: int | None) -> str:

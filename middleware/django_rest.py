@@ -6,8 +6,8 @@ optional revocations); this module only translates between DRF and it. Configura
 
     FRONTDESK = {"JWKS_URL": "https://gateway.example/.well-known/jwks.json"}  # or "ACCESS_SECRET": "..."
 
-read once, at start-up when ``"middleware.django_rest.FrontdeskConfig"`` is in ``INSTALLED_APPS`` (bad settings
-then stop Django from starting), else at the first request. ``request.user`` is the token's
+read once, at start-up when ``"frontdesk.middleware.django_rest.FrontdeskConfig"`` is in ``INSTALLED_APPS``
+(bad settings then stop Django from starting), else at the first request. ``request.user`` is the token's
 :class:`FrontdeskUser` (``id``, ``username``, ``scopes``, ``is_authenticated``; no database row, no
 ``django.contrib.auth``), ``request.auth`` the verified claims.
 
@@ -178,9 +178,10 @@ setting_changed.connect(_setting_changed)
 
 
 class FrontdeskConfig(AppConfig):  # type: ignore[misc]  # django ships no type information
-    """Put ``"middleware.django_rest.FrontdeskConfig"`` in ``INSTALLED_APPS`` to check the setting at start-up."""
+    """Put ``"frontdesk.middleware.django_rest.FrontdeskConfig"`` in ``INSTALLED_APPS`` to check the setting at
+    start-up."""
 
-    name = "middleware.django_rest"
+    name = "frontdesk.middleware.django_rest"
     label = "frontdesk"
     verbose_name = "frontdesk bearer authentication"
 

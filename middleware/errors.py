@@ -8,7 +8,6 @@ from __future__ import annotations
 
 __all__ = [
     "FrontdeskError",
-    "ConfigError",
     "TokenError",
     "InvalidToken",
     "UnknownKey",
@@ -39,17 +38,6 @@ class FrontdeskError(Exception):
     @property
     def detail(self) -> str:
         return str(self)
-
-
-class ConfigError(FrontdeskError):
-    """The configuration cannot be used; ``problems`` lists every reason, in plain words."""
-
-    code = "config_error"
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"frontdesk cannot start; fix these configuration problems:\n{lines}")
 
 
 class TokenError(FrontdeskError):

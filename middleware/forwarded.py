@@ -10,24 +10,20 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Protocol
 
-__all__ = ["TrustPolicy", "TrustedProxies", "parse_trusted_proxies", "browser_origin"]
+__all__ = ["Network", "TrustPolicy", "TrustedProxies", "browser_origin", "trusted_network"]
 
-_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def parse_trusted_proxies(raw: Iterable[object]) -> tuple[list[_Network], list[str]]:
-    """Parse addresses/CIDRs; return the networks and a list of problems in plain words."""
-    networks: list[_Network] = []
-    problems: list[str] = []
-    for item in raw:
-        if not isinstance(item, str):
-            problems.append(f'server.trusted_proxies: {item!r} is not an address string such as "10.0.0.1"')
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item.strip(), strict=False))
-        except ValueError:
-            problems.append(f"server.trusted_proxies: {item!r} is not an IP address or network (CIDR)")
-    return networks, problems
+def trusted_network(item: object) -> Network:
+    """One trusted proxy, an address or a CIDR network (``"10.0.0.1"``, ``"10.0.0.0/8"``); a ValueError says
+    in plain words what is wrong (the gateway adds its config key, ``server.trusted_proxies``)."""
+    if not isinstance(item, str):
+        raise ValueError(f'{item!r} is not an address string such as "10.0.0.1"')
+    try:
+        return ipaddress.ip_network(item.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{item!r} is not an IP address or network (CIDR)") from None
 
 
 class TrustPolicy(Protocol):
@@ -37,8 +33,10 @@ class TrustPolicy(Protocol):
 
 
 class TrustedProxies:
-    def __init__(self, networks: Iterable[_Network] = ()) -> None:
-        self._networks = tuple(networks)
+    """The proxies whose ``X-Forwarded-For`` is believed: networks, or strings such as ``"10.0.0.0/8"``."""
+
+    def __init__(self, networks: Iterable[Network | str] = ()) -> None:
+        self._networks = tuple(trusted_network(n) if isinstance(n, str) else n for n in networks)
 
     def is_trusted(self, host: str | None) -> bool:
         if not host or not self._networks:

@@ -40,7 +40,7 @@ STORE_REQUIRED = (
 
 
 class SessionAuth:
-    """Session mode as an :class:`~middleware.admission.EndpointBackend`: answers ``/auth/*`` itself and
+    """Session mode as an :class:`~frontdesk.middleware.admission.EndpointBackend`: answers ``/auth/*`` itself and
     admits every other request by the gateway's rules (CSRF and origin, silent refresh, path scopes)."""
 
     body_limit = AUTH_BODY_LIMIT

@@ -1,6 +1,6 @@
 """The session engine: login, server-side silent refresh with rotation and reuse detection, logout.
 
-Pure logic over an injected clock and a :class:`~middleware.store.Store`; no HTTP here. Everything that
+Pure logic over an injected clock and a :class:`~frontdesk.middleware.store.Store`; no HTTP here. Everything that
 serves requests (the gateway's proxy, ``/auth/*``, the ASGI and WSGI middleware) calls :meth:`grant`,
 the one call that turns a refresh cookie into a valid access token.
 

@@ -35,7 +35,8 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
 class FrontdeskWSGIMiddleware:
-    """``auth`` is any :class:`~middleware.admission.AuthBackend` (``BearerAuth``, ``SessionAuth`` or your own);
+    """``auth`` is any :class:`~frontdesk.middleware.admission.AuthBackend` (``BearerAuth``, ``SessionAuth`` or
+    your own);
     ``on_error`` writes the answer to a refusal (default: the JSON error body every frontdesk layer writes)."""
 
     def __init__(

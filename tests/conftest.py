@@ -6,8 +6,9 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,35 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(timeout=10)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def frontdesk_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project built into a wheel, as ``pip install frontdesk`` would get it (once per run)."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(REPO)],
+        check=True,
+        timeout=600,
+    )
+    (wheel,) = out.glob("frontdesk-*.whl")
+    return wheel
+
+
+@pytest.fixture
+def fresh_venv(tmp_path: Path) -> Callable[..., Path]:
+    """Make a virtual environment that sees nothing of this machine's site-packages, with the given
+    requirements installed from the index; returns its python."""
+
+    def make(*requirements: str) -> Path:
+        where = tmp_path / "venv"
+        subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, timeout=300)
+        python = where / "bin" / "python"
+        install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements]
+        subprocess.run(install, check=True, timeout=900, cwd=tmp_path)
+        return python
+
+    return make

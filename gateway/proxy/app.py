@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from middleware.admission import session_grant
-from middleware.csrf import check_request
-from middleware.errors import FrontdeskError
-from middleware.no_store import decorate_raw
-from middleware.session_watch import STREAM_WATCH_DELAY, SessionWatch, Watching
+from frontdesk.middleware.admission import session_grant
+from frontdesk.middleware.csrf import check_request
+from frontdesk.middleware.errors import FrontdeskError
+from frontdesk.middleware.no_store import decorate_raw
+from frontdesk.middleware.session_watch import STREAM_WATCH_DELAY, SessionWatch, Watching
 
 from .body import ClientGone, RequestBody
 from .contracts import GrantLike, TokenSource, TrustPolicy
@@ -138,7 +138,8 @@ class ProxyApp:
             if scanned.length is not None and scanned.length > limit:
                 raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
             target = upstream_target(route, raw_path, scope.get("query_string", b""))
-            # The admission pipeline's rules (middleware.admission), with this route's decisions made at start-up.
+            # The admission pipeline's rules (frontdesk.middleware.admission), with this route's decisions made
+            # at start-up.
             origins = self._origins.own_origins(scope, scanned) if "origin" in scanned.lookup else frozenset()
             check_request(
                 scanned.lookup, websocket=False, csrf_header=self._csrf if route.csrf else None, own_origins=origins

@@ -7,7 +7,7 @@ the proxy testable with fakes and keeps the dependency one-way: the engine never
 
 from __future__ import annotations
 
-from middleware.admission import GrantLike, TokenSource
-from middleware.forwarded import TrustPolicy
+from frontdesk.middleware.admission import GrantLike, TokenSource
+from frontdesk.middleware.forwarded import TrustPolicy
 
 __all__ = ["GrantLike", "TokenSource", "TrustPolicy"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from middleware.errors import FrontdeskError, WebSocketRefused
+from frontdesk.middleware.errors import FrontdeskError, WebSocketRefused
 
 __all__ = [
     "BadPath",

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from middleware.cookies import DEVICE_SUFFIX
-from middleware.cookies import strip_cookie as strip_cookie_header
+from frontdesk.middleware.cookies import DEVICE_SUFFIX
+from frontdesk.middleware.cookies import strip_cookie as strip_cookie_header
 
 from .contracts import TrustPolicy
 from .errors import BadFraming

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from starlette.types import Scope
 
-from middleware.forwarded import TrustPolicy, browser_origin
+from frontdesk.middleware.forwarded import TrustPolicy, browser_origin
 
 from .headers import ScannedRequest
 

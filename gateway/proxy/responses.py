@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from starlette.types import Send
 
-from middleware.asgi_io import send_response
-from middleware.errors import FrontdeskError
-from middleware.http import error_response
+from frontdesk.middleware.asgi_io import send_response
+from frontdesk.middleware.errors import FrontdeskError
+from frontdesk.middleware.http import error_response
 
 __all__ = ["send_error"]
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from middleware.admission import AuthMode
+from frontdesk.middleware.admission import AuthMode
 
 from ..validators import parse_duration, parse_size
 

@@ -19,12 +19,12 @@ from starlette.types import Message, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from middleware.admission import session_grant
-from middleware.asgi_io import send_refusal
-from middleware.csrf import check_request
-from middleware.errors import FrontdeskError
-from middleware.http import error_response
-from middleware.session_watch import SessionWatch, Watching
+from frontdesk.middleware.admission import session_grant
+from frontdesk.middleware.asgi_io import send_refusal
+from frontdesk.middleware.csrf import check_request
+from frontdesk.middleware.errors import FrontdeskError
+from frontdesk.middleware.http import error_response
+from frontdesk.middleware.session_watch import SessionWatch, Watching
 
 from .contracts import GrantLike, TokenSource, TrustPolicy
 from .errors import BadFraming, HeadersTooLarge, UpstreamTimeout, UpstreamUnavailable, WebSocketRefused

@@ -1,24 +1,41 @@
-"""Session stores: the protocol and its backends."""
+"""Session stores: the protocol and the dependency-free backend; the others load when a URL asks for them.
+
+The SQLite backend needs aiosqlite (``frontdesk[sqlite]``, included in ``frontdesk[gateway]``) and the Redis one
+redis (``frontdesk[redis]``), so ``import frontdesk`` pulls in neither: import ``SqliteStore`` from
+``frontdesk.middleware.store.sqlite`` and ``RedisStore`` from ``frontdesk.middleware.store.redis``.
+"""
 
 from __future__ import annotations
 
 from .base import SessionRecord, Store
 from .memory import MemoryStore
-from .sqlite import SqliteStore, sqlite_path_from_url
 
-__all__ = ["SessionRecord", "Store", "MemoryStore", "SqliteStore", "sqlite_path_from_url", "store_from_url"]
+__all__ = ["SessionRecord", "Store", "MemoryStore", "store_from_url"]
+
+_EXTRAS = {"aiosqlite": "sqlite", "redis": "redis"}
 
 
 def store_from_url(url: str, *, busy_timeout: float = 5.0) -> Store:
-    """``sqlite:///path.db`` or ``memory://``; raises ValueError with a plain-word reason otherwise."""
-    if url.startswith("sqlite:"):
-        return SqliteStore.from_url(url, busy_timeout=busy_timeout)
+    """``sqlite:///path.db``, ``redis://host:6379/0`` or ``memory://``; raises ValueError with a plain-word reason
+    otherwise, or when the backend's driver is not installed."""
+    try:
+        if url.startswith("sqlite:"):
+            from .sqlite import SqliteStore  # optional dependency: aiosqlite
+
+            return SqliteStore.from_url(url, busy_timeout=busy_timeout)
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            from .redis import RedisStore  # optional dependency: redis
+
+            return RedisStore(url)
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        raise ValueError(
+            f"store URL {url!r} needs the {exc.name} package: pip install 'frontdesk[{extra}]'"
+        ) from None
     if url == "memory://":
         return MemoryStore()
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from .redis import RedisStore  # redis is an optional dependency
-
-        return RedisStore(url)
     raise ValueError(
-        f"store.url {url!r} is not supported; use sqlite:///frontdesk.db, redis://host:6379/0, or memory:// for tests"
+        f"store URL {url!r} is not supported; use sqlite:///frontdesk.db, redis://host:6379/0, or memory:// for tests"
     )

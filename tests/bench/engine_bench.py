@@ -103,8 +103,8 @@ def run_loop(main: Callable[[], Awaitable[object]]) -> object:
 
 
 async def add_user(config_path: Path, env: dict[str, str]) -> None:
-    from gateway.config import load_config
-    from gateway.users import UserDirectory
+    from frontdesk.gateway.config import load_config
+    from frontdesk.gateway.users import UserDirectory
 
     config = load_config(config_path, env=env)
     directory = UserDirectory(config.users_database)
@@ -119,7 +119,7 @@ async def add_user(config_path: Path, env: dict[str, str]) -> None:
 def running_server(workdir: Path, env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     args = [
-        sys.executable, "-m", "gateway.cli", "serve", "--config", str(workdir / "config.toml"),
+        sys.executable, "-m", "frontdesk.gateway.cli", "serve", "--config", str(workdir / "config.toml"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--log-level", "warning",
     ]  # fmt: skip
     process_env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")} | env
@@ -205,11 +205,11 @@ def bench_argon2(rounds: int) -> Row:
 
 
 async def bench_grant(workdir: Path, grants: int, rereads: int) -> list[Row]:
-    from gateway.app import build_engine
-    from gateway.config import load_config
-    from middleware.clock import ManualClock
-    from middleware.sessions import User
-    from middleware.store import SqliteStore
+    from frontdesk.gateway.app import build_engine
+    from frontdesk.gateway.config import load_config
+    from frontdesk.middleware.clock import ManualClock
+    from frontdesk.middleware.sessions import User
+    from frontdesk.middleware.store.sqlite import SqliteStore
 
     (workdir / "config.toml").write_text(CONFIG)
     config = load_config(workdir / "config.toml", env=secrets_env())

@@ -90,7 +90,8 @@ def main() -> None:
         workdir = Path(tmp)
         config = write_config(workdir / "config.toml", keys={"algorithm": "EdDSA"})
         env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")} | make_secrets()
-        subprocess.run([sys.executable, "-m", "gateway.cli", "keys", "rotate", "--config", str(config)], check=True)
+        rotate = [sys.executable, "-m", "frontdesk.gateway.cli", "keys", "rotate", "--config", str(config)]
+        subprocess.run(rotate, check=True)
         gw = GatewayProcess(workdir=workdir, config_path=config, env=env)
         gw.add_user("ada", "ada-password-1")
         gw.start()

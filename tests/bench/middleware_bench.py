@@ -40,11 +40,11 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import PlainTextResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from middleware.asgi import FrontdeskMiddleware  # noqa: E402
-from middleware.bearer import BearerAuth  # noqa: E402
-from middleware.keys import generate_private_key, signing_key_from_private  # noqa: E402
-from middleware.store import SqliteStore  # noqa: E402
-from middleware.tokens import ACCESS_TYP, KeyRing, SigningKey, TokenCodec  # noqa: E402
+from frontdesk.middleware.asgi import FrontdeskMiddleware  # noqa: E402
+from frontdesk.middleware.bearer import BearerAuth  # noqa: E402
+from frontdesk.middleware.keys import generate_private_key, signing_key_from_private  # noqa: E402
+from frontdesk.middleware.store.sqlite import SqliteStore  # noqa: E402
+from frontdesk.middleware.tokens import ACCESS_TYP, KeyRing, SigningKey, TokenCodec  # noqa: E402
 
 SECRET = "benchmark-access-secret-0123456789abcdef0123456789"
 CONNECTIONS = 16

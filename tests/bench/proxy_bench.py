@@ -60,7 +60,7 @@ def access_token() -> str:
         "iss": "frontdesk",
         "aud": "frontdesk-api",
     }
-    from middleware.tokens import KeyRing
+    from frontdesk.middleware.tokens import KeyRing
 
     kid = KeyRing.from_secrets(ACCESS_SECRET).signing_key().kid  # the demo upstream looks keys up by kid
     token = jwt.encode(claims, ACCESS_SECRET, algorithm="HS256", headers={"typ": "at+jwt", "kid": kid})
@@ -121,7 +121,7 @@ class BenchEngine:
     def __init__(self) -> None:
         import jwt
 
-        from middleware.errors import NotAuthenticated
+        from frontdesk.middleware.errors import NotAuthenticated
 
         self._jwt = jwt
         self._na = NotAuthenticated
@@ -163,7 +163,7 @@ async def _not_found(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def frontdesk_app(upstream_port: int, blob_port: int) -> Any:
-    from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
+    from frontdesk.gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
 
     routes, problems = parse_routes(
         [
@@ -213,9 +213,9 @@ def frontdesk_real_app() -> Any:
 
     Built from a config.toml with [[routes]] by ``create_app``, exactly as ``frontdesk serve`` does.
     """
-    from gateway.app import create_app
-    from gateway.config import load_config
-    from middleware.sessions import User
+    from frontdesk.gateway.app import create_app
+    from frontdesk.gateway.config import load_config
+    from frontdesk.middleware.sessions import User
 
     config = load_config(Path(os.environ["FD_BENCH_WORKDIR"]) / "config.toml", env=dict(os.environ))
 
@@ -287,7 +287,7 @@ def _serve(kind: str, port: int, upstream_port: int, blob_port: int) -> None:
     if kind == "raw":
         app = upstream_app
     elif kind == "demo":
-        from gateway.demo_upstream import create_demo_upstream
+        from frontdesk.gateway.demo_upstream import create_demo_upstream
 
         app = create_demo_upstream()  # verifies the Bearer with FRONTDESK_ACCESS_SECRET
     elif kind == "frontdesk":
@@ -606,7 +606,7 @@ def main(argv: list[str] | None = None) -> None:
         "--engine",
         choices=("real", "fake"),
         default="real",
-        help="real: the whole gateway from gateway.app.create_app (session engine, SQLite, a logged-in "
+        help="real: the whole gateway from frontdesk.gateway.app.create_app (session engine, SQLite, a logged-in "
         "cookie); fake: ProxyApp alone with a stand-in engine that verifies the refresh JWT with pyjwt on "
         "every request (issue 3's comparison)",
     )

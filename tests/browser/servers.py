@@ -124,7 +124,7 @@ def add_user(stack: Stack, username: str, password: str) -> None:
         [
             sys.executable,
             "-m",
-            "gateway.cli",
+            "frontdesk.gateway.cli",
             "users",
             "add",
             username,
@@ -175,9 +175,9 @@ def running_stack(
         access_ttl=access_ttl,
         csrf_header=csrf_header,
     )
-    upstream_cmd = [sys.executable, "-m", "gateway.demo_upstream", "--port", str(upstream_port)]
+    upstream_cmd = [sys.executable, "-m", "frontdesk.gateway.demo_upstream", "--port", str(upstream_port)]
     gateway_cmd = [
-        sys.executable, "-m", "gateway.cli", "serve", "--config", str(config),
+        sys.executable, "-m", "frontdesk.gateway.cli", "serve", "--config", str(config),
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
     up_log, gw_log = workdir / "upstream.log", workdir / "gateway.log"

@@ -38,7 +38,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[Stack, Credentials]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
     env["PYTHONUNBUFFERED"] = "1"
     log = tmp_path / "demo.log"
-    args = [sys.executable, "-m", "gateway.cli", "demo", "--config", str(config)]
+    args = [sys.executable, "-m", "frontdesk.gateway.cli", "demo", "--config", str(config)]
     args += ["--port", str(port), "--upstream-port", str(upstream_port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(

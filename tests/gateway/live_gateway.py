@@ -370,7 +370,7 @@ class GatewayProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.starts += 1
         args = [
-            sys.executable, "-m", "gateway.cli", "serve", "--config", str(self.config_path),
+            sys.executable, "-m", "frontdesk.gateway.cli", "serve", "--config", str(self.config_path),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
             "--log-level", self.log_level,
         ]  # fmt: skip
@@ -466,8 +466,8 @@ class GatewayProcess:
 
     def add_user(self, username: str, password: str) -> None:
         """Add a user to the server's users table in-process (real argon2id); the CLI is tested on its own."""
-        from gateway.config import load_config
-        from gateway.users import UserDirectory
+        from frontdesk.gateway.config import load_config
+        from frontdesk.gateway.users import UserDirectory
 
         config = load_config(self.config_path, env=self.env, require_secrets=False)
 

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from live_gateway import (
     write_config,
 )
 
-from gateway.config import load_config
+from frontdesk.gateway.config import load_config
 
 SECRET_LINE = re.compile(r"^(FRONTDESK_ACCESS_SECRET|FRONTDESK_REFRESH_SECRET)=(\S+)$")
 
@@ -46,7 +48,7 @@ def frontdesk(
     *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
+        [sys.executable, "-m", "frontdesk.gateway.cli", *args],
         cwd=cwd,
         env=clean_env() if env is None else env,
         input=stdin,
@@ -96,7 +98,7 @@ def test_keygen_write_creates_the_file_0600_and_never_overwrites(tmp_path: Path)
     target = tmp_path / ".env"
     # umask 022 is the common default: a plain open() would leave the secrets readable by everyone.
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "keygen", "--write", str(target)],
+        [sys.executable, "-m", "frontdesk.gateway.cli", "keygen", "--write", str(target)],
         cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120, umask=0o022,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -114,7 +116,7 @@ def test_keygen_write_creates_the_file_0600_and_never_overwrites(tmp_path: Path)
 
 
 def test_the_demo_creates_its_env_file_private_from_the_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gateway.demo import ensure_secrets
+    from frontdesk.gateway.demo import ensure_secrets
 
     def no_chmod(*args: object, **kwargs: object) -> None:
         raise AssertionError("a secrets file must be created 0600, not loosened by the umask and chmod-ed after")
@@ -142,6 +144,19 @@ def test_the_demo_creates_its_env_file_private_from_the_start(tmp_path: Path, mo
         os.umask(previous)
 
 
+def test_the_demo_writes_the_shipped_config_when_there_is_none(tmp_path: Path) -> None:
+    """After a plain ``pip install`` there is no config.toml: the demo writes the repository's one (shipped in
+    the package) and then loads it like any other; an existing file is never replaced."""
+    from frontdesk.gateway.demo import SHIPPED_CONFIG, ensure_config
+
+    target = tmp_path / "config.toml"
+    ensure_config(target)
+    assert target.read_text() == (REPO / "config.toml").read_text() == SHIPPED_CONFIG.read_text()
+    target.write_text("# mine\n")
+    ensure_config(target)
+    assert target.read_text() == "# mine\n"
+
+
 def test_the_console_script_is_installed(tmp_path: Path) -> None:
     script = shutil.which("frontdesk")
     if script is None:
@@ -164,13 +179,57 @@ def test_demo_routes_api_calls_to_the_upstream_it_started(tmp_path: Path) -> Non
     assert 'upstream = "http://127.0.0.1:9000"' in demo_config  # what the demo must re-point
     config = tmp_path / "config.toml"
     config.write_text(demo_config.replace('directory = "static"', f'directory = "{(REPO / "static").as_posix()}"'))
+    command = [sys.executable, "-m", "frontdesk.gateway.cli", "demo", "--config", str(config)]
+    with _demo(command, tmp_path) as (url, username, password, log):
+        assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
+        with AuthClient(url) as client:
+            assert client.login(username, password).status_code == 200
+            me = client.request("GET", "/api/me")
+            assert me.status_code == 200, (me.status_code, me.text, log.read_text())
+            assert me.json()["claims"]["sub"]
+            added = client.request("POST", "/api/items", json={"text": "routed"})
+            assert added.status_code in (200, 201), added.text
+            assert client.request("GET", "/api/items").status_code == 200
+
+
+@pytest.mark.slow
+def test_the_demo_runs_from_a_built_wheel_outside_the_checkout(
+    frontdesk_wheel: Path, fresh_venv: Callable[..., Path], tmp_path: Path
+) -> None:
+    """``pip install 'frontdesk[gateway]' && frontdesk demo`` in an empty folder: the config, the SPA and
+    frontdesk.js all come from the installed package (a fresh venv that cannot see the checkout)."""
+    python = fresh_venv(f"{frontdesk_wheel}[gateway]")
+    site = Path(subprocess.check_output([python, "-c", "import frontdesk; print(frontdesk.__file__)"], text=True,
+                                        cwd=tmp_path).strip()).parent  # fmt: skip
+    assert site.is_relative_to(python.parent.parent), site  # the wheel's copy, not the checkout
+    shipped_js = (site / "static" / "frontdesk.js").read_bytes()
+    workdir = tmp_path / "empty"
+    workdir.mkdir()
+    with _demo([str(python.parent / "frontdesk"), "demo"], workdir) as (url, username, password, log):
+        assert (workdir / "config.toml").read_text() == (REPO / "config.toml").read_text()  # written by the demo
+        assert not (workdir / "static").exists()
+        spa = httpx.get(url + "/", timeout=10)
+        assert spa.status_code == 200 and "text/html" in spa.headers["content-type"], spa.text
+        title = re.search(r"<title>.*</title>", (site / "static" / "index.html").read_text())
+        assert title and title.group(0) in spa.text  # the shipped page (the gateway fills in its client settings)
+        script = httpx.get(url + "/frontdesk.js", timeout=10)
+        assert script.status_code == 200 and script.content == shipped_js
+        with AuthClient(url) as client:
+            assert client.login(username, password).status_code == 200
+            me = client.request("GET", "/api/me")
+            assert me.status_code == 200, (me.status_code, me.text, log.read_text())
+
+
+@contextmanager
+def _demo(command: list[str], cwd: Path) -> Iterator[tuple[str, str, str, Path]]:
+    """Run ``frontdesk demo`` on free ports until the gateway answers; yields its URL, the printed user name
+    and password, and the log."""
     port, upstream_port = free_port(), free_port()
-    log = tmp_path / "demo.log"
-    args = [sys.executable, "-m", "gateway.cli", "demo", "--config", str(config)]
-    args += ["--port", str(port), "--upstream-port", str(upstream_port)]
+    log = cwd / "demo.log"
+    args = [*command, "--port", str(port), "--upstream-port", str(upstream_port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            args, cwd=tmp_path, env=clean_env(PYTHONUNBUFFERED="1"), stdout=out, stderr=subprocess.STDOUT,
+            args, cwd=cwd, env=clean_env(PYTHONUNBUFFERED="1"), stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
     try:
@@ -181,15 +240,7 @@ def test_demo_routes_api_calls_to_the_upstream_it_started(tmp_path: Path) -> Non
 
         found = wait_for(credentials, timeout=60, what="the demo's credentials")
         wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), timeout=60, what="the demo gateway")
-        assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
-        with AuthClient(f"http://127.0.0.1:{port}") as client:
-            assert client.login(found.group(1), found.group(2)).status_code == 200
-            me = client.request("GET", "/api/me")
-            assert me.status_code == 200, (me.status_code, me.text, log.read_text())
-            assert me.json()["claims"]["sub"]
-            added = client.request("POST", "/api/items", json={"text": "routed"})
-            assert added.status_code in (200, 201), added.text
-            assert client.request("GET", "/api/items").status_code == 200
+        yield f"http://127.0.0.1:{port}", found.group(1), found.group(2), log
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -471,7 +522,7 @@ class Terminal:
         master, slave = os.openpty()
         self.master = master
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", *args],
+            [sys.executable, "-m", "frontdesk.gateway.cli", *args],
             cwd=cwd,
             env=clean_env(),
             stdin=slave,
@@ -559,9 +610,9 @@ def test_ctrl_d_at_the_password_prompt_prints_one_clean_line(tmp_path: Path, at:
 
 @pytest.mark.parametrize("piped", [None, "ada-pw-123\n"], ids=["devnull", "pipe"])
 def test_no_terminal_and_no_password_stdin_prints_one_clean_line(tmp_path: Path, piped: str | None) -> None:
-    write_config(tmp_path / "config.toml")
+    config = str(write_config(tmp_path / "config.toml"))
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "users", "add", "ada", "--config", str(tmp_path / "config.toml")],
+        [sys.executable, "-m", "frontdesk.gateway.cli", "users", "add", "ada", "--config", config],
         cwd=tmp_path,
         env=clean_env(),
         stdin=subprocess.DEVNULL if piped is None else None,

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from live_gateway import GatewayProcess, jwt_claims, make_secrets, set_cookies, write_config
 
-from gateway.app import create_app
-from gateway.config import load_config
-from middleware.clock import ManualClock
+from frontdesk.gateway.app import create_app
+from frontdesk.gateway.config import load_config
+from frontdesk.middleware.clock import ManualClock
 
 BURST = 50
 ACCESS_TTL = 2.0

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import GatewayConfig, config_path, load_config
-from gateway.key_settings import KeySettings
-from gateway.proxy.routes import Route
-from gateway.proxy.settings import ProxySettings
-from middleware.errors import ConfigError
+from frontdesk.gateway.config import SHIPPED_STATIC, GatewayConfig, config_path, load_config
+from frontdesk.gateway.errors import ConfigError
+from frontdesk.gateway.key_settings import KeySettings
+from frontdesk.gateway.proxy.routes import Route
+from frontdesk.gateway.proxy.settings import ProxySettings
 
 GOOD_ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
 REPO = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "unknown table [nonsense]",
         "tokens.rotation_grace",
         "access_ttl must be shorter than tokens.refresh_ttl",
-        'must start with "__Host-"',
+        'cookie.name \'frontdesk\' must start with "__Host-"',
         "cookie.secure must be true",
         "cookie.domain must not be set",
     ):
@@ -117,7 +117,7 @@ def test_bad_durations_types_and_addresses(tmp_path: Path) -> None:
     text = "\n".join(problems(path))
     for expected in (
         "tokens.access_ttl",
-        "not-an-ip",
+        "server.trusted_proxies: 'not-an-ip' is not an IP address or network (CIDR)",
         "70000",
         "example.com",
         "login.window",
@@ -253,3 +253,19 @@ def test_route_proxy_and_key_problems_join_the_one_error(tmp_path: Path) -> None
     text = "\n".join(problems(path))
     for expected in ("proxy.read_timeout", "keys.algorithm 'none'", "routes[0].prefix", "tokens.leeway"):
         assert expected in text, expected
+
+
+def test_the_shipped_spa_is_served_when_no_static_folder_is_beside_the_config(tmp_path: Path) -> None:
+    """Outside a checkout (a plain ``pip install``) there is no ./static: the default serves the SPA shipped in
+    the package; a ./static beside the config, or any other directory named explicitly, still wins."""
+    assert (SHIPPED_STATIC / "index.html").is_file() and (SHIPPED_STATIC / "frontdesk.js").is_file()
+    config = load_config(write(tmp_path, ""), env=GOOD_ENV)
+    assert config.static_dir == SHIPPED_STATIC
+    config = load_config(write(tmp_path, '[static]\ndirectory = "static"\n'), env=GOOD_ENV)
+    assert config.static_dir == SHIPPED_STATIC
+
+    (tmp_path / "static").mkdir()
+    config = load_config(write(tmp_path, ""), env=GOOD_ENV)
+    assert config.static_dir == tmp_path / "static"
+    config = load_config(write(tmp_path, '[static]\ndirectory = "web"\n'), env=GOOD_ENV)
+    assert config.static_dir == tmp_path / "web"

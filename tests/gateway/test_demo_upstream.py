@@ -11,8 +11,8 @@ import httpx
 import jwt
 import pytest
 
-from gateway.demo_upstream import MAX_ITEM_TEXT, bearer_auth_from_env, create_demo_upstream
-from middleware.tokens import KeyRing, SigningKey
+from frontdesk.gateway.demo_upstream import MAX_ITEM_TEXT, bearer_auth_from_env, create_demo_upstream
+from frontdesk.middleware.tokens import KeyRing, SigningKey
 
 SECRET = "a-test-access-secret-that-is-long-enough-for-hs512-too-0123456789abcdef"
 OTHER_SECRET = "another-secret-that-is-also-long-enough-for-hs512-9876543210fedcba"

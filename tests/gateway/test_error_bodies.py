@@ -20,9 +20,9 @@ from live_gateway import GatewayProcess, free_port, wait_for
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from middleware.bearer import bearer_error_response
-from middleware.errors import InsufficientScope, InvalidToken, NotAuthenticated, RateLimited
-from middleware.http import error_json, error_response
+from frontdesk.middleware.bearer import bearer_error_response
+from frontdesk.middleware.errors import InsufficientScope, InvalidToken, NotAuthenticated, RateLimited
+from frontdesk.middleware.http import error_json, error_response
 
 
 def one_shape(body: bytes) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def test_bearer_mode_writes_the_same_shape(tmp_path: Path, gateway_secrets: dict
     # The demo upstream is an ordinary Starlette app in bearer mode (FrontdeskMiddleware + BearerAuth).
     port = free_port()
     env = {**os.environ, **gateway_secrets}
-    args = [sys.executable, "-m", "gateway.demo_upstream", "--port", str(port)]
+    args = [sys.executable, "-m", "frontdesk.gateway.demo_upstream", "--port", str(port)]
     with (tmp_path / "upstream.log").open("wb") as log:
         proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

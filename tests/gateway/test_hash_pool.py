@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import LoginCapacity, load_config
-from gateway.hash_pool import HashPool, default_hash_workers
-from gateway.users import UserDirectory
-from middleware.auth_api import AuthAPI
-from middleware.clock import ManualClock
-from middleware.errors import ConfigError, Overloaded
-from middleware.http import HttpRequest
-from middleware.sessions import SessionEngine, User
-from middleware.store import MemoryStore
-from middleware.tokens import KeyRing
+from frontdesk.gateway.config import LoginCapacity, load_config
+from frontdesk.gateway.errors import ConfigError
+from frontdesk.gateway.hash_pool import HashPool, default_hash_workers
+from frontdesk.gateway.users import UserDirectory
+from frontdesk.middleware.auth_api import AuthAPI
+from frontdesk.middleware.clock import ManualClock
+from frontdesk.middleware.errors import Overloaded
+from frontdesk.middleware.http import HttpRequest
+from frontdesk.middleware.sessions import SessionEngine, User
+from frontdesk.middleware.store import MemoryStore
+from frontdesk.middleware.tokens import KeyRing
 
 GOOD_ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
 

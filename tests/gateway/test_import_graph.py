@@ -7,14 +7,15 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("middleware", "gateway")
+PACKAGES = ("middleware", "gateway")  # folders, installed as frontdesk.middleware and frontdesk.gateway
 
 
 def _modules() -> dict[str, Path]:
-    found: dict[str, Path] = {}
+    """Installed module name -> file, for the two packages and the ``frontdesk`` facade."""
+    found: dict[str, Path] = {"frontdesk": REPO / "frontdesk" / "__init__.py"}
     for package in PACKAGES:
         for path in (REPO / package).rglob("*.py"):
-            name = ".".join(path.relative_to(REPO).with_suffix("").parts)
+            name = ".".join(("frontdesk", *path.relative_to(REPO).with_suffix("").parts))
             found[name.removesuffix(".__init__")] = path
     return found
 
@@ -95,9 +96,43 @@ def test_the_gateway_imports_its_own_modules_at_the_top() -> None:
     modules = _modules()
     late: list[str] = []
     for name, path in modules.items():
-        if not name.startswith("gateway"):
+        if not name.startswith("frontdesk.gateway"):
             continue
         tree = ast.parse(path.read_text())
         top = {node.lineno for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)}
         late += [f"{name}:{line} -> {target}" for target, line in _imports(name, path, modules) if line not in top]
     assert late == []
+
+
+def _absolute_imports(path: Path) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.append((node.module, node.lineno))
+    return out
+
+
+def test_no_module_imports_the_bare_folder_names() -> None:
+    """``middleware`` and ``gateway`` are folders, installed as ``frontdesk.*``: a bare import works only from a
+    checkout's root, and there it loads a second copy of every module. (ruff's TID251 covers everything else.)"""
+    bare = [
+        f"{name}:{line} imports {target}"
+        for name, path in _modules().items()
+        for target, line in _absolute_imports(path)
+        if target.split(".")[0] in PACKAGES
+    ]
+    assert bare == []
+
+
+def test_the_library_never_imports_the_gateway() -> None:
+    modules = _modules()
+    wrong = [
+        f"{name}:{line} -> {target}"
+        for name, path in modules.items()
+        if name.startswith("frontdesk.middleware")
+        for target, line in _imports(name, path, modules)
+        if target.startswith("frontdesk.gateway")
+    ]
+    assert wrong == []

@@ -17,11 +17,11 @@ import httpx
 import pytest
 from live_gateway import GatewayProcess, wait_for
 
-from gateway.app import create_app
-from gateway.cli import main as cli_main
-from gateway.config import load_config
-from gateway.key_settings import KeySettings
-from gateway.keys import access_keyring, watch_keys
+from frontdesk.gateway.app import create_app
+from frontdesk.gateway.cli import main as cli_main
+from frontdesk.gateway.config import load_config
+from frontdesk.gateway.key_settings import KeySettings
+from frontdesk.gateway.keys import access_keyring, watch_keys
 
 SECRETS = {"FRONTDESK_ACCESS_SECRET": "a" * 40, "FRONTDESK_REFRESH_SECRET": "r" * 40}
 WORKERS = 2

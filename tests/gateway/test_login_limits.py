@@ -18,8 +18,8 @@ import httpx
 import pytest
 from live_gateway import AuthClient, GatewayProcess, SetCookie, set_cookies
 
-from gateway.config import load_config
-from middleware.errors import ConfigError
+from frontdesk.gateway.config import load_config
+from frontdesk.gateway.errors import ConfigError
 
 USERS = {name: f"{name}-password-123" for name in ("victim", "vera", "walt", "bob")}
 PER_USER = 3

@@ -25,8 +25,8 @@ from live_gateway import AuthClient, GatewayProcess, free_port, wait_for
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from gateway.config import load_config
-from middleware.errors import ConfigError
+from frontdesk.gateway.config import load_config
+from frontdesk.gateway.errors import ConfigError
 
 USERS = {"alice": "alice-password-123"}
 HSTS = "max-age=31536000"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.config import load_config
-from gateway.serving import DenialCompletesHandshake, uvicorn_options
+from frontdesk.gateway.config import load_config
+from frontdesk.gateway.serving import DenialCompletesHandshake, uvicorn_options
 
 GOOD_ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.static_files import ClientSettings, SecureStaticFiles
+from frontdesk.gateway.static_files import ClientSettings, SecureStaticFiles
 
 
 @pytest.fixture

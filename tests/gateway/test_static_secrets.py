@@ -15,8 +15,8 @@ import httpx
 import pytest
 from live_gateway import GatewayProcess, free_port, make_secrets, write_config
 
-from gateway.config import load_config
-from middleware.errors import ConfigError
+from frontdesk.gateway.config import load_config
+from frontdesk.gateway.errors import ConfigError
 
 GOOD_ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
 
@@ -75,6 +75,7 @@ def test_a_dotenv_in_the_working_directory_inside_it_is_refused(
 
 def test_a_static_folder_beside_the_secrets_is_fine(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("# secrets")
+    (tmp_path / "static").mkdir()  # (without it, "static" means the SPA shipped in the package)
     path = tmp_path / "config.toml"
     path.write_text('[static]\ndirectory = "static"\n[keys]\nalgorithm = "HS256"\n')
     assert load_config(path, env=GOOD_ENV).static_dir == tmp_path / "static"
@@ -84,7 +85,7 @@ def test_serve_refuses_to_start_on_the_config_directory(tmp_path: Path) -> None:
     write_config(tmp_path / "config.toml", static={"directory": "."})
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")} | make_secrets()
     config = str(tmp_path / "config.toml")
-    args = [sys.executable, "-m", "gateway.cli", "serve", "--config", config, "--port", str(free_port())]
+    args = [sys.executable, "-m", "frontdesk.gateway.cli", "serve", "--config", config, "--port", str(free_port())]
     try:
         result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from middleware.store import MemoryStore, SqliteStore, Store
-from middleware.store.redis import RedisStore
+from frontdesk.middleware.store import MemoryStore, Store
+from frontdesk.middleware.store.redis import RedisStore
+from frontdesk.middleware.store.sqlite import SqliteStore
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])

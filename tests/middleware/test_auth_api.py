@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from middleware.auth_api import AuthAPI
-from middleware.clock import ManualClock
-from middleware.errors import StoreError
-from middleware.http import HttpRequest
-from middleware.sessions import SessionEngine, SessionSettings, User
-from middleware.store import MemoryStore
-from middleware.tokens import KeyRing
+from frontdesk.middleware.auth_api import AuthAPI
+from frontdesk.middleware.clock import ManualClock
+from frontdesk.middleware.errors import StoreError
+from frontdesk.middleware.http import HttpRequest
+from frontdesk.middleware.sessions import SessionEngine, SessionSettings, User
+from frontdesk.middleware.store import MemoryStore
+from frontdesk.middleware.tokens import KeyRing
 
 
 async def check(username: str, password: str) -> User | None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from middleware.caches import ExpiringCache, KeyedLocks
+from frontdesk.middleware.caches import ExpiringCache, KeyedLocks
 
 
 def test_entries_die_at_their_deadline_and_the_oldest_is_evicted() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from middleware.http import PairHeaders, headers_from_pairs
+from frontdesk.middleware.http import PairHeaders, headers_from_pairs
 
 PAIRS = [
     (b"host", b"app.example"),

@@ -8,9 +8,9 @@ import logging
 
 import pytest
 
-from middleware.clock import ManualClock
-from middleware.errors import StoreError
-from middleware.purge import Purger
+from frontdesk.middleware.clock import ManualClock
+from frontdesk.middleware.errors import StoreError
+from frontdesk.middleware.purge import Purger
 
 
 class Engine:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from middleware.errors import StoreError
-from middleware.session_watch import SessionWatch
+from frontdesk.middleware.errors import StoreError
+from frontdesk.middleware.session_watch import SessionWatch
 
 TICK = 0.01
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import jwt
 import pytest
 
-from middleware.clock import ManualClock
-from middleware.errors import BadCredentials, NotAuthenticated, RateLimited, SessionRevoked, TokenReused
-from middleware.sessions import LoginResult, SessionEngine, SessionSettings, User
-from middleware.store import SqliteStore, Store
-from middleware.tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
+from frontdesk.middleware.clock import ManualClock
+from frontdesk.middleware.errors import BadCredentials, NotAuthenticated, RateLimited, SessionRevoked, TokenReused
+from frontdesk.middleware.sessions import LoginResult, SessionEngine, SessionSettings, User
+from frontdesk.middleware.store import Store
+from frontdesk.middleware.store.sqlite import SqliteStore
+from frontdesk.middleware.tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec
 
 SETTINGS = SessionSettings(
     access_ttl=300,

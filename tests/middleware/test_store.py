@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from middleware.store import MemoryStore, SessionRecord, SqliteStore, Store
-from middleware.store.base import SUPERSEDED_LIMIT
-from middleware.store.redis import RedisStore
-from middleware.store.sqlite import _MIGRATIONS
+from frontdesk.middleware.store import MemoryStore, SessionRecord, Store
+from frontdesk.middleware.store.base import SUPERSEDED_LIMIT
+from frontdesk.middleware.store.redis import RedisStore
+from frontdesk.middleware.store.sqlite import _MIGRATIONS, SqliteStore
 
 NOW = 1_800_000_000.0
 

@@ -8,9 +8,9 @@ import json
 import jwt
 import pytest
 
-from middleware.clock import ManualClock
-from middleware.errors import ExpiredToken, InvalidToken
-from middleware.tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, SigningKey, TokenCodec
+from frontdesk.middleware.clock import ManualClock
+from frontdesk.middleware.errors import ExpiredToken, InvalidToken
+from frontdesk.middleware.tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, SigningKey, TokenCodec
 
 ACCESS_SECRET = "a" * 40
 REFRESH_SECRET = "r" * 40

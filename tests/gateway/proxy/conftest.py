@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from proxy_support import FakeEngine, Gateway, Servers, Trust, Upstream, route_config, spa
 
-from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
+from frontdesk.gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ import httpx
 import jwt
 import uvicorn
 
-from middleware.errors import NotAuthenticated, SessionRevoked
+from frontdesk.middleware.errors import NotAuthenticated, SessionRevoked
 
 if TYPE_CHECKING:
-    from gateway.proxy import ProxyApp
+    from frontdesk.gateway.proxy import ProxyApp
 
 COOKIE = "__Host-frontdesk"
 SECRET = "test-refresh-secret-that-is-long-enough-for-hs256"

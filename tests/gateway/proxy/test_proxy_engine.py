@@ -19,12 +19,12 @@ from proxy_support import Upstream, serve
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from gateway.app import create_app
-from gateway.config import load_config
-from gateway.proxy import ProxyApp
-from middleware.clock import ManualClock
-from middleware.errors import ConfigError
-from middleware.sessions import User
+from frontdesk.gateway.app import create_app
+from frontdesk.gateway.config import load_config
+from frontdesk.gateway.errors import ConfigError
+from frontdesk.gateway.proxy import ProxyApp
+from frontdesk.middleware.clock import ManualClock
+from frontdesk.middleware.sessions import User
 
 ACCESS_SECRET = "integration-access-secret-0123456789abcdef0123456789"
 REFRESH_SECRET = "integration-refresh-secret-0123456789abcdef012345678"

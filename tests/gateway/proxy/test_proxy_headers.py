@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.proxy.errors import BadFraming
-from gateway.proxy.headers import (
+from frontdesk.gateway.proxy.errors import BadFraming
+from frontdesk.gateway.proxy.headers import (
     filter_response_headers,
     render_request_head,
     scan_request_headers,
@@ -181,7 +181,7 @@ def test_other_cookies_still_pass(set_cookie: bytes) -> None:
 
 
 def test_public_host_is_validated() -> None:
-    from gateway.proxy.settings import parse_proxy_settings
+    from frontdesk.gateway.proxy.settings import parse_proxy_settings
 
     for good, norm in (("App.Example.com", "app.example.com"), ("gw:8443", "gw:8443"), ("[::1]:8000", "[::1]:8000")):
         settings, problems = parse_proxy_settings({"public_host": good})

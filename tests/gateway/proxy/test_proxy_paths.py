@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.proxy.errors import BadPath
-from gateway.proxy.paths import resolve_route, upstream_target
-from gateway.proxy.routes import RouteTable, parse_routes
+from frontdesk.gateway.proxy.errors import BadPath
+from frontdesk.gateway.proxy.paths import resolve_route, upstream_target
+from frontdesk.gateway.proxy.routes import RouteTable, parse_routes
 
 ROUTES, _ = parse_routes(
     [

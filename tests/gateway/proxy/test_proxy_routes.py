@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.proxy.routes import RouteTable, parse_routes
-from gateway.proxy.settings import ProxySettings, parse_proxy_settings
+from frontdesk.gateway.proxy.routes import RouteTable, parse_routes
+from frontdesk.gateway.proxy.settings import ProxySettings, parse_proxy_settings
 
 
 def _one(**kw: object) -> dict[str, object]:

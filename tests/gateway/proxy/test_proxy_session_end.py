@@ -11,7 +11,7 @@ import httpx
 import pytest
 from proxy_support import Gateway
 
-from middleware.session_watch import STREAM_WATCH_DELAY
+from frontdesk.middleware.session_watch import STREAM_WATCH_DELAY
 
 
 async def test_an_event_stream_is_ended_and_abandoned_upstream_when_its_session_ends(gw: Gateway) -> None:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from proxy_support import FakeEngine, Trust, Upstream, refresh_cookie, serve, spa
 
-from gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
+from frontdesk.gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
 
 
 def _self_signed(tmp: Path) -> tuple[Path, Path]:

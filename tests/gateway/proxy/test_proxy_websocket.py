@@ -12,7 +12,7 @@ from proxy_support import Gateway, refresh_cookie
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.proxy.settings import ProxySettings, parse_proxy_settings
+from frontdesk.gateway.proxy.settings import ProxySettings, parse_proxy_settings
 
 
 def _headers(gw: Gateway, origin: str | None = "own", user: str | None = "alice") -> dict[str, str]:

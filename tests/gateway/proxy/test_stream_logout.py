@@ -28,7 +28,8 @@ def demo_upstream(gateway_secrets: dict[str, str]) -> Iterator[int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
     env.update(gateway_secrets)
-    command = [sys.executable, "-m", "gateway.demo_upstream", "--port", str(port), "--clock-interval", str(TICK)]
+    command = [sys.executable, "-m", "frontdesk.gateway.demo_upstream", "--port", str(port)]
+    command += ["--clock-interval", str(TICK)]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
     def up() -> bool:
@@ -109,7 +110,7 @@ def test_sse_stream_is_cut_when_the_password_changes(gw: GatewayProcess) -> None
     def passwd() -> None:
         # Another process (the CLI) writes the revocation to the store; this worker learns it from there.
         done = subprocess.run(
-            [sys.executable, "-m", "gateway.cli", "users", "passwd", "alice", "--password-stdin",
+            [sys.executable, "-m", "frontdesk.gateway.cli", "users", "passwd", "alice", "--password-stdin",
              "--config", str(gw.config_path)],
             cwd=gw.workdir, env=gw.env, input=PASSWORD + "\n", capture_output=True, text=True, timeout=120,
         )  # fmt: skip

@@ -22,15 +22,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from middleware.asgi import FrontdeskMiddleware
-from middleware.bearer import BearerAuth
-from middleware.clock import Clock
-from middleware.keys import signing_key_from_private
-from middleware.session_mode import SessionAuth
-from middleware.sessions import SessionSettings, User
-from middleware.store import MemoryStore
-from middleware.tokens import KeyRing, SigningKey
-from middleware.wsgi import FrontdeskWSGIMiddleware
+from frontdesk.middleware.asgi import FrontdeskMiddleware
+from frontdesk.middleware.bearer import BearerAuth
+from frontdesk.middleware.clock import Clock
+from frontdesk.middleware.keys import signing_key_from_private
+from frontdesk.middleware.session_mode import SessionAuth
+from frontdesk.middleware.sessions import SessionSettings, User
+from frontdesk.middleware.store import MemoryStore
+from frontdesk.middleware.tokens import KeyRing, SigningKey
+from frontdesk.middleware.wsgi import FrontdeskWSGIMiddleware
 
 ISSUER = "frontdesk"
 AUDIENCE = "frontdesk-api"

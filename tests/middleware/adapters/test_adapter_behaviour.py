@@ -13,10 +13,10 @@ from mw_world import COOKIE, PASSWORD, Adapter, Keys, access_claims, sign_access
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from middleware.bearer import REVOCATION_TTL, BearerAuth
-from middleware.clock import ManualClock
-from middleware.errors import ExpiredToken, SessionRevoked, UnknownKey
-from middleware.store import MemoryStore
+from frontdesk.middleware.bearer import REVOCATION_TTL, BearerAuth
+from frontdesk.middleware.clock import ManualClock
+from frontdesk.middleware.errors import ExpiredToken, SessionRevoked, UnknownKey
+from frontdesk.middleware.store import MemoryStore
 
 
 def valid(adapter: Adapter, keys: Keys, **claims: object) -> dict[str, str]:
@@ -219,8 +219,8 @@ async def test_a_remembered_token_still_expires_and_loses_its_key(keys: Keys) ->
 async def test_session_mode_purges_expired_rows_at_most_once_per_interval() -> None:
     from mw_world import ACCESS_SECRET, PASSWORD, REFRESH_SECRET, authenticator
 
-    from middleware.http import HttpRequest
-    from middleware.session_mode import SessionAuth
+    from frontdesk.middleware.http import HttpRequest
+    from frontdesk.middleware.session_mode import SessionAuth
 
     clock = ManualClock(start=time.time())
     purges = 0
@@ -274,7 +274,7 @@ def test_starlette_requires_decorator_sees_the_token_scopes(keys: Keys) -> None:
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from middleware.asgi import FrontdeskMiddleware
+    from frontdesk.middleware.asgi import FrontdeskMiddleware
 
     @requires("reports")
     async def reports(request: Request) -> PlainTextResponse:

@@ -28,12 +28,12 @@ from starlette.websockets import WebSocket
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from gateway.app import create_app
-from gateway.config import load_config
-from middleware.asgi import FrontdeskMiddleware
-from middleware.clock import ManualClock
-from middleware.sessions import SessionSettings
-from middleware.wsgi import FrontdeskWSGIMiddleware
+from frontdesk.gateway.app import create_app
+from frontdesk.gateway.config import load_config
+from frontdesk.middleware.asgi import FrontdeskMiddleware
+from frontdesk.middleware.clock import ManualClock
+from frontdesk.middleware.sessions import SessionSettings
+from frontdesk.middleware.wsgi import FrontdeskWSGIMiddleware
 
 APP_CACHE = "public, max-age=600"
 APP_EXPIRES = "Thu, 01 Dec 2099 16:00:00 GMT"

@@ -8,8 +8,8 @@ import json
 import pytest
 from mw_world import Keys
 
-from middleware.bearer import BearerAuth, bearer_error_response
-from middleware.errors import FrontdeskError
+from frontdesk.middleware.bearer import BearerAuth, bearer_error_response
+from frontdesk.middleware.errors import FrontdeskError
 
 
 def seg(value: object) -> str:

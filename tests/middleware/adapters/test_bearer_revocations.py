@@ -22,12 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.app import create_app
-from gateway.config import load_config
-from middleware.asgi import FrontdeskMiddleware
-from middleware.bearer import BearerAuth
-from middleware.store import MemoryStore, SqliteStore
-from middleware.tokens import KeyRing
+from frontdesk.gateway.app import create_app
+from frontdesk.gateway.config import load_config
+from frontdesk.middleware.asgi import FrontdeskMiddleware
+from frontdesk.middleware.bearer import BearerAuth
+from frontdesk.middleware.store import MemoryStore
+from frontdesk.middleware.store.sqlite import SqliteStore
+from frontdesk.middleware.tokens import KeyRing
 
 ACCESS_SECRET = "a" * 40
 SECRETS = {"FRONTDESK_ACCESS_SECRET": ACCESS_SECRET, "FRONTDESK_REFRESH_SECRET": "r" * 40}

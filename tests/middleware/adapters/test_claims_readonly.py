@@ -30,12 +30,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from middleware.asgi import FrontdeskMiddleware
-from middleware.bearer import BearerAuth
-from middleware.session_mode import SessionAuth
-from middleware.sessions import SessionSettings
-from middleware.store import MemoryStore
-from middleware.wsgi import FrontdeskWSGIMiddleware
+from frontdesk.middleware.asgi import FrontdeskMiddleware
+from frontdesk.middleware.bearer import BearerAuth
+from frontdesk.middleware.session_mode import SessionAuth
+from frontdesk.middleware.sessions import SessionSettings
+from frontdesk.middleware.store import MemoryStore
+from frontdesk.middleware.wsgi import FrontdeskWSGIMiddleware
 
 
 def _try(write: Callable[[], None]) -> str:

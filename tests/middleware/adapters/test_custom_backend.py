@@ -11,13 +11,13 @@ import pytest
 from mw_support import serve_asgi, serve_wsgi
 from mw_world import starlette_app, wsgi_app
 
-from middleware.admission import Admission, Refusal
-from middleware.asgi import FrontdeskMiddleware
-from middleware.errors import InsufficientScope, NotAuthenticated
-from middleware.http import HttpRequest, HttpResponse, json_response
-from middleware.principal import FrontdeskUser
-from middleware.session_mode import STORE_REQUIRED, SessionAuth
-from middleware.wsgi import FrontdeskWSGIMiddleware
+from frontdesk.middleware.admission import Admission, Refusal
+from frontdesk.middleware.asgi import FrontdeskMiddleware
+from frontdesk.middleware.errors import InsufficientScope, NotAuthenticated
+from frontdesk.middleware.http import HttpRequest, HttpResponse, json_response
+from frontdesk.middleware.principal import FrontdeskUser
+from frontdesk.middleware.session_mode import STORE_REQUIRED, SessionAuth
+from frontdesk.middleware.wsgi import FrontdeskWSGIMiddleware
 
 
 class ApiKeyAuth:

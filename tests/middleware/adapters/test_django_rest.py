@@ -21,9 +21,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from mw_support import free_port
 
-from middleware.django_rest import FrontdeskAuthentication, HasScopes, parse_settings
-from middleware.principal import FrontdeskUser
-from middleware.tokens import KeyRing
+from frontdesk.middleware.django_rest import FrontdeskAuthentication, HasScopes, parse_settings
+from frontdesk.middleware.principal import FrontdeskUser
+from frontdesk.middleware.tokens import KeyRing
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "access-" + "a" * 40
@@ -191,7 +191,7 @@ def test_bad_settings_stop_django_from_starting() -> None:
         from django.conf import settings
 
         settings.configure(
-            INSTALLED_APPS=["rest_framework", "middleware.django_rest.FrontdeskConfig"],
+            INSTALLED_APPS=["rest_framework", "frontdesk.middleware.django_rest.FrontdeskConfig"],
             FRONTDESK={"JWKS_URL": "gateway.example/jwks.json", "LEEWAY": "5"},
         )
         django.setup()
@@ -204,14 +204,14 @@ def test_bad_settings_stop_django_from_starting() -> None:
 
 
 def test_the_library_never_imports_django() -> None:
-    """Django and DRF are optional: every module but middleware.django_rest imports without them."""
+    """Django and DRF are optional: every module but frontdesk.middleware.django_rest imports without them."""
     result = _python(
         """
         import pkgutil, importlib, sys
-        import middleware
+        from frontdesk import middleware
 
-        for module in pkgutil.walk_packages(middleware.__path__, "middleware."):
-            if module.name != "middleware.django_rest":
+        for module in pkgutil.walk_packages(middleware.__path__, "frontdesk.middleware."):
+            if module.name != "frontdesk.middleware.django_rest":
                 importlib.import_module(module.name)
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("django", "rest_framework")))
         """

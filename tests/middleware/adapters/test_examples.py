@@ -28,10 +28,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from middleware.bearer import BearerAuth
-from middleware.keys import generate_private_key, jwks_document, signing_key_from_private
-from middleware.store import SqliteStore
-from middleware.tokens import KeyRing
+from frontdesk.middleware.bearer import BearerAuth
+from frontdesk.middleware.keys import generate_private_key, jwks_document, signing_key_from_private
+from frontdesk.middleware.store.sqlite import SqliteStore
+from frontdesk.middleware.tokens import KeyRing
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "tests" / "middleware" / "examples"
@@ -289,4 +289,19 @@ def test_readme_states_the_bearer_defaults() -> None:
     assert interval and float(interval.group(1)) == defaults["jwks_refetch_interval"]
     assert f'`issuer=` (default `"{defaults["issuer"]}"`)' in README
     assert f'`audience=` (default `"{defaults["audience"]}"`' in README
-    assert "from middleware.tokens import KeyRing" in README
+    assert "from frontdesk import KeyRing" in README
+
+
+# Django is optional, so its DRF class stays in its own module and `import frontdesk` never imports Django.
+OWN_MODULE = "frontdesk.middleware.django_rest"
+
+
+def test_the_readme_and_the_examples_import_only_from_frontdesk() -> None:
+    """The README and its example files use the ``frontdesk`` facade, never the modules behind it (which may
+    move) nor the bare folder names ``middleware`` and ``gateway``."""
+    code = "\n".join(re.findall(r"```python\n(.*?)```", README, flags=re.S))
+    code += "\n".join(path.read_text() for path in sorted(EXAMPLES.glob("*.py")))
+    ours = re.findall(r"^\s*(?:from|import) ((?:frontdesk|middleware|gateway)\b[\w.]*)", code, flags=re.M)
+    assert ours and {module for module in ours if module != OWN_MODULE} == {"frontdesk"}
+    prose = re.findall(r"`[^`\n]*\b(?:from|import) ((?:frontdesk|middleware|gateway)\b[\w.]*)", README)
+    assert set(prose) <= {"frontdesk", OWN_MODULE}, prose

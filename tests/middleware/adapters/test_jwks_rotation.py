@@ -23,16 +23,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.app import create_app
-from gateway.cli import main as cli_main
-from gateway.config import load_config
-from gateway.proxy import ProxyApp
-from middleware.asgi import FrontdeskMiddleware
-from middleware.bearer import BearerAuth
-from middleware.clock import Clock, ManualClock, system_clock
-from middleware.jwks import JwksSource
-from middleware.key_directory import KeyDirectory
-from middleware.keys import signing_key_from_private
+from frontdesk.gateway.app import create_app
+from frontdesk.gateway.cli import main as cli_main
+from frontdesk.gateway.config import load_config
+from frontdesk.gateway.proxy import ProxyApp
+from frontdesk.middleware.asgi import FrontdeskMiddleware
+from frontdesk.middleware.bearer import BearerAuth
+from frontdesk.middleware.clock import Clock, ManualClock, system_clock
+from frontdesk.middleware.jwks import JwksSource
+from frontdesk.middleware.key_directory import KeyDirectory
+from frontdesk.middleware.keys import signing_key_from_private
 
 SECRETS = {"FRONTDESK_ACCESS_SECRET": "a" * 40, "FRONTDESK_REFRESH_SECRET": "r" * 40}
 OVERLAP = 3600

@@ -11,12 +11,13 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gateway.cli import main as cli_main
-from gateway.config import load_config
-from middleware.clock import ManualClock
-from middleware.errors import ConfigError, InvalidToken, UnknownKey
-from middleware.key_directory import DirectoryKeyRing, KeyDirectory
-from middleware.keys import (
+from frontdesk.gateway.cli import main as cli_main
+from frontdesk.gateway.config import load_config
+from frontdesk.gateway.errors import ConfigError
+from frontdesk.middleware.clock import ManualClock
+from frontdesk.middleware.errors import InvalidToken, UnknownKey
+from frontdesk.middleware.key_directory import DirectoryKeyRing, KeyDirectory
+from frontdesk.middleware.keys import (
     ASYMMETRIC_ALGORITHMS,
     generate_private_key,
     jwks_document,
@@ -25,7 +26,7 @@ from middleware.keys import (
     signing_key_from_private,
     thumbprint,
 )
-from middleware.tokens import ACCESS_TYP, KeyRing, TokenCodec
+from frontdesk.middleware.tokens import ACCESS_TYP, KeyRing, TokenCodec
 
 SECRETS = {
     "FRONTDESK_ACCESS_SECRET": "a" * 40,

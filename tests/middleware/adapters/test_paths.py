@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from middleware.paths import PathRules, token_scopes
+from frontdesk.middleware.paths import PathRules, token_scopes
 
 
 @pytest.mark.parametrize(

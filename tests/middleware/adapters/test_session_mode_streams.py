@@ -21,8 +21,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from middleware.asgi import FrontdeskMiddleware
-from middleware.clock import ManualClock
+from frontdesk.middleware.asgi import FrontdeskMiddleware
+from frontdesk.middleware.clock import ManualClock
 
 # --- the apps -------------------------------------------------------------------------------------------
 

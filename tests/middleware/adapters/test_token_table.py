@@ -24,8 +24,8 @@ from mw_world import (
     sign_access,
 )
 
-from middleware.keys import signing_key_from_private
-from middleware.tokens import SigningKey
+from frontdesk.middleware.keys import signing_key_from_private
+from frontdesk.middleware.tokens import SigningKey
 
 
 @dataclass
@@ -102,7 +102,7 @@ def token_case(build: Callable[[Ctx], str]) -> Case:
 
 
 def jwk_of(ctx: Ctx) -> dict[str, Any]:
-    from middleware.keys import public_jwk
+    from frontdesk.middleware.keys import public_jwk
 
     return public_jwk(signing_key_from_private(ctx.keys.attacker))
 

@@ -5,8 +5,7 @@ from django.core.wsgi import get_wsgi_application
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
-from middleware.bearer import BearerAuth
-from middleware.wsgi import FrontdeskWSGIMiddleware
+from frontdesk import BearerAuth, FrontdeskWSGIMiddleware
 
 settings.configure(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["localhost", "127.0.0.1"])
 

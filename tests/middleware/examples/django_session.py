@@ -6,9 +6,7 @@ from django.core.wsgi import get_wsgi_application
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
-from middleware.session_mode import SessionAuth
-from middleware.sessions import User
-from middleware.wsgi import FrontdeskWSGIMiddleware
+from frontdesk import FrontdeskWSGIMiddleware, SessionAuth, User
 
 settings.configure(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["localhost", "127.0.0.1"])
 

@@ -7,13 +7,13 @@ from django.urls import path
 settings.configure(
     ROOT_URLCONF=__name__,
     ALLOWED_HOSTS=["localhost", "127.0.0.1"],
-    INSTALLED_APPS=["rest_framework", "middleware.django_rest.FrontdeskConfig"],
+    INSTALLED_APPS=["rest_framework", "frontdesk.middleware.django_rest.FrontdeskConfig"],
     FRONTDESK={
         "JWKS_URL": os.environ["FRONTDESK_JWKS_URL"],  # or "ACCESS_SECRET": the gateway's shared secret
         "REVOCATIONS": os.environ.get("FRONTDESK_REVOCATIONS"),  # the gateway's store URL, to honour logouts
     },
     REST_FRAMEWORK={
-        "DEFAULT_AUTHENTICATION_CLASSES": ["middleware.django_rest.FrontdeskAuthentication"],
+        "DEFAULT_AUTHENTICATION_CLASSES": ["frontdesk.middleware.django_rest.FrontdeskAuthentication"],
         "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
         "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
         "UNAUTHENTICATED_USER": None,  # no django.contrib.auth needed
@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from middleware.django_rest import HasScopes
+from frontdesk.middleware.django_rest import HasScopes
 
 
 class Me(APIView):

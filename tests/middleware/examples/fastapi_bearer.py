@@ -3,9 +3,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
-from middleware.asgi import FrontdeskMiddleware
-from middleware.bearer import BearerAuth
-from middleware.principal import FrontdeskUser
+from frontdesk import BearerAuth, FrontdeskMiddleware, FrontdeskUser
 
 
 def current_user(request: Request) -> FrontdeskUser:

@@ -3,9 +3,7 @@ import os
 
 from fastapi import FastAPI, Request
 
-from middleware.asgi import FrontdeskMiddleware
-from middleware.session_mode import SessionAuth
-from middleware.sessions import User
+from frontdesk import FrontdeskMiddleware, SessionAuth, User
 
 
 async def check_password(username: str, password: str) -> User | None:

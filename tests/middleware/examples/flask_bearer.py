@@ -2,8 +2,7 @@ import os
 
 from flask import Flask, request
 
-from middleware.bearer import BearerAuth
-from middleware.wsgi import FrontdeskWSGIMiddleware
+from frontdesk import BearerAuth, FrontdeskWSGIMiddleware
 
 app = Flask(__name__)
 

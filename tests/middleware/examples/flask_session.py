@@ -3,9 +3,7 @@ import os
 
 from flask import Flask, request
 
-from middleware.session_mode import SessionAuth
-from middleware.sessions import User
-from middleware.wsgi import FrontdeskWSGIMiddleware
+from frontdesk import FrontdeskWSGIMiddleware, SessionAuth, User
 
 
 async def check_password(username: str, password: str) -> User | None:

@@ -6,8 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from middleware.asgi import FrontdeskMiddleware
-from middleware.bearer import BearerAuth
+from frontdesk import BearerAuth, FrontdeskMiddleware
 
 
 async def me(request: Request) -> JSONResponse:

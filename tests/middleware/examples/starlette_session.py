@@ -7,9 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from middleware.asgi import FrontdeskMiddleware
-from middleware.session_mode import SessionAuth
-from middleware.sessions import User
+from frontdesk import FrontdeskMiddleware, SessionAuth, User
 
 
 async def check_password(username: str, password: str) -> User | None:
