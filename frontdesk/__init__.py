@@ -9,6 +9,7 @@ the Django REST framework class is ``frontdesk.middleware.django_rest`` (Django 
 
 from __future__ import annotations
 
+from .middleware.admission import Admission, AuthBackend, ErrorRenderer, Refusal
 from .middleware.asgi import FrontdeskMiddleware
 from .middleware.bearer import BearerAuth
 from .middleware.clock import Clock
@@ -27,6 +28,7 @@ from .middleware.errors import (
     TokenError,
     TokenReused,
 )
+from .middleware.http import HttpRequest, HttpResponse, json_response
 from .middleware.principal import FrontdeskUser
 from .middleware.session_mode import SessionAuth
 from .middleware.sessions import Authenticator, SessionSettings, User
@@ -40,6 +42,14 @@ __all__ = [
     "FrontdeskWSGIMiddleware",
     "BearerAuth",
     "SessionAuth",
+    # a backend of your own (the admission pipeline) and a custom error answer
+    "Admission",
+    "AuthBackend",
+    "ErrorRenderer",
+    "HttpRequest",
+    "HttpResponse",
+    "Refusal",
+    "json_response",
     # what an app hands to them or gets back
     "Authenticator",
     "Clock",
