@@ -136,6 +136,15 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 20.0, interval: f
         time.sleep(interval)
 
 
+def answers(url: str) -> bool:
+    """Whether anything answers ``url`` (any status): a server has started listening."""
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.TransportError:
+        return False
+    return True
+
+
 def jwt_claims(token: str) -> dict[str, Any]:
     """The payload of a JWT, unverified (the tests only read ids out of tokens the server minted)."""
     payload = token.split(".")[1]

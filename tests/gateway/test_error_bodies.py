@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from live_gateway import GatewayProcess, free_port, wait_for
+from live_gateway import GatewayProcess, answers, free_port, wait_for
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -89,7 +89,7 @@ def test_bearer_mode_writes_the_same_shape(tmp_path: Path, gateway_secrets: dict
         proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}/api/me"
-        wait_for(lambda: _answers(url), what="the demo upstream to listen")
+        wait_for(lambda: answers(url), what="the demo upstream to listen")
         for headers in ({}, {"Authorization": "Bearer a.b.c"}, {"Authorization": "Basic x"}):
             r = httpx.get(url, headers=headers)
             assert r.status_code == 401 and "www-authenticate" in r.headers
@@ -99,14 +99,6 @@ def test_bearer_mode_writes_the_same_shape(tmp_path: Path, gateway_secrets: dict
         proc.wait(timeout=15)
     for exc in (NotAuthenticated("missing"), InvalidToken('bad "token"'), InsufficientScope("needs admin")):
         one_shape(bearer_error_response(exc).body)
-
-
-def _answers(url: str) -> bool:
-    try:
-        httpx.get(url, timeout=2)
-    except httpx.TransportError:
-        return False
-    return True
 
 
 def test_the_writer_escapes_and_stays_compact() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from live_gateway import AuthClient, GatewayProcess, free_port, wait_for
+from live_gateway import AuthClient, GatewayProcess, answers, free_port, wait_for
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -72,19 +72,11 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     with (workdir / "upstream.log").open("wb") as log:
         proc = subprocess.Popen(args, cwd=workdir, env=os.environ, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/api/plain"), what="the upstream to listen")
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/api/plain"), what="the upstream to listen")
         yield port
     finally:
         proc.terminate()
         proc.wait(timeout=15)
-
-
-def _answers(url: str) -> bool:
-    try:
-        httpx.get(url, timeout=2)
-    except httpx.TransportError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
