@@ -21,7 +21,8 @@ from typing import Any
 from .caches import ExpiringCache, KeyedLocks
 from .clock import Clock, system_clock
 from .cookies import CookiePolicy, read_cookie
-from .errors import BadCredentials, NotAuthenticated, SessionRevoked, TokenError, TokenReused
+from .errors import BadCredentials, NotAuthenticated, Overloaded, RateLimited, SessionRevoked, TokenError, TokenReused
+from .events import NO_EVENTS, Event, Events, Kind
 from .login_limits import DEVICE_TYP, LoginLimits
 from .readonly import read_only
 from .store.base import SessionRecord, Store
@@ -115,6 +116,7 @@ class SessionEngine:
         cookie: CookiePolicy | None = None,
         settings: SessionSettings | None = None,
         clock: Clock = system_clock,
+        events: Events = NO_EVENTS,
     ) -> None:
         if access_codec.keyring is refresh_codec.keyring:
             raise ValueError("access and refresh tokens must be signed with different keys")
@@ -125,6 +127,7 @@ class SessionEngine:
         self.cookie = cookie or CookiePolicy()
         self.settings = settings or SessionSettings()
         self.clock = clock
+        self.events = events  # what happened, for the audit trail, the metrics and the log (see events.py)
         self._states: ExpiringCache[str, SessionRecord] = ExpiringCache(self.settings.access_cache_size)
         self._access: ExpiringCache[tuple[str, str], _Access] = ExpiringCache(self.settings.access_cache_size)
         self._audiences: set[str] = set()
@@ -163,6 +166,7 @@ class SessionEngine:
         cookie: CookiePolicy | None = None,
         settings: SessionSettings | None = None,
         clock: Clock = system_clock,
+        events: Events = NO_EVENTS,
     ) -> SessionEngine:
         """An engine with the standard pair of codecs: access tokens for ``audience``, refresh tokens whose
         only audience is the issuer itself. Used by the gateway and by session-mode middleware alike."""
@@ -180,6 +184,7 @@ class SessionEngine:
             cookie=cookie,
             settings=settings,
             clock=clock,
+            events=events,
         )
 
     @property
@@ -196,12 +201,22 @@ class SessionEngine:
         remember: bool = False,
         client_ip: str | None = None,
         cookie_header: str | None = None,
+        user_agent: str | None = None,
     ) -> LoginResult:
         """Check credentials and start a new session (always new, whatever cookie came with it)."""
         now = self.clock()
-        attempt = await self.login_limits.admit(username, client_ip, cookie_header, now)
-        user = await self.authenticator(username, password)
+        try:
+            attempt = await self.login_limits.admit(username, client_ip, cookie_header, now)
+        except RateLimited:
+            self._emit(Kind.LOGIN_FAILED, now, username, None, client_ip, user_agent, reason="rate_limited")
+            raise
+        try:
+            user = await self.authenticator(username, password)
+        except Overloaded:
+            self._emit(Kind.LOGIN_FAILED, now, username, None, client_ip, user_agent, reason="busy")
+            raise
         if user is None:
+            self._emit(Kind.LOGIN_FAILED, now, username, None, client_ip, user_agent, reason="bad_credentials")
             raise BadCredentials()
         device_cookie = await self.login_limits.succeeded(attempt, username, now)
         if cookie_header:
@@ -225,6 +240,7 @@ class SessionEngine:
         )
         await self.store.create_session(record)
         self._remember_state(record, now)
+        self._emit(Kind.LOGIN_OK, now, user.username, record.sid, client_ip, user_agent)
         # Mint the first access token now, so the first proxied request does not have to rotate at once.
         self._mint(record, self._default_audience(), now)
         return LoginResult(
@@ -246,18 +262,24 @@ class SessionEngine:
         except TokenError:
             return None
         sid = claims["sid"]
-        await self.revoke(sid, reason=reason)
+        await self.revoke(sid, reason=reason, actor="user")
         return str(sid)
 
-    async def revoke(self, sid: str, *, reason: str) -> None:
-        await self.store.revoke_session(sid, now=self.clock(), reason=reason)
+    async def revoke(self, sid: str, *, reason: str, actor: str = "system") -> None:
+        now = self.clock()
+        await self.store.revoke_session(sid, now=now, reason=reason)
+        record = self._states.get(sid, now)
         self._forget(sid)
+        self._emit(Kind.SESSION_REVOKED, now, record.username if record else None, sid, reason=reason, actor=actor)
 
-    async def revoke_user(self, user_id: str, *, reason: str) -> int:
+    async def revoke_user(self, user_id: str, *, reason: str, actor: str = "system") -> int:
         """End every session of a user (removed, password changed); other workers follow within 1 s."""
-        count = await self.store.revoke_user(user_id, now=self.clock(), reason=reason)
+        now = self.clock()
+        count = await self.store.revoke_user(user_id, now=now, reason=reason)
         for sid in [sid for sid, record in self._states.items() if record.user_id == user_id]:
             self._forget(sid)
+        if count:
+            self._emit(Kind.SESSION_REVOKED, now, user_id, None, reason=reason, actor=actor)
         return count
 
     # --- the one call ---------------------------------------------------------------------------
@@ -344,6 +366,7 @@ class SessionEngine:
         if standing is _Standing.REUSED:
             self.stats["reuse_detected"] += 1
             log.warning("refresh token reuse detected; revoking session %s", sid)
+            self._emit(Kind.REUSE_DETECTED, now, record.username, sid)
             await self.revoke(sid, reason="refresh token reuse")
             raise TokenReused("refresh token was already used; the session has been revoked")
         return record, standing
@@ -375,6 +398,7 @@ class SessionEngine:
             remember_for=s.rotation_grace,
         ):
             self.stats["rotations"] += 1
+            self._emit(Kind.REFRESH_ROTATED, now, record.username, record.sid)
         # Won or lost the race, the row in the store is now the truth.
         fresh = await self._state(record.sid, now, fresh=True)
         if fresh is None or fresh.revoked_at is not None:
@@ -399,7 +423,24 @@ class SessionEngine:
         self._access.set((record.sid, aud), access, float(exp), now)
         self._audiences.add(aud)
         self.stats["mints"] += 1
+        if self.events:
+            self._emit(Kind.ACCESS_MINTED, now, record.username, record.sid)
         return access
+
+    def _emit(
+        self,
+        kind: str,
+        at: float,
+        user: str | None,
+        session: str | None,
+        address: str | None = None,
+        user_agent: str | None = None,
+        *,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        if self.events:  # nobody listening costs one truth test
+            self.events.emit(Event(kind, at, user, session, address, user_agent, reason, actor))
 
     def _grant_from(
         self, record: SessionRecord, access: _Access, standing: _Standing, now: float, *, rotated: bool = False
