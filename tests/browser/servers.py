@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from tests.support import ServerProcess, free_port
 
-__all__ = ["Stack", "free_port", "running_stack", "add_user", "TEST_CONFIG"]
+__all__ = ["Stack", "running_stack", "add_user", "TEST_CONFIG"]
 
 REPO = Path(__file__).resolve().parents[2]
 STATIC = REPO / "static"
-START_TIMEOUT = 60.0
+START_TIMEOUT = 60.0  # generous: a shared 2-core machine can be slow to start Python + uvicorn
 
 # Short lifetimes so that "several access-token lifetimes" take seconds. refresh_margin is small so the
 # gateway really lets tokens run out before minting, and leeway is small so an expired token is refused.
@@ -77,46 +74,6 @@ class Stack:
     env: Mapping[str, str]
     access_ttl: float
     csrf_header: str = "X-CSRF"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    """Until ``url`` answers anything at all; fail with the server's log if it dies or never answers."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"server at {url} did not answer within {START_TIMEOUT:.0f} s:\n{log.read_text()}")
-
-
-@contextmanager
-def _process(args: list[str], *, env: Mapping[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            args, env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield proc
-    finally:
-        # The whole process group: uvicorn may have spawned workers.
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 def add_user(stack: Stack, username: str, password: str) -> None:
@@ -180,11 +137,10 @@ def running_stack(
         sys.executable, "-m", "frontdesk.gateway.cli", "serve", "--config", str(config),
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
-    up_log, gw_log = workdir / "upstream.log", workdir / "gateway.log"
     with (
-        _process(upstream_cmd, env=env, cwd=workdir, log=up_log) as upstream,
-        _process(gateway_cmd, env=env, cwd=workdir, log=gw_log) as gateway,
+        ServerProcess(upstream_cmd, workdir / "upstream.log", cwd=workdir, env=env, name="demo upstream") as upstream,
+        ServerProcess(gateway_cmd, workdir / "gateway.log", cwd=workdir, env=env, name="gateway") as gateway,
     ):
-        _wait_http(f"{stack.upstream_url}/api/me", upstream, up_log)
-        _wait_http(f"http://127.0.0.1:{port}/healthz", gateway, gw_log)
+        upstream.wait_answers(f"{stack.upstream_url}/api/me", timeout=START_TIMEOUT)
+        gateway.wait_answers(f"http://127.0.0.1:{port}/healthz", timeout=START_TIMEOUT)
         yield stack

@@ -16,8 +16,10 @@ from string import Template
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from tests.support import free_port
+
 from .helpers import ConsoleWatch, Credentials, add_item, claims, login, screenshot, wait_for_dashboard
-from .servers import Stack, free_port
+from .servers import Stack
 
 ATTACK_PAGE = Template("""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Totally harmless page</title></head>

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.support import ServerProcess, free_port
+
 from .helpers import Credentials, add_item, login, screenshot
-from .servers import REPO, STATIC, Stack, free_port
+from .servers import REPO, STATIC, Stack
 
 CREDENTIALS = re.compile(r"sign in as\s+(\S+)\s+/\s+(\S+)")
 START_TIMEOUT = 60.0
@@ -37,21 +36,14 @@ def demo(tmp_path: Path) -> Iterator[tuple[Stack, Credentials]]:
     config.write_text(demo_config.replace('directory = "static"', f'directory = "{STATIC.as_posix()}"'))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
     env["PYTHONUNBUFFERED"] = "1"
-    log = tmp_path / "demo.log"
     args = [sys.executable, "-m", "frontdesk.gateway.cli", "demo", "--config", str(config)]
     args += ["--port", str(port), "--upstream-port", str(upstream_port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            args, env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    with ServerProcess(args, tmp_path / "demo.log", cwd=tmp_path, env=env, name="frontdesk demo") as process:
+        match = process.wait_until(
+            lambda: CREDENTIALS.search(process.log()), timeout=START_TIMEOUT, what="the demo's credentials"
         )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        match = None
-        while match is None:
-            assert proc.poll() is None, f"frontdesk demo exited:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"frontdesk demo printed no credentials:\n{log.read_text()}"
-            match = CREDENTIALS.search(log.read_text())
-            time.sleep(0.1)
+        # The gateway may print its credentials a moment before it accepts connections.
+        process.wait_answers(f"http://127.0.0.1:{port}/healthz", status=200, timeout=START_TIMEOUT)
         stack = Stack(
             base_url=f"http://localhost:{port}",
             port=port,
@@ -62,27 +54,11 @@ def demo(tmp_path: Path) -> Iterator[tuple[Stack, Credentials]]:
             access_ttl=15 * 60,
         )
         yield stack, Credentials(username=match.group(1), password=match.group(2))
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def test_demo_command_prints_credentials_that_open_the_app(page: Page, demo: tuple[Stack, Credentials]) -> None:
     stack, creds = demo
-    # The gateway may print its credentials a moment before it accepts connections.
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        try:
-            page.goto(stack.base_url + "/")
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    page.goto(stack.base_url + "/")
     login(page, stack, creds)
     expect(page.locator("#account-name")).to_have_text(creds.username)
     add_item(page, "Hello from the demo")

@@ -1,20 +1,18 @@
 """The live-gateway harness behind ``tests/gateway/conftest.py``: a real ``frontdesk serve`` in a subprocess,
 and clients that carry the refresh cookie the way a browser would. Import it in tests as
 ``from live_gateway import ...`` (pytest puts this folder on ``sys.path``; the name is unique on purpose).
+Ports, waits and the subprocess itself come from ``tests.support``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import http.cookiejar
 import json
 import os
 import re
 import secrets
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,8 +26,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import ServerProcess, free_port, group_members, wait_until
+
 START_TIMEOUT = 60.0  # generous: a shared 2-core machine can be slow to start Python + uvicorn
-STOP_TIMEOUT = 15.0
 JWT_RE = re.compile(rb"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 # Short but not racy lifetimes; tests override per table. access_ttl is long by default so that nothing
@@ -50,12 +49,6 @@ DEFAULT_TABLES: dict[str, dict[str, Any]] = {
 
 
 # --- small helpers -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_secrets() -> dict[str, str]:
@@ -122,27 +115,6 @@ def run_in_thread(fn: Callable[[], Any]) -> Any:
     if "error" in result:
         raise result["error"]
     return result.get("value")
-
-
-def wait_for(condition: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after a generous deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what or condition}")
-        time.sleep(interval)
-
-
-def answers(url: str) -> bool:
-    """Whether anything answers ``url`` (any status): a server has started listening."""
-    try:
-        httpx.get(url, timeout=2)
-    except httpx.TransportError:
-        return False
-    return True
 
 
 def jwt_claims(token: str) -> dict[str, Any]:
@@ -355,7 +327,7 @@ class GatewayProcess:
     workers: int = 1
     log_level: str = "warning"  # frontdesk serve --log-level
     port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
+    server: ServerProcess | None = None
     starts: int = 0
 
     @property
@@ -367,7 +339,12 @@ class GatewayProcess:
         return self.workdir / "frontdesk.db"
 
     @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.server.proc if self.server else None
+
+    @property
     def log_path(self) -> Path:
+        """The log of the latest start."""
         return self.workdir / f"server-{self.starts}.log"
 
     def log(self) -> str:
@@ -376,73 +353,36 @@ class GatewayProcess:
     # lifecycle
 
     def start(self, *, wait: bool = True) -> GatewayProcess:
-        assert self.proc is None or self.proc.poll() is not None, "already running"
+        assert not self.running, "already running"
         self.starts += 1
         args = [
             sys.executable, "-m", "frontdesk.gateway.cli", "serve", "--config", str(self.config_path),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
             "--log-level", self.log_level,
         ]  # fmt: skip
-        with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen(
-                args, cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        self.server = ServerProcess(args, self.log_path, cwd=self.workdir, env=self.env, name="gateway").start()
         if wait:
             self.wait_ready()
         return self
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Until ``/healthz`` answers 200; fail with the server log if the process dies or never answers."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"gateway did not answer /healthz within {timeout:.0f} s:\n{self.log()}")
-            time.sleep(0.05)
+        assert self.server is not None
+        self.server.wait_answers(f"{self.url}/healthz", status=200, timeout=timeout)
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def _signal_group(self, sig: int) -> None:
-        assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, sig)  # the whole group: the supervisor and its uvicorn workers
+        return self.server is not None and self.server.running
 
     def stop(self) -> None:
-        """Graceful shutdown (SIGTERM), escalating to SIGKILL if it hangs."""
-        if not self.running:
-            return
-        self._signal_group(signal.SIGTERM)
-        assert self.proc is not None
-        try:
-            self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
-            self.proc.wait(timeout=STOP_TIMEOUT)
-        self._reap_group()
+        """Graceful shutdown (SIGTERM), escalating to SIGKILL if it hangs; every worker reaped."""
+        if self.server is not None:
+            self.server.stop()
 
     def kill(self) -> None:
         """``kill -9`` of the whole process group: no shutdown hooks, no flush, nothing."""
-        if self.proc is None:
-            return
-        self._signal_group(signal.SIGKILL)
-        self.proc.wait(timeout=STOP_TIMEOUT)
-        self._reap_group()
-
-    def _reap_group(self) -> None:
-        # Workers die with the group; wait until none is left holding the port or the database.
-        assert self.proc is not None
-        pgid = self.proc.pid
-        wait_for(lambda: not _group_members(pgid), timeout=STOP_TIMEOUT, what="the gateway's workers to exit")
+        if self.server is not None:
+            self.server.kill()
 
     def restart(self, *, hard: bool = False) -> None:
         self.kill() if hard else self.stop()
@@ -495,7 +435,7 @@ class GatewayProcess:
         assert self.proc is not None
         if self.workers == 1:
             return [self.proc.pid]
-        children = [pid for pid in _group_members(self.proc.pid) if _parent(pid) == self.proc.pid]
+        children = [pid for pid in group_members(self.proc.pid) if _parent(pid) == self.proc.pid]
         # uvicorn spawns its workers with multiprocessing; skip multiprocessing's resource tracker.
         workers = [pid for pid in children if "spawn_main" in _cmdline(pid)]
         return sorted(workers or children)
@@ -508,7 +448,7 @@ class GatewayProcess:
         """``per_worker`` pinned clients (one keep-alive connection each) for every uvicorn worker, found by
         opening fresh connections until each worker has accepted enough of them; extras are closed. Every
         kept connection has just answered, so none is near uvicorn's keep-alive timeout (5 s)."""
-        wait_for(lambda: len(self.worker_pids()) == self.workers, timeout=timeout, what="every worker to spawn")
+        wait_until(lambda: len(self.worker_pids()) == self.workers, timeout=timeout, what="every worker to spawn")
         pids = self.worker_pids()
         kept: list[AuthClient] = []
         deadline = time.monotonic() + timeout
@@ -571,22 +511,6 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
     except OSError:
         return ""
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in process group ``pgid``."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
-            members.append(int(entry))
-    return members
 
 
 def _server_socket_inode(server_port: int, client_port: int) -> int | None:

@@ -9,7 +9,6 @@ import os
 import re
 import select
 import shutil
-import signal
 import sqlite3
 import stat
 import subprocess
@@ -23,17 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
-from live_gateway import (
-    AuthClient,
-    GatewayProcess,
-    free_port,
-    make_secrets,
-    run_in_thread,
-    wait_for,
-    write_config,
-)
+from live_gateway import AuthClient, GatewayProcess, make_secrets, run_in_thread, write_config
 
 from frontdesk.gateway.config import load_config
+from tests.support import ServerProcess, free_port, wait_until
 
 SECRET_LINE = re.compile(r"^(FRONTDESK_ACCESS_SECRET|FRONTDESK_REFRESH_SECRET)=(\S+)$")
 
@@ -225,36 +217,12 @@ def _demo(command: list[str], cwd: Path) -> Iterator[tuple[str, str, str, Path]]
     """Run ``frontdesk demo`` on free ports until the gateway answers; yields its URL, the printed user name
     and password, and the log."""
     port, upstream_port = free_port(), free_port()
-    log = cwd / "demo.log"
     args = [*command, "--port", str(port), "--upstream-port", str(upstream_port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            args, cwd=cwd, env=clean_env(PYTHONUNBUFFERED="1"), stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-
-        def credentials() -> re.Match[str] | None:
-            assert proc.poll() is None, f"frontdesk demo exited:\n{log.read_text()}"
-            return DEMO_CREDENTIALS.search(log.read_text())
-
-        found = wait_for(credentials, timeout=60, what="the demo's credentials")
-        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), timeout=60, what="the demo gateway")
-        yield f"http://127.0.0.1:{port}", found.group(1), found.group(2), log
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
+    env = clean_env(PYTHONUNBUFFERED="1")
+    with ServerProcess(args, cwd / "demo.log", cwd=cwd, env=env, name="frontdesk demo") as demo:
+        found = demo.wait_until(lambda: DEMO_CREDENTIALS.search(demo.log()), timeout=60, what="the demo's credentials")
+        demo.wait_answers(f"http://127.0.0.1:{port}/healthz", status=200, timeout=60)
+        yield f"http://127.0.0.1:{port}", found.group(1), found.group(2), demo.log_path
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -308,7 +276,7 @@ def test_users_add_list_remove_and_the_server_sees_them(gateway_factory: Any) ->
         assert [line.split()[0] for line in listed.stdout.splitlines()] == ["jules"]
         assert client.login("kim", "kim-pw-22").status_code == 401
         # A removed user's live session ends too (the server re-reads the row within a second).
-        wait_for(lambda: kims.session().status_code == 401, what="removed user's session to end")
+        wait_until(lambda: kims.session().status_code == 401, what="removed user's session to end")
 
         # A changed password ends the user's sessions as well; the new password works.
         assert client.login("jules", "jules-pw-1").status_code == 200
@@ -316,7 +284,7 @@ def test_users_add_list_remove_and_the_server_sees_them(gateway_factory: Any) ->
             "users", "passwd", "jules", "--password-stdin", "--config", cfg, cwd=cwd, stdin="jules-pw-2\n"
         )
         assert changed.returncode == 0, changed.stderr
-        wait_for(lambda: client.session().status_code == 401, what="session to end after passwd")
+        wait_until(lambda: client.session().status_code == 401, what="session to end after passwd")
         assert client.login("jules", "jules-pw-1").status_code == 401
         assert client.login("jules", "jules-pw-2").status_code == 200
 
@@ -359,7 +327,7 @@ def test_serve_emits_frontdesk_info_logs_and_refused_websockets_log_no_error(gat
     gw.log_level = "info"
     gw.start()
     # frontdesk's own INFO lines (here the periodic purge) reach the log, named and levelled.
-    wait_for(lambda: re.search(r"INFO.*frontdesk\S*: purged \d+ expired rows", gw.log()), what="a purge log line")
+    wait_until(lambda: re.search(r"INFO.*frontdesk\S*: purged \d+ expired rows", gw.log()), what="a purge log line")
 
     own = f"http://127.0.0.1:{gw.port}"
     refusals = [

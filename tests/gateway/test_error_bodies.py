@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from live_gateway import GatewayProcess, answers, free_port, wait_for
+from live_gateway import GatewayProcess
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from frontdesk.middleware.bearer import bearer_error_response
 from frontdesk.middleware.errors import InsufficientScope, InvalidToken, NotAuthenticated, RateLimited
 from frontdesk.middleware.http import error_json, error_response
+from tests.support import free_port
 
 
 def one_shape(body: bytes) -> dict[str, Any]:
@@ -80,23 +79,18 @@ def test_a_refused_websocket_upgrade_writes_the_same_shape(gw: GatewayProcess) -
     assert one_shape(response.body or b"")["error"] == "websocket_refused"
 
 
-def test_bearer_mode_writes_the_same_shape(tmp_path: Path, gateway_secrets: dict[str, str]) -> None:
+def test_bearer_mode_writes_the_same_shape(server_process: Any, gateway_secrets: dict[str, str]) -> None:
     # The demo upstream is an ordinary Starlette app in bearer mode (FrontdeskMiddleware + BearerAuth).
     port = free_port()
     env = {**os.environ, **gateway_secrets}
     args = [sys.executable, "-m", "frontdesk.gateway.demo_upstream", "--port", str(port)]
-    with (tmp_path / "upstream.log").open("wb") as log:
-        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}/api/me"
-        wait_for(lambda: answers(url), what="the demo upstream to listen")
-        for headers in ({}, {"Authorization": "Bearer a.b.c"}, {"Authorization": "Basic x"}):
-            r = httpx.get(url, headers=headers)
-            assert r.status_code == 401 and "www-authenticate" in r.headers
-            one_shape(r.content)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+    upstream = server_process(args, name="demo upstream", env=env)
+    url = f"http://127.0.0.1:{port}/api/me"
+    upstream.wait_answers(url)
+    for headers in ({}, {"Authorization": "Bearer a.b.c"}, {"Authorization": "Basic x"}):
+        r = httpx.get(url, headers=headers)
+        assert r.status_code == 401 and "www-authenticate" in r.headers
+        one_shape(r.content)
     for exc in (NotAuthenticated("missing"), InvalidToken('bad "token"'), InsufficientScope("needs admin")):
         one_shape(bearer_error_response(exc).body)
 

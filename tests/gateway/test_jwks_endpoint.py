@@ -15,13 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
-from live_gateway import GatewayProcess, wait_for
+from live_gateway import GatewayProcess
 
 from frontdesk.gateway.app import create_app
 from frontdesk.gateway.cli import main as cli_main
 from frontdesk.gateway.config import load_config
 from frontdesk.gateway.key_settings import KeySettings
 from frontdesk.gateway.keys import access_keyring, watch_keys
+from tests.support import wait_until, wait_until_async
 
 SECRETS = {"FRONTDESK_ACCESS_SECRET": "a" * 40, "FRONTDESK_REFRESH_SECRET": "r" * 40}
 WORKERS = 2
@@ -69,11 +70,8 @@ async def test_the_key_watcher_is_a_pair_of_start_and_stop_hooks(tmp_path: Path)
     await start()
     assert len(_watch_tasks()) == 1
     assert cli_main(["keys", "rotate", "--config", str(config_path)]) == 0
-    for _ in range(400):  # the watcher reloads the directory: the new key appears in the ring
-        if len(ring.keys) == 2:
-            break
-        await asyncio.sleep(0.05)
-    assert len(ring.keys) == 2
+    # the watcher reloads the directory: the new key appears in the ring
+    await wait_until_async(lambda: len(ring.keys) == 2, what="the rotated key in the ring")
     await stop()
     assert _watch_tasks() == []
     # A shared-secret ring has nothing to reload: both hooks do nothing.
@@ -134,7 +132,7 @@ async def test_jwks_answers_during_a_login_burst_and_changes_after_a_rotation(gw
 
     first = _kids(httpx.get(f"{gw.url}/.well-known/jwks.json"))
     assert cli_main(["keys", "rotate", "--config", str(gw.config_path)]) == 0
-    both = wait_for(
+    both = wait_until(
         lambda: (kids := _kids(httpx.get(f"{gw.url}/.well-known/jwks.json"))) != first and kids,
         what="the rotated key in the JWKS",
     )

@@ -10,9 +10,7 @@ gets ``Cache-Control: private`` unless the upstream chose its own caching, and `
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -21,12 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
-from live_gateway import AuthClient, GatewayProcess, answers, free_port, wait_for
+from live_gateway import AuthClient, GatewayProcess
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from frontdesk.gateway.config import load_config
 from frontdesk.gateway.errors import ConfigError
+from tests.support import ServerProcess, free_port
 
 USERS = {"alice": "alice-password-123"}
 HSTS = "max-age=31536000"
@@ -69,14 +68,9 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     (workdir / "header_upstream.py").write_text(UPSTREAM)
     port = free_port()
     args = [sys.executable, "-m", "uvicorn", "header_upstream:app", "--port", str(port), "--log-level", "warning"]
-    with (workdir / "upstream.log").open("wb") as log:
-        proc = subprocess.Popen(args, cwd=workdir, env=os.environ, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: answers(f"http://127.0.0.1:{port}/api/plain"), what="the upstream to listen")
+    with ServerProcess(args, workdir / "upstream.log", cwd=workdir, name="header upstream") as upstream:
+        upstream.wait_answers(f"http://127.0.0.1:{port}/api/plain")
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from live_gateway import GatewayProcess, free_port, make_secrets, write_config
+from live_gateway import GatewayProcess, make_secrets, write_config
 
 from frontdesk.gateway.config import load_config
 from frontdesk.gateway.errors import ConfigError
+from tests.support import free_port
 
 GOOD_ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from frontdesk.middleware.errors import StoreError
 from frontdesk.middleware.session_watch import SessionWatch
+from tests.support import wait_until_async
 
 TICK = 0.01
 
@@ -25,12 +26,8 @@ class Engine:
         return sid not in self.ended
 
 
-async def _until(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    async def wait() -> None:
-        while not condition():
-            await asyncio.sleep(TICK)
-
-    await asyncio.wait_for(wait(), timeout)
+async def _until(condition: Callable[[], object]) -> None:
+    await wait_until_async(condition, interval=TICK)
 
 
 async def test_every_stream_of_an_ended_session_is_ended_once() -> None:

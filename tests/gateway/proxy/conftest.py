@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
 from proxy_support import FakeEngine, Gateway, Servers, Trust, Upstream, route_config, spa
 
 from frontdesk.gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
+from tests.support import loop_factories
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Any]:
+    """Tests marked ``BOTH_LOOPS`` run on asyncio and on uvloop, the loop ``frontdesk serve`` runs (its
+    transports differ); the others on asyncio."""
+    return loop_factories(item)
 
 
 @pytest.fixture

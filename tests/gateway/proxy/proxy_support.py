@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
-import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import jwt
-import uvicorn
 
 from frontdesk.middleware.errors import NotAuthenticated, SessionRevoked
+from tests.support import LiveServer, free_port
 
 if TYPE_CHECKING:
     from frontdesk.gateway.proxy import ProxyApp
@@ -25,57 +23,21 @@ COOKIE = "__Host-frontdesk"
 SECRET = "test-refresh-secret-that-is-long-enough-for-hs256"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Servers:
-    """uvicorn servers (httptools) in this event loop, stopped together (each stop waits for a 0.1 s tick)."""
+    """Several uvicorn servers in this event loop (``tests.support.LiveServer``), stopped together."""
 
     def __init__(self) -> None:
-        self._running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+        self._running: list[LiveServer] = []
 
-    async def start(self, app: Any, lifespan: str = "off", **kw: Any) -> int:
-        port = free_port()
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            http="httptools",
-            lifespan=lifespan,  # type: ignore[arg-type]
-            log_level="error",
-            proxy_headers=False,  # frontdesk applies its own trusted-proxy rule
-            **kw,
-        )
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        task = asyncio.create_task(server.serve())
-        self._running.append((server, task))
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.005)
-        return port
+    async def start(self, app: Any, **options: Any) -> int:
+        """Serve ``app`` (``options``: ``uvicorn.Config`` keywords); returns the port."""
+        server = await LiveServer(app, **options).start()
+        self._running.append(server)
+        return server.port
 
     async def stop(self) -> None:
-        for server, _ in self._running:
-            server.should_exit = True
-            # a forced exit would cancel a lifespan shutdown
-            server.force_exit = server.config.lifespan == "off"
-        await asyncio.gather(*(task for _, task in self._running))
+        await asyncio.gather(*(server.stop() for server in self._running))
         self._running.clear()
-
-
-@contextlib.asynccontextmanager
-async def serve(app: Any, lifespan: str = "off", **kw: Any) -> AsyncIterator[int]:
-    """Serve one ASGI app; yields the port."""
-    servers = Servers()
-    try:
-        yield await servers.start(app, lifespan, **kw)
-    finally:
-        await servers.stop()
 
 
 # -- the fake token source --------------------------------------------------------------------------

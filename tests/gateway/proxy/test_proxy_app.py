@@ -9,9 +9,21 @@ from typing import Any
 
 import httpx
 import pytest
+import uvloop
 from proxy_support import COOKIE, Gateway, raw_request, refresh_cookie
 
+from tests.support import BOTH_LOOPS, wait_until_async
 
+
+@BOTH_LOOPS
+async def test_the_gateway_is_served_on_the_loop_in_the_test_id(gw: Gateway, request: pytest.FixtureRequest) -> None:
+    on_uvloop = isinstance(asyncio.get_running_loop(), uvloop.Loop)
+    assert on_uvloop == request.node.name.endswith("[uvloop]"), request.node.name
+    async with gw.client() as c:  # the gateway and its upstream are tasks of this very loop
+        assert (await c.get("/api/echo")).status_code == 200
+
+
+@BOTH_LOOPS
 async def test_request_header_rules(gw: Gateway) -> None:
     headers = {
         "connection": "keep-alive, x-secret",
@@ -290,6 +302,7 @@ async def test_502_and_504(gw: Gateway) -> None:
         assert (await c.get("/api/echo")).status_code == 200
 
 
+@BOTH_LOOPS
 async def test_sse_first_event_before_upstream_finishes(gw: Gateway) -> None:
     async with gw.client() as c, c.stream("GET", "/api/sse") as r:
         assert r.headers["content-type"] == "text/event-stream"
@@ -302,6 +315,7 @@ async def test_sse_first_event_before_upstream_finishes(gw: Gateway) -> None:
     assert rest == b"data: last\n\n"
 
 
+@BOTH_LOOPS
 async def test_browser_leaving_a_stream_ends_it_upstream(gw: Gateway) -> None:
     async with gw.client() as c, c.stream("GET", "/api/sse") as r:
         await anext(r.aiter_bytes())
@@ -309,6 +323,7 @@ async def test_browser_leaving_a_stream_ends_it_upstream(gw: Gateway) -> None:
     assert gw.app.pool.open_connections == 0
 
 
+@BOTH_LOOPS
 async def test_large_download_and_upload(gw: Gateway) -> None:
     size = 64 * 1024 * 1024 + 123
     async with gw.client() as c:
@@ -334,6 +349,7 @@ async def test_large_download_and_upload(gw: Gateway) -> None:
         assert r.json() == {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+@BOTH_LOOPS
 async def test_keep_alive_reuse(gw: Gateway) -> None:
     async with gw.client() as c:
         for _ in range(5):
@@ -341,6 +357,7 @@ async def test_keep_alive_reuse(gw: Gateway) -> None:
     assert len({s.client_port for s in gw.upstream.seen}) == 1
 
 
+@BOTH_LOOPS
 async def test_upstream_reset_mid_stream_closes_browser_connection(gw: Gateway) -> None:
     async with gw.client() as c:
         with pytest.raises(httpx.RemoteProtocolError):
@@ -370,6 +387,7 @@ async def test_no_token_retry_for_post(gw: Gateway) -> None:
     assert [call["force_new"] for call in gw.engine.calls] == [False]
 
 
+@BOTH_LOOPS
 async def test_chunked_request_body_and_head(gw: Gateway) -> None:
     async with gw.client() as c:
 
@@ -402,6 +420,7 @@ async def test_expect_100_continue(gw: Gateway) -> None:
     assert "expect" not in {n for n, _ in gw.upstream.seen[0].headers}
 
 
+@BOTH_LOOPS
 async def test_nothing_leaks_under_errors(gw: Gateway) -> None:
     import os
 
@@ -422,14 +441,13 @@ async def test_nothing_leaks_under_errors(gw: Gateway) -> None:
                 await anext(r.aiter_bytes())
             assert (await c.post("/api/echo", content=b"x" * 1_000_001)).status_code == 413
             assert (await c.get("/api/echo")).status_code == 200
-    # Wait (up to 10 s, polling) for closes and the upstream's slow handlers to finish; not a timing assertion.
-    for _ in range(200):
+
+    def settled() -> bool:  # at most one more file descriptor: an idle pooled connection
         tasks, fds = counts()
-        if tasks <= tasks_before and fds <= fds_before + 1:
-            break
-        await asyncio.sleep(0.05)
-    assert tasks <= tasks_before, "tasks leaked"
-    assert fds <= fds_before + 1, "file descriptors leaked"  # at most one more idle pooled connection
+        return tasks <= tasks_before and fds <= fds_before + 1
+
+    # Wait for closes and the upstream's slow handlers to finish; not a timing assertion.
+    await wait_until_async(settled, timeout=10, what=f"tasks/fds back to {tasks_before}/{fds_before} (a leak)")
     assert gw.app.pool.open_connections <= 2
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from proxy_support import Upstream, serve
+from proxy_support import Upstream
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -25,6 +25,7 @@ from frontdesk.gateway.errors import ConfigError
 from frontdesk.gateway.proxy import ProxyApp
 from frontdesk.middleware.clock import ManualClock
 from frontdesk.middleware.sessions import User
+from tests.support import serve_in_loop
 
 ACCESS_SECRET = "integration-access-secret-0123456789abcdef0123456789"
 REFRESH_SECRET = "integration-refresh-secret-0123456789abcdef012345678"
@@ -76,8 +77,8 @@ websocket = true
 @pytest.fixture
 async def real(tmp_path: Path) -> AsyncIterator[RealGateway]:
     upstream = Upstream()
-    async with serve(upstream) as up_port:
-        (tmp_path / "config.toml").write_text(CONFIG + ROUTES.format(port=up_port))
+    async with serve_in_loop(upstream) as up:
+        (tmp_path / "config.toml").write_text(CONFIG + ROUTES.format(port=up.port))
         env = {"FRONTDESK_ACCESS_SECRET": ACCESS_SECRET, "FRONTDESK_REFRESH_SECRET": REFRESH_SECRET}
         config = load_config(tmp_path / "config.toml", env=env)
         clock = ManualClock(time.time())
@@ -87,8 +88,8 @@ async def real(tmp_path: Path) -> AsyncIterator[RealGateway]:
 
         gateway = create_app(config, authenticator=authenticator, clock=clock)
         assert isinstance(gateway.app, ProxyApp)
-        async with serve(gateway, lifespan="on") as port:
-            yield RealGateway(port, upstream, clock, gateway.engine.cookie_name)
+        async with serve_in_loop(gateway, lifespan="on") as server:
+            yield RealGateway(server.port, upstream, clock, gateway.engine.cookie_name)
 
 
 def test_route_problems_join_the_start_up_error(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 from proxy_support import Gateway
 
 from frontdesk.middleware.session_watch import STREAM_WATCH_DELAY
+from tests.support import wait_until_async
 
 
 async def test_an_event_stream_is_ended_and_abandoned_upstream_when_its_session_ends(gw: Gateway) -> None:
@@ -49,8 +50,8 @@ async def test_another_sessions_logout_leaves_the_stream_alone(gw: Gateway) -> N
         events = r.aiter_bytes()
         assert await anext(events) == b"data: first\n\n"
         gw.engine.revoked.add("sid-bob")
-        while gw.engine.liveness_checks < 3:  # the watch has looked at alice's session a few times
-            await asyncio.sleep(0.05)
+        # the watch has looked at alice's session a few times
+        await wait_until_async(lambda: gw.engine.liveness_checks >= 3, what="the session watch's polls")
         gw.upstream.sse_release.set()
         assert b"".join([chunk async for chunk in events]) == b"data: last\n\n"
 

@@ -12,9 +12,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from proxy_support import FakeEngine, Trust, Upstream, refresh_cookie, serve, spa
+from proxy_support import FakeEngine, Trust, Upstream, refresh_cookie, spa
 
 from frontdesk.gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
+from tests.support import serve_in_loop
 
 
 def _self_signed(tmp: Path) -> tuple[Path, Path]:
@@ -45,16 +46,16 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
 async def test_https_upstream(tmp_path: Path, trust_the_ca: bool) -> None:
     cert, key = _self_signed(tmp_path)
     upstream = Upstream()
-    async with serve(upstream, ssl_certfile=str(cert), ssl_keyfile=str(key)) as up_port:
+    async with serve_in_loop(upstream, ssl_certfile=str(cert), ssl_keyfile=str(key)) as up:
         routes, problems = parse_routes(
-            [{"prefix": "/api/", "upstream": f"https://127.0.0.1:{up_port}"}], default_audience="a"
+            [{"prefix": "/api/", "upstream": f"https://127.0.0.1:{up.port}"}], default_audience="a"
         )
         settings, more = parse_proxy_settings({"tls_ca_file": str(cert)} if trust_the_ca else {})
         assert problems == more == []
         app = ProxyApp(routes, FakeEngine(), settings=settings, trusted=Trust(), fallback=spa)
-        async with serve(app) as port:
+        async with serve_in_loop(app) as gateway:
             headers = {"x-csrf": "1", "cookie": refresh_cookie("alice", "sid-alice")}
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as c:
+            async with httpx.AsyncClient(base_url=gateway.url, headers=headers) as c:
                 r = await c.get("/api/echo")
                 if trust_the_ca:
                     assert r.status_code == 200 and r.json()["target"] == "/api/echo"

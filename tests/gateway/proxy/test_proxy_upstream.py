@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import BOTH_LOOPS
+
 Handler = Callable[[int, bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
 
 
@@ -58,6 +60,7 @@ async def raw_gateway(proxy_factory: Any) -> AsyncIterator[Callable[[Handler], A
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
+@BOTH_LOOPS
 async def test_stale_pooled_connection_is_retried_for_idempotent_requests_only(raw_gateway: Any) -> None:
     async def handler(conn: int, head: bytes, r: Any, w: asyncio.StreamWriter) -> bool:
         if conn == 1 and len(raw.heads) > 1:
@@ -94,6 +97,7 @@ async def test_post_on_a_stale_connection_is_not_retried(raw_gateway: Any) -> No
     assert gw.raw.connections == 1
 
 
+@BOTH_LOOPS
 async def test_head_interim_responses_and_eof_delimited_bodies(raw_gateway: Any) -> None:
     async def handler(conn: int, head: bytes, r: Any, w: asyncio.StreamWriter) -> bool:
         if head.startswith(b"HEAD"):

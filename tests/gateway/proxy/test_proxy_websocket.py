@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from frontdesk.gateway.proxy.settings import ProxySettings, parse_proxy_settings
+from tests.support import BOTH_LOOPS
 
 
 def _headers(gw: Gateway, origin: str | None = "own", user: str | None = "alice") -> dict[str, str]:
@@ -38,6 +39,7 @@ async def test_round_trip_with_bearer_and_subprotocol(gw: Gateway) -> None:
     await asyncio.wait_for(gw.upstream.ws_closed.wait(), 10)
 
 
+@BOTH_LOOPS
 async def test_closed_when_the_session_is_logged_out(gw: Gateway) -> None:
     url = f"ws://127.0.0.1:{gw.port}/ws/socket"
     async with connect(url, additional_headers=_headers(gw)) as ws:

@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from live_gateway import AuthClient, GatewayProcess, free_port, wait_for
+from live_gateway import AuthClient, GatewayProcess
+
+from tests.support import ServerProcess, free_port
 
 TICK = 0.05  # seconds between the demo clock's events
 # The cut must come within 1 s of the session ending; at one event per TICK that is 20 events, plus slack
@@ -24,26 +26,16 @@ PASSWORD = "alice-password-1"
 
 
 @pytest.fixture(scope="module")
-def demo_upstream(gateway_secrets: dict[str, str]) -> Iterator[int]:
+def demo_upstream(gateway_secrets: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
     env.update(gateway_secrets)
     command = [sys.executable, "-m", "frontdesk.gateway.demo_upstream", "--port", str(port)]
     command += ["--clock-interval", str(TICK)]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/api/me", timeout=1).status_code == 401
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(up, what="the demo upstream to answer")
+    log = tmp_path_factory.mktemp("demo-upstream") / "upstream.log"
+    with ServerProcess(command, log, env=env, name="demo upstream") as upstream:
+        upstream.wait_answers(f"http://127.0.0.1:{port}/api/me", status=401)
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def _routes(upstream_port: int) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Real servers in background threads (uvicorn for ASGI, waitress for WSGI) and token-forging helpers."""
+"""waitress serving a WSGI app from a background thread, and token-forging helpers (uvicorn for an ASGI app is
+``tests.support.serve_in_thread``)."""
 
 from __future__ import annotations
 
@@ -6,52 +7,15 @@ import base64
 import hashlib
 import hmac
 import json
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from waitress.server import create_server
 
 BIG_HEADERS = 4 * 1024 * 1024  # let "1 MB of garbage" reach the middleware instead of the server's own limit
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serve_asgi(app: Any, port: int | None = None, **kw: Any) -> Iterator[str]:
-    """uvicorn (httptools) on a free loopback port, in a thread with its own loop; yields the base URL."""
-    port = port or free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        http=kw.pop("http", "httptools"),
-        lifespan=kw.pop("lifespan", "off"),
-        log_level="error",
-        **kw,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from mw_support import serve_asgi, serve_wsgi
+from mw_support import serve_wsgi
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -31,6 +31,7 @@ from frontdesk.middleware.sessions import SessionSettings, User
 from frontdesk.middleware.store import MemoryStore
 from frontdesk.middleware.tokens import KeyRing, SigningKey
 from frontdesk.middleware.wsgi import FrontdeskWSGIMiddleware
+from tests.support import serve_in_thread
 
 ISSUER = "frontdesk"
 AUDIENCE = "frontdesk-api"
@@ -232,8 +233,8 @@ def adapters(keys: Keys, store: MemoryStore) -> Iterator[dict[str, Adapter]]:
     wsgi_session = FrontdeskWSGIMiddleware(wsgi_app, _session_auth(keys, store))
     big = {"h11_max_incomplete_event_size": 4 * 1024 * 1024}
     with (
-        serve_asgi(FrontdeskMiddleware(starlette_app(), _bearer_auth(keys, store)), **big) as asgi_b,
-        serve_asgi(FrontdeskMiddleware(starlette_app(), _session_auth(keys, store)), **big) as asgi_s,
+        serve_in_thread(FrontdeskMiddleware(starlette_app(), _bearer_auth(keys, store)), **big) as asgi_b,
+        serve_in_thread(FrontdeskMiddleware(starlette_app(), _session_auth(keys, store)), **big) as asgi_s,
         serve_wsgi(wsgi_bearer) as wsgi_b,
         serve_wsgi(wsgi_session) as wsgi_s,
     ):

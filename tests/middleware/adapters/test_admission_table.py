@@ -18,7 +18,7 @@ from pathlib import Path
 import flask
 import httpx
 import pytest
-from mw_support import serve_asgi, serve_wsgi
+from mw_support import serve_wsgi
 from mw_world import ACCESS_SECRET, COOKIE, PASSWORD, REFRESH_SECRET, authenticator, session_auth_on
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,6 +34,7 @@ from frontdesk.middleware.asgi import FrontdeskMiddleware
 from frontdesk.middleware.clock import ManualClock
 from frontdesk.middleware.sessions import SessionSettings
 from frontdesk.middleware.wsgi import FrontdeskWSGIMiddleware
+from tests.support import serve_in_thread
 
 APP_CACHE = "public, max-age=600"
 APP_EXPIRES = "Thu, 01 Dec 2099 16:00:00 GMT"
@@ -112,13 +113,13 @@ def clock() -> ManualClock:
 def rows(clock: ManualClock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Row]]:
     tmp = tmp_path_factory.mktemp("gateway")
     wsgi = FrontdeskWSGIMiddleware(flask_app().wsgi_app, session_auth_on(clock))
-    with serve_asgi(starlette_app()) as upstream:
+    with serve_in_thread(starlette_app()) as upstream:
         env = {"FRONTDESK_ACCESS_SECRET": ACCESS_SECRET, "FRONTDESK_REFRESH_SECRET": REFRESH_SECRET}
         config = load_config(gateway_toml(tmp, upstream), env=env)
         gateway = create_app(config, authenticator=authenticator, clock=clock)
         with (
-            serve_asgi(gateway, lifespan="on") as proxy_url,
-            serve_asgi(FrontdeskMiddleware(starlette_app(), session_auth_on(clock))) as asgi_url,
+            serve_in_thread(gateway, lifespan="on") as proxy_url,
+            serve_in_thread(FrontdeskMiddleware(starlette_app(), session_auth_on(clock))) as asgi_url,
             serve_wsgi(wsgi) as wsgi_url,
         ):
             yield {

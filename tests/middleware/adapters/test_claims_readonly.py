@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from mw_support import serve_asgi, serve_wsgi
+from mw_support import serve_wsgi
 from mw_world import (
     ACCESS_SECRET,
     COOKIE,
@@ -36,6 +36,7 @@ from frontdesk.middleware.session_mode import SessionAuth
 from frontdesk.middleware.sessions import SessionSettings
 from frontdesk.middleware.store import MemoryStore
 from frontdesk.middleware.wsgi import FrontdeskWSGIMiddleware
+from tests.support import serve_in_thread
 
 
 def _try(write: Callable[[], None]) -> str:
@@ -115,7 +116,8 @@ def starlette_app() -> Starlette:
 
 
 def test_asgi_session_mode_claims_are_read_only() -> None:
-    with serve_asgi(FrontdeskMiddleware(starlette_app(), session_auth())) as url, httpx.Client(base_url=url) as client:
+    app = FrontdeskMiddleware(starlette_app(), session_auth())
+    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
         assert_tampering_does_not_stick(client, login(client))
 
 
@@ -132,7 +134,7 @@ def test_asgi_bearer_mode_claims_are_read_only(keys: Keys) -> None:
     # Bearer mode caches the verified user per Authorization header: the same object serves the next request.
     auth = BearerAuth(keyring=keys.verifying_ring(), scopes=SCOPES)
     headers = {"authorization": f"Bearer {sign_access(keys, access_claims(roles=['reader']))}"}
-    with serve_asgi(FrontdeskMiddleware(starlette_app(), auth)) as url, httpx.Client(base_url=url) as client:
+    with serve_in_thread(FrontdeskMiddleware(starlette_app(), auth)) as url, httpx.Client(base_url=url) as client:
         assert_tampering_does_not_stick(client, headers)
 
 
@@ -140,5 +142,5 @@ def test_scopes_from_a_scp_list_survive_the_read_only_copy(keys: Keys) -> None:
     # The read-only copy turns lists into tuples; scopes granted as an "scp" list must still count.
     auth = BearerAuth(keyring=keys.verifying_ring(), scopes=SCOPES)
     headers = {"authorization": f"Bearer {sign_access(keys, access_claims(scp=['admin']))}"}
-    with serve_asgi(FrontdeskMiddleware(starlette_app(), auth)) as url, httpx.Client(base_url=url) as client:
+    with serve_in_thread(FrontdeskMiddleware(starlette_app(), auth)) as url, httpx.Client(base_url=url) as client:
         assert client.get("/admin/panel", headers=headers).status_code == 200

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from mw_support import serve_asgi, serve_wsgi
+from mw_support import serve_wsgi
 from mw_world import starlette_app, wsgi_app
 
 from frontdesk.middleware.admission import Admission, Refusal
@@ -18,6 +18,7 @@ from frontdesk.middleware.http import HttpRequest, HttpResponse, json_response
 from frontdesk.middleware.principal import FrontdeskUser
 from frontdesk.middleware.session_mode import STORE_REQUIRED, SessionAuth
 from frontdesk.middleware.wsgi import FrontdeskWSGIMiddleware
+from tests.support import serve_in_thread
 
 
 class ApiKeyAuth:
@@ -56,7 +57,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, ApiKeyAut
     if request.param == "asgi":
         plain = FrontdeskMiddleware(starlette_app(), auth)
         custom = FrontdeskMiddleware(starlette_app(), auth, on_error=problem_json)
-        with serve_asgi(plain) as plain_url, serve_asgi(custom) as custom_url:
+        with serve_in_thread(plain) as plain_url, serve_in_thread(custom) as custom_url:
             yield plain_url, custom_url, auth
         return
     wsgi_plain = FrontdeskWSGIMiddleware(wsgi_app, auth)

@@ -19,11 +19,11 @@ from typing import Any
 import jwt
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from mw_support import free_port
 
 from frontdesk.middleware.django_rest import FrontdeskAuthentication, HasScopes, parse_settings
 from frontdesk.middleware.principal import FrontdeskUser
 from frontdesk.middleware.tokens import KeyRing
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "access-" + "a" * 40

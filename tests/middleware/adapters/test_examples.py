@@ -10,7 +10,6 @@ import re
 import runpy
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 import uuid
@@ -22,7 +21,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from mw_support import free_port, serve_asgi, serve_wsgi
+from mw_support import serve_wsgi
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -32,6 +31,7 @@ from frontdesk.middleware.bearer import BearerAuth
 from frontdesk.middleware.keys import generate_private_key, jwks_document, signing_key_from_private
 from frontdesk.middleware.store.sqlite import SqliteStore
 from frontdesk.middleware.tokens import KeyRing
+from tests.support import ServerProcess, free_port, serve_in_thread, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "tests" / "middleware" / "examples"
@@ -68,7 +68,7 @@ def issuer() -> Iterator[tuple[str, KeyRing]]:
     async def jwks(request: Request) -> JSONResponse:
         return JSONResponse(jwks_document(ring, time.time()))
 
-    with serve_asgi(Starlette(routes=[Route("/.well-known/jwks.json", jwks)])) as url:
+    with serve_in_thread(Starlette(routes=[Route("/.well-known/jwks.json", jwks)])) as url:
         yield f"{url}/.well-known/jwks.json", ring
 
 
@@ -87,7 +87,7 @@ def _served(name: str, env: dict[str, str], folder: Path, monkeypatch: pytest.Mo
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     app = _load(name)
-    with serve_wsgi(app) if name.startswith("flask") else serve_asgi(app) as base:
+    with serve_wsgi(app) if name.startswith("flask") else serve_in_thread(app) as base:
         yield base
 
 
@@ -198,10 +198,10 @@ def test_drf_example_scopes_and_revocations(issuer: tuple[str, KeyRing], tmp_pat
         assert allowed.status_code == 200 and allowed.json() == {"reports": [], "for": "u-42"}, allowed.text
 
         _revoke(database, sid)  # what the gateway's logout writes
-        deadline = time.monotonic() + 10
-        while (answer := client.get("/me", headers={"authorization": f"Bearer {plain}"})).status_code == 200:
-            assert time.monotonic() < deadline, "a logged-out session's token is still accepted"
-            time.sleep(0.05)
+        answer = wait_until(
+            lambda: (r := client.get("/me", headers={"authorization": f"Bearer {plain}"})).status_code != 200 and r,
+            what="a logged-out session's token to be refused",
+        )
         assert answer.status_code == 401 and answer.json()["error"] == "session_revoked", answer.text
         assert answer.headers["www-authenticate"].startswith(INVALID_CHALLENGE)
         assert client.get("/reports", headers={"authorization": f"Bearer {reporter}"}).status_code == 401
@@ -255,23 +255,9 @@ def _documented_server(name: str, variables: dict[str, str], folder: Path) -> It
     assert port in " ".join(command), "the documented command should name port 8000"
     runner = shutil.which(command[0], path=os.path.dirname(sys.executable)) or shutil.which(command[0])
     assert runner is not None, f"{command[0]} is not installed"
-    proc = subprocess.Popen(
-        [runner, *command[1:]], cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/me", timeout=5)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, f"{name} did not answer on port {port}"
-                time.sleep(0.1)
+    with ServerProcess([runner, *command[1:]], folder / f"{name}.log", cwd=folder, env=env, name=name) as server:
+        server.wait_answers(f"http://127.0.0.1:{port}/me", timeout=60)
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.mark.parametrize("name", BEARER + SESSION)

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from mw_support import free_port, serve_asgi
 from mw_world import PASSWORD, authenticator
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -33,6 +32,7 @@ from frontdesk.middleware.clock import Clock, ManualClock, system_clock
 from frontdesk.middleware.jwks import JwksSource
 from frontdesk.middleware.key_directory import KeyDirectory
 from frontdesk.middleware.keys import signing_key_from_private
+from tests.support import free_port, serve_in_thread, wait_until
 
 SECRETS = {"FRONTDESK_ACCESS_SECRET": "a" * 40, "FRONTDESK_REFRESH_SECRET": "r" * 40}
 OVERLAP = 3600
@@ -58,10 +58,10 @@ class Setup:
         new key; returns its kid."""
         assert cli_main(["keys", "rotate", "--config", str(self.config_path)]) == 0
         kid = KeyDirectory(self.keys_dir, overlap=OVERLAP).files()[0].kid
-        deadline = time.monotonic() + 30
-        while kid not in {k["kid"] for k in httpx.get(f"{self.gateway}/.well-known/jwks.json").json()["keys"]}:
-            assert time.monotonic() < deadline, "the new key was never published"
-            time.sleep(0.05)
+        wait_until(
+            lambda: kid in {k["kid"] for k in httpx.get(f"{self.gateway}/.well-known/jwks.json").json()["keys"]},
+            what="the new key to be published",
+        )
         return kid
 
 
@@ -101,8 +101,8 @@ upstream = "http://127.0.0.1:{up_port}"
     jwks = JwksSource(f"http://127.0.0.1:{gw_port}/.well-known/jwks.json", min_refetch_interval=refetch, clock=clock)
     upstream = FrontdeskMiddleware(Starlette(routes=[Route("/api/whoami", whoami)]), BearerAuth(jwks=jwks, clock=clock))
     with (
-        serve_asgi(gateway, port=gw_port, lifespan="on") as gw_url,
-        serve_asgi(upstream, port=up_port) as up_url,
+        serve_in_thread(gateway, port=gw_port, lifespan="on") as gw_url,
+        serve_in_thread(upstream, port=up_port) as up_url,
     ):
         yield Setup(gw_url, up_url, jwks, clock, config_path, tmp_path / "keys")
 
@@ -230,7 +230,7 @@ def test_unreachable_jwks_is_a_401_not_a_500() -> None:
     dead = f"http://127.0.0.1:{free_port()}/.well-known/jwks.json"
     upstream = FrontdeskMiddleware(Starlette(routes=[Route("/api/whoami", whoami)]), BearerAuth(jwks_url=dead))
     token = jwt.encode({"sub": "x"}, "k" * 32, algorithm="HS256", headers={"kid": "k1", "typ": "at+jwt"})
-    with serve_asgi(upstream) as url, httpx.Client(base_url=url) as client:
+    with serve_in_thread(upstream) as url, httpx.Client(base_url=url) as client:
         response = client.get("/api/whoami", headers={"authorization": f"Bearer {token}"})
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_token"

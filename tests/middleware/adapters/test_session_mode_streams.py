@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from mw_support import serve_asgi
 from mw_world import COOKIE, PASSWORD, session_auth_on
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -23,6 +22,7 @@ from websockets.sync.client import connect
 
 from frontdesk.middleware.asgi import FrontdeskMiddleware
 from frontdesk.middleware.clock import ManualClock
+from tests.support import serve_in_thread
 
 # --- the apps -------------------------------------------------------------------------------------------
 
@@ -73,7 +73,7 @@ def ended() -> Ended:
 
 @pytest.fixture(scope="module")
 def servers(clock: ManualClock, ended: Ended) -> Iterator[dict[str, str]]:
-    with serve_asgi(FrontdeskMiddleware(starlette_app(ended), session_auth_on(clock))) as asgi_url:
+    with serve_in_thread(FrontdeskMiddleware(starlette_app(ended), session_auth_on(clock))) as asgi_url:
         yield {"starlette": asgi_url}
 
 
