@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import ServerProcess, free_port
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "pytester"]
 
 
 @pytest.fixture(scope="session")
