@@ -16,11 +16,14 @@ this file (import it as ``from live_gateway import ...``); this file only holds 
 
 What ``live_gateway`` offers:
 
-- ``free_port``, ``make_secrets``, ``write_config`` (a test ``config.toml`` with short lifetimes; override
-  any key per table), ``wait_for`` (poll a condition with a generous deadline), ``jwt_claims``.
+- ``make_secrets``, ``write_config`` (a test ``config.toml`` with short lifetimes; override any key per
+  table), ``jwt_claims``. Ports, ``wait_until`` and the subprocess machinery come from ``tests.support``.
 - ``GatewayProcess``: start / stop (SIGTERM) / kill (SIGKILL of the process group, like ``kill -9``) /
   restart, waits until ``/healthz`` answers, reads the SQLite file, lists uvicorn worker pids and tells
   which worker serves a given connection (Linux ``/proc``).
+- ``in_process_gateway(tmp_path, users=..., **tables)``: the same app in this process on a ``ManualClock``,
+  driven through httpx's ASGI transport, for flows that wait for an expiry or a grace (``clock.advance``
+  instead of sleeping); keep one real-server test per such flow.
 - ``AuthClient`` / ``AsyncAuthClient``: httpx clients that send ``X-CSRF: 1`` and the refresh cookie
   themselves (httpx's jar never sends a ``Secure`` cookie over http), follow ``Set-Cookie``, can bind a
   source address (``local_address="127.0.0.7"``: a separate rate-limit bucket), and assert that no

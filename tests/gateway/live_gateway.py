@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import hmac
 import http.cookiejar
 import json
 import os
@@ -18,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,11 @@ from typing import Any
 import httpx
 import pytest
 
+from frontdesk.gateway.app import Gateway, create_app
+from frontdesk.gateway.config import load_config
+from frontdesk.gateway.users import UserDirectory
+from frontdesk.middleware.clock import ManualClock
+from frontdesk.middleware.sessions import Authenticator, User
 from tests.support import ServerProcess, free_port, group_members, wait_until
 
 START_TIMEOUT = 60.0  # generous: a shared 2-core machine can be slow to start Python + uvicorn
@@ -281,10 +288,19 @@ class AuthClient(_CookieState):
 class AsyncAuthClient(_CookieState):
     """The asyncio twin of :class:`AuthClient` (for many concurrent requests of one session)."""
 
-    def __init__(self, base_url: str, *, max_connections: int = 100, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        max_connections: int = 100,
+        timeout: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         super().__init__()
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self.http = httpx.AsyncClient(base_url=base_url, cookies=_no_cookie_jar(), timeout=timeout, limits=limits)
+        self.http = httpx.AsyncClient(
+            base_url=base_url, cookies=_no_cookie_jar(), timeout=timeout, limits=limits, transport=transport
+        )
 
     async def request(
         self,
@@ -304,6 +320,12 @@ class AsyncAuthClient(_CookieState):
     async def login(self, username: str, password: str, **kwargs: Any) -> httpx.Response:
         return await self.request("POST", "/auth/login", json={"username": username, "password": password}, **kwargs)
 
+    async def session(self, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", "/auth/session", **kwargs)
+
+    async def refresh(self, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", "/auth/refresh", **kwargs)
+
     async def aclose(self) -> None:
         await self.http.aclose()
 
@@ -314,11 +336,94 @@ class AsyncAuthClient(_CookieState):
         await self.aclose()
 
 
+# --- the gateway's database ----------------------------------------------------------------------
+
+
+class SqliteFile:
+    """Reading a gateway's SQLite file directly (a separate connection: sees only committed data)."""
+
+    @property
+    def db_path(self) -> Path:
+        raise NotImplementedError
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        db = sqlite3.connect(self.db_path, timeout=10)
+        try:
+            return db.execute(sql, params).fetchall()
+        finally:
+            db.close()
+
+    def session_row(self, sid: str) -> dict[str, Any] | None:
+        db = sqlite3.connect(self.db_path, timeout=10)
+        db.row_factory = sqlite3.Row
+        try:
+            row = db.execute("SELECT * FROM sessions WHERE sid = ?", (sid,)).fetchone()
+            return dict(row) if row else None
+        finally:
+            db.close()
+
+
+# --- the same app in this process, on a manual clock ---------------------------------------------
+
+
+@dataclass
+class InProcessGateway(SqliteFile):
+    """The real app (engine, SQLite file, argon2 users, routes) in this process, on a clock the test moves, driven
+    through httpx's ASGI transport. Flows that wait for an expiry, a grace or a window cross it with
+    ``clock.advance`` instead of sleeping; one real-server test per flow keeps the real clock honest."""
+
+    app: Gateway
+    clock: ManualClock
+    workdir: Path
+
+    @property
+    def db_path(self) -> Path:
+        return self.workdir / "frontdesk.db"
+
+    def client(self, *, address: str = "127.0.0.1", **kwargs: Any) -> AsyncAuthClient:
+        transport = httpx.ASGITransport(app=self.app, client=(address, 40000))
+        return AsyncAuthClient("http://gateway.test", transport=transport, **kwargs)
+
+
+def plain_authenticator(users: Mapping[str, str]) -> Authenticator:
+    """Checks passwords against ``users`` in memory: for flows about sessions, where an argon2id hash per login
+    would only cost seconds (the users table and its hashing are tested on their own)."""
+
+    async def authenticate(username: str, password: str) -> User | None:
+        expected = users.get(username)
+        if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
+            return None
+        return User(id=f"id-{username}", username=username)
+
+    return authenticate
+
+
+@contextlib.asynccontextmanager
+async def in_process_gateway(
+    workdir: Path, *, users: Mapping[str, str], hashed: bool = False, **tables: Any
+) -> AsyncIterator[InProcessGateway]:
+    """Started (lifespan) with :func:`write_config`'s test config and ``tables``; the clock starts at the
+    current time. ``users`` log in through :func:`plain_authenticator`, or through the real users table with
+    argon2id hashes when ``hashed``."""
+    config = load_config(write_config(workdir / "config.toml", **tables), env=make_secrets())
+    clock = ManualClock(time.time())
+    app = create_app(config, clock=clock, authenticator=None if hashed else plain_authenticator(users))
+    await app.startup()
+    try:
+        if hashed:
+            assert app.users is not None, "the built-in users table"
+            for username, password in users.items():
+                await app.users.add(username, password)
+        yield InProcessGateway(app, clock, workdir)
+    finally:
+        await app.shutdown()
+
+
 # --- the server process --------------------------------------------------------------------------
 
 
 @dataclass
-class GatewayProcess:
+class GatewayProcess(SqliteFile):
     """``frontdesk serve`` on a free port, in its own process group, with its own temp dir."""
 
     workdir: Path
@@ -396,28 +501,8 @@ class GatewayProcess:
     def async_client(self, **kwargs: Any) -> AsyncAuthClient:
         return AsyncAuthClient(self.url, **kwargs)
 
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Read the server's SQLite file directly (a separate connection: sees only committed data)."""
-        db = sqlite3.connect(self.db_path, timeout=10)
-        try:
-            return db.execute(sql, params).fetchall()
-        finally:
-            db.close()
-
-    def session_row(self, sid: str) -> dict[str, Any] | None:
-        db = sqlite3.connect(self.db_path, timeout=10)
-        db.row_factory = sqlite3.Row
-        try:
-            row = db.execute("SELECT * FROM sessions WHERE sid = ?", (sid,)).fetchone()
-            return dict(row) if row else None
-        finally:
-            db.close()
-
     def add_user(self, username: str, password: str) -> None:
         """Add a user to the server's users table in-process (real argon2id); the CLI is tested on its own."""
-        from frontdesk.gateway.config import load_config
-        from frontdesk.gateway.users import UserDirectory
-
         config = load_config(self.config_path, env=self.env, require_secrets=False)
 
         async def add() -> None:

@@ -13,13 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from live_gateway import GatewayProcess, jwt_claims, make_secrets, set_cookies, write_config
-
-from frontdesk.gateway.app import create_app
-from frontdesk.gateway.config import load_config
-from frontdesk.middleware.clock import ManualClock
+from live_gateway import GatewayProcess, in_process_gateway, jwt_claims, set_cookies
 
 BURST = 50
 ACCESS_TTL = 2.0
@@ -67,33 +62,22 @@ async def test_burst_at_access_token_expiry_rotates_once(gw: GatewayProcess) -> 
 
 
 async def test_burst_at_expiry_mints_once_in_process(tmp_path: Path) -> None:
-    """The real app (engine, SqliteStore on a file, argon2 users) with a manual clock: one mint, one rotation."""
-    secrets_env = make_secrets()
-    write_config(tmp_path / "config.toml", tokens={"access_ttl": "2s", "refresh_margin": "1s", "rotation_grace": "30s"})
-    config = load_config(tmp_path / "config.toml", env=secrets_env)
-    clock = ManualClock(time.time())
-    app = create_app(config, clock=clock)
-    await app.startup()
-    try:
-        assert app.users is not None
-        await app.users.add("erin", "erin-password-1")
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
-            login = await http.post(
-                "/auth/login", headers={"X-CSRF": "1"}, json={"username": "erin", "password": "erin-password-1"}
-            )
-            assert login.status_code == 200
-            token = set_cookies(login)[0].value
-            before = dict(app.engine.stats)
-            clock.advance(2.5)  # past the access token's expiry, well inside every other lifetime
+    """The real app (engine, SqliteStore on a file) with a manual clock: one mint, one rotation."""
+    tokens = {"access_ttl": "2s", "refresh_margin": "1s", "rotation_grace": "30s"}
+    async with in_process_gateway(tmp_path, users={"erin": "erin-password-1"}, tokens=tokens) as gw:
+        async with gw.client() as client:
+            assert (await client.login("erin", "erin-password-1")).status_code == 200
+            token = client.cookie
+            stats = gw.app.engine.stats
+            before = dict(stats)
+            gw.clock.advance(2.5)  # past the access token's expiry, well inside every other lifetime
 
-            headers = {"X-CSRF": "1", "Cookie": f"__Host-frontdesk={token}"}
-            responses = await asyncio.gather(*(http.get("/auth/session", headers=headers) for _ in range(BURST)))
+            responses = await asyncio.gather(
+                *(client.request("GET", "/auth/session", cookie=token, follow=False) for _ in range(BURST))
+            )
         assert [r.status_code for r in responses] == [200] * BURST
-        assert app.engine.stats["mints"] - before["mints"] == 1
-        assert app.engine.stats["rotations"] - before["rotations"] == 1
-        assert app.engine.stats["reuse_detected"] == 0
+        assert stats["mints"] - before["mints"] == 1
+        assert stats["rotations"] - before["rotations"] == 1
+        assert stats["reuse_detected"] == 0
         jtis = {jwt_claims(c.value)["jti"] for r in responses for c in set_cookies(r)}
-        assert len(jtis) == 1 and jwt_claims(token)["jti"] not in jtis
-    finally:
-        await app.shutdown()
+        assert len(jtis) == 1 and jwt_claims(token or "")["jti"] not in jtis

@@ -1,19 +1,22 @@
 """The whole /auth/* flow against a real ``frontdesk serve``: login, session, refresh, logout, the refresh
-cookie's exact shape, and replay of a rotated refresh token inside and after the rotation grace."""
+cookie's exact shape, and replay of a rotated refresh token inside and after the rotation grace (the reuse
+interval two rotations back runs on the real app in-process, on a manual clock)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from live_gateway import GatewayProcess, SetCookie, jwt_claims, set_cookies
+from live_gateway import GatewayProcess, SetCookie, in_process_gateway, jwt_claims, set_cookies
 
 COOKIE = "__Host-frontdesk"
 GRACE = 3.0  # rotation_grace of this module's server
 USERS = {"alice": "alice-password-1", "bob": "bob-password-22", "carol": "carol-password-333"}
+TOKENS = {"access_ttl": "10m", "rotation_grace": f"{GRACE:g}s", "remember_ttl": "1h"}
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +24,7 @@ def gw(gateway_factory: Any) -> GatewayProcess:
     return gateway_factory(
         "flow",
         users=USERS,
-        tokens={"access_ttl": "10m", "rotation_grace": f"{GRACE:g}s", "remember_ttl": "1h"},
+        tokens=TOKENS,
     )
 
 
@@ -268,31 +271,31 @@ def test_replay_after_the_grace_revokes_the_whole_session(gw: GatewayProcess) ->
         assert row is not None and row["revoked_at"] is not None
 
 
-def test_a_token_two_rotations_back_is_accepted_within_the_grace_and_reuse_after_it(gw: GatewayProcess) -> None:
-    # The reuse interval: what counts is when a token was superseded, not how many rotations ago.
-    with gw.client() as client:
-        client.login("alice", USERS["alice"])
+async def test_a_token_two_rotations_back_is_accepted_within_the_grace_and_reuse_after_it(tmp_path: Path) -> None:
+    # The reuse interval: what counts is when a token was superseded, not how many rotations ago. The real app
+    # in-process on a manual clock (the test above crosses the grace on the real clock, against a real server).
+    alice = {"alice": USERS["alice"]}
+    async with in_process_gateway(tmp_path, users=alice, tokens=TOKENS) as gw, gw.client() as client:
+        await client.login("alice", USERS["alice"])
         first = client.cookie
         sid = client.claims()["sid"]
-        assert client.refresh().status_code == 200
-        row = gw.session_row(sid)
-        assert row is not None
-        # A refresh less than a second after a rotation hands back the current token; wait that second out.
-        while time.time() <= row["rotated_at"] + 1.05:
-            time.sleep(0.05)
-        assert client.refresh().status_code == 200
+        assert (await client.refresh()).status_code == 200  # supersedes the first token, now
+        # A refresh less than a second after a rotation hands back the current token; step that second out.
+        gw.clock.advance(1.05)
+        assert (await client.refresh()).status_code == 200
         latest = client.claims()
         row = gw.session_row(sid)
         assert row is not None and row["current_jti"] == latest["jti"] != jwt_claims(first or "")["jti"]
-        # Two rotations back but superseded about a second ago: accepted, handed the current cookie.
-        r = client.session(cookie=first, follow=False)
+        # Two rotations back but superseded 1.05 s ago: accepted, handed the current cookie.
+        r = await client.session(cookie=first, follow=False)
         assert r.status_code == 200, r.text
         assert only_cookie(r).claims()["jti"] == latest["jti"]
+        # Just inside the grace (superseded GRACE - 0.01 s ago) it still is.
+        gw.clock.advance(GRACE - 1.05 - 0.01)
+        assert (await client.session(cookie=first, follow=False)).status_code == 200
         # Once it was superseded longer than the grace ago, it is reuse: the whole session is revoked.
-        superseded_at = row["rotated_at"] - 1.05  # the first rotation, at the latest
-        while time.time() <= superseded_at + GRACE + 0.5:
-            time.sleep(0.1)
-        assert_error(client.session(cookie=first, follow=False), 401, "token_reused")
-        assert_error(client.session(follow=False), 401)
+        gw.clock.advance(0.02)
+        assert_error(await client.session(cookie=first, follow=False), 401, "token_reused")
+        assert_error(await client.session(follow=False), 401)
         row = gw.session_row(sid)
         assert row is not None and row["revoked_at"] is not None
