@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from frontdesk.gateway.proxy.settings import ProxySettings, parse_proxy_settings
-from tests.support import BOTH_LOOPS
+from tests.support import BOTH_LOOPS, wait_until_async
 
 
 def _headers(gw: Gateway, origin: str | None = "own", user: str | None = "alice") -> dict[str, str]:
@@ -93,17 +93,16 @@ async def test_open_sockets_per_session_are_capped(proxy_factory: Any) -> None:
         # a closed socket frees its place
         await first.close()
 
-        async def reopen() -> None:
-            while True:
-                try:
-                    async with connect(url, additional_headers=_headers(gw)) as ws:
-                        await ws.send("again")
-                        assert await ws.recv() == "echo:again"
-                        return
-                except InvalidStatus:
-                    await asyncio.sleep(0.02)  # the gateway notices the close a moment later
+        async def reopened() -> bool:
+            try:
+                async with connect(url, additional_headers=_headers(gw)) as ws:
+                    await ws.send("again")
+                    assert await ws.recv() == "echo:again"
+                    return True
+            except InvalidStatus:
+                return False  # the gateway notices the close a moment later
 
-        await asyncio.wait_for(reopen(), 10)
+        await wait_until_async(reopened, interval=0.02, what="a place for a new socket")
 
 
 async def test_default_message_size_is_well_below_16_mib(gw: Gateway) -> None:
