@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from mw_support import gateway_config
 from mw_world import PASSWORD, authenticator
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -55,7 +56,11 @@ class Setup:
 
     def rotate(self) -> str:
         """``frontdesk keys rotate``, then wait (real time: the gateway's watcher) until the JWKS publishes the
-        new key; returns its kid."""
+        new key; returns its kid. The CLI stamps the key's start on the real clock, so a manual clock is first
+        caught up with real time: a test's "publish_ahead later" then counts from the rotation, however long the
+        set-up took on a loaded machine."""
+        if isinstance(self.clock, ManualClock):
+            self.clock.now = max(self.clock.now, time.time())
         assert cli_main(["keys", "rotate", "--config", str(self.config_path)]) == 0
         kid = KeyDirectory(self.keys_dir, overlap=OVERLAP).files()[0].kid
         wait_until(
@@ -76,10 +81,8 @@ def running_setup(
     tmp_path: Path, clock: Clock, *, keys: str = "", reload: str = "100ms", refetch: float = 30
 ) -> Iterator[Setup]:
     gw_port, up_port = free_port(), free_port()
-    (tmp_path / "static").mkdir()
-    (tmp_path / "static" / "index.html").write_text("<!doctype html><title>spa</title>")
-    config_path = tmp_path / "config.toml"
-    config_path.write_text(
+    config_path = gateway_config(
+        tmp_path,
         f"""
 [store]
 url = "memory://"
@@ -92,7 +95,7 @@ reload_interval = "{reload}"
 [[routes]]
 prefix = "/api/"
 upstream = "http://127.0.0.1:{up_port}"
-"""
+""",
     )
     assert cli_main(["keys", "rotate", "--config", str(config_path)]) == 0  # the first key
     config = load_config(config_path, env=SECRETS)
