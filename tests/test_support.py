@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -84,11 +85,13 @@ async def test_wait_until_async_takes_a_plain_or_an_async_condition() -> None:
     assert await wait_until_async(check) == "yes"
 
 
-def test_an_asgi_app_served_from_a_thread() -> None:
+def test_an_asgi_app_served_from_a_thread(live_server: Callable[..., LiveServer]) -> None:
     with serve_in_thread(hello) as url:
         assert httpx.get(url).text == "hello"
     with pytest.raises(httpx.TransportError):
         httpx.get(url)
+    server = live_server(hello, port=free_port())  # the fixture: stopped when the test ends
+    assert httpx.get(f"http://127.0.0.1:{server.port}/").text == "hello"
 
 
 async def test_an_asgi_app_served_in_the_running_loop() -> None:

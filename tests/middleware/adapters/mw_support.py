@@ -10,6 +10,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -38,6 +39,16 @@ def serve_wsgi(app: Any) -> Iterator[str]:
         server.close()
         server.task_dispatcher.shutdown()
         thread.join(timeout=30)
+
+
+def gateway_config(folder: Path, toml: str) -> Path:
+    """``folder/config.toml`` with ``toml``, for a gateway in front of the app under test, beside a one-page
+    static site in ``folder/static`` (where the gateway looks when ``[static]`` names no directory)."""
+    (folder / "static").mkdir()
+    (folder / "static" / "index.html").write_text("<!doctype html><title>spa</title>")
+    path = folder / "config.toml"
+    path.write_text(toml)
+    return path
 
 
 def b64(raw: bytes) -> str:

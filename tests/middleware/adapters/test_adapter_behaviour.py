@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from frontdesk.middleware.bearer import REVOCATION_TTL, BearerAuth
 from frontdesk.middleware.clock import ManualClock
 from frontdesk.middleware.errors import ExpiredToken, SessionRevoked, UnknownKey
 from frontdesk.middleware.store import MemoryStore
-from tests.support import serve_in_thread
+from tests.support import LiveServer
 
 
 def valid(adapter: Adapter, keys: Keys, **claims: object) -> dict[str, str]:
@@ -267,7 +268,7 @@ def test_wsgi_adapters_serve_many_threads_through_one_loop(adapters: dict[str, A
             assert set(pool.map(call, range(64))) == {200}
 
 
-def test_starlette_requires_decorator_sees_the_token_scopes(keys: Keys) -> None:
+def test_starlette_requires_decorator_sees_the_token_scopes(keys: Keys, live_server: Callable[..., LiveServer]) -> None:
     from starlette.applications import Starlette
     from starlette.authentication import requires
     from starlette.requests import Request
@@ -281,7 +282,7 @@ def test_starlette_requires_decorator_sees_the_token_scopes(keys: Keys) -> None:
         return PlainTextResponse("ok")
 
     app = FrontdeskMiddleware(Starlette(routes=[Route("/reports", reports)]), BearerAuth(keyring=keys.verifying_ring()))
-    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+    with httpx.Client(base_url=live_server(app).url) as client:
         allowed = client.get(
             "/reports", headers={"authorization": f"Bearer {sign_access(keys, access_claims(scope='reports'))}"}
         )

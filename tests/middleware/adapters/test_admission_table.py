@@ -18,7 +18,7 @@ from pathlib import Path
 import flask
 import httpx
 import pytest
-from mw_support import serve_wsgi
+from mw_support import gateway_config, serve_wsgi
 from mw_world import ACCESS_SECRET, COOKIE, PASSWORD, REFRESH_SECRET, authenticator, session_auth_on
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -66,10 +66,8 @@ def flask_app() -> flask.Flask:
 
 
 def gateway_toml(tmp: Path, upstream: str) -> Path:
-    (tmp / "static").mkdir()
-    (tmp / "static" / "index.html").write_text("<!doctype html><title>spa</title>")
-    path = tmp / "config.toml"
-    path.write_text(
+    return gateway_config(
+        tmp,
         f"""
 [store]
 url = "sqlite:///{tmp / "frontdesk.db"}"
@@ -89,9 +87,8 @@ methods = ["GET"]
 prefix = "/ws/"
 upstream = "{upstream}/ws/"
 websocket = true
-"""
+""",
     )
-    return path
 
 
 @dataclass

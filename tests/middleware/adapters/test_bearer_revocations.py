@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from mw_support import gateway_config
 from mw_world import PASSWORD, authenticator
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -41,17 +42,15 @@ async def whoami(request: Request) -> JSONResponse:
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[tuple[str, str]]:
     gw_port, up_port = free_port(), free_port()
-    (tmp_path / "static").mkdir()
-    (tmp_path / "static" / "index.html").write_text("<!doctype html><title>spa</title>")
-    config_path = tmp_path / "config.toml"
-    config_path.write_text(
+    config_path = gateway_config(
+        tmp_path,
         f"""
 [store]
 url = "sqlite:///{tmp_path}/frontdesk.db"
 [[routes]]
 prefix = "/api/"
 upstream = "http://127.0.0.1:{up_port}"
-"""
+""",
     )
     gateway = create_app(load_config(config_path, env=SECRETS), authenticator=authenticator)
     auth = BearerAuth(keyring=KeyRing.from_secrets(ACCESS_SECRET), revocations=f"sqlite:///{tmp_path}/frontdesk.db")
