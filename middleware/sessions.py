@@ -206,10 +206,9 @@ class SessionEngine:
     ) -> LoginResult:
         """Check credentials and start a new session (always new, whatever cookie came with it).
 
-        ``user_agent`` is the raw header: only its short summary (user_agents.py) is kept and told to the events.
+        ``user_agent`` is the raw header: the session keeps only its short summary (user_agents.py).
         """
         now = self.clock()
-        user_agent = summarize_user_agent(user_agent)
         try:
             attempt = await self.login_limits.admit(username, client_ip, cookie_header, now)
         except RateLimited:
@@ -243,7 +242,7 @@ class SessionEngine:
             previous_jti=None,
             rotated_at=now,
             client_address=client_ip,
-            user_agent=user_agent,
+            user_agent=summarize_user_agent(user_agent),
         )
         await self.store.create_session(record)
         self._remember_state(record, now)
