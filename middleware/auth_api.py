@@ -12,11 +12,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from .csrf import check_csrf
 from .errors import BadRequest, FrontdeskError, NotAuthenticated, RateLimited, StoreError
+from .forward_auth import NEVER_CACHE, ForwardAuth
 from .forwarded import TrustedProxies, browser_origin
 from .http import HttpRequest, HttpResponse, error_body, error_response, json_response
 from .sessions import Grant, LoginResult, SessionEngine
@@ -28,6 +29,7 @@ log = logging.getLogger("frontdesk.auth")
 _NO_STORE = ("cache-control", "no-store")
 AUTH_BODY_LIMIT = 16 * 1024  # the largest /auth/* body any adapter reads (a login is far smaller)
 _SESSIONS = "/sessions"
+_VERIFY = "/verify"  # forward-auth: asked by a proxy, judged by its own CSRF rule (see forward_auth.py)
 
 
 def iso8601(epoch: float) -> str:
@@ -89,9 +91,11 @@ class AuthAPI:
         trusted: TrustedProxies | None = None,
         origins: Iterable[str] = (),
         max_concurrent_logins_per_address: int | None = None,
+        forward_auth_pass_token: bool = False,
     ) -> None:
         """``max_concurrent_logins_per_address``: logins one client address may have in progress at once
-        (more get 429 + ``Retry-After`` without hashing); ``None`` for no cap."""
+        (more get 429 + ``Retry-After`` without hashing); ``None`` for no cap. ``forward_auth_pass_token``:
+        ``/auth/verify`` always hands the access token to the (trusted) proxy, not only on ``?token=1``."""
         self.engine = engine
         self.prefix = prefix.rstrip("/")
         self.csrf_header = csrf_header.lower()
@@ -99,6 +103,7 @@ class AuthAPI:
         self.origins = frozenset(o.lower().rstrip("/") for o in origins)
         cap = max_concurrent_logins_per_address
         self.logins_in_progress = None if cap is None else LoginsInProgress(cap)
+        self.forward_auth = ForwardAuth(engine, trusted=self.trusted, pass_token=forward_auth_pass_token)
         self._routes = {
             "/login": ("POST", self._login),
             "/session": ("GET", self._session),
@@ -106,6 +111,7 @@ class AuthAPI:
             "/logout": ("POST", self._logout),
             "/config": ("GET", self._config),
             _SESSIONS: ("GET", self._sessions),
+            _VERIFY: ("GET", self._verify),
         }
 
     def handles(self, path: str) -> bool:
@@ -126,8 +132,19 @@ class AuthAPI:
             response = error_body(405, "method_not_allowed", f"use {method}")
             response.headers.append(("allow", method))
             return response
+        if handler == self._verify:
+            response = await self._answer(request, handler)
+            if NEVER_CACHE[0] not in {name for name, _ in response.headers}:
+                response.headers.append(NEVER_CACHE)  # a 401 too: a cached "no" would lock the user out
+            return response
+        return await self._answer(request, handler, csrf=True)
+
+    async def _answer(
+        self, request: HttpRequest, handler: Callable[[HttpRequest], Awaitable[HttpResponse]], *, csrf: bool = False
+    ) -> HttpResponse:
         try:
-            check_csrf(request.headers, header_name=self.csrf_header, own_origins=self.allowed_origins(request))
+            if csrf:
+                check_csrf(request.headers, header_name=self.csrf_header, own_origins=self.allowed_origins(request))
             return await handler(request)
         except NotAuthenticated as exc:
             # The cookie cannot be used any more: tell the browser to drop it.
@@ -187,6 +204,9 @@ class AuthAPI:
                 _NO_STORE,
             ],
         )
+
+    async def _verify(self, request: HttpRequest) -> HttpResponse:
+        return await self.forward_auth.verify(request, self.allowed_origins(request))
 
     async def _sessions(self, request: HttpRequest) -> HttpResponse:
         current = await self.engine.session_of(request.headers.get("cookie"))
