@@ -51,9 +51,7 @@ def run_sessions(args: argparse.Namespace, config: GatewayConfig) -> int:
     return asyncio.run(_with_engine(config, lambda engine, users: _run(args, engine, users)))
 
 
-async def _with_engine(
-    config: GatewayConfig, action: Callable[[SessionEngine, UserDirectory], Awaitable[T]]
-) -> T:
+async def _with_engine(config: GatewayConfig, action: Callable[[SessionEngine, UserDirectory], Awaitable[T]]) -> T:
     store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
     users = UserDirectory(config.users_database)
     engine = build_engine(config, store=store, authenticator=users)

@@ -36,7 +36,7 @@ _PRODUCT = re.compile(r"^([A-Za-z][A-Za-z0-9._-]{0,31})(?:/(\d{1,6}(?:\.\d{1,6})
 
 
 def summarize_user_agent(header: str | None) -> str | None:
-    """"Chrome 131 on Linux", "Firefox 133 on Windows", "curl 8.5.0"; None when there is no header.
+    """The summary, e.g. "Chrome 131 on Linux", "Firefox 133 on Windows", "curl 8.5.0"; None without a header.
 
     At most :data:`MAX_SUMMARY` printable ASCII characters, whatever the header holds.
     """

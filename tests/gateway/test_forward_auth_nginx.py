@@ -140,9 +140,7 @@ def nginx(gw: GatewayProcess, app: tuple[int, Recorder], tmp_path_factory: pytes
             proc.wait(timeout=15)
 
 
-def test_not_signed_in_goes_to_the_login_page_and_never_reaches_the_app(
-    nginx: str, app: tuple[int, Recorder]
-) -> None:
+def test_not_signed_in_goes_to_the_login_page_and_never_reaches_the_app(nginx: str, app: tuple[int, Recorder]) -> None:
     before = app[1].count()
     with AuthClient(nginx) as browser:
         response = browser.request("GET", "/app/report", csrf=False)

@@ -1,4 +1,4 @@
-""""Your devices" in-process: ``GET /auth/sessions``, ``DELETE /auth/sessions/{id}`` and logout everywhere, on the
+"""Your devices, in-process: ``GET /auth/sessions``, ``DELETE /auth/sessions/{id}`` and logout everywhere, on the
 transport-neutral AuthAPI that the gateway and session mode share (a real engine, MemoryStore, injected clock)."""
 
 from __future__ import annotations

@@ -6,9 +6,7 @@ import pytest
 
 from frontdesk.middleware.user_agents import MAX_SUMMARY, summarize_user_agent
 
-CHROME_LINUX = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-)
+CHROME_LINUX = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 
 
 @pytest.mark.parametrize(
