@@ -132,7 +132,7 @@ class AuthAPI:
             response = error_body(405, "method_not_allowed", f"use {method}")
             response.headers.append(("allow", method))
             return response
-        if handler == self._verify:
+        if path == _VERIFY:  # asked by a proxy: its own CSRF rule, applied by ForwardAuth
             response = await self._answer(request, handler)
             if NEVER_CACHE[0] not in {name for name, _ in response.headers}:
                 response.headers.append(NEVER_CACHE)  # a 401 too: a cached "no" would lock the user out
