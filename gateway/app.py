@@ -154,6 +154,7 @@ def create_app(
         trusted=config.trusted_proxies,
         origins=config.origins,
         max_concurrent_logins_per_address=capacity.max_concurrent_per_address,
+        forward_auth_pass_token=config.forward_auth_pass_token,
     )
     # The SPA learns the header and prefix from the very AuthAPI that enforces them.
     client = ClientSettings(auth_prefix=auth.prefix, csrf_header=auth.csrf_header)

@@ -1,4 +1,4 @@
-"""The ``frontdesk`` command: serve, demo, keygen, users, purge."""
+"""The ``frontdesk`` command: serve, demo, keygen, users, sessions, purge, keys."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from .errors import ConfigError
 from .keys_cli import add_keys_parser, run_keys
 from .secret_files import create_private, warn_about_exposed
 from .serving import uvicorn_options
+from .sessions_cli import add_sessions_parser, run_sessions
 from .users import UserDirectory, UserExists
 
 __all__ = ["main", "build_parser"]
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
 
+    add_sessions_parser(sub, with_config)
     with_config(sub.add_parser("purge", help="delete expired sessions, revocations and counters"))
     add_keys_parser(sub, with_config)
     return parser
@@ -89,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args)
         if args.command == "users":
             return _users(args)
+        if args.command == "sessions":
+            return run_sessions(args, _load(args))  # secrets too: it builds the gateway's own session engine
         if args.command == "purge":
             return asyncio.run(_purge(args))
         if args.command == "keys":

@@ -85,6 +85,7 @@ _SCHEMA: dict[str, set[str]] = {
     },
     "users": {"database"},
     "static": {"directory"},
+    "forward_auth": {"pass_token"},
     "routes": set(),  # each checked by its own parser, which also names unknown keys
     "proxy": set(),
     "keys": set(),
@@ -133,6 +134,7 @@ class GatewayConfig:
     keys: KeySettings = field(default_factory=KeySettings)
     login_capacity: LoginCapacity = field(default_factory=LoginCapacity)
     hsts_max_age: int | None = None  # [server] hsts: Strict-Transport-Security max-age, None when off
+    forward_auth_pass_token: bool = False  # [forward_auth] pass_token: /auth/verify always sends the access token
 
 
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -351,6 +353,7 @@ def load_config(
         keys=keys,
         login_capacity=login_capacity,
         hsts_max_age=p.get(server, "server", "hsts", None, _hsts),
+        forward_auth_pass_token=p.get(table("forward_auth"), "forward_auth", "pass_token", False, boolean),
     )
     for issue in _static_problems(config, dotenvs):
         p.add(issue)

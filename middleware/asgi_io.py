@@ -64,6 +64,7 @@ def request_from_scope(scope: Scope, body: bytes = b"") -> HttpRequest:
         client[0] if client else None,
         _HTTP_SCHEME.get(scheme) or scheme,
         scope["type"] == "websocket",
+        scope.get("query_string", b""),
     )
 
 

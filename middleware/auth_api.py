@@ -1,4 +1,5 @@
-"""The ``/auth/*`` HTTP contract, transport-neutral: login, session, refresh, logout.
+"""The ``/auth/*`` HTTP contract, transport-neutral: login, session, refresh, logout, and "your devices"
+(``GET /auth/sessions``, ``DELETE /auth/sessions/{id}``, ``POST /auth/logout {"everywhere": true}``).
 
 Used by the gateway and by the session-mode middleware (ASGI and WSGI) alike, so all of them answer
 exactly the same way.
@@ -11,20 +12,24 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from .csrf import check_csrf
 from .errors import BadRequest, FrontdeskError, NotAuthenticated, RateLimited, StoreError
+from .forward_auth import NEVER_CACHE, ForwardAuth
 from .forwarded import TrustedProxies, browser_origin
 from .http import HttpRequest, HttpResponse, error_body, error_response, json_response
 from .sessions import Grant, LoginResult, SessionEngine
+from .store.base import SessionRecord
 
 __all__ = ["AUTH_BODY_LIMIT", "AuthAPI", "LoginsInProgress", "iso8601", "request_origin"]
 
 log = logging.getLogger("frontdesk.auth")
 _NO_STORE = ("cache-control", "no-store")
 AUTH_BODY_LIMIT = 16 * 1024  # the largest /auth/* body any adapter reads (a login is far smaller)
+_SESSIONS = "/sessions"
+_VERIFY = "/verify"  # forward-auth: asked by a proxy, judged by its own CSRF rule (see forward_auth.py)
 
 
 def iso8601(epoch: float) -> str:
@@ -86,9 +91,11 @@ class AuthAPI:
         trusted: TrustedProxies | None = None,
         origins: Iterable[str] = (),
         max_concurrent_logins_per_address: int | None = None,
+        forward_auth_pass_token: bool = False,
     ) -> None:
         """``max_concurrent_logins_per_address``: logins one client address may have in progress at once
-        (more get 429 + ``Retry-After`` without hashing); ``None`` for no cap."""
+        (more get 429 + ``Retry-After`` without hashing); ``None`` for no cap. ``forward_auth_pass_token``:
+        ``/auth/verify`` always hands the access token to the (trusted) proxy, not only on ``?token=1``."""
         self.engine = engine
         self.prefix = prefix.rstrip("/")
         self.csrf_header = csrf_header.lower()
@@ -96,12 +103,15 @@ class AuthAPI:
         self.origins = frozenset(o.lower().rstrip("/") for o in origins)
         cap = max_concurrent_logins_per_address
         self.logins_in_progress = None if cap is None else LoginsInProgress(cap)
+        self.forward_auth = ForwardAuth(engine, trusted=self.trusted, pass_token=forward_auth_pass_token)
         self._routes = {
             "/login": ("POST", self._login),
             "/session": ("GET", self._session),
             "/refresh": ("POST", self._refresh),
             "/logout": ("POST", self._logout),
             "/config": ("GET", self._config),
+            _SESSIONS: ("GET", self._sessions),
+            _VERIFY: ("GET", self._verify),
         }
 
     def handles(self, path: str) -> bool:
@@ -111,7 +121,10 @@ class AuthAPI:
         return self.origins | {request_origin(request, self.trusted)}
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
-        route = self._routes.get(request.path[len(self.prefix) :])
+        path = request.path[len(self.prefix) :]
+        route = self._routes.get(path)
+        if route is None and path.startswith(_SESSIONS + "/"):
+            route = ("DELETE", self._end_session)
         if route is None:
             return error_body(404, "not_found", "no such endpoint")
         method, handler = route
@@ -119,8 +132,19 @@ class AuthAPI:
             response = error_body(405, "method_not_allowed", f"use {method}")
             response.headers.append(("allow", method))
             return response
+        if path == _VERIFY:  # asked by a proxy: its own CSRF rule, applied by ForwardAuth
+            response = await self._answer(request, handler)
+            if NEVER_CACHE[0] not in {name for name, _ in response.headers}:
+                response.headers.append(NEVER_CACHE)  # a 401 too: a cached "no" would lock the user out
+            return response
+        return await self._answer(request, handler, csrf=True)
+
+    async def _answer(
+        self, request: HttpRequest, handler: Callable[[HttpRequest], Awaitable[HttpResponse]], *, csrf: bool = False
+    ) -> HttpResponse:
         try:
-            check_csrf(request.headers, header_name=self.csrf_header, own_origins=self.allowed_origins(request))
+            if csrf:
+                check_csrf(request.headers, header_name=self.csrf_header, own_origins=self.allowed_origins(request))
             return await handler(request)
         except NotAuthenticated as exc:
             # The cookie cannot be used any more: tell the browser to drop it.
@@ -146,6 +170,7 @@ class AuthAPI:
                 remember=remember,
                 client_ip=client_ip,
                 cookie_header=request.headers.get("cookie"),
+                user_agent=request.headers.get("user-agent"),
             )
         headers = [("set-cookie", result.set_cookie), _NO_STORE]
         if result.device_cookie:
@@ -161,7 +186,16 @@ class AuthAPI:
         return self._grant_response(grant)
 
     async def _logout(self, request: HttpRequest) -> HttpResponse:
-        await self.engine.logout(request.headers.get("cookie"))
+        cookie = request.headers.get("cookie")
+        if _parse_logout(request):
+            # Every session of the caller, this one included; needs a live session to know whose.
+            session = await self.engine.session_of(cookie)
+            await self.engine.revoke_user(session.user_id, reason="logout everywhere", actor="user")
+        else:
+            await self.engine.logout(cookie)
+        return self._signed_out()
+
+    def _signed_out(self) -> HttpResponse:
         return HttpResponse(
             204,
             [
@@ -170,6 +204,29 @@ class AuthAPI:
                 _NO_STORE,
             ],
         )
+
+    async def _verify(self, request: HttpRequest) -> HttpResponse:
+        return await self.forward_auth.verify(request, self.allowed_origins(request))
+
+    async def _sessions(self, request: HttpRequest) -> HttpResponse:
+        current = await self.engine.session_of(request.headers.get("cookie"))
+        listed = await self.engine.sessions_of(current.user_id)
+        body = {"sessions": [_device(record, current=record.sid == current.sid) for record in listed]}
+        return json_response(200, body, [_NO_STORE])
+
+    async def _end_session(self, request: HttpRequest) -> HttpResponse:
+        current = await self.engine.session_of(request.headers.get("cookie"))
+        sid = request.path[len(self.prefix) + len(_SESSIONS) + 1 :]
+        # One answer for "not yours" and "no such session" (malformed ids included): the engine decides every
+        # case by looking ``sid`` up in the caller's own list, never by reading the session ``sid`` names.
+        ended = await self.engine.end_session_of(
+            current.user_id, sid, reason="signed out from the devices list", actor="user"
+        )
+        if not ended:
+            return error_body(404, "not_found", "no such session")
+        if sid == current.sid:
+            return self._signed_out()  # the caller ended the session it is using: drop its cookie too
+        return HttpResponse(204, [_NO_STORE])
 
     async def _config(self, request: HttpRequest) -> HttpResponse:
         # What a login form may tell the user before they sign in ("remember me for 30 days"); public on
@@ -194,10 +251,22 @@ def _login_body(result: LoginResult) -> dict[str, Any]:
     return _session_body(result.user.id, result.user.username, result)
 
 
-def _parse_login(request: HttpRequest) -> tuple[str, str, bool]:
+def _device(record: SessionRecord, *, current: bool) -> dict[str, Any]:
+    return {
+        "id": record.sid,
+        "created_at": iso8601(record.created_at),
+        "last_seen": iso8601(record.last_seen),
+        "client_address": record.client_address,
+        "user_agent": record.user_agent,
+        "remember": record.remember,
+        "current": current,
+    }
+
+
+def _json_object(request: HttpRequest, what: str) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        raise BadRequest("send the credentials as application/json", status=415, code="unsupported_media_type")
+        raise BadRequest(f"send {what} as application/json", status=415, code="unsupported_media_type")
     if len(request.body) > AUTH_BODY_LIMIT:
         raise BadRequest("request body too large", status=413, code="payload_too_large")
     try:
@@ -206,6 +275,25 @@ def _parse_login(request: HttpRequest) -> tuple[str, str, bool]:
         raise BadRequest("the body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
+    return data
+
+
+def _parse_logout(request: HttpRequest) -> bool:
+    """Whether the logout is everywhere. No body at all is a plain logout (what every client sent so far)."""
+    if not request.body:
+        return False
+    data = _json_object(request, "the logout options")
+    everywhere = data.get("everywhere", False)
+    if not isinstance(everywhere, bool):
+        raise BadRequest("everywhere must be true or false")
+    unknown = set(data) - {"everywhere"}
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
+    return everywhere
+
+
+def _parse_login(request: HttpRequest) -> tuple[str, str, bool]:
+    data = _json_object(request, "the credentials")
     username, password, remember = data.get("username"), data.get("password"), data.get("remember", False)
     if not isinstance(username, str) or not username.strip() or len(username) > 256:
         raise BadRequest("username must be a non-empty string")

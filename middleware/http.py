@@ -30,6 +30,7 @@ class HttpRequest:
     client: str | None = None  # the direct peer's address
     scheme: str = "http"  # a WebSocket handshake's ws/wss already read as http/https (what its Origin says)
     websocket: bool = False  # a WebSocket upgrade (method GET)
+    query: bytes = b""  # the raw query string (undecoded: most requests never look at it)
 
 
 @dataclass(slots=True)

@@ -27,6 +27,7 @@ from .login_limits import DEVICE_TYP, LoginLimits
 from .readonly import read_only
 from .store.base import SessionRecord, Store
 from .tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec, new_token_id
+from .user_agents import summarize_user_agent
 
 __all__ = ["User", "Authenticator", "SessionSettings", "Grant", "LoginResult", "SessionEngine", "REFRESH_COALESCE"]
 
@@ -203,7 +204,10 @@ class SessionEngine:
         cookie_header: str | None = None,
         user_agent: str | None = None,
     ) -> LoginResult:
-        """Check credentials and start a new session (always new, whatever cookie came with it)."""
+        """Check credentials and start a new session (always new, whatever cookie came with it).
+
+        ``user_agent`` is the raw header: the session keeps only its short summary (user_agents.py).
+        """
         now = self.clock()
         try:
             attempt = await self.login_limits.admit(username, client_ip, cookie_header, now)
@@ -237,6 +241,8 @@ class SessionEngine:
             current_jti=new_token_id(),
             previous_jti=None,
             rotated_at=now,
+            client_address=client_ip,
+            user_agent=summarize_user_agent(user_agent),
         )
         await self.store.create_session(record)
         self._remember_state(record, now)
@@ -281,6 +287,36 @@ class SessionEngine:
         if count:
             self._emit(Kind.SESSION_REVOKED, now, user_id, None, reason=reason, actor=actor)
         return count
+
+    # --- your devices -----------------------------------------------------------------------------
+
+    async def session_of(self, cookie_header: str | None) -> SessionRecord:
+        """The live session the refresh cookie names, checked exactly as :meth:`grant` checks it (reuse
+        detection included) on a fresh row, but with nothing minted or rotated. Raises :class:`NotAuthenticated`."""
+        token = read_cookie(cookie_header, self.cookie.name)
+        if token is None:
+            raise NotAuthenticated("no session")
+        try:
+            claims = self.refresh_codec.decode(token)
+        except TokenError as exc:
+            raise NotAuthenticated(f"session cookie rejected: {exc.detail}") from exc
+        record, _ = await self._check(claims["sid"], claims["jti"], self.clock(), fresh=True)
+        return record
+
+    async def sessions_of(self, user_id: str) -> list[SessionRecord]:
+        """The user's live sessions, oldest first (the "your devices" list)."""
+        return await self.store.list_sessions(user_id, now=self.clock())
+
+    async def end_session_of(self, user_id: str, sid: str, *, reason: str, actor: str) -> bool:
+        """End ``sid`` if it is one of ``user_id``'s live sessions; False, with nothing done, otherwise.
+
+        Decided on the user's own list alone: a session of someone else and one that does not exist cost the
+        same work (one listing, no lookup of ``sid``) and give the same answer, so neither can be told apart.
+        """
+        if sid not in {record.sid for record in await self.sessions_of(user_id)}:
+            return False
+        await self.revoke(sid, reason=reason, actor=actor)
+        return True
 
     # --- the one call ---------------------------------------------------------------------------
 

@@ -132,6 +132,7 @@ def _request(environ: Environ) -> HttpRequest:
         headers=headers,
         client=environ.get("REMOTE_ADDR"),
         scheme=environ.get("wsgi.url_scheme", "http"),
+        query=environ.get("QUERY_STRING", "").encode("latin-1"),
     )
 
 

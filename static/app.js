@@ -6,6 +6,7 @@ import { frontdesk } from "./frontdesk.js";
 import { busy, byId, setText } from "./ui/dom.js";
 import { setupClaimsPanel } from "./ui/claims-panel.js";
 import { setupClockPanel } from "./ui/clock-panel.js";
+import { setupDevicesPanel } from "./ui/devices-panel.js";
 import { setupItemsPanel } from "./ui/items-panel.js";
 import { setupLogin } from "./ui/login.js";
 import { setupSessionPanel } from "./ui/session-panel.js";
@@ -23,6 +24,7 @@ const panels = {
   items: setupItemsPanel(client),
   claims: setupClaimsPanel(client),
   clock: setupClockPanel(client),
+  devices: setupDevicesPanel(client),
 };
 const loginView = setupLogin(client, (current) => enter(current, { focus: true }));
 let signedIn = false;
@@ -43,6 +45,7 @@ function enter(current, { focus = false } = {}) {
     panels.items.start();
     panels.claims.start();
     panels.clock.start();
+    panels.devices.start();
   }
   signedIn = true;
   if (focus) byId("dashboard-title").focus();

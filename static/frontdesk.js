@@ -15,10 +15,14 @@
  *   const items = await client.api("/api/items");            // parsed JSON
  *   await client.api("/api/items", { method: "POST", body: { text: "hello" } });
  *   await client.logout();
+ *   await client.logout({ everywhere: true });      // every session of this user, on every device
+ *   const devices = await client.sessions();        // [{ id, created_at, last_seen, client_address, user_agent,
+ *                                                   //    remember, current }], this user's live sessions
+ *   await client.endSession(devices[1].id);         // sign that device out (404 "not_found" if it is gone)
  *   const { remember_ttl } = await client.config(); // seconds a "remember me" login lasts, for the login form
  *
  * The module also exports `frontdesk`, a client built with `FrontdeskClient.fromPage()`, and the functions
- * `api`, `session`, `refresh`, `login`, `logout`, `config` as shorthands for its methods.
+ * `api`, `session`, `refresh`, `login`, `logout`, `config`, `sessions`, `endSession` as shorthands for its methods.
  *
  * `logged-out` fires once per logged-in period: however many concurrent calls meet a 401, the app hears it
  * once, until the next successful `login()`, `session()` or `refresh()`.
@@ -207,10 +211,36 @@ export class FrontdeskClient extends EventTarget {
     return this.#request(this.#auth("/config"), { method: "GET" }, false);
   }
 
-  /** Log out (idempotent on the server), then fire `logged-out` with reason "logout". */
-  async logout() {
-    await this.#request(this.#auth("/logout"), { method: "POST" }, false);
+  /**
+   * Log out (idempotent on the server), then fire `logged-out` with reason "logout".
+   *
+   * @param {{everywhere?: boolean}} [options] `{ everywhere: true }` ends every session of this user, on
+   *   every device, not only this one (it needs a live session: without one it rejects with a 401)
+   */
+  async logout(options = {}) {
+    const init = { method: "POST" };
+    if (options?.everywhere) init.body = { everywhere: true };
+    await this.#request(this.#auth("/logout"), init, false);
     this.#signalLoggedOut({ reason: "logout", status: 204, code: "logged_out" });
+  }
+
+  /**
+   * This user's live sessions, oldest first: `[{ id, created_at, last_seen, client_address, user_agent,
+   * remember, current }]`; `current` marks the one of this browser. A 401 fires `logged-out`.
+   */
+  async sessions() {
+    const body = await this.#request(this.#auth("/sessions"), { method: "GET" }, true);
+    return body.sessions;
+  }
+
+  /**
+   * End one of this user's sessions (sign that device out). Rejects with a FrontdeskError "not_found" (404)
+   * when the id is not one of this user's live sessions. Ending this browser's own session is `logout()`.
+   *
+   * @param {string} id a session's `id` from `sessions()`
+   */
+  async endSession(id) {
+    await this.#request(this.#auth(`/sessions/${encodeURIComponent(id)}`), { method: "DELETE" }, true);
   }
 
   #auth(endpoint) {
@@ -279,5 +309,7 @@ export const api = (path, options) => frontdesk.api(path, options);
 export const session = () => frontdesk.session();
 export const refresh = () => frontdesk.refresh();
 export const login = (username, password, options) => frontdesk.login(username, password, options);
-export const logout = () => frontdesk.logout();
+export const logout = (options) => frontdesk.logout(options);
 export const config = () => frontdesk.config();
+export const sessions = () => frontdesk.sessions();
+export const endSession = (id) => frontdesk.endSession(id);

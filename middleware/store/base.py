@@ -35,6 +35,10 @@ class SessionRecord:
     # The session's recently superseded refresh tokens, oldest first: (jti, when it stopped being current).
     # A token superseded less than the rotation grace ago is still accepted (the reuse interval).
     superseded: tuple[tuple[str, float], ...] = ()
+    # What the "your devices" list shows: the client's address at login (after trusted-proxy resolution) and a
+    # short summary of its User-Agent ("Chrome 131 on Linux", see user_agents.py), never the raw header.
+    client_address: str | None = None
+    user_agent: str | None = None
 
     def is_usable(self, now: float) -> bool:
         return self.revoked_at is None and now < self.expires_at and now < self.idle_expires_at
@@ -97,6 +101,9 @@ class Store(Protocol):
         """Revoke every live session of a user (removed, or password changed); return how many."""
 
     async def is_revoked(self, sid: str) -> bool: ...
+
+    async def list_sessions(self, user_id: str, *, now: float) -> list[SessionRecord]:
+        """The user's live sessions at ``now`` (not revoked, neither expiry passed), oldest first."""
 
     async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
         """Count one attempt against every key of ``limits`` in the fixed window containing ``now``, unless one

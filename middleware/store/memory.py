@@ -72,6 +72,10 @@ class MemoryStore:
     async def is_revoked(self, sid: str) -> bool:
         return sid in self._revoked
 
+    async def list_sessions(self, user_id: str, *, now: float) -> list[SessionRecord]:
+        live = [r for r in self._sessions.values() if r.user_id == user_id and r.is_usable(now)]
+        return sorted(live, key=lambda r: (r.created_at, r.sid))
+
     async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
         start, end = window_bounds(now, window)
         counts = [(key, self._hits.get(key, (start, 0))) for key, _ in limits]

@@ -181,6 +181,21 @@ class RedisStore:
         except RedisError as exc:
             raise StoreError(f"session store read failed: {exc}") from exc
 
+    async def list_sessions(self, user_id: str, *, now: float) -> list[SessionRecord]:
+        # The per-user index may still name sessions that expired (their hashes are gone): skipped here.
+        try:
+            sids = sorted(str(sid) for sid in await self.redis.smembers(self._user_key(user_id)))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sid in sids:
+                    pipe.hgetall(self._session_key(sid))
+                hashes = await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+        found = [(sid, data) for sid, data in zip(sids, hashes, strict=True) if data]
+        records = [_from_hash(sid, {str(k): str(v) for k, v in data.items()}) for sid, data in found]
+        live = [r for r in records if r.user_id == user_id and r.is_usable(now)]
+        return sorted(live, key=lambda r: (r.created_at, r.sid))
+
     async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
         # Counters expire by themselves at their window's end: nothing else to bound.
         start, end = window_bounds(now, window)
@@ -226,6 +241,8 @@ def _to_hash(record: SessionRecord) -> dict[str, str]:
         "rotated_at": repr(record.rotated_at),
         "revoked_at": "" if record.revoked_at is None else repr(record.revoked_at),
         "superseded": json.dumps([[jti, repr(at)] for jti, at in record.superseded]),
+        "client_address": record.client_address or "",
+        "user_agent": record.user_agent or "",
     }
 
 
@@ -244,6 +261,8 @@ def _from_hash(sid: str, data: dict[str, str]) -> SessionRecord:
         rotated_at=float(data["rotated_at"]),
         revoked_at=float(data["revoked_at"]) if data.get("revoked_at") else None,
         superseded=_superseded(data),
+        client_address=data.get("client_address") or None,  # absent in sessions written before "your devices"
+        user_agent=data.get("user_agent") or None,
     )
 
 

@@ -68,6 +68,11 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX IF NOT EXISTS attempts_expiry ON attempts(window_end);
     """,
+    # 4: "your devices": where each session logged in from (address, User-Agent summary); NULL for older ones.
+    """
+    ALTER TABLE sessions ADD COLUMN client_address TEXT;
+    ALTER TABLE sessions ADD COLUMN user_agent TEXT;
+    """,
 )
 
 _COUNT_ATTEMPT = (
@@ -79,7 +84,7 @@ _COUNT_ATTEMPT = (
 
 _COLUMNS = (
     "sid, user_id, username, created_at, last_seen, expires_at, idle_expires_at, remember, "
-    "current_jti, previous_jti, rotated_at, revoked_at, superseded"
+    "current_jti, previous_jti, rotated_at, revoked_at, superseded, client_address, user_agent"
 )
 
 
@@ -206,7 +211,7 @@ class SqliteStore:
 
     async def create_session(self, record: SessionRecord) -> None:
         await self._write(
-            f"INSERT INTO sessions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 (constant columns)
+            f"INSERT INTO sessions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 (constant columns)
             (
                 record.sid,
                 record.user_id,
@@ -221,28 +226,25 @@ class SqliteStore:
                 record.rotated_at,
                 record.revoked_at,
                 _superseded_json(record.superseded),
+                record.client_address,
+                record.user_agent,
             ),
         )
 
     async def get_session(self, sid: str) -> SessionRecord | None:
         row = await self._read_one(f"SELECT {_COLUMNS} FROM sessions WHERE sid = ?", (sid,))  # noqa: S608 (constant columns)
-        if row is None:
-            return None
-        return SessionRecord(
-            sid=row[0],
-            user_id=row[1],
-            username=row[2],
-            created_at=row[3],
-            last_seen=row[4],
-            expires_at=row[5],
-            idle_expires_at=row[6],
-            remember=bool(row[7]),
-            current_jti=row[8],
-            previous_jti=row[9],
-            rotated_at=row[10],
-            revoked_at=row[11],
-            superseded=_superseded_from_json(row[12]),
+        return None if row is None else _record(row)
+
+    async def list_sessions(self, user_id: str, *, now: float) -> list[SessionRecord]:
+        sql = (
+            f"SELECT {_COLUMNS} FROM sessions WHERE user_id = ? AND revoked_at IS NULL"  # noqa: S608 (constant columns)
+            " AND expires_at > ? AND idle_expires_at > ? ORDER BY created_at, sid"
         )
+        try:
+            rows = await self.db.execute_fetchall(sql, (user_id, now, now))
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+        return [_record(row) for row in rows]
 
     async def rotate(
         self,
@@ -362,6 +364,26 @@ class SqliteStore:
             raise ValueError(str(exc)) from exc
         except sqlite3.Error as exc:
             raise StoreError(f"session store write failed: {exc}") from exc
+
+
+def _record(row: sqlite3.Row) -> SessionRecord:
+    return SessionRecord(
+        sid=row[0],
+        user_id=row[1],
+        username=row[2],
+        created_at=row[3],
+        last_seen=row[4],
+        expires_at=row[5],
+        idle_expires_at=row[6],
+        remember=bool(row[7]),
+        current_jti=row[8],
+        previous_jti=row[9],
+        rotated_at=row[10],
+        revoked_at=row[11],
+        superseded=_superseded_from_json(row[12]),
+        client_address=row[13],
+        user_agent=row[14],
+    )
 
 
 def _superseded_json(superseded: tuple[tuple[str, float], ...]) -> str:

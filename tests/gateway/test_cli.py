@@ -294,6 +294,54 @@ def test_users_add_list_remove_and_the_server_sees_them(gateway_factory: Any) ->
     gw.stop()
 
 
+def test_sessions_list_and_revoke_one_or_every_session_of_a_user(gateway_factory: Any) -> None:
+    gw: GatewayProcess = gateway_factory("cli-sessions", users={"mia": "mia-password-1", "ned": "ned-password-2"})
+    cfg, cwd = str(gw.config_path), gw.workdir
+
+    def sessions(*args: str) -> subprocess.CompletedProcess[str]:
+        done = frontdesk("sessions", *args, "--config", cfg, cwd=cwd, env=gw.env)
+        assert_no_traceback(done)
+        return done
+
+    def rows(done: subprocess.CompletedProcess[str]) -> list[list[str]]:
+        assert done.returncode == 0, done.stderr
+        header, *lines = done.stdout.splitlines()
+        assert header.split("\t") == ["id", "user", "created", "last_seen", "address", "user_agent", "remember"]
+        return [line.split("\t") for line in lines]
+
+    firefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
+    with gw.client() as laptop, gw.client(local_address="127.0.0.9") as phone, gw.client() as ned:
+        assert laptop.login("mia", "mia-password-1", headers={"User-Agent": firefox}).status_code == 200
+        assert phone.login("mia", "mia-password-1", remember=True).status_code == 200
+        assert ned.login("ned", "ned-password-2").status_code == 200
+        laptop_sid, phone_sid = laptop.claims()["sid"], phone.claims()["sid"]
+
+        everyone = rows(sessions("list"))
+        assert sorted(row[1] for row in everyone) == ["mia", "mia", "ned"]
+        mias = {row[0]: row for row in rows(sessions("list", "--user", "mia"))}
+        assert set(mias) == {laptop_sid, phone_sid}
+        assert mias[laptop_sid][4:] == ["127.0.0.1", "Firefox 133 on Windows", "no"]
+        assert mias[phone_sid][4] == "127.0.0.9" and mias[phone_sid][5].startswith("python-httpx ")
+        assert mias[phone_sid][6] == "yes"
+
+        ended = sessions("revoke", laptop_sid)
+        assert ended.returncode == 0 and laptop_sid in ended.stdout
+        wait_for(lambda: laptop.session(follow=False).status_code == 401, what="the revoked session to end")
+        assert phone.session().status_code == 200
+        again = sessions("revoke", laptop_sid)  # no longer live: said plainly
+        assert again.returncode == 1 and "no live session" in again.stderr
+
+        everything = sessions("revoke", "--user", "mia")
+        assert everything.returncode == 0 and "ended 1 session(s) of mia" in everything.stdout
+        wait_for(lambda: phone.session(follow=False).status_code == 401, what="mia's last session to end")
+        assert ned.session().status_code == 200
+        assert [row[1] for row in rows(sessions("list"))] == ["ned"]
+
+    for args, status in ((("revoke",), 2), (("revoke", "x", "--user", "mia"), 2), (("list", "--user", "zed"), 1)):
+        refused = sessions(*args)
+        assert refused.returncode == status and refused.stderr.strip(), args
+
+
 # --- what serve tells the operator ----------------------------------------------------------------
 
 

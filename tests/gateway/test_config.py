@@ -269,3 +269,11 @@ def test_the_shipped_spa_is_served_when_no_static_folder_is_beside_the_config(tm
     assert config.static_dir == tmp_path / "static"
     config = load_config(write(tmp_path, '[static]\ndirectory = "web"\n'), env=GOOD_ENV)
     assert config.static_dir == tmp_path / "web"
+
+
+def test_forward_auth_pass_token_is_a_checked_boolean_off_by_default(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, ""), env=GOOD_ENV).forward_auth_pass_token is False
+    assert load_config(write(tmp_path, "[forward_auth]\npass_token = true\n"), env=GOOD_ENV).forward_auth_pass_token
+    found = problems(write(tmp_path, '[forward_auth]\npass_token = "yes"\ncache = 1\n'))
+    assert "forward_auth.pass_token: 'yes' must be true or false" in found
+    assert any(p.startswith("unknown key forward_auth.cache") for p in found)

@@ -136,7 +136,7 @@ async def test_sqlite_survives_reopen_and_migrates_once(tmp_path: Path) -> None:
     await first.close()
     second = SqliteStore(path)
     await second.open()
-    assert await second.schema_version() == 3
+    assert await second.schema_version() == len(_MIGRATIONS)
     assert await second.is_revoked("s1")
     got = await second.get_session("s1")
     assert got is not None and got.revoked_at == NOW
@@ -169,6 +169,40 @@ async def test_revoke_user_ends_every_live_session_of_that_user_only(store: Stor
     assert got is not None and got.revoked_at == NOW + 1
     assert await store.revoke_user("u1", now=NOW + 2, reason="again") == 0
     assert await store.revoke_user("nobody", now=NOW + 2, reason="none") == 0
+
+
+async def test_sessions_remember_where_they_logged_in_from(store: Store) -> None:
+    await store.create_session(record(client_address="203.0.113.9", user_agent="Chrome 131 on Linux"))
+    await store.create_session(record("s2"))  # a client that sent neither (or a session from before)
+    got, bare = await store.get_session("s1"), await store.get_session("s2")
+    assert got is not None and (got.client_address, got.user_agent) == ("203.0.113.9", "Chrome 131 on Linux")
+    assert bare is not None and (bare.client_address, bare.user_agent) == (None, None)
+
+
+async def test_list_sessions_returns_the_users_live_sessions_only(store: Store) -> None:
+    await store.create_session(record("a1", created_at=NOW + 2, user_agent="Firefox 133 on Windows"))
+    await store.create_session(record("a2", created_at=NOW + 1, client_address="198.51.100.7"))
+    await store.create_session(record("revoked"))
+    await store.create_session(record("idle", idle_expires_at=NOW + 10))
+    await store.create_session(record("old", expires_at=NOW + 10, idle_expires_at=NOW + 10))
+    await store.create_session(record("other", user_id="u2"))
+    await store.revoke_session("revoked", now=NOW, reason="logout")
+    live = await store.list_sessions("u1", now=NOW + 20)
+    assert [r.sid for r in live] == ["a2", "a1"]  # oldest first
+    assert live[0].client_address == "198.51.100.7" and live[1].user_agent == "Firefox 133 on Windows"
+    assert live[1] == await store.get_session("a1")
+    assert await store.list_sessions("nobody", now=NOW) == []
+    await store.revoke_user("u1", now=NOW + 21, reason="logout everywhere")
+    assert await store.list_sessions("u1", now=NOW + 22) == []
+
+
+async def test_last_seen_moves_with_each_rotation(store: Store) -> None:
+    await store.create_session(record())
+    assert await store.rotate("s1", expected_jti="j1", new_jti="j2", now=NOW + 7, idle_expires_at=NOW + 600)
+    got = await store.get_session("s1")
+    assert got is not None and (got.created_at, got.last_seen) == (NOW, NOW + 7)
+    (listed,) = await store.list_sessions("u1", now=NOW + 8)
+    assert listed.last_seen == NOW + 7
 
 
 async def test_workers_opening_a_fresh_file_together_all_start(tmp_path: Path) -> None:
@@ -250,7 +284,7 @@ async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
     store = SqliteStore(path)
     await store.open()
     try:
-        assert await store.schema_version() == 3
+        assert await store.schema_version() == len(_MIGRATIONS)
         old, new = await store.get_session("old"), await store.get_session("new")
         assert old is not None and old.superseded == (("j1", NOW + 5),) and old.superseded_at("j1") == NOW + 5
         assert new is not None and new.superseded == ()

@@ -193,3 +193,23 @@ async def test_websocket_closes_on_logout(real: RealGateway) -> None:
             await asyncio.wait_for(ws.recv(), 10)
     assert info.value.rcvd is not None and info.value.rcvd.code == 1008
     await asyncio.wait_for(real.upstream.ws_closed.wait(), 10)
+
+
+@pytest.mark.parametrize("how", ["delete", "everywhere"])
+async def test_websocket_closes_when_another_device_signs_it_out(real: RealGateway, how: str) -> None:
+    laptop, phone = await real.login("bob"), await real.login("bob")  # two sessions of one user
+    headers = {"Cookie": laptop, "Origin": real.url}
+    async with connect(f"ws://127.0.0.1:{real.port}/ws/socket", additional_headers=headers) as ws:
+        await ws.send("hi")
+        assert await ws.recv() == "echo:hi"
+        async with httpx.AsyncClient(base_url=real.url, headers={"x-csrf": "1", "cookie": phone}) as c:
+            if how == "delete":
+                listed = (await c.get("/auth/sessions")).json()["sessions"]
+                (laptop_id,) = [s["id"] for s in listed if not s["current"]]
+                r = await c.delete(f"/auth/sessions/{laptop_id}")
+            else:
+                r = await c.post("/auth/logout", json={"everywhere": True})
+            assert r.status_code == 204, r.text
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1008

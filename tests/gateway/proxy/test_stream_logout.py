@@ -143,3 +143,33 @@ def test_a_stream_of_a_live_session_keeps_flowing(gw: GatewayProcess) -> None:
                 if events == 2 * MAX_EVENTS_AFTER_END:  # well past where a wrongly watched stream would be cut
                     break
         assert events == 2 * MAX_EVENTS_AFTER_END
+
+
+@pytest.mark.parametrize("how", ["delete", "everywhere"])
+def test_sse_stream_is_cut_when_another_device_signs_it_out_on_another_worker(gw2: GatewayProcess, how: str) -> None:
+    """Your devices: the laptop streams on worker A; the phone (another session of the same user, served by
+    worker B) ends the laptop's session from the devices list, or signs out everywhere."""
+    clients = gw2.clients_per_worker(1)
+    (pid_a, (laptop,)), (pid_b, (phone,)) = sorted(clients.items())
+    try:
+        assert laptop.login("alice", PASSWORD).status_code == 200
+        assert phone.login("alice", PASSWORD).status_code == 200
+        laptop_sid = laptop.claims()["sid"]
+        listed = phone.request("GET", "/auth/sessions")
+        assert listed.status_code == 200 and laptop_sid in {s["id"] for s in listed.json()["sessions"]}
+
+        def sign_out() -> None:
+            if how == "delete":
+                out = phone.request("DELETE", f"/auth/sessions/{laptop_sid}")
+            else:
+                out = phone.request("POST", "/auth/logout", json={"everywhere": True})
+            assert out.status_code == 204, out.text
+            assert gw2.worker_of(out) == pid_b
+
+        _events_after(laptop, sign_out)
+        assert gw2.worker_of(laptop.request("GET", "/healthz", csrf=False)) == pid_a  # the stream was on A
+        assert laptop.session(follow=False).status_code == 401
+        assert (phone.session(follow=False).status_code == 200) is (how == "delete")
+    finally:
+        laptop.close()
+        phone.close()

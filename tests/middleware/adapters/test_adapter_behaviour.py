@@ -109,6 +109,31 @@ def test_session_mode_refuses_after_logout_and_clears_the_cookie(session_adapter
     assert response.headers["set-cookie"].startswith(f"{COOKIE}=;") and "Max-Age=0" in response.headers["set-cookie"]
 
 
+def test_session_mode_serves_your_devices_and_logout_everywhere(session_adapter: Adapter) -> None:
+    """The devices endpoints live in the shared AuthAPI: session mode (ASGI and WSGI) answers them too."""
+    adapter = session_adapter
+    name = f"devices-{adapter.name}"
+    laptop, phone, tablet = adapter.login(name), adapter.login(name), adapter.login(name)
+    with adapter.client() as client:
+        listed = client.get("/auth/sessions", headers=adapter.present(laptop))
+        assert listed.status_code == 200, listed.text
+        sessions = listed.json()["sessions"]
+        assert len(sessions) == 3 and [s["current"] for s in sessions] == [True, False, False]
+        assert sessions[0]["user_agent"].startswith("python-httpx ")
+        phone_id = sessions[1]["id"]
+        assert client.delete(f"/auth/sessions/{phone_id}", headers=adapter.present(laptop)).status_code == 204
+        assert client.delete(f"/auth/sessions/{phone_id}", headers=adapter.present(laptop)).status_code == 404
+        assert client.get("/whoami", headers=adapter.present(phone)).status_code == 401
+        assert client.get("/whoami", headers=adapter.present(tablet)).status_code == 200
+        everywhere = client.post("/auth/logout", json={"everywhere": True}, headers=adapter.present(tablet))
+        assert everywhere.status_code == 204
+        for token in (laptop, tablet):
+            assert client.get("/whoami", headers=adapter.present(token)).status_code == 401
+        verify = client.get("/auth/verify", headers={"cookie": adapter.present(adapter.login(name))["cookie"]})
+        assert verify.status_code == 200 and verify.headers["x-auth-request-user"] == name
+        assert "no-store" in verify.headers["cache-control"]
+
+
 def test_session_login_body_limit_is_413(session_adapter: Adapter) -> None:
     adapter = session_adapter
     body = b'{"username": "' + b"a" * 20000 + b'", "password": "' + PASSWORD.encode() + b'"}'
