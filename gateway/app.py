@@ -19,6 +19,7 @@ from frontdesk.middleware.audit import AuditTrail
 from frontdesk.middleware.auth_api import AUTH_BODY_LIMIT, AuthAPI
 from frontdesk.middleware.clock import Clock, system_clock
 from frontdesk.middleware.errors import FrontdeskError
+from frontdesk.middleware.event_log import EventLog
 from frontdesk.middleware.events import NO_EVENTS, Events
 from frontdesk.middleware.http import error_response, json_response
 from frontdesk.middleware.purge import Purger
@@ -30,6 +31,7 @@ from .config import GatewayConfig
 from .hash_pool import HashPool
 from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
 from .proxy.wiring import build_proxy
+from .request_ids import RequestIds
 from .security_headers import SecurityHeaders
 from .static_files import ClientSettings, SecureStaticFiles
 from .users import UserDirectory
@@ -78,14 +80,16 @@ class Gateway:
     audit: AuditTrail | None = None  # the audit sink on engine.events, written in the background
     jwks: JwksEndpoint = field(init=False)
     purger: Purger = field(init=False)
-    _secured: SecurityHeaders = field(init=False, repr=False)
+    _secured: RequestIds = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.jwks = JwksEndpoint(self.engine.access_codec.keyring)
         also = [self.audit] if self.audit is not None else []  # audit rows past [audit] retention
         self.purger = Purger(self.engine, self.config.purge_interval, self.engine.clock, also=also)
-        # Every response below passes through one layer that adds the security headers (see security_headers).
-        self._secured = SecurityHeaders(self._dispatch, hsts_max_age=self.config.hsts_max_age)
+        # Every response below passes through one layer that adds the security headers (see security_headers),
+        # inside the one that gives each request its id (see request_ids).
+        secured = SecurityHeaders(self._dispatch, hsts_max_age=self.config.hsts_max_age)
+        self._secured = RequestIds(secured, trusted=self.config.trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -161,7 +165,7 @@ def create_app(
     hash_pool = HashPool(capacity.hash_workers, capacity.hash_queue)
     users = None if authenticator is not None else UserDirectory(config.users_database, hash_pool=hash_pool)
     store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
-    events = Events()  # this gateway's listeners (the audit trail; metrics and logs may add theirs)
+    events = Events([EventLog()])  # this gateway's listeners: the DEBUG log, the audit trail (below), ...
     engine = build_engine(
         config, store=store, authenticator=authenticator or users or _refuse, clock=clock, events=events
     )

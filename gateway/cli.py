@@ -23,6 +23,7 @@ from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_c
 from .demo import run_demo
 from .errors import ConfigError
 from .keys_cli import add_keys_parser, run_keys
+from .log_settings import LEVELS
 from .secret_files import create_private, warn_about_exposed
 from .serving import uvicorn_options
 from .users import UserDirectory, UserExists
@@ -44,9 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: server.host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
     serve.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
-    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--log-level", choices=LEVELS, help="default: log.level (info)")
     serve.add_argument(
-        "--access-log", action="store_true", help="log every request (off by default: it costs ~30 us a request)"
+        "--access-log",
+        action="store_true",
+        default=None,
+        help="log every request (default: log.access_log, off: it costs ~30 us a request)",
     )
 
     demo = with_config(sub.add_parser("demo", help="run the gateway with the demo upstream and a demo user"))
