@@ -10,9 +10,11 @@ What goes where:
   their DEBUG output is noise at best and a leak at worst (aiosqlite prints every statement with its
   parameters, websockets prints frames). ``frontdesk serve --log-level debug`` therefore means frontdesk's and
   uvicorn's debug lines, nothing more.
-- uvicorn's access line (``--access-log`` or ``[log] access_log``) never carries a query string: one may hold a
-  token, a code or a password (``?token=``, an OAuth ``code``, a reset link), and access logs are kept long
-  and read widely. The path is kept and ``?...`` marks that a query was there.
+- uvicorn's access line (``--access-log`` or ``[log] access_log``) and its WebSocket lines never carry a query
+  string: one may hold a token, a code or a password (``?token=``, an OAuth ``code``, a reset link), and logs
+  are kept long and read widely. The path is kept and ``?...`` marks that a query was there.
+- The websockets library's DEBUG lines (every handshake header, the refresh cookie included, and every frame)
+  are dropped even at ``--log-level debug``.
 
 A JSON line: ``time`` (UTC, ISO 8601 with milliseconds), ``level``, ``logger``, ``message``, ``request_id``
 when the line was written while handling a request, ``exc`` (the traceback) when there is one, the access
@@ -24,6 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -31,7 +34,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from .request_ids import current_request_id
 
-__all__ = ["AccessQueryFilter", "JsonFormatter", "RequestIdFilter", "TEXT_FORMAT", "log_config"]
+__all__ = ["JsonFormatter", "QueryStringFilter", "RequestIdFilter", "TEXT_FORMAT", "WireDebugFilter", "log_config"]
 
 TEXT_FORMAT = "%(levelprefix)s %(name)s: %(message)s%(request_tag)s"  # "INFO:     frontdesk.keys: ... [rid]"
 _ACCESS_TEXT_FORMAT = '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s%(request_tag)s'
@@ -48,14 +51,35 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class AccessQueryFilter(logging.Filter):
-    """Cuts the query string out of uvicorn's access line (args: client, method, path, HTTP version, status)."""
+class QueryStringFilter(logging.Filter):
+    """Cuts the query string out of uvicorn's request lines: the access line (args: client, method, path, HTTP
+    version, status) and the WebSocket lines of ``uvicorn.error`` (``'%s - "WebSocket %s" ...'``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
-            record.args = (args[0], args[1], args[2].split("?", 1)[0] + "?...", args[3], args[4])
+        if not isinstance(args, tuple):
+            return True
+        if len(args) == 5 and record.name == "uvicorn.access":
+            index = 2
+        elif len(args) >= 2 and isinstance(record.msg, str) and '"WebSocket %s"' in record.msg:
+            index = 1
+        else:
+            return True
+        path = args[index]
+        if isinstance(path, str) and "?" in path:
+            record.args = (*args[:index], path.split("?", 1)[0] + "?...", *args[index + 1 :])
         return True
+
+
+_WEBSOCKETS_PACKAGE = f"{os.sep}websockets{os.sep}"
+
+
+class WireDebugFilter(logging.Filter):
+    """Drops the websockets library's DEBUG lines. uvicorn hands it its own ``uvicorn.error`` logger, and at DEBUG
+    it writes every handshake header (the ``Cookie`` with the refresh token among them) and every frame's data."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno <= logging.DEBUG and _WEBSOCKETS_PACKAGE in record.pathname)
 
 
 class JsonFormatter(logging.Formatter):
@@ -94,8 +118,10 @@ def log_config(frontdesk_level: str, *, json_lines: bool = False) -> dict[str, A
     config = copy.deepcopy(LOGGING_CONFIG)
     config["filters"] = {
         "request_id": {"()": RequestIdFilter},
-        "access_query": {"()": AccessQueryFilter},
+        "no_query": {"()": QueryStringFilter},
+        "no_wire": {"()": WireDebugFilter},
     }
+    every = ["request_id", "no_query", "no_wire"]
     if json_lines:
         for name in ("default", "access", "frontdesk"):
             config["formatters"][name] = {"()": JsonFormatter}
@@ -107,13 +133,13 @@ def log_config(frontdesk_level: str, *, json_lines: bool = False) -> dict[str, A
             "fmt": TEXT_FORMAT,
             "use_colors": None,
         }
-    config["handlers"]["default"]["filters"] = ["request_id"]
-    config["handlers"]["access"]["filters"] = ["request_id", "access_query"]
+    config["handlers"]["default"]["filters"] = every
+    config["handlers"]["access"]["filters"] = every
     config["handlers"]["frontdesk"] = {
         "formatter": "frontdesk",
         "class": "logging.StreamHandler",
         "stream": "ext://sys.stderr",
-        "filters": ["request_id"],
+        "filters": every,
     }
     config["loggers"]["frontdesk"] = {"handlers": ["frontdesk"], "level": frontdesk_level.upper(), "propagate": False}
     config["root"] = {"handlers": ["frontdesk"], "level": _THIRD_PARTY_LEVEL}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sqlite3
 import threading
 import time
@@ -133,6 +134,17 @@ def test_request_ids_from_trusted_proxies_only_sent_upstream_and_back(
 # --- THE secret-leak test ----------------------------------------------------------------------------------
 
 
+def websocket_handshake(port: int, target: str, cookie: str) -> str:
+    """Send a WebSocket upgrade; return the response's status line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            f"Origin: http://127.0.0.1:{port}\r\nCookie: __Host-frontdesk={cookie}\r\n\r\n".encode()
+        )
+        return sock.recv(4096).decode("latin-1").split("\r\n")[0]
+
+
 def run_the_whole_flow(gw: GatewayProcess, app: RecordingUpstream) -> tuple[set[str], list[httpx.Response]]:
     """Login (failed and ok), proxied requests, refresh, reuse detection, bad inputs, an upstream crash, a forced
     traceback, logout. Returns every secret the flow handled and every response it got."""
@@ -173,6 +185,10 @@ def run_the_whole_flow(gw: GatewayProcess, app: RecordingUpstream) -> tuple[set[
         ):
             keep(r)
             assert 400 <= r.status_code < 500 and r.headers["content-type"].startswith("application/json"), r
+
+        # A WebSocket handshake with a token in its query string (refused: this route takes no WebSockets).
+        status_line = websocket_handshake(gw.port, f"/api/socket?token={QUERY_SECRET}", client.cookie or "")
+        assert status_line.split()[1].startswith("4"), status_line
 
         # The upstream dies halfway through a response: a 502, or a cut connection once the body has begun.
         try:
