@@ -3,7 +3,8 @@
 The id is the ``X-Request-ID`` the request came with only when the direct peer is a trusted proxy
 (``[server] trusted_proxies``, the same rule as ``X-Forwarded-For``) and the value is sane: 1 to 128 characters
 from ``A-Z a-z 0-9 . _ : + / = -`` (what UUIDs, ULIDs, nginx's ``$request_id`` and base64 ids are made of;
-nothing that could break a log line or a header). Otherwise a fresh random one (32 hex digits) is made.
+nothing that could break a log line or a header). Otherwise a fresh one is made: 32 hex digits, a random
+prefix per process and a counter.
 
 The layer rewrites the request's own ``X-Request-ID`` header to the chosen id, so every app behind it sees one
 value and the proxy passes it upstream like any other header: the proxy's hot path needs no hook of its own.
@@ -19,6 +20,7 @@ would hide the id from the lines the server writes after the app returns (its ac
 from __future__ import annotations
 
 import contextvars
+import itertools
 import os
 import re
 
@@ -49,20 +51,30 @@ class RequestIds:
     def __init__(self, app: ASGIApp, *, trusted: TrustPolicy) -> None:
         self.app = app
         self._trusted = trusted
+        # A random prefix per process and a counter: unique across workers and restarts without a system call
+        # per request (an id names a request; it is not a secret, so it need not be unpredictable).
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def _fresh(self) -> bytes:
+        return b"%s%016x" % (self._prefix.encode("ascii"), next(self._counter))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        given = next((value for name, value in scope["headers"] if name == HEADER), None)
-        headers: list[tuple[bytes, bytes]] = (
-            list(scope["headers"]) if given is None else [p for p in scope["headers"] if p[0] != HEADER]
-        )
-        rid = given if given is not None and self._believed(scope, given) else os.urandom(16).hex().encode()
-        headers.append((HEADER, rid))
-        _request_id.set(rid.decode("ascii"))
+        given: bytes | None = None
+        headers: list[tuple[bytes, bytes]] = []
+        for pair in scope["headers"]:  # one pass: the request keeps every header but its X-Request-ID
+            if pair[0] == HEADER:
+                given = pair[1] if given is None else given
+            else:
+                headers.append(pair)
+        rid = given if given is not None and self._believed(scope, given) else self._fresh()
         tag = (HEADER, rid)
+        headers.append(tag)
+        _request_id.set(rid.decode("ascii"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] in _STARTS:
