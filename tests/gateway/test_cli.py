@@ -355,6 +355,7 @@ def test_serve_emits_frontdesk_info_logs_and_refused_websockets_log_no_error(gat
         workers=2,  # the log set-up must reach uvicorn's spawned workers too
         store={"purge_interval": "1s"},
         routes=[{"prefix": "/ws/", "upstream": "http://127.0.0.1:9", "websocket": True}],
+        log={"format": "text"},  # the lines an operator reads (not a terminal here, so "auto" would be JSON)
     )
     gw.log_level = "info"
     gw.start()
