@@ -12,6 +12,10 @@ failed logins grow the gateway's memory without limit. A dropped row is still in
 and the drops are counted (:attr:`AuditTrail.dropped`) and reported in a WARNING. A batch the store refuses
 (it is down) is likewise logged and dropped: the log stays the complete record.
 
+Rate-limit refusals (``rate_limited``, and ``login.failed`` for that reason) are kept once per client address and
+minute (:data:`REFUSAL_QUIET`): a refused login costs its sender nothing, and 90 days of them would fill the disk.
+Every one of them is still in the log.
+
 The trail is itself purgeable: the one purge scheduler (``purge.Purger``, ``also=``) removes rows older than
 ``retention`` on the engine's clock.
 """
@@ -29,7 +33,7 @@ from .errors import FrontdeskError
 from .events import Event, Kind
 from .store import Store
 
-__all__ = ["AUDITED", "AuditTrail", "FIELD_LIMIT", "event_fields"]
+__all__ = ["AUDITED", "AuditTrail", "FIELD_LIMIT", "REFUSAL_QUIET", "event_fields"]
 
 log = logging.getLogger("frontdesk.audit")
 
@@ -50,6 +54,9 @@ AUDITED: Final = frozenset(
 FIELD_LIMIT: Final = 256
 """The longest value kept per field: a user agent is whatever the client sends, and 90 days of them add up."""
 
+REFUSAL_QUIET: Final = 60.0
+"""Rate-limit refusals from one address are recorded in the table at most once per this many seconds."""
+_REFUSALS_REMEMBERED = 10_000
 _BATCH = 256
 
 
@@ -91,16 +98,36 @@ class AuditTrail:
         self._reported = 0
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
+        self._refusals: dict[tuple[str, str | None], float] = {}  # (kind, address) -> when last recorded
 
     def emit(self, event: Event) -> None:
         if event.kind not in AUDITED:
             return
         event = _bounded(event)
         log.info("%s", _describe(event), extra={"audit": event_fields(event)})
+        if self._repeated_refusal(event):
+            return
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
             self.dropped += 1
+
+    def _repeated_refusal(self, event: Event) -> bool:
+        """Whether ``event`` is a rate-limit refusal like one already recorded for its address less than
+        :data:`REFUSAL_QUIET` ago. A refused login costs the sender nothing (no hash), so each one kept would
+        let anyone fill the disk for the whole retention; the first per address and minute is kept, and every
+        one is in the log."""
+        if event.kind != Kind.RATE_LIMITED and event.reason != "rate_limited":
+            return False
+        key = (event.kind, event.address)
+        last = self._refusals.get(key)
+        if last is not None and event.at - last < REFUSAL_QUIET:
+            return True
+        if len(self._refusals) >= _REFUSALS_REMEMBERED:  # many addresses: forget the quiet ones, or all
+            recent = {k: t for k, t in self._refusals.items() if event.at - t < REFUSAL_QUIET}
+            self._refusals = recent if len(recent) < _REFUSALS_REMEMBERED else {}
+        self._refusals[key] = event.at
+        return False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="frontdesk-audit")

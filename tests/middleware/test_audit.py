@@ -92,3 +92,30 @@ async def test_retention_is_judged_on_the_injected_clock_by_the_one_purger(store
     clock.advance(5 * DAY + 1)
     await purger.purge_once()
     assert await store.audit() == []
+
+
+async def test_a_flood_of_refused_logins_keeps_one_row_per_address_and_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A refused login costs the attacker nothing (no hash); without this, each one would cost 90 days of disk.
+    store, clock = MemoryStore(), ManualClock()
+    trail = AuditTrail(store, retention=DAY, clock=clock)
+    with caplog.at_level(logging.INFO, logger="frontdesk.audit"):
+        for i in range(500):
+            for kind, reason in ((Kind.LOGIN_FAILED, "rate_limited"), (Kind.RATE_LIMITED, "login_attempts")):
+                trail.emit(Event(kind, clock(), f"user{i}", address="198.51.100.7", reason=reason))
+            trail.emit(Event(Kind.RATE_LIMITED, clock(), "bob", address="198.51.100.8", reason="login_attempts"))
+            clock.advance(0.1)  # 50 s in all
+        clock.advance(11)
+        trail.emit(Event(Kind.RATE_LIMITED, clock(), "eve", address="198.51.100.7", reason="login_attempts"))
+        trail.emit(Event(Kind.LOGIN_FAILED, clock(), "eve", address="198.51.100.7", reason="bad_credentials"))
+        await trail.flush()
+    rows = [(r.kind, r.user, r.address) for r in await store.audit()]
+    assert rows == [
+        (Kind.LOGIN_FAILED, "user0", "198.51.100.7"),
+        (Kind.RATE_LIMITED, "user0", "198.51.100.7"),
+        (Kind.RATE_LIMITED, "bob", "198.51.100.8"),
+        (Kind.RATE_LIMITED, "eve", "198.51.100.7"),  # a minute later: recorded again
+        (Kind.LOGIN_FAILED, "eve", "198.51.100.7"),  # a wrong password is always recorded
+    ]
+    assert sum(1 for r in caplog.records if getattr(r, "audit", None)) == 1502  # the log has every one
