@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 from frontdesk.middleware.audit import event_fields
 from frontdesk.middleware.auth_api import iso8601
+from frontdesk.middleware.errors import FrontdeskError
 from frontdesk.middleware.events import Event
 from frontdesk.middleware.store import store_from_url
 
@@ -53,7 +54,11 @@ def run_audit(args: argparse.Namespace, config: GatewayConfig) -> int:
     if args.limit < 1:
         print("frontdesk: --limit must be at least 1", file=sys.stderr)
         return 2
-    events = asyncio.run(_read(config, args.user, since, args.limit))
+    try:
+        events = asyncio.run(_read(config, args.user, since, args.limit))
+    except FrontdeskError as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 1
     print_audit(events, as_json=args.json)
     if len(events) == args.limit:
         print(f"frontdesk: showing the newest {args.limit} events; pass --limit or --since for others", file=sys.stderr)
@@ -96,8 +101,13 @@ def admin_actor() -> str:
 def record_events(config: GatewayConfig, events: Sequence[Event]) -> None:
     """Append a command's events to the audit table (not with ``memory://``: that store lives and dies inside
     one process, so a command's rows would vanish as it exits)."""
-    if config.store_url != "memory://":
+    if config.store_url == "memory://":
+        return
+    try:
         asyncio.run(_record(config, events))
+    except (FrontdeskError, ValueError, OSError) as exc:
+        # The change itself is done (a user added, a key rotated): say what is missing rather than fail it.
+        print(f"frontdesk: done, but not recorded in the audit trail: {exc}", file=sys.stderr)
 
 
 async def _record(config: GatewayConfig, events: Sequence[Event]) -> None:
