@@ -15,9 +15,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from frontdesk.middleware.asgi_io import ASGIApp, Receive, Scope, Send, read_body, request_from_scope, send_response
+from frontdesk.middleware.audit import AuditTrail
 from frontdesk.middleware.auth_api import AUTH_BODY_LIMIT, AuthAPI
 from frontdesk.middleware.clock import Clock, system_clock
 from frontdesk.middleware.errors import FrontdeskError
+from frontdesk.middleware.event_log import EventLog
+from frontdesk.middleware.events import NO_EVENTS, Events
 from frontdesk.middleware.http import error_response, json_response
 from frontdesk.middleware.purge import Purger
 from frontdesk.middleware.sessions import Authenticator, SessionEngine
@@ -28,6 +31,7 @@ from .config import GatewayConfig
 from .hash_pool import HashPool
 from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
 from .proxy.wiring import build_proxy
+from .request_ids import RequestIds
 from .security_headers import SecurityHeaders
 from .static_files import ClientSettings, SecureStaticFiles
 from .users import UserDirectory
@@ -38,7 +42,12 @@ log = logging.getLogger("frontdesk.gateway")
 
 
 def build_engine(
-    config: GatewayConfig, *, store: Store, authenticator: Authenticator, clock: Clock = system_clock
+    config: GatewayConfig,
+    *,
+    store: Store,
+    authenticator: Authenticator,
+    clock: Clock = system_clock,
+    events: Events = NO_EVENTS,
 ) -> SessionEngine:
     t = config.tokens
     return SessionEngine.from_keys(
@@ -53,6 +62,7 @@ def build_engine(
         cookie=config.cookie,
         settings=config.sessions,
         clock=clock,
+        events=events,
     )
 
 
@@ -67,15 +77,19 @@ class Gateway:
     app: ASGIApp  # everything that is not /auth/* or /healthz: the proxy, then the SPA
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    audit: AuditTrail | None = None  # the audit sink on engine.events, written in the background
     jwks: JwksEndpoint = field(init=False)
     purger: Purger = field(init=False)
-    _secured: SecurityHeaders = field(init=False, repr=False)
+    _secured: RequestIds = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.jwks = JwksEndpoint(self.engine.access_codec.keyring)
-        self.purger = Purger(self.engine, self.config.purge_interval, self.engine.clock)  # session mode's too
-        # Every response below passes through one layer that adds the security headers (see security_headers).
-        self._secured = SecurityHeaders(self._dispatch, hsts_max_age=self.config.hsts_max_age)
+        also = [self.audit] if self.audit is not None else []  # audit rows past [audit] retention
+        self.purger = Purger(self.engine, self.config.purge_interval, self.engine.clock, also=also)
+        # Every response below passes through one layer that adds the security headers (see security_headers),
+        # inside the one that gives each request its id (see request_ids).
+        secured = SecurityHeaders(self._dispatch, hsts_max_age=self.config.hsts_max_age)
+        self._secured = RequestIds(secured, trusted=self.config.trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -112,12 +126,16 @@ class Gateway:
             await self.users.open()
         for hook in self.on_startup:
             await hook()
+        if self.audit is not None:
+            self.audit.start()
         self.purger.start()
 
     async def shutdown(self) -> None:
         await self.purger.stop()
         for hook in self.on_shutdown:
             await hook()
+        if self.audit is not None:
+            await self.audit.stop()  # writes what is still queued, before the store closes
         if self.users is not None:
             await self.users.close()
         await self.engine.store.close()
@@ -147,7 +165,12 @@ def create_app(
     hash_pool = HashPool(capacity.hash_workers, capacity.hash_queue)
     users = None if authenticator is not None else UserDirectory(config.users_database, hash_pool=hash_pool)
     store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
-    engine = build_engine(config, store=store, authenticator=authenticator or users or _refuse, clock=clock)
+    events = Events([EventLog()])  # this gateway's listeners: the DEBUG log, the audit trail (below), ...
+    engine = build_engine(
+        config, store=store, authenticator=authenticator or users or _refuse, clock=clock, events=events
+    )
+    audit = AuditTrail(store, retention=config.audit.retention, clock=clock)
+    events.add(audit)
     auth = AuthAPI(
         engine,
         csrf_header=config.csrf_header,
@@ -169,6 +192,7 @@ def create_app(
         app=proxy,
         on_startup=[start_key_watch],
         on_shutdown=[proxy.aclose, stop_key_watch],
+        audit=audit,
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``frontdesk`` command: serve, demo, keygen, users, sessions, purge, keys."""
+"""The ``frontdesk`` command: serve, demo, keygen, users, sessions, purge, keys, audit."""
 
 from __future__ import annotations
 
@@ -15,12 +15,15 @@ from typing import TypeVar
 
 import uvicorn
 
+from frontdesk.middleware.events import Event, Kind
 from frontdesk.middleware.store import store_from_url
 
+from .audit_cli import add_audit_parser, admin_actor, record_events, run_audit
 from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config
 from .demo import run_demo
 from .errors import ConfigError
 from .keys_cli import add_keys_parser, run_keys
+from .log_settings import LEVELS
 from .secret_files import create_private, warn_about_exposed
 from .serving import uvicorn_options
 from .sessions_cli import add_sessions_parser, run_sessions
@@ -43,9 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: server.host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
     serve.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
-    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--log-level", choices=LEVELS, help="default: log.level (info)")
     serve.add_argument(
-        "--access-log", action="store_true", help="log every request (off by default: it costs ~30 us a request)"
+        "--access-log",
+        action="store_true",
+        default=None,
+        help="log every request (default: log.access_log, off: it costs ~30 us a request)",
     )
 
     demo = with_config(sub.add_parser("demo", help="run the gateway with the demo upstream and a demo user"))
@@ -77,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sessions_parser(sub, with_config)
     with_config(sub.add_parser("purge", help="delete expired sessions, revocations and counters"))
     add_keys_parser(sub, with_config)
+    add_audit_parser(sub, with_config)
     return parser
 
 
@@ -97,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_purge(args))
         if args.command == "keys":
             return run_keys(args)
+        if args.command == "audit":
+            return run_audit(args, _load(args, require_secrets=False))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -155,14 +164,17 @@ def _users(args: argparse.Namespace) -> int:
         return asyncio.run(_with_users(config, _list_users))
     if command == "add":
         password = _read_password(args.password_stdin)
-        return asyncio.run(_with_users(config, lambda users: _add_user(users, args.name, password)))
+        added = asyncio.run(_with_users(config, lambda users: _add_user(users, args.name, password)))
+        if added is not None:
+            record_events(config, [Event(Kind.USER_ADDED, time.time(), added, actor=admin_actor())])
+        return 0 if added is not None else 1
     found = asyncio.run(_with_users(config, lambda users: users.get(args.name)))
     if found is None:
         print(f"frontdesk: no user named {args.name!r}", file=sys.stderr)
         return 1
     if command == "remove":
         asyncio.run(_with_users(config, lambda users: users.remove(found.username)))
-        reason, done = "user removed", f"removed user {found.username}"
+        kind, reason, done = Kind.USER_REMOVED, "user removed", f"removed user {found.username}"
     else:
         password = _read_password(args.password_stdin)
         try:
@@ -170,9 +182,14 @@ def _users(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"frontdesk: {exc}", file=sys.stderr)
             return 1
-        reason, done = "password changed", f"changed the password of {found.username}"
+        kind, reason, done = Kind.PASSWORD_CHANGED, "password changed", f"changed the password of {found.username}"
     # A removed user or a changed password must not leave sessions running for weeks.
     ended = asyncio.run(_revoke_user(config, found.id, reason))
+    actor, now = admin_actor(), time.time()
+    told = [Event(kind, now, found.username, actor=actor)]
+    if ended:
+        told.append(Event(Kind.SESSION_REVOKED, now, found.username, reason=reason, actor=actor))
+    record_events(config, told)
     print(f"{done}; ended {ended} session(s)")
     return 0
 
@@ -192,14 +209,15 @@ async def _list_users(directory: UserDirectory) -> int:
     return 0
 
 
-async def _add_user(directory: UserDirectory, name: str, password: str) -> int:
+async def _add_user(directory: UserDirectory, name: str, password: str) -> str | None:
+    """The name as stored, or None (refused, and said why)."""
     try:
         row = await directory.add(name, password)
     except (UserExists, ValueError) as exc:
         print(f"frontdesk: {exc}", file=sys.stderr)
-        return 1
+        return None
     print(f"added user {row.username} (id {row.id})")
-    return 0
+    return row.username
 
 
 async def _revoke_user(config: GatewayConfig, user_id: str, reason: str) -> int:
@@ -232,10 +250,13 @@ async def _purge(args: argparse.Namespace) -> int:
     store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
     await store.open()
     try:
-        removed = await store.purge(now=time.time())
+        now = time.time()
+        removed = await store.purge(now=now)
+        audited = await store.purge_audit(before=now - config.audit.retention)
     finally:
         await store.close()
     print(f"purged {removed} expired rows")
+    print(f"purged {audited} audit events older than audit.retention")
     return 0
 
 

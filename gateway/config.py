@@ -19,9 +19,11 @@ from frontdesk.middleware.cookies import CookiePolicy
 from frontdesk.middleware.forwarded import TrustedProxies
 from frontdesk.middleware.sessions import SessionSettings
 
+from .audit_settings import AuditSettings, parse_audit_settings
 from .errors import ConfigError
 from .hash_pool import DEFAULT_HASH_QUEUE, default_hash_workers
 from .key_settings import KeySettings, key_directory_problems, parse_key_settings
+from .log_settings import LogSettings, parse_log_settings
 from .proxy.routes import Route, parse_routes
 from .proxy.settings import ProxySettings, parse_proxy_settings
 from .validators import (
@@ -89,6 +91,8 @@ _SCHEMA: dict[str, set[str]] = {
     "routes": set(),  # each checked by its own parser, which also names unknown keys
     "proxy": set(),
     "keys": set(),
+    "log": {"format", "level", "access_log"},
+    "audit": {"retention"},
 }
 
 
@@ -135,6 +139,8 @@ class GatewayConfig:
     login_capacity: LoginCapacity = field(default_factory=LoginCapacity)
     hsts_max_age: int | None = None  # [server] hsts: Strict-Transport-Security max-age, None when off
     forward_auth_pass_token: bool = False  # [forward_auth] pass_token: /auth/verify always sends the access token
+    log: LogSettings = field(default_factory=LogSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
 
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -354,6 +360,8 @@ def load_config(
         login_capacity=login_capacity,
         hsts_max_age=p.get(server, "server", "hsts", None, _hsts),
         forward_auth_pass_token=p.get(table("forward_auth"), "forward_auth", "pass_token", False, boolean),
+        log=parse_log_settings(table("log"), p),
+        audit=parse_audit_settings(table("audit"), p),
     )
     for issue in _static_problems(config, dotenvs):
         p.add(issue)

@@ -14,10 +14,13 @@ import tomllib
 from collections.abc import Callable
 from typing import Any
 
+from frontdesk.middleware.events import Event, Kind
 from frontdesk.middleware.key_directory import KeyFile, signing_index
 from frontdesk.middleware.keys import ASYMMETRIC_ALGORITHMS
 
-from .config import config_path
+from .audit_cli import admin_actor, record_events
+from .config import config_path, load_config
+from .errors import ConfigError
 from .key_settings import KeySettings, parse_key_settings
 
 __all__ = ["add_keys_parser", "run_keys"]
@@ -40,8 +43,23 @@ def run_keys(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     if args.keys_command == "rotate":
-        return _rotate(settings, args.algorithm)
+        status = _rotate(settings, args.algorithm)
+        if status == 0:
+            _record_rotation(args.config)
+        return status
     return _list(settings)
+
+
+def _record_rotation(cli_path: str | None) -> None:
+    """Add the rotation to the audit trail, which needs the whole configuration (the store's URL); a config that
+    does not load yet is no reason to fail a rotation that is done, so that case only says so."""
+    try:
+        config = load_config(config_path(cli_path, os.environ), require_secrets=False)
+    except ConfigError as exc:
+        print(f"frontdesk: the rotation is not in the audit trail; the config does not load:\n{exc}", file=sys.stderr)
+        return
+    event = Event(Kind.KEY_ROTATED, time.time(), reason="keys rotate", actor=admin_actor())
+    record_events(config, [event])
 
 
 def _settings(cli_path: str | None) -> KeySettings | None:

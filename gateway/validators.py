@@ -21,6 +21,7 @@ __all__ = [
     "count",
     "host",
     "non_empty_string",
+    "one_of",
     "origin",
     "origins",
     "parse_duration",
@@ -145,6 +146,18 @@ def non_empty_string(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{value!r} must be a non-empty string")
     return value
+
+
+def one_of(*choices: str) -> Callable[[object], str]:
+    """A parser accepting exactly one of ``choices`` (case-insensitive), returned in lower case."""
+    allowed = " or ".join(f'"{c}"' for c in choices)
+
+    def parse(value: object) -> str:
+        if not isinstance(value, str) or value.strip().lower() not in choices:
+            raise ValueError(f"{value!r} is not one of the choices: write {allowed}")
+        return value.strip().lower()
+
+    return parse
 
 
 def string_list(value: object) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from .csrf import check_csrf
 from .errors import BadRequest, FrontdeskError, NotAuthenticated, RateLimited, StoreError
+from .events import Event, Kind
 from .forward_auth import NEVER_CACHE, ForwardAuth
 from .forwarded import TrustedProxies, browser_origin
 from .http import HttpRequest, HttpResponse, error_body, error_response, json_response
@@ -161,16 +162,24 @@ class AuthAPI:
 
     async def _login(self, request: HttpRequest) -> HttpResponse:
         username, password, remember = _parse_login(request)
-        client_ip = self.trusted.client_ip(request.client, request.headers.get("x-forwarded-for"))
+        client_ip = self._client_ip(request)
+        user_agent = request.headers.get("user-agent")
         cap = self.logins_in_progress
-        with cap.hold(client_ip) if cap is not None and client_ip else contextlib.nullcontext():
+        with contextlib.ExitStack() as holding:
+            if cap is not None and client_ip:
+                try:
+                    holding.enter_context(cap.hold(client_ip))
+                except RateLimited:
+                    self._tell(Kind.LOGIN_FAILED, request, username, None, reason="rate_limited")
+                    self._tell(Kind.RATE_LIMITED, request, username, None, reason="logins_in_progress")
+                    raise
             result = await self.engine.login(
                 username,
                 password,
                 remember=remember,
                 client_ip=client_ip,
                 cookie_header=request.headers.get("cookie"),
-                user_agent=request.headers.get("user-agent"),
+                user_agent=user_agent,
             )
         headers = [("set-cookie", result.set_cookie), _NO_STORE]
         if result.device_cookie:
@@ -191,8 +200,13 @@ class AuthAPI:
             # Every session of the caller, this one included; needs a live session to know whose.
             session = await self.engine.session_of(cookie)
             await self.engine.revoke_user(session.user_id, reason="logout everywhere", actor="user")
+            self._tell(Kind.LOGOUT, request, session.username, session.sid, reason="everywhere", actor="user")
         else:
-            await self.engine.logout(cookie)
+            sid = await self.engine.logout(cookie)
+            if sid is not None and self.engine.events:
+                record = await self.engine.store.get_session(sid)  # who it was: the audit trail says so
+                user = record.username if record else None
+                self._tell(Kind.LOGOUT, request, user, sid, reason="logout", actor="user")
         return self._signed_out()
 
     def _signed_out(self) -> HttpResponse:
@@ -227,6 +241,25 @@ class AuthAPI:
         if sid == current.sid:
             return self._signed_out()  # the caller ended the session it is using: drop its cookie too
         return HttpResponse(204, [_NO_STORE])
+
+    def _client_ip(self, request: HttpRequest) -> str | None:
+        return self.trusted.client_ip(request.client, request.headers.get("x-forwarded-for"))
+
+    def _tell(
+        self,
+        kind: str,
+        request: HttpRequest,
+        user: str | None,
+        session: str | None,
+        *,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        """Emit ``kind`` with the request's client address and user agent (the engine emits the rest)."""
+        events = self.engine.events
+        if events:
+            address, agent = self._client_ip(request), request.headers.get("user-agent")
+            events.emit(Event(kind, self.engine.clock(), user, session, address, agent, reason, actor))
 
     async def _config(self, request: HttpRequest) -> HttpResponse:
         # What a login form may tell the user before they sign in ("remember me for 30 days"); public on

@@ -1,4 +1,5 @@
-"""The one purge scheduler: expired session rows are removed at most once per interval, on the engine's clock.
+"""The one purge scheduler: expired session rows (and audit rows past their retention, through ``also``) are
+removed at most once per interval, on the engine's clock.
 
 The gateway runs it as a lifespan task (:meth:`Purger.run`); session mode has no lifespan (a WSGI app has
 none at all), so its requests nudge it (:meth:`Purger.poke`), which starts a background purge when one is
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 from .clock import Clock
@@ -26,10 +28,12 @@ class Purgeable(Protocol):
 
 
 class Purger:
-    def __init__(self, engine: Purgeable, interval: float, clock: Clock) -> None:
+    def __init__(self, engine: Purgeable, interval: float, clock: Clock, *, also: Sequence[Purgeable] = ()) -> None:
+        """``also``: more to purge on the same schedule (the audit trail's retention)."""
         if interval <= 0:
             raise ValueError(f"the purge interval must be positive, got {interval!r}")
         self.engine = engine
+        self.also = tuple(also)
         self.interval = interval
         self.clock = clock
         self._last = clock()
@@ -45,11 +49,13 @@ class Purger:
             self.task = asyncio.create_task(self.purge_once(), name="frontdesk-purge")
 
     async def purge_once(self) -> None:
-        try:
-            removed = await self.engine.purge()
-            log.info("purged %d expired rows", removed)
-        except FrontdeskError:
-            log.exception("purge failed; will retry after the next interval")
+        removed = 0
+        for job in (self.engine, *self.also):  # one failing does not keep the others from running
+            try:
+                removed += await job.purge()
+            except FrontdeskError:
+                log.exception("purge failed; will retry after the next interval")
+        log.info("purged %d expired rows", removed)
 
     def start(self) -> None:
         """Purge every ``interval`` seconds until :meth:`stop` (the gateway's lifespan)."""

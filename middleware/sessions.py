@@ -213,6 +213,7 @@ class SessionEngine:
             attempt = await self.login_limits.admit(username, client_ip, cookie_header, now)
         except RateLimited:
             self._emit(Kind.LOGIN_FAILED, now, username, None, client_ip, user_agent, reason="rate_limited")
+            self._emit(Kind.RATE_LIMITED, now, username, None, client_ip, user_agent, reason="login_attempts")
             raise
         try:
             user = await self.authenticator(username, password)
@@ -275,6 +276,8 @@ class SessionEngine:
         now = self.clock()
         await self.store.revoke_session(sid, now=now, reason=reason)
         record = self._states.get(sid, now)
+        if record is None and self.events:  # whose session it was, for the audit trail (revoking is rare)
+            record = await self.store.get_session(sid)
         self._forget(sid)
         self._emit(Kind.SESSION_REVOKED, now, record.username if record else None, sid, reason=reason, actor=actor)
 

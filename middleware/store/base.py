@@ -1,4 +1,4 @@
-"""The store interface: sessions, revocations and login-attempt counters.
+"""The store interface: sessions, revocations, login-attempt counters and the audit trail.
 
 The session logic only talks to this protocol, so a backend (SQLite, memory, Redis) is a small class
 that passes the one shared test suite in ``tests/middleware/store``.
@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from ..events import Event
 
 __all__ = ["SessionRecord", "Store", "SUPERSEDED_LIMIT", "after_rotation", "window_bounds"]
 
@@ -115,4 +117,18 @@ class Store(Protocol):
         """Forget the attempts counted for ``key``."""
 
     async def purge(self, *, now: float) -> int:
-        """Delete what has expired anyway; return the number of rows removed."""
+        """Delete what has expired anyway; return the number of rows removed. The audit trail is not touched:
+        it has its own retention (:meth:`purge_audit`)."""
+
+    async def record_audit(self, events: Sequence[Event]) -> None:
+        """Append ``events`` to the audit trail (security events only; see ``frontdesk.middleware.audit``).
+        Identical events are all kept: two failed logins in one instant are two attempts."""
+
+    async def audit(
+        self, *, user: str | None = None, since: float | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """The audit trail, oldest first: only ``user``'s events, only those at or after ``since``; with
+        ``limit``, the newest ``limit`` of them."""
+
+    async def purge_audit(self, *, before: float) -> int:
+        """Delete the audit events older than ``before``; return how many."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from ..events import Event
 from .base import SessionRecord, after_rotation, window_bounds
 
 __all__ = ["MemoryStore"]
@@ -17,6 +18,7 @@ class MemoryStore:
         self._hits: dict[str, tuple[float, int]] = {}  # key -> (window start, count)
         self._hits_end: dict[str, float] = {}  # key -> window end, for dropping ended windows
         self._next_sweep = float("inf")
+        self._audit: list[Event] = []  # in time order (events are appended as they happen)
 
     async def open(self) -> None:
         return None
@@ -116,3 +118,18 @@ class MemoryStore:
         self._next_sweep = now
         self._sweep(now)
         return len(dead) + len(gone) + counters - len(self._hits)
+
+    async def record_audit(self, events: Sequence[Event]) -> None:
+        self._audit.extend(events)
+        self._audit.sort(key=lambda e: e.at)  # stable: a batch keeps its order; late writers land in place
+
+    async def audit(
+        self, *, user: str | None = None, since: float | None = None, limit: int | None = None
+    ) -> list[Event]:
+        found = [e for e in self._audit if (user is None or e.user == user) and (since is None or e.at >= since)]
+        return found[max(len(found) - limit, 0) :] if limit is not None else found
+
+    async def purge_audit(self, *, before: float) -> int:
+        kept = [e for e in self._audit if e.at >= before]
+        removed, self._audit = len(self._audit) - len(kept), kept
+        return removed

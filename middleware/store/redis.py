@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ..errors import StoreError
+from ..events import Event
 from .base import SUPERSEDED_LIMIT, SessionRecord, window_bounds
 
 __all__ = ["RedisStore"]
@@ -209,6 +210,51 @@ class RedisStore:
         except RedisError as exc:
             raise StoreError(f"session store write failed: {exc}") from exc
 
+    # The audit trail: one sorted set by time, and one per user for `frontdesk audit --user`.
+
+    def _audit_key(self, user: str | None = None) -> str:
+        return f"{self.prefix}audit" if user is None else f"{self.prefix}audit:user:{user}"
+
+    async def record_audit(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        try:
+            last = int(await self.redis.incrby(f"{self.prefix}audit:seq", len(events)))
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for seq, event in enumerate(events, start=last - len(events) + 1):
+                    member = _audit_member(seq, event)
+                    pipe.zadd(self._audit_key(), {member: event.at})
+                    if event.user is not None:
+                        pipe.zadd(self._audit_key(event.user), {member: event.at})
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"session store write failed: {exc}") from exc
+
+    async def audit(
+        self, *, user: str | None = None, since: float | None = None, limit: int | None = None
+    ) -> list[Event]:
+        low = "-inf" if since is None else repr(since)
+        try:
+            members: list[Any]
+            if limit is None:
+                members = list(await self.redis.zrangebyscore(self._audit_key(user), low, "+inf"))
+            else:
+                newest = await self.redis.zrevrangebyscore(self._audit_key(user), "+inf", low, start=0, num=limit)
+                members = list(reversed(newest))
+        except RedisError as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+        return [_audit_event(str(m)) for m in members]
+
+    async def purge_audit(self, *, before: float) -> int:
+        cut = f"({before!r}"  # exclusive: an event at exactly ``before`` stays, as on the other backends
+        try:
+            removed = int(await self.redis.zremrangebyscore(self._audit_key(), "-inf", cut))
+            async for key in self.redis.scan_iter(match=f"{self.prefix}audit:user:*", count=500):
+                await self.redis.zremrangebyscore(key, "-inf", cut)
+        except RedisError as exc:
+            raise StoreError(f"session store purge failed: {exc}") from exc
+        return removed
+
     async def purge(self, *, now: float) -> int:
         """Every key also carries a Redis expiry at its absolute end; this removes idle-expired sessions and
         revocations sooner, judged against ``now`` like the other backends."""
@@ -225,6 +271,18 @@ class RedisStore:
         except RedisError as exc:
             raise StoreError(f"session store purge failed: {exc}") from exc
         return removed
+
+
+def _audit_member(seq: int, event: Event) -> str:
+    # The sequence number first: members of one score sort by it, so events of one instant keep their order,
+    # and identical events stay distinct members.
+    fields = [event.kind, repr(event.at), event.user, event.session, event.address, event.user_agent]
+    return f"{seq:020d}" + json.dumps([*fields, event.reason, event.actor])
+
+
+def _audit_event(member: str) -> Event:
+    kind, at, user, session, address, agent, reason, actor = json.loads(member[20:])
+    return Event(kind, float(at), user, session, address, agent, reason, actor)
 
 
 def _to_hash(record: SessionRecord) -> dict[str, str]:

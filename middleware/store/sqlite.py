@@ -20,6 +20,7 @@ from pathlib import Path
 import aiosqlite
 
 from ..errors import StoreError
+from ..events import Event
 from .base import SessionRecord, after_rotation, window_bounds
 
 __all__ = ["SqliteStore", "connect_wal", "create_private", "sqlite_path_from_url"]
@@ -73,6 +74,23 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN client_address TEXT;
     ALTER TABLE sessions ADD COLUMN user_agent TEXT;
     """,
+    # 5: the audit trail (security events: logins, logouts, revocations, reuse, user and key changes). The rowid
+    # keeps events of the same instant in the order they happened.
+    """
+    CREATE TABLE IF NOT EXISTS audit (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        user TEXT,
+        session TEXT,
+        address TEXT,
+        user_agent TEXT,
+        reason TEXT,
+        actor TEXT
+    );
+    CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+    CREATE INDEX IF NOT EXISTS audit_user ON audit(user, at);
+    """,
 )
 
 _COUNT_ATTEMPT = (
@@ -86,6 +104,9 @@ _COLUMNS = (
     "sid, user_id, username, created_at, last_seen, expires_at, idle_expires_at, remember, "
     "current_jti, previous_jti, rotated_at, revoked_at, superseded, client_address, user_agent"
 )
+
+
+_AUDIT_COLUMNS = "at, kind, user, session, address, user_agent, reason, actor"
 
 
 def sqlite_path_from_url(url: str) -> str:
@@ -355,6 +376,35 @@ class SqliteStore:
         ):
             total += await self._write(sql, (now, now))
         return total
+
+    async def record_audit(self, events: Sequence[Event]) -> None:
+        rows = [(e.at, e.kind, e.user, e.session, e.address, e.user_agent, e.reason, e.actor) for e in events]
+        async with self._writing() as db:
+            await db.executemany(f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", rows)  # noqa: S608 (constant columns)
+
+    async def audit(
+        self, *, user: str | None = None, since: float | None = None, limit: int | None = None
+    ) -> list[Event]:
+        where: list[str] = ["1"]
+        params: list[object] = []
+        if user is not None:
+            where.append("user = ?")
+            params.append(user)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(since)
+        # Newest first to apply the limit, then turned around: the trail reads oldest first.
+        sql = f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {' AND '.join(where)} ORDER BY at DESC, id DESC LIMIT ?"  # noqa: S608 (constant clauses, values are ?s)
+        params.append(-1 if limit is None else limit)
+        try:
+            rows = await self.db.execute_fetchall(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+        return [Event(kind, at, user, session, address, agent, reason, actor)
+                for at, kind, user, session, address, agent, reason, actor in reversed(list(rows))]  # fmt: skip
+
+    async def purge_audit(self, *, before: float) -> int:
+        return await self._write("DELETE FROM audit WHERE at < ?", (before,))
 
     async def _write(self, sql: str, params: tuple[object, ...]) -> int:
         try:

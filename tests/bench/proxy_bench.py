@@ -223,7 +223,11 @@ def frontdesk_real_app() -> Any:
         # No argon2 here: logins are not what this benchmark measures (engine_bench.py does).
         return User(id="u-bench", username=username) if password == BENCH_PASSWORD else None
 
-    return create_app(config, authenticator=authenticator)
+    gateway = create_app(config, authenticator=authenticator)
+    if os.environ.get("FD_BENCH_NO_REQUEST_IDS") == "1":
+        # Measuring only: the gateway minus its request-id layer (gateway/request_ids.py), for the on/off cost.
+        gateway._secured = gateway._secured.app  # type: ignore[assignment]
+    return gateway
 
 
 def httpx_app(upstream_port: int) -> Any:
@@ -300,7 +304,15 @@ def _serve(kind: str, port: int, upstream_port: int, blob_port: int) -> None:
         raise SystemExit(f"unknown server kind {kind}")
     # The way `frontdesk serve` runs (uvloop, httptools, one worker, no Server header), minus the access log
     # unless FD_BENCH_ACCESS_LOG=1: uvicorn's access log alone costs about 30 us per request here.
-    access_log = os.environ.get("FD_BENCH_ACCESS_LOG") == "1" and kind.startswith("frontdesk")
+    # FD_BENCH_LOG_FORMAT=json|text: the gateway's own logging config (gateway/logs.py: request ids on every line,
+    # query strings cut), with the access log on, as `frontdesk serve --access-log` runs.
+    log_format = os.environ.get("FD_BENCH_LOG_FORMAT", "") if kind.startswith("frontdesk") else ""
+    access_log = (os.environ.get("FD_BENCH_ACCESS_LOG") == "1" or bool(log_format)) and kind.startswith("frontdesk")
+    options: dict[str, Any] = {}
+    if log_format:
+        from frontdesk.gateway.logs import log_config
+
+        options["log_config"] = log_config("info", json_lines=log_format == "json")
     if access_log:  # formatted and written as usual, to /dev/null rather than this terminal
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
@@ -317,6 +329,7 @@ def _serve(kind: str, port: int, upstream_port: int, blob_port: int) -> None:
         proxy_headers=False,
         server_header=False,
         backlog=4096,
+        **options,
     )
 
 
@@ -523,6 +536,12 @@ def _median(results: list[Result]) -> Result:
     return Result(mid.rps, mid.p50_ms, mid.p99_ms, sum(r.errors for r in results))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -603,6 +622,17 @@ def main(argv: list[str] | None = None) -> None:
         help="run frontdesk with uvicorn's access log on (as `frontdesk serve --log-level info` does today)",
     )
     parser.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        help="run frontdesk with its own logging config in this format and the access log on (frontdesk serve "
+        "--access-log with [log] format)",
+    )
+    parser.add_argument(
+        "--no-request-ids",
+        action="store_true",
+        help="run the gateway without its request-id layer (--engine real), to measure what that layer costs",
+    )
+    parser.add_argument(
         "--engine",
         choices=("real", "fake"),
         default="real",
@@ -628,6 +658,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["FD_BENCH_WORKDIR"] = str(workdir)
     if args.access_log:
         os.environ["FD_BENCH_ACCESS_LOG"] = "1"
+    if args.log_format:
+        os.environ["FD_BENCH_LOG_FORMAT"] = args.log_format
+    if args.no_request_ids:
+        os.environ["FD_BENCH_NO_REQUEST_IDS"] = "1"
     cookie = jwt.encode({"sub": "bench", "sid": "bench-sid"}, SECRET, algorithm="HS256")
     headers = {"Cookie": f"theme=dark; {COOKIE}={cookie}", "X-CSRF": "1", "Accept": "application/json"}
     use_wrk = shutil.which("wrk") is not None and not args.python_load
@@ -656,14 +690,24 @@ def main(argv: list[str] | None = None) -> None:
         # direct gets the Bearer itself (what the proxies inject)
         direct_headers = {**headers, "Authorization": f"Bearer {access_token()}"}
 
+        cpu_per_request: dict[int, list[float]] = {}
+
         def load(target: str, c: int, seconds: float) -> Result:
             h = direct_headers if target == "direct" else headers
-            return run_load(ports[target], path, c, seconds, h, use_wrk)
+            before = cpu_seconds(gw.pid)
+            result = run_load(ports[target], path, c, seconds, h, use_wrk)
+            if target == "frontdesk" and result.rps:
+                # The gateway's own CPU time per request: steadier than req/s on a machine shared with others.
+                spent = cpu_seconds(gw.pid) - before
+                cpu_per_request.setdefault(c, []).append(spent / (result.rps * seconds) * 1e6)
+            return result
 
         generator = "wrk -t1" if use_wrk else "python asyncio"
         print(
             f"# proxy benchmark: GET {path} on the {args.upstream} upstream, {args.engine} engine"
-            f"{', access log on' if args.access_log else ''}, "
+            f"{', access log on' if args.access_log else ''}"
+            f"{f', {args.log_format} log with access lines' if args.log_format else ''}"
+            f"{', no request ids' if args.no_request_ids else ''}, "
             f"median of {args.rounds} x {args.duration:g} s runs, load generator: {generator}, "
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
         )
@@ -686,6 +730,10 @@ def main(argv: list[str] | None = None) -> None:
                     f"{c:>5}  {target:<10} {r.rps:>9.0f} {r.p50_ms:>8.3f} {r.p99_ms:>8.3f} "
                     f"{r.rps / direct:>6.2f} {r.errors:>6}"
                 )
+        for c in conns:  # (the warm-up runs, at 4 connections, are not shown)
+            samples = cpu_per_request[c]
+            print(f"frontdesk CPU per request at {c} connections: {statistics.median(samples):.0f} us"
+                  f" (median of {len(samples)} runs)")  # fmt: skip
         if 1 in conns:
             added = table[("frontdesk", 1)].p50_ms - table[("direct", 1)].p50_ms
             print(f"\np50 latency added by frontdesk at 1 connection: {added * 1000:.0f} us")

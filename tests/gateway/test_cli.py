@@ -326,14 +326,14 @@ def test_sessions_list_and_revoke_one_or_every_session_of_a_user(gateway_factory
 
         ended = sessions("revoke", laptop_sid)
         assert ended.returncode == 0 and laptop_sid in ended.stdout
-        wait_for(lambda: laptop.session(follow=False).status_code == 401, what="the revoked session to end")
+        wait_until(lambda: laptop.session(follow=False).status_code == 401, what="the revoked session to end")
         assert phone.session().status_code == 200
         again = sessions("revoke", laptop_sid)  # no longer live: said plainly
         assert again.returncode == 1 and "no live session" in again.stderr
 
         everything = sessions("revoke", "--user", "mia")
         assert everything.returncode == 0 and "ended 1 session(s) of mia" in everything.stdout
-        wait_for(lambda: phone.session(follow=False).status_code == 401, what="mia's last session to end")
+        wait_until(lambda: phone.session(follow=False).status_code == 401, what="mia's last session to end")
         assert ned.session().status_code == 200
         assert [row[1] for row in rows(sessions("list"))] == ["ned"]
 
@@ -371,6 +371,7 @@ def test_serve_emits_frontdesk_info_logs_and_refused_websockets_log_no_error(gat
         workers=2,  # the log set-up must reach uvicorn's spawned workers too
         store={"purge_interval": "1s"},
         routes=[{"prefix": "/ws/", "upstream": "http://127.0.0.1:9", "websocket": True}],
+        log={"format": "text"},  # the lines an operator reads (not a terminal here, so "auto" would be JSON)
     )
     gw.log_level = "info"
     gw.start()

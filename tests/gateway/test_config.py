@@ -277,3 +277,22 @@ def test_forward_auth_pass_token_is_a_checked_boolean_off_by_default(tmp_path: P
     found = problems(write(tmp_path, '[forward_auth]\npass_token = "yes"\ncache = 1\n'))
     assert "forward_auth.pass_token: 'yes' must be true or false" in found
     assert any(p.startswith("unknown key forward_auth.cache") for p in found)
+
+
+def test_log_and_audit_settings_default_and_parse(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""), env=GOOD_ENV)
+    assert (config.log.format, config.log.level, config.log.access_log) == ("auto", "info", False)
+    assert config.audit.retention == 90 * 86400
+    text = '[log]\nformat = "json"\nlevel = "debug"\naccess_log = true\n[audit]\nretention = "30d"\n'
+    config = load_config(write(tmp_path, text), env=GOOD_ENV)
+    assert (config.log.format, config.log.level, config.log.access_log) == ("json", "debug", True)
+    assert config.audit.retention == 30 * 86400
+
+
+def test_bad_log_and_audit_settings_are_all_named_at_once(tmp_path: Path) -> None:
+    text = '[log]\nformat = "xml"\nlevel = "loud"\nsyslog = true\n[audit]\nretention = "forever"\n'
+    found = problems(write(tmp_path, text))
+    assert any(p.startswith("log.format:") and '"json"' in p for p in found), found
+    assert any(p.startswith("log.level:") and '"debug"' in p for p in found), found
+    assert any("unknown key log.syslog" in p for p in found), found
+    assert any(p.startswith("audit.retention:") for p in found), found

@@ -22,7 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
-from live_gateway import AuthClient, GatewayProcess, answers, free_port, set_cookies, wait_for
+from live_gateway import AuthClient, GatewayProcess, set_cookies
+
+from tests.support import answers, free_port, wait_until
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -128,7 +130,7 @@ def nginx(gw: GatewayProcess, app: tuple[int, Recorder], tmp_path_factory: pytes
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: proc.poll() is not None or answers(url + "/healthz"), what="nginx to listen")
+        wait_until(lambda: proc.poll() is not None or answers(url + "/healthz"), what="nginx to listen")
         assert proc.poll() is None, (tmp / "error.log").read_text()
         yield url
     finally:
@@ -176,7 +178,7 @@ def test_signed_in_the_app_sees_the_user_and_a_rotated_cookie_reaches_the_browse
                 rotated.append(r)
             return browser.cookie != first
 
-        wait_for(renewed, timeout=30, interval=0.25, what="a rotated cookie through nginx")
+        wait_until(renewed, timeout=30, interval=0.25, what="a rotated cookie through nginx")
         (cookie,) = [c for c in set_cookies(rotated[-1]) if c.name == "__Host-frontdesk"]
         assert {"httponly", "secure", "samesite"} <= set(cookie.attrs) and cookie.attrs["samesite"] == "Strict"
         assert rotated[-1].json() == {"hello": "ada"}

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from live_gateway import GatewayProcess
+from live_gateway import GatewayProcess, run_in_thread
 
 from frontdesk.gateway.app import create_app
 from frontdesk.gateway.cli import main as cli_main
@@ -91,7 +91,8 @@ def gw(gateway_factory: Any) -> GatewayProcess:
         keys={"algorithm": "EdDSA", "reload_interval": "200ms", "publish_ahead": "1s"},
         login={"hash_workers": WORKERS, "hash_queue": 8, "max_concurrent_per_address": 4},
     )
-    assert cli_main(["keys", "rotate", "--config", str(made.config_path)]) == 0
+    # In a thread: the command writes its audit row with asyncio.run, and this fixture may run inside a loop.
+    assert run_in_thread(lambda: cli_main(["keys", "rotate", "--config", str(made.config_path)])) == 0
     return made.start()
 
 
@@ -131,7 +132,7 @@ async def test_jwks_answers_during_a_login_burst_and_changes_after_a_rotation(gw
             await asyncio.gather(*tasks, return_exceptions=True)
 
     first = _kids(httpx.get(f"{gw.url}/.well-known/jwks.json"))
-    assert cli_main(["keys", "rotate", "--config", str(gw.config_path)]) == 0
+    assert run_in_thread(lambda: cli_main(["keys", "rotate", "--config", str(gw.config_path)])) == 0
     both = wait_until(
         lambda: (kids := _kids(httpx.get(f"{gw.url}/.well-known/jwks.json"))) != first and kids,
         what="the rotated key in the JWKS",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from frontdesk.middleware.auth_api import AuthAPI
+from frontdesk.middleware.auth_api import AuthAPI, LoginsInProgress
 from frontdesk.middleware.clock import ManualClock
 from frontdesk.middleware.errors import StoreError
+from frontdesk.middleware.events import Event, Events, Kind
 from frontdesk.middleware.http import HttpRequest
 from frontdesk.middleware.sessions import SessionEngine, SessionSettings, User
 from frontdesk.middleware.store import MemoryStore
@@ -66,3 +67,61 @@ async def test_config_tells_a_login_form_the_remember_lifetime_and_nothing_else(
     assert response.status == 200
     assert json.loads(response.body) == {"remember_ttl": 14 * 86400}
     assert ("cache-control", "no-store") in response.headers
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def told(auth: AuthAPI) -> list[Event]:
+    recorder = Recorder()
+    auth.engine.events = Events([recorder])
+    return recorder.events
+
+
+def browser(request: HttpRequest) -> HttpRequest:
+    request.headers = {**request.headers, "user-agent": "Firefox/140"}
+    return request
+
+
+async def test_login_and_logout_tell_the_client_address_and_user_agent() -> None:
+    auth = api()
+    events = told(auth)
+    response = await auth.handle(browser(login(b'{"username": "ada", "password": "pw"}')))
+    cookie = next(v for n, v in response.headers if n == "set-cookie").split(";")[0]  # the session's, first
+    ok = next(e for e in events if e.kind == Kind.LOGIN_OK)
+    assert (ok.user, ok.address, ok.user_agent) == ("ada", "10.0.0.1", "Firefox/140")
+
+    headers = {"x-csrf": "1", "host": "gw", "cookie": cookie, "user-agent": "Firefox/140"}
+    response = await auth.handle(HttpRequest("POST", "/auth/logout", headers, client="10.0.0.1"))
+    assert response.status == 204
+    logout = next(e for e in events if e.kind == Kind.LOGOUT)
+    assert (logout.user, logout.session, logout.address, logout.user_agent, logout.actor) == (
+        "ada", ok.session, "10.0.0.1", "Firefox/140", "user"
+    )
+
+
+async def test_a_rate_limited_login_tells_which_limit() -> None:
+    auth = api()
+    auth.engine.login_limits.per_address = 1
+    events = told(auth)
+    for _ in range(2):
+        await auth.handle(login(b'{"username": "ada", "password": "wrong"}'))
+    limited = [e for e in events if e.kind == Kind.RATE_LIMITED]
+    assert [(e.reason, e.address, e.user) for e in limited] == [("login_attempts", "10.0.0.1", "ada")]
+
+
+async def test_logins_in_progress_over_the_cap_tell_a_rate_limit_hit() -> None:
+    auth = api()
+    auth.logins_in_progress = LoginsInProgress(1)
+    events = told(auth)
+    with auth.logins_in_progress.hold("10.0.0.1"):  # one login from this address is still hashing
+        response = await auth.handle(login(b'{"username": "ada", "password": "pw"}'))
+    assert response.status == 429
+    assert [(e.kind, e.reason) for e in events] == [
+        (Kind.LOGIN_FAILED, "rate_limited"), (Kind.RATE_LIMITED, "logins_in_progress")
+    ]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from frontdesk.middleware.events import Event, Kind
 from frontdesk.middleware.store import MemoryStore, SessionRecord, Store
 from frontdesk.middleware.store.base import SUPERSEDED_LIMIT
 from frontdesk.middleware.store.redis import RedisStore
@@ -370,3 +371,44 @@ async def test_sqlite_reads_never_make_a_concurrent_write_fail_as_locked(tmp_pat
     finally:
         await a.close()
         await b.close()
+
+
+# --- the audit trail ---------------------------------------------------------------------------------------
+
+
+def audit_event(at: float, kind: str = Kind.LOGIN_OK, user: str | None = "alice", **changes: object) -> Event:
+    fields: dict[str, object] = dict(session="s1", address="10.0.0.9", user_agent="curl/8", reason=None, actor=None)
+    fields.update(changes)
+    return Event(kind, at, user, **fields)  # type: ignore[arg-type]
+
+
+async def test_audit_rows_are_kept_whole_and_read_back_oldest_first(store: Store) -> None:
+    failed = audit_event(NOW, Kind.LOGIN_FAILED, session=None, reason="bad_credentials")
+    ok = audit_event(NOW + 1)
+    revoked = audit_event(NOW + 2, Kind.SESSION_REVOKED, "bob", reason="password changed", actor="admin")
+    await store.record_audit([ok, failed])
+    await store.record_audit([revoked])
+    assert await store.audit() == [failed, ok, revoked]
+    assert await store.audit(user="alice") == [failed, ok]
+    assert await store.audit(since=NOW + 1) == [ok, revoked]
+    assert await store.audit(user="bob", since=NOW + 3) == []
+    # ``limit`` keeps the newest rows (what an operator asks for first), still printed oldest first.
+    assert await store.audit(limit=2) == [ok, revoked]
+
+
+async def test_identical_audit_events_are_all_kept(store: Store) -> None:
+    # Two failed logins in the same instant from the same place are two attempts, not one.
+    twice = audit_event(NOW, Kind.LOGIN_FAILED, reason="bad_credentials")
+    await store.record_audit([twice, twice])
+    assert await store.audit() == [twice, twice]
+
+
+async def test_purge_audit_removes_only_rows_older_than_the_cut(store: Store) -> None:
+    old, edge, new = audit_event(NOW - 100), audit_event(NOW), audit_event(NOW + 100, user="bob")
+    await store.record_audit([old, edge, new])
+    assert await store.purge_audit(before=NOW) == 1
+    assert await store.audit() == [edge, new]
+    assert await store.audit(user="alice") == [edge]
+    # The session purge leaves the audit trail alone: its retention is its own.
+    await store.purge(now=NOW + 10_000)
+    assert await store.audit() == [edge, new]
