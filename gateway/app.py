@@ -18,7 +18,8 @@ from frontdesk.middleware.asgi_io import ASGIApp, Receive, Scope, Send, read_bod
 from frontdesk.middleware.auth_api import AUTH_BODY_LIMIT, AuthAPI
 from frontdesk.middleware.clock import Clock, system_clock
 from frontdesk.middleware.errors import FrontdeskError
-from frontdesk.middleware.http import error_response, json_response
+from frontdesk.middleware.events import NO_EVENTS, Events
+from frontdesk.middleware.http import error_body, error_response, json_response
 from frontdesk.middleware.purge import Purger
 from frontdesk.middleware.sessions import Authenticator, SessionEngine
 from frontdesk.middleware.store import Store, store_from_url
@@ -27,6 +28,8 @@ from frontdesk.middleware.tokens import KeyRing
 from .config import GatewayConfig
 from .hash_pool import HashPool
 from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
+from .metrics import Instrumentation
+from .proxy.contracts import NO_METER
 from .proxy.wiring import build_proxy
 from .security_headers import SecurityHeaders
 from .static_files import ClientSettings, SecureStaticFiles
@@ -35,10 +38,17 @@ from .users import UserDirectory
 __all__ = ["Gateway", "create_app", "build_engine"]
 
 log = logging.getLogger("frontdesk.gateway")
+METRICS_PATH = "/metrics"  # where scrapers look: served on [metrics] address, never on the gateway's port
+_INTERNAL_PATHS = ("/healthz", "/readyz", JWKS_PATH)  # the gateway's own answers, one metrics label for all
 
 
 def build_engine(
-    config: GatewayConfig, *, store: Store, authenticator: Authenticator, clock: Clock = system_clock
+    config: GatewayConfig,
+    *,
+    store: Store,
+    authenticator: Authenticator,
+    clock: Clock = system_clock,
+    events: Events = NO_EVENTS,
 ) -> SessionEngine:
     t = config.tokens
     return SessionEngine.from_keys(
@@ -53,6 +63,7 @@ def build_engine(
         cookie=config.cookie,
         settings=config.sessions,
         clock=clock,
+        events=events,
     )
 
 
@@ -67,6 +78,7 @@ class Gateway:
     app: ASGIApp  # everything that is not /auth/* or /healthz: the proxy, then the SPA
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    metering: Instrumentation | None = None  # None when [metrics] address is empty
     jwks: JwksEndpoint = field(init=False)
     purger: Purger = field(init=False)
     _secured: SecurityHeaders = field(init=False, repr=False)
@@ -76,12 +88,19 @@ class Gateway:
         self.purger = Purger(self.engine, self.config.purge_interval, self.engine.clock)  # session mode's too
         # Every response below passes through one layer that adds the security headers (see security_headers).
         self._secured = SecurityHeaders(self._dispatch, hsts_max_age=self.config.hsts_max_age)
+        self._entry: ASGIApp = self._secured
+        self._hide_metrics_path = not any(route.matches(METRICS_PATH) for route in self.config.routes)
+        if self.metering is not None:  # outermost: counts every answer exactly as it left
+            self._entry = self.metering.app(self._secured, is_auth=self.auth.handles, internal=_INTERNAL_PATHS)
+            sampler = self.metering.sampler(self.engine.cache_sizes)
+            self.on_startup.append(sampler.start)
+            self.on_shutdown.insert(0, sampler.stop)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        await self._secured(scope, receive, send)
+        await self._entry(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -94,6 +113,10 @@ class Gateway:
                 return
             if path == JWKS_PATH:
                 await send_response(send, self.jwks.response(self.engine.clock()))
+                return
+            if path == METRICS_PATH and self._hide_metrics_path:
+                # The metrics live on their own address only; here the SPA would answer 200 with its shell.
+                await send_response(send, error_body(404, "not_found", "no such file"))
                 return
         await self.app(scope, receive, send)
 
@@ -146,8 +169,13 @@ def create_app(
     capacity = config.login_capacity
     hash_pool = HashPool(capacity.hash_workers, capacity.hash_queue)
     users = None if authenticator is not None else UserDirectory(config.users_database, hash_pool=hash_pool)
+    metering = Instrumentation(config.routes) if config.metrics.enabled else None
     store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
-    engine = build_engine(config, store=store, authenticator=authenticator or users or _refuse, clock=clock)
+    if metering is not None:
+        store = metering.store(store)
+    events = Events([metering.events]) if metering is not None else NO_EVENTS
+    authenticate = authenticator or users or _refuse
+    engine = build_engine(config, store=store, authenticator=authenticate, clock=clock, events=events)
     auth = AuthAPI(
         engine,
         csrf_header=config.csrf_header,
@@ -157,7 +185,8 @@ def create_app(
     )
     # The SPA learns the header and prefix from the very AuthAPI that enforces them.
     client = ClientSettings(auth_prefix=auth.prefix, csrf_header=auth.csrf_header)
-    proxy = build_proxy(config, engine, fallback=SecureStaticFiles(config.static_dir, client=client))
+    meter = metering.proxy if metering is not None else NO_METER
+    proxy = build_proxy(config, engine, fallback=SecureStaticFiles(config.static_dir, client=client), meter=meter)
     # `frontdesk keys rotate` takes effect without a restart: the key directory is reloaded while running.
     start_key_watch, stop_key_watch = watch_keys(engine.access_codec.keyring, config.keys.reload_interval)
     return Gateway(
@@ -168,6 +197,7 @@ def create_app(
         app=proxy,
         on_startup=[start_key_watch],
         on_shutdown=[proxy.aclose, stop_key_watch],
+        metering=metering,
     )
 
 

@@ -22,6 +22,7 @@ from frontdesk.middleware.sessions import SessionSettings
 from .errors import ConfigError
 from .hash_pool import DEFAULT_HASH_QUEUE, default_hash_workers
 from .key_settings import KeySettings, key_directory_problems, parse_key_settings
+from .metrics.settings import MetricsSettings, parse_metrics_settings
 from .proxy.routes import Route, parse_routes
 from .proxy.settings import ProxySettings, parse_proxy_settings
 from .validators import (
@@ -88,6 +89,7 @@ _SCHEMA: dict[str, set[str]] = {
     "routes": set(),  # each checked by its own parser, which also names unknown keys
     "proxy": set(),
     "keys": set(),
+    "metrics": set(),
 }
 
 
@@ -133,6 +135,7 @@ class GatewayConfig:
     keys: KeySettings = field(default_factory=KeySettings)
     login_capacity: LoginCapacity = field(default_factory=LoginCapacity)
     hsts_max_age: int | None = None  # [server] hsts: Strict-Transport-Security max-age, None when off
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)  # [metrics]: the Prometheus listener
 
 
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -322,7 +325,8 @@ def load_config(
         routes_raw if isinstance(routes_raw, list) else None, default_audience=audience
     )
     proxy, proxy_problems = parse_proxy_settings(table("proxy") or None)
-    for issue in route_problems + proxy_problems:
+    metrics, metrics_problems = parse_metrics_settings(table("metrics") or None)
+    for issue in route_problems + proxy_problems + metrics_problems:
         p.add(issue)
 
     config = GatewayConfig(
@@ -351,7 +355,13 @@ def load_config(
         keys=keys,
         login_capacity=login_capacity,
         hsts_max_age=p.get(server, "server", "hsts", None, _hsts),
+        metrics=metrics,
     )
+    if metrics.port == config.port and (metrics.host == config.host or "0.0.0.0" in (metrics.host, config.host)):  # noqa: S104
+        p.add(
+            f"metrics.address {metrics.address} is the gateway's own address: the metrics must listen on a port "
+            "of their own (the default is 127.0.0.1:9464)"
+        )
     for issue in _static_problems(config, dotenvs):
         p.add(issue)
     if problems.items:
