@@ -92,7 +92,7 @@ class Gateway:
         self._hide_metrics_path = not any(route.matches(METRICS_PATH) for route in self.config.routes)
         if self.metering is not None:  # outermost: counts every answer exactly as it left
             self._entry = self.metering.app(self._secured, is_auth=self.auth.handles, internal=_INTERNAL_PATHS)
-            sampler = self.metering.sampler(self.engine.cache_sizes)
+            sampler = self.metering.sampler(self.engine)
             self.on_startup.append(sampler.start)
             self.on_shutdown.insert(0, sampler.stop)
 

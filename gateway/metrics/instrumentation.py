@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from frontdesk.middleware.asgi_io import ASGIApp
+from frontdesk.middleware.sessions import SessionEngine
 from frontdesk.middleware.store import Store
+from frontdesk.middleware.store.base import CountsSessions
 
 from ..proxy.routes import Route
 from .asgi import MeteredApp
@@ -34,9 +36,13 @@ class Instrumentation:
     def app(self, app: ASGIApp, *, is_auth: Callable[[str], bool], internal: Iterable[str]) -> ASGIApp:
         return MeteredApp(app, self.metrics, routes=self.routes, is_auth=is_auth, internal=internal)
 
-    def sampler(
-        self,
-        cache_sizes: Callable[[], dict[str, int]],
-        live_sessions: Callable[[], Awaitable[int | None]] | None = None,
-    ) -> Sampler:
-        return Sampler(self.metrics, cache_sizes, live_sessions)
+    def sampler(self, engine: SessionEngine) -> Sampler:
+        """Samples ``engine``'s caches, and its store's live sessions when the store can count them."""
+        store = engine.store
+
+        async def live_sessions() -> int | None:
+            if not isinstance(store, CountsSessions):  # a store of the library user's own making
+                return None
+            return await store.count_live_sessions(now=engine.clock())
+
+        return Sampler(self.metrics, engine.cache_sizes, live_sessions)

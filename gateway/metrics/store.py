@@ -12,13 +12,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from frontdesk.middleware.store import Store
+from frontdesk.middleware.store.base import CountsSessions
 
 from .definitions import GatewayMetrics
 
 __all__ = ["STORE_OPERATIONS", "MeteredStore", "metered_store"]
 
 STORE_OPERATIONS = tuple(
-    sorted(name for name, value in vars(Store).items() if not name.startswith("_") and callable(value))
+    sorted(
+        name
+        for protocol in (Store, CountsSessions)
+        for name, value in vars(protocol).items()
+        if not name.startswith("_") and callable(value)
+    )
 )
 
 
@@ -28,7 +34,8 @@ class MeteredStore:
     def __init__(self, store: Store, metrics: GatewayMetrics) -> None:
         self.inner = store
         for name in STORE_OPERATIONS:
-            setattr(self, name, _timed(name, getattr(store, name), metrics))
+            if hasattr(store, name):  # an optional extra (CountsSessions) the backend may lack
+                setattr(self, name, _timed(name, getattr(store, name), metrics))
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for what is not set above: a backend's own extras (schema_version, db, ...).

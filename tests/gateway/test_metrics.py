@@ -187,11 +187,12 @@ def test_two_workers_report_one_view_that_adds_up(gw: GatewayProcess, metrics_po
     # The timed store: the login created one session, on worker A.
     assert added("frontdesk_store_operation_seconds_count", operation="create_session") == 1
     assert added("frontdesk_store_errors_total", operation="create_session") == 0
-    # The caches, sampled by each worker: both hold the session now.
+    # Sampled by each worker: both caches hold the session now, and the store has one live session.
     wait_for(
         lambda: value(scrape(url), "frontdesk_cache_entries", cache="session_states") >= 2,
         what="both workers' cache samples",
     )
+    wait_for(lambda: value(scrape(url), "frontdesk_sessions_active") == 1, what="the live-session sample")
 
 
 def test_a_reuse_and_a_logout_are_counted_once(gw: GatewayProcess, metrics_port: int) -> None:
