@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -258,6 +259,27 @@ def test_the_gateway_port_never_serves_the_metrics(gw: GatewayProcess, metrics_p
     assert gw.proc is not None
     assert metrics_port in listening_ports(gw.proc.pid)
     assert all(metrics_port not in listening_ports(pid) for pid in gw.worker_pids())
+
+
+def test_a_dead_worker_keeps_its_counts_and_drops_its_open_sockets(gw: GatewayProcess, metrics_port: int) -> None:
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with gw.client() as client:
+        assert client.login("mia", USERS["mia"]).status_code == 200
+        cookie = f"__Host-frontdesk={client.cookie}"
+    ws_url = gw.url.replace("http://", "ws://") + "/ws/echo"
+    with connect(ws_url, origin=gw.url, additional_headers={"Cookie": cookie}, open_timeout=20) as ws:  # type: ignore[arg-type]
+        ws.send("ping")
+        assert ws.recv(timeout=10) == "ping"
+        before = scrape(url)
+        assert value(before, "frontdesk_websockets_open") == 1
+        worker = gw.serving_pid(ws.socket.getsockname()[1])
+        assert worker is not None
+        os.kill(worker, signal.SIGKILL)  # uvicorn's supervisor starts another in its place
+        wait_for(lambda: value(scrape(url), "frontdesk_websockets_open") == 0, what="the dead worker's socket to go")
+        after = scrape(url)
+        for key, count in before.items():
+            if key[0].endswith("_total"):
+                assert after.get(key, 0.0) >= count, f"{key} went down when a worker died"
 
 
 # --- one worker, and metrics off -------------------------------------------------------------------------
