@@ -29,7 +29,21 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
 from frontdesk.gateway.config import load_config
-from frontdesk.gateway.metrics.definitions import revocation_reason
+from frontdesk.gateway.metrics.definitions import GatewayMetrics, revocation_reason, upstream_error_kind
+from frontdesk.gateway.metrics.store import metered_store
+from frontdesk.gateway.proxy.errors import (
+    BrowserGone,
+    PayloadTooLarge,
+    SessionEnded,
+    UpstreamClosed,
+    UpstreamConnectTimeout,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from frontdesk.middleware.errors import FrontdeskError, StoreError
+from frontdesk.middleware.store import MemoryStore, SessionRecord, Store
+from frontdesk.middleware.store.base import CountsSessions
 
 USERS = {"mia": "mia-password-1"}
 PER_WORKER = 3  # proxied GETs sent over each worker's pinned connection
@@ -359,3 +373,47 @@ def test_the_config_names_every_metrics_problem(tmp_path: Path) -> None:
 )
 def test_revocation_reasons_map_to_a_fixed_set(reason: str | None, label: str) -> None:
     assert revocation_reason(reason) == label
+
+
+# --- the parts, in process -------------------------------------------------------------------------------
+
+
+class FailingReads(MemoryStore):
+    async def get_session(self, sid: str) -> SessionRecord | None:
+        raise StoreError("the disk is gone")
+
+    def backend_extra(self) -> str:
+        return "passed through"
+
+
+async def test_the_timed_store_counts_calls_and_errors_and_passes_extras_through() -> None:
+    metrics = GatewayMetrics([])
+    store = metered_store(FailingReads(), metrics)
+    assert isinstance(store, Store) and isinstance(store, CountsSessions)
+    await store.open()
+    assert await store.count_live_sessions(now=0.0) == 0
+    with pytest.raises(StoreError):
+        await store.get_session("s1")
+    sample = metrics.registry.get_sample_value
+    assert sample("frontdesk_store_operation_seconds_count", {"operation": "get_session"}) == 1
+    assert sample("frontdesk_store_errors_total", {"operation": "get_session"}) == 1
+    assert sample("frontdesk_store_operation_seconds_count", {"operation": "count_live_sessions"}) == 1
+    assert sample("frontdesk_store_errors_total", {"operation": "count_live_sessions"}) == 0
+    assert store.backend_extra() == "passed through"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (UpstreamUnavailable("refused"), "connect"),
+        (UpstreamConnectTimeout("no connection in 5 s"), "connect"),
+        (UpstreamTimeout("no answer in 30 s"), "timeout"),
+        (UpstreamClosed("reset"), "reset"),
+        (UpstreamProtocolError("not HTTP"), "protocol"),
+        (BrowserGone("the browser left"), None),
+        (SessionEnded("logged out"), None),
+        (PayloadTooLarge("too big"), None),
+    ],
+)
+def test_upstream_errors_map_to_a_fixed_set(error: FrontdeskError, kind: str | None) -> None:
+    assert upstream_error_kind(error) == kind
