@@ -210,23 +210,29 @@ def test_two_workers_report_one_view_that_adds_up(gw: GatewayProcess, metrics_po
     wait_for(lambda: value(scrape(url), "frontdesk_sessions_active") == 1, what="the live-session sample")
 
 
-def test_a_reuse_and_a_logout_are_counted_once(gw: GatewayProcess, metrics_port: int) -> None:
+def test_rotation_reuse_and_logout_are_counted_from_the_events(gw: GatewayProcess, metrics_port: int) -> None:
     url = f"http://127.0.0.1:{metrics_port}/metrics"
     before = scrape(url)
     with gw.client() as client:
         assert client.login("mia", USERS["mia"]).status_code == 200
         first = client.cookie
+        # /auth/refresh rotates (a second after the last rotation at the earliest).
         wait_for(lambda: client.refresh().status_code == 200 and client.cookie != first, what="a rotation")
-        # The superseded token, well past the grace period? Not needed: a logout revokes at once.
+        # The superseded token, once past the rotation grace, is reuse: the session is revoked.
+        wait_for(lambda: client.session(cookie=first, follow=False).status_code == 401, what="reuse detection")
+    with gw.client() as client:
+        assert client.login("mia", USERS["mia"]).status_code == 200
         assert client.logout().status_code == 204
     after = scrape(url)
 
     def added(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert added("frontdesk_refresh_rotations_total") >= 1
+    assert added("frontdesk_refresh_rotations_total") == 1
+    assert added("frontdesk_refresh_reuse_detected_total") == 1
+    assert added("frontdesk_sessions_revoked_total", reason="reuse") == 1
     assert added("frontdesk_sessions_revoked_total", reason="logout") == 1
-    assert added("frontdesk_refresh_reuse_detected_total") == 0
+    assert added("frontdesk_logins_total", outcome="ok") == 2
 
 
 def test_random_paths_add_no_label_values(gw: GatewayProcess, metrics_port: int) -> None:
