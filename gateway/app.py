@@ -21,7 +21,7 @@ from frontdesk.middleware.clock import Clock, system_clock
 from frontdesk.middleware.errors import FrontdeskError
 from frontdesk.middleware.event_log import EventLog
 from frontdesk.middleware.events import NO_EVENTS, Events
-from frontdesk.middleware.http import error_response, json_response
+from frontdesk.middleware.http import error_body, error_response, json_response
 from frontdesk.middleware.purge import Purger
 from frontdesk.middleware.sessions import Authenticator, SessionEngine
 from frontdesk.middleware.store import Store, store_from_url
@@ -30,6 +30,8 @@ from frontdesk.middleware.tokens import KeyRing
 from .config import GatewayConfig
 from .hash_pool import HashPool
 from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
+from .metrics import Instrumentation
+from .proxy.contracts import NO_METER
 from .proxy.wiring import build_proxy
 from .request_ids import RequestIds
 from .security_headers import SecurityHeaders
@@ -39,6 +41,8 @@ from .users import UserDirectory
 __all__ = ["Gateway", "create_app", "build_engine"]
 
 log = logging.getLogger("frontdesk.gateway")
+METRICS_PATH = "/metrics"  # where scrapers look: served on [metrics] address, never on the gateway's port
+_INTERNAL_PATHS = ("/healthz", "/readyz", JWKS_PATH)  # the gateway's own answers, one metrics label for all
 
 
 def build_engine(
@@ -78,6 +82,7 @@ class Gateway:
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     audit: AuditTrail | None = None  # the audit sink on engine.events, written in the background
+    metering: Instrumentation | None = None  # None when [metrics] address is empty
     jwks: JwksEndpoint = field(init=False)
     purger: Purger = field(init=False)
     _secured: RequestIds = field(init=False, repr=False)
@@ -90,12 +95,19 @@ class Gateway:
         # inside the one that gives each request its id (see request_ids).
         secured = SecurityHeaders(self._dispatch, hsts_max_age=self.config.hsts_max_age)
         self._secured = RequestIds(secured, trusted=self.config.trusted_proxies)
+        self._entry: ASGIApp = self._secured
+        self._hide_metrics_path = not any(route.matches(METRICS_PATH) for route in self.config.routes)
+        if self.metering is not None:  # outermost: counts every answer exactly as it left
+            self._entry = self.metering.app(self._secured, is_auth=self.auth.handles, internal=_INTERNAL_PATHS)
+            sampler = self.metering.sampler(self.engine)
+            self.on_startup.append(sampler.start)
+            self.on_shutdown.insert(0, sampler.stop)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        await self._secured(scope, receive, send)
+        await self._entry(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -108,6 +120,10 @@ class Gateway:
                 return
             if path == JWKS_PATH:
                 await send_response(send, self.jwks.response(self.engine.clock()))
+                return
+            if path == METRICS_PATH and self._hide_metrics_path:
+                # The metrics live on their own address only; here the SPA would answer 200 with its shell.
+                await send_response(send, error_body(404, "not_found", "no such file"))
                 return
         await self.app(scope, receive, send)
 
@@ -164,11 +180,14 @@ def create_app(
     capacity = config.login_capacity
     hash_pool = HashPool(capacity.hash_workers, capacity.hash_queue)
     users = None if authenticator is not None else UserDirectory(config.users_database, hash_pool=hash_pool)
+    metering = Instrumentation(config.routes) if config.metrics.enabled else None
     store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
-    events = Events([EventLog()])  # this gateway's listeners: the DEBUG log, the audit trail (below), ...
-    engine = build_engine(
-        config, store=store, authenticator=authenticator or users or _refuse, clock=clock, events=events
-    )
+    if metering is not None:
+        store = metering.store(store)
+    # This gateway's listeners: the DEBUG log, the metrics, the audit trail (below).
+    events = Events([EventLog()] + ([metering.events] if metering is not None else []))
+    authenticate = authenticator or users or _refuse
+    engine = build_engine(config, store=store, authenticator=authenticate, clock=clock, events=events)
     audit = AuditTrail(store, retention=config.audit.retention, clock=clock)
     events.add(audit)
     auth = AuthAPI(
@@ -181,7 +200,8 @@ def create_app(
     )
     # The SPA learns the header and prefix from the very AuthAPI that enforces them.
     client = ClientSettings(auth_prefix=auth.prefix, csrf_header=auth.csrf_header)
-    proxy = build_proxy(config, engine, fallback=SecureStaticFiles(config.static_dir, client=client))
+    meter = metering.proxy if metering is not None else NO_METER
+    proxy = build_proxy(config, engine, fallback=SecureStaticFiles(config.static_dir, client=client), meter=meter)
     # `frontdesk keys rotate` takes effect without a restart: the key directory is reloaded while running.
     start_key_watch, stop_key_watch = watch_keys(engine.access_codec.keyring, config.keys.reload_interval)
     return Gateway(
@@ -193,6 +213,7 @@ def create_app(
         on_startup=[start_key_watch],
         on_shutdown=[proxy.aclose, stop_key_watch],
         audit=audit,
+        metering=metering,
     )
 
 

@@ -11,19 +11,21 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import uvicorn
 
 from frontdesk.middleware.events import Event, Kind
 from frontdesk.middleware.store import store_from_url
 
+from .app import create_app
 from .audit_cli import add_audit_parser, admin_actor, record_events, run_audit
 from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config
 from .demo import run_demo
 from .errors import ConfigError
 from .keys_cli import add_keys_parser, run_keys
 from .log_settings import LEVELS
+from .metrics import multiprocess_metrics, serve_metrics
 from .secret_files import create_private, warn_about_exposed
 from .serving import uvicorn_options
 from .sessions_cli import add_sessions_parser, run_sessions
@@ -143,15 +145,25 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(path)  # refuse to start before any worker is spawned
     warn_about_exposed(dotenv_paths(path.parent))
     os.environ["FRONTDESK_CONFIG"] = str(path)  # the workers load the same file
-    uvicorn.run(
-        "frontdesk.gateway.asgi:app_factory",
-        factory=True,
-        host=args.host or config.host,
-        port=args.port or config.port,
-        workers=args.workers or config.workers,
-        lifespan="on",
-        **uvicorn_options(config, log_level=args.log_level, access_log=args.access_log),
-    )
+    workers = args.workers or config.workers
+    # The metrics listener runs here, in the one parent process, apart from the gateway's port. One worker
+    # is this very process: it serves the app's own registry. Several workers share a directory of files.
+    if workers > 1:
+        app: Any = "frontdesk.gateway.asgi:app_factory"
+        metrics = multiprocess_metrics(config.metrics)
+    else:
+        app = create_app(config)
+        metrics = serve_metrics(config.metrics, app.metering.metrics.registry if app.metering else None)
+    with metrics:
+        uvicorn.run(
+            app,
+            factory=workers > 1,
+            host=args.host or config.host,
+            port=args.port or config.port,
+            workers=workers,
+            lifespan="on",
+            **uvicorn_options(config, log_level=args.log_level, access_log=args.access_log),
+        )
     return 0
 
 

@@ -24,6 +24,7 @@ from .errors import ConfigError
 from .hash_pool import DEFAULT_HASH_QUEUE, default_hash_workers
 from .key_settings import KeySettings, key_directory_problems, parse_key_settings
 from .log_settings import LogSettings, parse_log_settings
+from .metrics.settings import MetricsSettings, parse_metrics_settings
 from .proxy.routes import Route, parse_routes
 from .proxy.settings import ProxySettings, parse_proxy_settings
 from .validators import (
@@ -93,6 +94,7 @@ _SCHEMA: dict[str, set[str]] = {
     "keys": set(),
     "log": {"format", "level", "access_log"},
     "audit": {"retention"},
+    "metrics": set(),
 }
 
 
@@ -141,6 +143,7 @@ class GatewayConfig:
     forward_auth_pass_token: bool = False  # [forward_auth] pass_token: /auth/verify always sends the access token
     log: LogSettings = field(default_factory=LogSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)  # [metrics]: the Prometheus listener
 
 
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -330,7 +333,8 @@ def load_config(
         routes_raw if isinstance(routes_raw, list) else None, default_audience=audience
     )
     proxy, proxy_problems = parse_proxy_settings(table("proxy") or None)
-    for issue in route_problems + proxy_problems:
+    metrics, metrics_problems = parse_metrics_settings(table("metrics") or None)
+    for issue in route_problems + proxy_problems + metrics_problems:
         p.add(issue)
 
     config = GatewayConfig(
@@ -362,7 +366,13 @@ def load_config(
         forward_auth_pass_token=p.get(table("forward_auth"), "forward_auth", "pass_token", False, boolean),
         log=parse_log_settings(table("log"), p),
         audit=parse_audit_settings(table("audit"), p),
+        metrics=metrics,
     )
+    if metrics.port == config.port and (metrics.host == config.host or "0.0.0.0" in (metrics.host, config.host)):  # noqa: S104
+        p.add(
+            f"metrics.address {metrics.address} is the gateway's own address: the metrics must listen on a port "
+            "of their own (the default is 127.0.0.1:9464)"
+        )
     for issue in _static_problems(config, dotenvs):
         p.add(issue)
     if problems.items:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,7 +21,7 @@ from frontdesk.middleware.no_store import decorate_raw
 from frontdesk.middleware.session_watch import STREAM_WATCH_DELAY, SessionWatch, Watching
 
 from .body import ClientGone, RequestBody
-from .contracts import GrantLike, TokenSource, TrustPolicy
+from .contracts import NO_METER, GrantLike, ProxyMeter, TokenSource, TrustPolicy
 from .errors import (
     BadFraming,
     BadPath,
@@ -71,8 +72,10 @@ class ProxyApp:
         trusted: TrustPolicy,
         csrf_header: str = "x-csrf",
         fallback: ASGIApp,
+        meter: ProxyMeter = NO_METER,
     ) -> None:
         self._table = RouteTable(routes)
+        self._meter = meter
         self._engine = engine
         self._settings = settings
         self._trusted = trusted
@@ -92,6 +95,7 @@ class ProxyApp:
             origins=self._origins,
             sessions=self._sessions,
             tls=self._pool.ssl_context,
+            meter=meter,
         )
 
     @property
@@ -181,6 +185,7 @@ class ProxyApp:
             )
 
         set_cookie = grant.set_cookie if grant is not None else None
+        started = time.perf_counter()
         try:
             conn = await open_exchange(self._pool, route, head_for(grant), body, scanned.chunked, method, idempotent)
             if (
@@ -202,12 +207,14 @@ class ProxyApp:
         except ClientGone:
             return
         except FrontdeskError as exc:
+            self._meter.failed(route, exc)
             # A refresh cookie rotated for this request must reach the browser even when the upstream
             # failed: the one it still holds was just retired, and presenting it again looks like theft.
             extra = [(b"set-cookie", set_cookie.encode("latin-1"))] if set_cookie else None
             await send_error(send, exc, extra=extra)
             return
-        await self._respond(conn, receive, send, set_cookie, body, grant.sid if grant is not None else None)
+        self._meter.answered(route, started)
+        await self._respond(conn, receive, send, set_cookie, body, grant.sid if grant is not None else None, route)
 
     def _discard(self, conn: UpstreamConnection) -> None:
         if conn.complete:
@@ -223,6 +230,7 @@ class ProxyApp:
         set_cookie: str | None,
         body: RequestBody | None,
         sid: str | None,
+        route: Route,
     ) -> None:
         released = False
         watcher: asyncio.Task[None] | None = None
@@ -247,6 +255,7 @@ class ProxyApp:
                 try:
                     chunk = await conn.read_body()
                 except UpstreamError as exc:
+                    self._meter.failed(route, exc)
                     # Too late for a JSON error: returning without finishing makes uvicorn close the browser
                     # connection, so a truncated body can never pass for a complete one.
                     if isinstance(exc, SessionEnded) and _event_stream(headers):

@@ -1,13 +1,43 @@
-"""What the proxy needs from the session engine and the trusted-proxy list, as small Protocols.
+"""What the proxy needs from the session engine, the trusted-proxy list and the metrics, as small Protocols.
 
-They are the admission pipeline's own (``middleware.admission``, ``middleware.forwarded``): the proxy admits
-requests by the same rules as session mode. Writing against these (rather than the concrete classes) keeps
-the proxy testable with fakes and keeps the dependency one-way: the engine never learns that a proxy exists.
+The engine's and the trust list's are the admission pipeline's own (``middleware.admission``,
+``middleware.forwarded``): the proxy admits requests by the same rules as session mode. Writing against these
+(rather than the concrete classes) keeps the proxy testable with fakes and keeps the dependency one-way: the
+engine never learns that a proxy exists, and the proxy never learns which metrics library counts for it.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from frontdesk.middleware.admission import GrantLike, TokenSource
+from frontdesk.middleware.errors import FrontdeskError
 from frontdesk.middleware.forwarded import TrustPolicy
 
-__all__ = ["GrantLike", "TokenSource", "TrustPolicy"]
+from .routes import Route
+
+__all__ = ["GrantLike", "NO_METER", "ProxyMeter", "TokenSource", "TrustPolicy"]
+
+
+class ProxyMeter(Protocol):
+    """Told how each upstream exchange went (``frontdesk.gateway.metrics`` implements it)."""
+
+    def answered(self, route: Route, started: float) -> None:
+        """The upstream's response head arrived; ``started`` is the ``time.perf_counter()`` of forwarding."""
+
+    def failed(self, route: Route, error: FrontdeskError) -> None:
+        """The exchange (or WebSocket connect) ended with ``error``; the meter decides whether it counts."""
+
+
+class _NoMeter:
+    __slots__ = ()
+
+    def answered(self, route: Route, started: float) -> None:
+        return None
+
+    def failed(self, route: Route, error: FrontdeskError) -> None:
+        return None
+
+
+NO_METER: ProxyMeter = _NoMeter()
+"""Metrics off: two no-op calls per proxied request."""

@@ -13,6 +13,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamUnavailable",
     "UpstreamTimeout",
+    "UpstreamConnectTimeout",
     "UpstreamProtocolError",
     "UpstreamClosed",
     "BrowserGone",
@@ -72,6 +73,10 @@ class UpstreamTimeout(UpstreamError):
 
     status = 504
     code = "upstream_timeout"
+
+
+class UpstreamConnectTimeout(UpstreamTimeout):
+    """No connection (or TLS handshake) within ``proxy.connect_timeout``: a connect failure, answered as a timeout."""
 
 
 class UpstreamProtocolError(UpstreamError):

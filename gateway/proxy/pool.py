@@ -10,7 +10,7 @@ import asyncio
 import ssl
 import time
 
-from .errors import UpstreamTimeout, UpstreamUnavailable
+from .errors import UpstreamConnectTimeout, UpstreamUnavailable
 from .routes import Upstream
 from .settings import ProxySettings
 from .upstream import UpstreamConnection
@@ -77,7 +77,7 @@ class UpstreamPool:
                 self._settings.connect_timeout,
             )
         except TimeoutError:
-            raise UpstreamTimeout(
+            raise UpstreamConnectTimeout(
                 f"could not connect to the upstream within {self._settings.connect_timeout:g} s"
             ) from None
         except ssl.SSLError as exc:

@@ -26,7 +26,7 @@ from frontdesk.middleware.errors import FrontdeskError
 from frontdesk.middleware.http import error_response
 from frontdesk.middleware.session_watch import SessionWatch, Watching
 
-from .contracts import GrantLike, TokenSource, TrustPolicy
+from .contracts import NO_METER, GrantLike, ProxyMeter, TokenSource, TrustPolicy
 from .errors import BadFraming, HeadersTooLarge, UpstreamTimeout, UpstreamUnavailable, WebSocketRefused
 from .headers import render_request_head, scan_request_headers
 from .origins import OriginPolicy
@@ -50,6 +50,7 @@ class WebSocketDeps:
     origins: OriginPolicy
     sessions: SessionWatch  # counts open sockets per session and closes them when it ends
     tls: Callable[[], ssl.SSLContext]  # the pool's context: wss upstreams trust what https ones do
+    meter: ProxyMeter = NO_METER  # told when the upstream cannot be reached
 
 
 async def refuse_websocket(
@@ -87,6 +88,7 @@ async def proxy_websocket(
         await refuse_websocket(send, WebSocketRefused("bad upgrade request"), scope)
         return
     except _Refused as refused:
+        deps.meter.failed(route, refused.error)
         await refuse_websocket(send, refused.error, scope, refused.set_cookie)
         return
 

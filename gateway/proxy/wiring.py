@@ -13,7 +13,7 @@ from typing import Protocol
 from starlette.types import ASGIApp
 
 from .app import ProxyApp
-from .contracts import TokenSource, TrustPolicy
+from .contracts import NO_METER, ProxyMeter, TokenSource, TrustPolicy
 from .routes import Route
 from .settings import ProxySettings
 
@@ -35,7 +35,9 @@ class ProxyConfigLike(Protocol):
     def origins(self) -> tuple[str, ...]: ...
 
 
-def build_proxy(config: ProxyConfigLike, engine: TokenSource, *, fallback: ASGIApp) -> ProxyApp:
+def build_proxy(
+    config: ProxyConfigLike, engine: TokenSource, *, fallback: ASGIApp, meter: ProxyMeter = NO_METER
+) -> ProxyApp:
     """The proxy in front of ``fallback`` (the SPA). Call ``aclose()`` on it at shutdown."""
     settings = config.proxy
     # server.origins are the gateway's other legitimate origins: CSRF-checked routes accept them as well.
@@ -49,4 +51,5 @@ def build_proxy(config: ProxyConfigLike, engine: TokenSource, *, fallback: ASGIA
         trusted=config.trusted_proxies,
         csrf_header=config.csrf_header,
         fallback=fallback,
+        meter=meter,
     )

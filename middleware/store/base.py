@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from ..events import Event
 
-__all__ = ["SessionRecord", "Store", "SUPERSEDED_LIMIT", "after_rotation", "window_bounds"]
+__all__ = ["CountsSessions", "SessionRecord", "Store", "SUPERSEDED_LIMIT", "after_rotation", "window_bounds"]
 
 SUPERSEDED_LIMIT = 32
 """At most this many superseded refresh tokens are remembered per session (the newest; the older ones count as
@@ -132,3 +132,13 @@ class Store(Protocol):
 
     async def purge_audit(self, *, before: float) -> int:
         """Delete the audit events older than ``before``; return how many."""
+
+
+@runtime_checkable
+class CountsSessions(Protocol):
+    """An optional extra of a store (every built-in backend has it): the gateway's live-session gauge reads it.
+
+    Kept out of :class:`Store` so a store written for the library before it existed is still a ``Store``."""
+
+    async def count_live_sessions(self, *, now: float) -> int:
+        """How many sessions are usable at ``now``: neither revoked, nor past their idle or absolute end."""

@@ -255,6 +255,34 @@ class RedisStore:
             raise StoreError(f"session store purge failed: {exc}") from exc
         return removed
 
+    async def count_live_sessions(self, *, now: float) -> int:
+        """A SCAN over the session hashes, read in pipelined batches: O(sessions), so the gateway samples it
+        only every few seconds, never per request."""
+        live = 0
+        batch: list[Any] = []
+        try:
+            async for key in self.redis.scan_iter(match=f"{self.prefix}session:*", count=500):
+                batch.append(key)
+                if len(batch) >= 500:
+                    live += await self._count_usable(batch, now)
+                    batch = []
+            if batch:
+                live += await self._count_usable(batch, now)
+        except RedisError as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+        return live
+
+    async def _count_usable(self, keys: list[Any], now: float) -> int:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, ["revoked_at", "expires_at", "idle_expires_at"])
+            rows = await pipe.execute()
+        return sum(
+            1
+            for revoked, expires, idle in rows
+            if not revoked and expires is not None and idle is not None and min(float(expires), float(idle)) > now
+        )
+
     async def purge(self, *, now: float) -> int:
         """Every key also carries a Redis expiry at its absolute end; this removes idle-expired sessions and
         revocations sooner, judged against ``now`` like the other backends."""

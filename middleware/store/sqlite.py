@@ -230,6 +230,13 @@ class SqliteStore:
             raise StoreError(f"session store read failed: {exc}") from exc
         return rows[0] if rows else None
 
+    async def count_live_sessions(self, *, now: float) -> int:
+        row = await self._read_one(
+            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > ? AND idle_expires_at > ?",
+            (now, now),
+        )
+        return int(row[0]) if row else 0
+
     async def create_session(self, record: SessionRecord) -> None:
         await self._write(
             f"INSERT INTO sessions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 (constant columns)

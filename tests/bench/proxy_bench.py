@@ -197,6 +197,9 @@ BENCH_ROUTES = """
 [proxy]
 max_body_size = "2GiB"
 
+[metrics]
+address = "{metrics}"
+
 [[routes]]
 prefix = "/api/"
 upstream = "http://127.0.0.1:{upstream}"
@@ -434,6 +437,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float = 0.0  # the server's CPU time (user + system) per request, when measured
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -533,11 +537,12 @@ def _median(results: list[Result]) -> Result:
     """The run with the median req/s (its own latencies and errors; errors are summed over all runs)."""
     ordered = sorted(results, key=lambda r: r.rps)
     mid = ordered[len(ordered) // 2]
-    return Result(mid.rps, mid.p50_ms, mid.p99_ms, sum(r.errors for r in results))
+    cpu = statistics.median(r.cpu_us for r in results)
+    return Result(mid.rps, mid.p50_ms, mid.p99_ms, sum(r.errors for r in results), cpu)
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
+    """User + system CPU time of ``pid`` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -647,6 +652,12 @@ def main(argv: list[str] | None = None) -> None:
         help="demo: the project's Starlette demo API (GET /api/me verifies the Bearer); "
         "raw: a bare ASGI function (GET /api/ping), the harshest case for any proxy",
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="real engine only: record Prometheus metrics ([metrics] address set) in prometheus-client's "
+        "multiprocess mode, as `frontdesk serve --workers N` does; default: metrics off (address = \"\")",
+    )
     args = parser.parse_args(argv)
 
     import jwt
@@ -669,7 +680,9 @@ def main(argv: list[str] | None = None) -> None:
     ports = {k: free_port() for k in ("raw", "demo", "frontdesk", "nginx", "httpx")}
     path = PATHS[args.upstream]
     up = ports[args.upstream]
-    (workdir / "config.toml").write_text(BENCH_CONFIG + BENCH_ROUTES.format(upstream=up, blob=ports["raw"]))
+    metrics = f"127.0.0.1:{free_port()}" if args.metrics else ""
+    routes = BENCH_ROUTES.format(upstream=up, blob=ports["raw"], metrics=metrics)
+    (workdir / "config.toml").write_text(BENCH_CONFIG + routes)
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(started(serve_cmd("raw", ports["raw"]), ports["raw"]))
@@ -677,7 +690,11 @@ def main(argv: list[str] | None = None) -> None:
             stack.enter_context(started(serve_cmd("demo", ports["demo"]), ports["demo"]))
         stack.callback(shutil.rmtree, workdir, True)
         kind = "frontdesk-real" if args.engine == "real" else "frontdesk"
+        if args.metrics:  # read by prometheus-client when it is first imported: in the frontdesk child only
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(workdir / "metrics")
+            (workdir / "metrics").mkdir(mode=0o700)
         gw = stack.enter_context(started(serve_cmd(kind, ports["frontdesk"], up, ports["raw"]), ports["frontdesk"]))
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
         if args.engine == "real":
             headers["Cookie"] = "theme=dark; " + login(ports["frontdesk"])
         targets = ["direct", "frontdesk"]
@@ -690,16 +707,14 @@ def main(argv: list[str] | None = None) -> None:
         # direct gets the Bearer itself (what the proxies inject)
         direct_headers = {**headers, "Authorization": f"Bearer {access_token()}"}
 
-        cpu_per_request: dict[int, list[float]] = {}
-
         def load(target: str, c: int, seconds: float) -> Result:
             h = direct_headers if target == "direct" else headers
-            before = cpu_seconds(gw.pid)
+            if target != "frontdesk":
+                return run_load(ports[target], path, c, seconds, h, use_wrk)
+            cpu, began = cpu_seconds(gw.pid), time.perf_counter()
             result = run_load(ports[target], path, c, seconds, h, use_wrk)
-            if target == "frontdesk" and result.rps:
-                # The gateway's own CPU time per request: steadier than req/s on a machine shared with others.
-                spent = cpu_seconds(gw.pid) - before
-                cpu_per_request.setdefault(c, []).append(spent / (result.rps * seconds) * 1e6)
+            served = result.rps * (time.perf_counter() - began)
+            result.cpu_us = (cpu_seconds(gw.pid) - cpu) / served * 1e6 if served else 0.0
             return result
 
         generator = "wrk -t1" if use_wrk else "python asyncio"
@@ -707,7 +722,8 @@ def main(argv: list[str] | None = None) -> None:
             f"# proxy benchmark: GET {path} on the {args.upstream} upstream, {args.engine} engine"
             f"{', access log on' if args.access_log else ''}"
             f"{f', {args.log_format} log with access lines' if args.log_format else ''}"
-            f"{', no request ids' if args.no_request_ids else ''}, "
+            f"{', no request ids' if args.no_request_ids else ''}"
+            f"{', metrics on' if args.metrics else ''}, "
             f"median of {args.rounds} x {args.duration:g} s runs, load generator: {generator}, "
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
         )
@@ -730,10 +746,8 @@ def main(argv: list[str] | None = None) -> None:
                     f"{c:>5}  {target:<10} {r.rps:>9.0f} {r.p50_ms:>8.3f} {r.p99_ms:>8.3f} "
                     f"{r.rps / direct:>6.2f} {r.errors:>6}"
                 )
-        for c in conns:  # (the warm-up runs, at 4 connections, are not shown)
-            samples = cpu_per_request[c]
-            print(f"frontdesk CPU per request at {c} connections: {statistics.median(samples):.0f} us"
-                  f" (median of {len(samples)} runs)")  # fmt: skip
+        for c in conns:
+            print(f"frontdesk CPU per request at {c} connections: {table[('frontdesk', c)].cpu_us:.0f} us")
         if 1 in conns:
             added = table[("frontdesk", 1)].p50_ms - table[("direct", 1)].p50_ms
             print(f"\np50 latency added by frontdesk at 1 connection: {added * 1000:.0f} us")

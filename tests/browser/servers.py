@@ -48,6 +48,9 @@ max_attempts_per_address = 1000
 [static]
 directory = "{static}"
 
+[metrics]
+address = ""  # off: browser stacks may run beside other gateways, which would contend for 127.0.0.1:9464
+
 [[routes]]
 prefix = "/api/"
 upstream = "http://127.0.0.1:{upstream_port}"

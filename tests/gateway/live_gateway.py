@@ -52,6 +52,8 @@ DEFAULT_TABLES: dict[str, dict[str, Any]] = {
     },
     "store": {"url": "sqlite:///frontdesk.db", "purge_interval": "1h"},
     "login": {"max_attempts_per_user": 50, "max_attempts_per_address": 1000, "window": "10m"},
+    # Off unless a test turns it on at a free port: gateways running at once must not contend for 9464.
+    "metrics": {"address": ""},
 }
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from frontdesk.middleware.events import Event, Kind
 from frontdesk.middleware.store import MemoryStore, SessionRecord, Store
-from frontdesk.middleware.store.base import SUPERSEDED_LIMIT
+from frontdesk.middleware.store.base import SUPERSEDED_LIMIT, CountsSessions
 from frontdesk.middleware.store.redis import RedisStore
 from frontdesk.middleware.store.sqlite import _MIGRATIONS, SqliteStore
 
@@ -204,6 +204,20 @@ async def test_last_seen_moves_with_each_rotation(store: Store) -> None:
     assert got is not None and (got.created_at, got.last_seen) == (NOW, NOW + 7)
     (listed,) = await store.list_sessions("u1", now=NOW + 8)
     assert listed.last_seen == NOW + 7
+
+
+async def test_count_live_sessions_skips_revoked_and_expired_ones(store: Store) -> None:
+    assert isinstance(store, CountsSessions)
+    assert await store.count_live_sessions(now=NOW) == 0
+    await store.create_session(record("live"))
+    await store.create_session(record("other-user", user_id="u2"))
+    await store.create_session(record("revoked"))
+    await store.create_session(record("idle", idle_expires_at=NOW + 10))
+    await store.create_session(record("capped", expires_at=NOW + 20, idle_expires_at=NOW + 20))
+    await store.revoke_session("revoked", now=NOW, reason="logout")
+    assert await store.count_live_sessions(now=NOW + 1) == 4
+    assert await store.count_live_sessions(now=NOW + 15) == 3  # "idle" sat idle past its deadline
+    assert await store.count_live_sessions(now=NOW + 25) == 2  # "capped" reached its absolute end
 
 
 async def test_workers_opening_a_fresh_file_together_all_start(tmp_path: Path) -> None:
