@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from frontdesk.middleware.cookies import CookiePolicy
+from frontdesk.middleware.cookies import CookiePolicy, CookiePolicyError
 from frontdesk.middleware.forwarded import TrustedProxies
 from frontdesk.middleware.sessions import SessionSettings
 
@@ -277,15 +277,7 @@ def load_config(
             login_t, "login", "max_concurrent_per_address", dc.max_concurrent_per_address, positive_int
         ),
     )
-    cookie = CookiePolicy(
-        name=p.get(cookie_t, "cookie", "name", "__Host-frontdesk", non_empty_string),
-        same_site=p.get(cookie_t, "cookie", "same_site", "Strict", non_empty_string),
-        secure=p.get(cookie_t, "cookie", "secure", True, boolean),
-        path=p.get(cookie_t, "cookie", "path", "/", non_empty_string),
-        domain=p.get(cookie_t, "cookie", "domain", None, non_empty_string),
-    )
-    for issue in cookie.problems():
-        p.add(f"cookie.{issue}")
+    cookie = _cookie_policy(cookie_t, p)
 
     store_url = p.get(store, "store", "url", "sqlite:///frontdesk.db", non_empty_string)
     if store_url.startswith(("redis://", "rediss://")):
@@ -357,6 +349,23 @@ def load_config(
     if problems.items:
         raise ConfigError(problems.items)
     return config
+
+
+def _cookie_policy(cookie_t: dict[str, Any], p: Problems) -> CookiePolicy:
+    """The library checks the policy (one rule set); the gateway puts its table in front of each problem."""
+    d = CookiePolicy()
+    try:
+        return CookiePolicy(
+            name=p.get(cookie_t, "cookie", "name", d.name, non_empty_string),
+            same_site=p.get(cookie_t, "cookie", "same_site", d.same_site, non_empty_string),
+            secure=p.get(cookie_t, "cookie", "secure", d.secure, boolean),
+            path=p.get(cookie_t, "cookie", "path", d.path, non_empty_string),
+            domain=p.get(cookie_t, "cookie", "domain", d.domain, non_empty_string),
+        )
+    except CookiePolicyError as exc:
+        for issue in exc.problems:
+            p.add(f"cookie.{issue}")
+        return d  # never served: the problems above refuse the config
 
 
 def _static_problems(config: GatewayConfig, dotenvs: list[Path]) -> list[str]:

@@ -269,3 +269,25 @@ def test_the_shipped_spa_is_served_when_no_static_folder_is_beside_the_config(tm
     assert config.static_dir == tmp_path / "static"
     config = load_config(write(tmp_path, '[static]\ndirectory = "web"\n'), env=GOOD_ENV)
     assert config.static_dir == tmp_path / "web"
+
+
+def test_cookie_problems_are_the_librarys_with_the_cookie_key_in_front(tmp_path: Path) -> None:
+    """One rule set (CookiePolicy's, checked when it is built); the gateway only names its table."""
+    path = write(
+        tmp_path,
+        """
+        [cookie]
+        name = "__Host-a b"
+        same_site = "lax"
+        path = "/app"
+        [server]
+        port = 0
+        """,
+    )
+    found = problems(path)
+    assert [p for p in found if p.startswith("cookie.")] == [
+        "cookie.name '__Host-a b' is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~ only)",
+        "cookie.path must be \"/\" for a __Host- cookie, not '/app'",
+        "cookie.same_site must be one of Strict, Lax, None, not 'lax' (did you mean 'Lax'?)",
+    ]
+    assert any(p.startswith("server.port") for p in found)  # and the rest of the file is still checked
