@@ -35,6 +35,8 @@ from .validators import (
     parse_trusted_proxies,
     positive_int,
     string_list,
+    unknown_key,
+    unknown_table,
 )
 
 __all__ = [
@@ -89,6 +91,7 @@ _SCHEMA: dict[str, set[str]] = {
     "proxy": set(),
     "keys": set(),
 }
+_TABLE_HEADERS = {name: "[[routes]]" if name == "routes" else f"[{name}]" for name in _SCHEMA}
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +208,7 @@ def load_config(
 
     for section, value in raw.items():
         if section not in _SCHEMA:
-            problems.add(f"unknown table [{section}]; known tables: {', '.join(sorted(_SCHEMA))}")
+            problems.add(unknown_table(section, _TABLE_HEADERS))
             continue
         if section == "routes":
             if not isinstance(value, list):
@@ -217,8 +220,7 @@ def load_config(
         if _SCHEMA[section]:
             for key in value:
                 if key not in _SCHEMA[section]:
-                    known = ", ".join(sorted(_SCHEMA[section]))
-                    problems.add(f"unknown key {section}.{key}; known keys in [{section}]: {known}")
+                    problems.add(unknown_key(section, key, _SCHEMA[section], table=f"[{section}]"))
 
     def table(name: str) -> dict[str, Any]:
         value = raw.get(name, {})
