@@ -25,6 +25,7 @@ __all__ = [
     "origin",
     "origins",
     "parse_duration",
+    "parse_each",
     "parse_size",
     "parse_trusted_proxies",
     "positive_int",
@@ -228,13 +229,7 @@ def origins(value: object) -> tuple[str, ...]:
     """A list of origins (see :func:`origin`), normalised, duplicates dropped; every bad entry is named."""
     if not isinstance(value, list):
         raise ValueError(f'{value!r} is not a list of origins such as ["https://app.example.com"]')
-    good: list[str] = []
-    bad: list[str] = []
-    for item in value:
-        try:
-            good.append(origin(item))
-        except ValueError as exc:
-            bad.append(str(exc))
+    good, bad = parse_each(value, origin)
     if bad:
         raise ValueError("; ".join(bad))
     return tuple(dict.fromkeys(good))
@@ -242,11 +237,18 @@ def origins(value: object) -> tuple[str, ...]:
 
 def parse_trusted_proxies(raw: Iterable[object]) -> tuple[list[Network], list[str]]:
     """``server.trusted_proxies``: the networks, and every entry's problem (the library's words, with the key)."""
-    networks: list[Network] = []
-    problems: list[str] = []
-    for item in raw:
+    networks, bad = parse_each(raw, trusted_network)
+    return networks, [f"server.trusted_proxies: {problem}" for problem in bad]
+
+
+def parse_each(items: Iterable[object], parse: Callable[[object], T]) -> tuple[list[T], list[str]]:
+    """Every entry of a list parsed: the good values, and each bad entry's problem (so one error names them
+    all rather than stopping at the first)."""
+    good: list[T] = []
+    bad: list[str] = []
+    for item in items:
         try:
-            networks.append(trusted_network(item))
+            good.append(parse(item))
         except ValueError as exc:
-            problems.append(f"server.trusted_proxies: {exc}")
-    return networks, problems
+            bad.append(str(exc))
+    return good, bad
