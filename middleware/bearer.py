@@ -136,7 +136,7 @@ class BearerAuth:
             hit = self._verified.get(authorization)
             if hit is not None:
                 now = self.clock()
-                if now <= hit.deadline and self._key_ok(hit.kid, now):
+                if now <= hit.deadline and self.codec.keyring.verifies(hit.kid, now):
                     if self.revocations is not None:
                         revoked = self._revoked.get(hit.sid, now)
                         if revoked is None:
@@ -195,13 +195,6 @@ class BearerAuth:
             self._verified[authorization] = _Verified(admission, deadline, kid, str(claims["sid"]))
         self._check_scopes(path, admission.user)
         return admission
-
-    def _key_ok(self, kid: str, now: float) -> bool:
-        try:
-            self.codec.keyring.lookup(kid, now)
-        except InvalidToken:
-            return False  # retired or gone from the ring (e.g. a refetched JWKS)
-        return True
 
     def _check_scopes(self, path: str, user: FrontdeskUser | None) -> None:
         rules = self.rules
