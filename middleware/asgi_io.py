@@ -62,7 +62,7 @@ def request_from_scope(scope: Scope, body: bytes = b"") -> HttpRequest:
         PairHeaders(scope["headers"]),
         body,
         client[0] if client else None,
-        _HTTP_SCHEME.get(scheme) or scheme,
+        _HTTP_SCHEME.get(scheme, scheme),
         scope["type"] == "websocket",
     )
 
