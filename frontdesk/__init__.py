@@ -13,6 +13,7 @@ from .middleware.admission import Admission, AuthBackend, ErrorRenderer, Refusal
 from .middleware.asgi import FrontdeskMiddleware
 from .middleware.bearer import BearerAuth
 from .middleware.clock import Clock
+from .middleware.cookies import CookiePolicy, CookiePolicyError
 from .middleware.errors import (
     BadCredentials,
     BadRequest,
@@ -53,6 +54,7 @@ __all__ = [
     # what an app hands to them or gets back
     "Authenticator",
     "Clock",
+    "CookiePolicy",
     "FrontdeskUser",
     "KeyRing",
     "SessionSettings",
@@ -67,6 +69,7 @@ __all__ = [
     "FrontdeskError",
     "BadCredentials",
     "BadRequest",
+    "CookiePolicyError",
     "CsrfRejected",
     "ExpiredToken",
     "InsufficientScope",

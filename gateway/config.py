@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from frontdesk.middleware.cookies import CookiePolicy
+from frontdesk.middleware.cookies import CookiePolicy, CookiePolicyError
 from frontdesk.middleware.forwarded import TrustedProxies
 from frontdesk.middleware.sessions import SessionSettings
 
@@ -38,6 +38,8 @@ from .validators import (
     parse_trusted_proxies,
     positive_int,
     string_list,
+    unknown_key,
+    unknown_table,
 )
 
 __all__ = [
@@ -96,6 +98,7 @@ _SCHEMA: dict[str, set[str]] = {
     "audit": {"retention"},
     "metrics": set(),
 }
+_TABLE_HEADERS = {name: "[[routes]]" if name == "routes" else f"[{name}]" for name in _SCHEMA}
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +219,7 @@ def load_config(
 
     for section, value in raw.items():
         if section not in _SCHEMA:
-            problems.add(f"unknown table [{section}]; known tables: {', '.join(sorted(_SCHEMA))}")
+            problems.add(unknown_table(section, _TABLE_HEADERS))
             continue
         if section == "routes":
             if not isinstance(value, list):
@@ -228,8 +231,7 @@ def load_config(
         if _SCHEMA[section]:
             for key in value:
                 if key not in _SCHEMA[section]:
-                    known = ", ".join(sorted(_SCHEMA[section]))
-                    problems.add(f"unknown key {section}.{key}; known keys in [{section}]: {known}")
+                    problems.add(unknown_key(section, key, _SCHEMA[section], table=f"[{section}]"))
 
     def table(name: str) -> dict[str, Any]:
         value = raw.get(name, {})
@@ -288,15 +290,7 @@ def load_config(
             login_t, "login", "max_concurrent_per_address", dc.max_concurrent_per_address, positive_int
         ),
     )
-    cookie = CookiePolicy(
-        name=p.get(cookie_t, "cookie", "name", "__Host-frontdesk", non_empty_string),
-        same_site=p.get(cookie_t, "cookie", "same_site", "Strict", non_empty_string),
-        secure=p.get(cookie_t, "cookie", "secure", True, boolean),
-        path=p.get(cookie_t, "cookie", "path", "/", non_empty_string),
-        domain=p.get(cookie_t, "cookie", "domain", None, non_empty_string),
-    )
-    for issue in cookie.problems():
-        p.add(f"cookie.{issue}")
+    cookie = _cookie_policy(cookie_t, p)
 
     store_url = p.get(store, "store", "url", "sqlite:///frontdesk.db", non_empty_string)
     if store_url.startswith(("redis://", "rediss://")):
@@ -378,6 +372,23 @@ def load_config(
     if problems.items:
         raise ConfigError(problems.items)
     return config
+
+
+def _cookie_policy(cookie_t: dict[str, Any], p: Problems) -> CookiePolicy:
+    """The library checks the policy (one rule set); the gateway puts its table in front of each problem."""
+    d = CookiePolicy()
+    try:
+        return CookiePolicy(
+            name=p.get(cookie_t, "cookie", "name", d.name, non_empty_string),
+            same_site=p.get(cookie_t, "cookie", "same_site", d.same_site, non_empty_string),
+            secure=p.get(cookie_t, "cookie", "secure", d.secure, boolean),
+            path=p.get(cookie_t, "cookie", "path", d.path, non_empty_string),
+            domain=p.get(cookie_t, "cookie", "domain", d.domain, non_empty_string),
+        )
+    except CookiePolicyError as exc:
+        for issue in exc.problems:
+            p.add(f"cookie.{issue}")
+        return d  # never served: the problems above refuse the config
 
 
 def _static_problems(config: GatewayConfig, dotenvs: list[Path]) -> list[str]:

@@ -15,7 +15,7 @@ from frontdesk.middleware.jwks import DEFAULT_MIN_REFETCH_INTERVAL
 from frontdesk.middleware.key_directory import KeyDirectory
 from frontdesk.middleware.keys import ASYMMETRIC_ALGORITHMS
 
-from .validators import Problems, allowance, parse_duration
+from .validators import Problems, allowance, parse_duration, unknown_key
 
 __all__ = ["ALGORITHMS", "KeySettings", "parse_key_settings", "key_directory_problems"]
 
@@ -48,7 +48,7 @@ def parse_key_settings(raw: Mapping[str, Any], base: Path) -> tuple[KeySettings,
     p = Problems()
     for key in raw:
         if key not in _KNOWN:
-            p.add(f"unknown key keys.{key}; known keys in [keys]: {', '.join(sorted(_KNOWN))}")
+            p.add(unknown_key("keys", key, _KNOWN, table="[keys]"))
     d = KeySettings()
     algorithm = raw.get("algorithm", d.algorithm)
     if algorithm not in ALGORITHMS:

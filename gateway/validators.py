@@ -8,8 +8,9 @@ environment.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypeVar
 
 from frontdesk.middleware.forwarded import Network, trusted_network
@@ -25,12 +26,15 @@ __all__ = [
     "origin",
     "origins",
     "parse_duration",
+    "parse_each",
     "parse_size",
     "parse_trusted_proxies",
     "positive_int",
     "positive_size",
     "string",
     "string_list",
+    "unknown_key",
+    "unknown_table",
 ]
 
 T = TypeVar("T")
@@ -54,6 +58,30 @@ class Problems:
         except (ValueError, TypeError) as exc:
             self.add(f"{section}.{key}: {exc}")
             return default
+
+
+def unknown_key(where: str, key: str, known: Collection[str], *, table: str) -> str:
+    """The one message for a key no parser reads, in every table:
+    ``tokens.acces_ttl: unknown key (did you mean access_ttl?); known keys in [tokens]: ...``.
+
+    ``where`` is how the key is named elsewhere in the error (``tokens``, ``routes[2]``), ``table`` the header
+    a user sees in the file (``[tokens]``, ``[[routes]]``)."""
+    return f"{where}.{key}: unknown key{_did_you_mean(key, known)}; known keys in {table}: {', '.join(sorted(known))}"
+
+
+def unknown_table(name: str, known: Mapping[str, str]) -> str:
+    """``[token]: unknown table (did you mean [tokens]?); known tables: [cookie], ...``; ``known`` maps each
+    table's name to its header (``[[routes]]`` is an array of tables)."""
+    listed = ", ".join(known[k] for k in sorted(known))
+    hint = _did_you_mean(name, known, lambda close: known[close])
+    return f"[{name}]: unknown table{hint}; known tables: {listed}"
+
+
+def _did_you_mean(name: str, known: Iterable[str], show: Callable[[str], str] = str) -> str:
+    # difflib's default cutoff (0.6) catches a dropped, doubled or swapped letter and a missing underscore
+    # without suggesting something unrelated, as oauth2-proxy's option validation does.
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {show(close[0])}?)" if close else ""
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -214,13 +242,7 @@ def origins(value: object) -> tuple[str, ...]:
     """A list of origins (see :func:`origin`), normalised, duplicates dropped; every bad entry is named."""
     if not isinstance(value, list):
         raise ValueError(f'{value!r} is not a list of origins such as ["https://app.example.com"]')
-    good: list[str] = []
-    bad: list[str] = []
-    for item in value:
-        try:
-            good.append(origin(item))
-        except ValueError as exc:
-            bad.append(str(exc))
+    good, bad = parse_each(value, origin)
     if bad:
         raise ValueError("; ".join(bad))
     return tuple(dict.fromkeys(good))
@@ -228,11 +250,18 @@ def origins(value: object) -> tuple[str, ...]:
 
 def parse_trusted_proxies(raw: Iterable[object]) -> tuple[list[Network], list[str]]:
     """``server.trusted_proxies``: the networks, and every entry's problem (the library's words, with the key)."""
-    networks: list[Network] = []
-    problems: list[str] = []
-    for item in raw:
+    networks, bad = parse_each(raw, trusted_network)
+    return networks, [f"server.trusted_proxies: {problem}" for problem in bad]
+
+
+def parse_each(items: Iterable[object], parse: Callable[[object], T]) -> tuple[list[T], list[str]]:
+    """Every entry of a list parsed: the good values, and each bad entry's problem (so one error names them
+    all rather than stopping at the first)."""
+    good: list[T] = []
+    bad: list[str] = []
+    for item in items:
         try:
-            networks.append(trusted_network(item))
+            good.append(parse(item))
         except ValueError as exc:
-            problems.append(f"server.trusted_proxies: {exc}")
-    return networks, problems
+            bad.append(str(exc))
+    return good, bad

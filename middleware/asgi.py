@@ -31,7 +31,7 @@ from .cookies import strip_cookie
 from .errors import FrontdeskError
 from .http import error_response
 from .no_store import decorate_raw
-from .principal import ACCESS_TOKEN_KEY, SCOPE_CLAIMS, FrontdeskUser, anonymous
+from .principal import ACCESS_TOKEN_KEY, SCOPE_CLAIMS, anonymous
 
 __all__ = ["FrontdeskMiddleware", "SCOPE_CLAIMS", "ACCESS_TOKEN_KEY", "SessionEnded"]
 
@@ -72,14 +72,21 @@ class FrontdeskMiddleware:
                 await receive()  # websocket.connect: the handshake is answered after it
             await send_refusal(scope, send, self.on_error(result, request))
             return
-        _set_user(scope, result.user)
+        user = result.user
+        if user is not None:
+            scope["user"] = user
+            scope["auth"] = user.credentials()
+            scope[SCOPE_CLAIMS] = user.claims
+        elif "user" not in scope:  # a public path: keep request.user working, as anonymous
+            scope["user"], scope["auth"] = anonymous()
         if result.access_token is not None:
             scope[ACCESS_TOKEN_KEY] = result.access_token
-        if result.hidden_cookie is not None:
+        hidden = result.hidden_cookie
+        if hidden is not None:  # a cookie session (bearer mode skips all of this)
             # The wrapped app never sees the refresh cookie, public paths included (it would end up in logs).
-            scope["headers"] = _without_cookie(scope["headers"], result.hidden_cookie)
-        if result.user is not None and result.hidden_cookie is not None:  # a cookie session's answer
-            send = _decorating(send, result, websocket)
+            scope["headers"] = _without_cookie(scope["headers"], hidden)
+            if user is not None:
+                send = _decorating(send, result, websocket)
         if not websocket or result.sid is None or result.watch is None:
             await self.app(scope, receive, send)
             return
@@ -163,16 +170,6 @@ class _SessionSocket:
         if message["type"] == "websocket.close":
             self._closed = True
         await self._send(message)
-
-
-def _set_user(scope: Scope, user: FrontdeskUser | None) -> None:
-    if user is None:
-        if "user" not in scope:  # a public path: keep request.user working, as anonymous
-            scope["user"], scope["auth"] = anonymous()
-        return
-    scope["user"] = user
-    scope["auth"] = user.credentials()
-    scope[SCOPE_CLAIMS] = user.claims
 
 
 def _without_cookie(headers: list[tuple[bytes, bytes]], name: str) -> list[tuple[bytes, bytes]]:

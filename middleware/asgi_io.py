@@ -17,6 +17,7 @@ __all__ = [
     "WS_POLICY_VIOLATION",
     "read_body",
     "request_from_scope",
+    "ScopeRequest",
     "send_response",
     "send_refusal",
 ]
@@ -51,21 +52,43 @@ _HTTP_SCHEME = {"ws": "http", "wss": "https"}
 
 
 def request_from_scope(scope: Scope, body: bytes = b"") -> HttpRequest:
-    """The transport-neutral request of an ``http`` or ``websocket`` scope (the one builder for both).
+    """The transport-neutral request of an ``http`` or ``websocket`` scope (the one builder for both)."""
+    return ScopeRequest(scope, body)
 
-    Runs on every request of a wrapped app, so it is lean: positional arguments and lazily parsed headers."""
-    client = scope.get("client")
-    scheme: str = scope.get("scheme", "http")
-    return HttpRequest(
-        scope.get("method", "GET"),  # a WebSocket handshake is a GET
-        scope["path"],
-        PairHeaders(scope["headers"]),
-        body,
-        client[0] if client else None,
-        _HTTP_SCHEME.get(scheme) or scheme,
-        scope["type"] == "websocket",
-        scope.get("query_string", b""),
-    )
+
+class ScopeRequest(HttpRequest):
+    """An ASGI scope's :class:`HttpRequest`, lean because it is built for every request of a wrapped app: the
+    path, the headers (a lazy view of the raw pairs) and ``websocket`` at once; ``method``, ``client`` and
+    ``scheme`` and ``query``, which bearer mode never reads, from the scope on first use (then they are plain
+    attributes)."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, scope: Scope, body: bytes = b"") -> None:  # the dataclass __init__ would compute all
+        self._scope = scope
+        self.path = scope["path"]
+        self.headers = PairHeaders(scope["headers"])
+        self.body = body
+        self.websocket = scope["type"] == "websocket"
+
+    def __getattr__(self, name: str) -> Any:
+        # Python calls this only for an attribute not set yet: the four filled lazily, each once.
+        scope = self._scope
+        value: Any
+        if name == "method":
+            value = scope.get("method", "GET")  # a WebSocket handshake is a GET
+        elif name == "client":
+            client = scope.get("client")
+            value = client[0] if client else None
+        elif name == "scheme":
+            scheme = scope.get("scheme", "http")
+            value = _HTTP_SCHEME.get(scheme, scheme)
+        elif name == "query":
+            value = scope.get("query_string", b"")
+        else:
+            raise AttributeError(name)
+        setattr(self, name, value)
+        return value
 
 
 async def send_response(send: Send, response: HttpResponse, *, websocket: bool = False) -> None:

@@ -41,7 +41,7 @@ _PUBLIC = Admission(None)
 
 @dataclass(frozen=True, slots=True)
 class _Verified:
-    user: FrontdeskUser
+    admission: Admission  # built once per token and handed to each of its requests (read-only by convention)
     deadline: float  # exp + leeway
     kid: str
     sid: str
@@ -123,21 +123,29 @@ class BearerAuth:
         verified results (the user object, the token's deadline, its key and session), re-checking only what
         can change: the clock against ``exp`` plus leeway, the key still being in the ring, and revocation.
         """
+        result = self._admission_now(path, authorization)
+        return result if isinstance(result, Pending) else result.user
+
+    def _admission_now(self, path: str, authorization: str | bytes | None) -> Admission | Pending:
+        """:meth:`authenticate_now` as the pipeline's answer: the token's one :class:`Admission` (kept in the
+        memo with the verified result, so a request builds none), :data:`_PUBLIC` on a public path."""
         rules = self.rules
         if rules.public and rules.is_public(path):
-            return None
+            return _PUBLIC
         if authorization is not None:
             hit = self._verified.get(authorization)
             if hit is not None:
                 now = self.clock()
-                if now <= hit.deadline and self._key_ok(hit.kid, now):
+                if now <= hit.deadline and self.codec.keyring.verifies(hit.kid, now):
                     if self.revocations is not None:
                         revoked = self._revoked.get(hit.sid, now)
                         if revoked is None:
                             return PENDING
                         if revoked:
                             raise SessionRevoked("the session of this token has been logged out or revoked")
-                    return self._check_scopes(path, hit.user)
+                    if rules.scopes:  # tested here: no call at all for an app without scoped paths
+                        self._check_scopes(path, hit.admission.user)
+                    return hit.admission
                 self._verified.pop(authorization, None)  # the full path below gives the precise error
         token = parse_authorization(_text(authorization))
         if self.jwks is None:
@@ -159,7 +167,10 @@ class BearerAuth:
 
     async def authenticate(self, path: str, authorization: str | bytes | None) -> FrontdeskUser | None:
         """The verified user, None on a public path; raises a :class:`FrontdeskError` otherwise."""
-        result = self.authenticate_now(path, authorization)
+        return (await self._admission(path, authorization)).user
+
+    async def _admission(self, path: str, authorization: str | bytes | None) -> Admission:
+        result = self._admission_now(path, authorization)
         if not isinstance(result, Pending):
             return result
         token = parse_authorization(_text(authorization))
@@ -175,30 +186,23 @@ class BearerAuth:
 
     def _remember(
         self, path: str, authorization: str | bytes | None, token: str, claims: dict[str, Any]
-    ) -> FrontdeskUser:
-        user = FrontdeskUser(claims)
+    ) -> Admission:
+        admission = Admission(FrontdeskUser(claims))
         kid = jwt.get_unverified_header(token).get("kid")  # verified already: the codec looked it up
         if authorization is not None and isinstance(kid, str):
             if len(self._verified) >= MEMO_SIZE:
                 self._verified.clear()  # crude but O(1) amortised; a full memo is refilled by the next requests
             deadline = float(claims["exp"]) + self.codec.leeway
-            self._verified[authorization] = _Verified(user, deadline, kid, str(claims["sid"]))
-        return self._check_scopes(path, user)
+            self._verified[authorization] = _Verified(admission, deadline, kid, str(claims["sid"]))
+        self._check_scopes(path, admission.user)
+        return admission
 
-    def _key_ok(self, kid: str, now: float) -> bool:
-        try:
-            self.codec.keyring.lookup(kid, now)
-        except InvalidToken:
-            return False  # retired or gone from the ring (e.g. a refetched JWKS)
-        return True
-
-    def _check_scopes(self, path: str, user: FrontdeskUser) -> FrontdeskUser:
+    def _check_scopes(self, path: str, user: FrontdeskUser | None) -> None:
         rules = self.rules
-        if rules.scopes:
+        if rules.scopes and user is not None:
             missing = rules.required_scopes(path) - user.scopes
             if missing:
                 raise InsufficientScope(f"this path requires scope {' '.join(sorted(missing))}")
-        return user
 
     async def verify(self, token: str) -> dict[str, Any]:
         """Verified claims of an access token (signature, type, issuer, audience, times); no revocation check."""
@@ -233,12 +237,12 @@ class BearerAuth:
         the parser refuses as malformed."""
         path, authorization = request.path, request.headers.get("authorization")
         try:
-            user = self.authenticate_now(path, authorization)  # no I/O in the common case: no await either
-            if isinstance(user, Pending):
-                user = await self.authenticate(path, authorization)
+            result = self._admission_now(path, authorization)  # no I/O in the common case: no await either
+            if isinstance(result, Pending):
+                result = await self._admission(path, authorization)
         except FrontdeskError as exc:
             return self.refusal(exc)
-        return Admission(user) if user is not None else _PUBLIC
+        return result
 
     def refusal(self, exc: FrontdeskError) -> Refusal:
         challenge = bearer_challenge(exc, realm=self.realm)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEVICE_SUFFIX", "CookiePolicy", "device_cookie_name", "read_cookie", "strip_cookie"]
+__all__ = ["DEVICE_SUFFIX", "CookiePolicy", "CookiePolicyError", "device_cookie_name", "read_cookie", "strip_cookie"]
 
 # The login device cookie (see login_limits) is named after the session cookie, so whatever strips or guards
 # the session cookie knows its sibling from the one configured name.
@@ -19,32 +19,56 @@ def device_cookie_name(session_cookie: str) -> str:
     return session_cookie + DEVICE_SUFFIX
 
 _SAMESITE = ("Strict", "Lax", "None")
+_HOST = "__Host-"
+
+
+class CookiePolicyError(ValueError):
+    """A :class:`CookiePolicy` the browser would refuse; ``problems`` lists every reason, each starting with
+    the parameter's name (the gateway puts its table in front: ``cookie.name ...``)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("CookiePolicy: " + "; ".join(problems))
 
 
 @dataclass(frozen=True, slots=True)
 class CookiePolicy:
+    """How the refresh cookie is written; checked when built (:class:`CookiePolicyError` names every problem),
+    because a browser drops a cookie that breaks these rules without a word, and nobody could log in."""
+
     name: str = "__Host-frontdesk"
     same_site: str = "Strict"
     secure: bool = True
     path: str = "/"
     domain: str | None = None
 
-    def problems(self) -> list[str]:
-        """Plain-word reasons this policy breaks the ``__Host-`` rules (empty when fine), each starting with the
-        field's name; the gateway puts its table in front (``cookie.name ...``)."""
+    def __post_init__(self) -> None:
+        problems = self._problems()
+        if problems:
+            raise CookiePolicyError(problems)
+
+    def _problems(self) -> list[str]:
         out: list[str] = []
-        if not self.name.startswith("__Host-"):
-            out.append(f'name {self.name!r} must start with "__Host-"')
-        elif len(self.name) == len("__Host-") or not _is_token(self.name):
-            out.append(f"name {self.name!r} is not a valid cookie name")
-        if not self.secure:
-            out.append("secure must be true: a __Host- cookie is only accepted with Secure")
+        name, same_site = self.name, self.same_site
+        if not isinstance(name, str):
+            out.append(f"name must be a string, not {name!r}")
+        elif name.startswith("__Secure-"):
+            # __Secure- only demands Secure: a sibling sub-domain could still plant a cookie of that name.
+            out.append(f'name {name!r} must start with "__Host-": a sibling sub-domain can set a __Secure- cookie')
+        elif not name.startswith(_HOST):
+            out.append(f'name {name!r} must start with "__Host-"')
+        elif len(name) == len(_HOST) or not _is_token(name):
+            out.append(f"name {name!r} is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~ only)")
+        if self.secure is not True:
+            out.append("secure must be true: browsers accept a __Host- cookie (and SameSite=None) only with Secure")
         if self.path != "/":
             out.append(f'path must be "/" for a __Host- cookie, not {self.path!r}')
-        if self.domain:
+        if self.domain is not None and self.domain != "":
             out.append("domain must not be set for a __Host- cookie")
-        if self.same_site not in _SAMESITE:
-            out.append(f"same_site must be one of Strict, Lax, None, not {self.same_site!r}")
+        if same_site not in _SAMESITE:
+            hint = [v for v in _SAMESITE if isinstance(same_site, str) and v.lower() == same_site.strip().lower()]
+            did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+            out.append(f"same_site must be one of Strict, Lax, None, not {same_site!r}{did_you_mean}")
         return out
 
     def set_cookie(self, value: str, *, max_age: int | None) -> str:
@@ -62,6 +86,7 @@ class CookiePolicy:
 
 
 def _is_token(name: str) -> bool:
+    """An RFC 9110 token: visible ASCII without separators (no spaces, ``;``, ``=``, quotes...)."""
     return all(33 <= ord(c) <= 126 and c not in '()<>@,;:\\"/[]?={}' for c in name)
 
 

@@ -32,6 +32,15 @@ class FrontdeskError(Exception):
     status: int = 500
     code: str = "internal_error"
 
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None) -> None:
+        """A leaf states its HTTP answer in its header, ``class Gone(FrontdeskError, status=410, code="gone")``;
+        what it leaves out it inherits."""
+        super().__init_subclass__()
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
+
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail or self.code.replace("_", " "))
 
@@ -40,11 +49,8 @@ class FrontdeskError(Exception):
         return str(self)
 
 
-class TokenError(FrontdeskError):
+class TokenError(FrontdeskError, status=401, code="invalid_token"):
     """A token failed verification."""
-
-    status = 401
-    code = "invalid_token"
 
 
 class InvalidToken(TokenError):
@@ -55,84 +61,62 @@ class UnknownKey(InvalidToken):
     """The token's ``kid`` names no key we hold (a JWKS-backed ring may refetch once and retry)."""
 
 
-class InsufficientScope(FrontdeskError):
+class InsufficientScope(FrontdeskError, status=403, code="insufficient_scope"):
     """A valid token that lacks a scope the route requires (RFC 6750 ``insufficient_scope``)."""
 
-    status = 403
-    code = "insufficient_scope"
 
-
-class ExpiredToken(TokenError):
+class ExpiredToken(TokenError, code="token_expired"):
     """The token's ``exp`` has passed (beyond the leeway) or its ``nbf``/``iat`` lies in the future."""
 
-    code = "token_expired"
 
-
-class NotAuthenticated(FrontdeskError):
+class NotAuthenticated(FrontdeskError, status=401, code="not_authenticated"):
     """No usable session: no cookie, an invalid one, or a session that ended."""
 
-    status = 401
-    code = "not_authenticated"
 
-
-class SessionRevoked(NotAuthenticated):
+class SessionRevoked(NotAuthenticated, code="session_revoked"):
     """The session was logged out or revoked."""
 
-    code = "session_revoked"
 
-
-class TokenReused(SessionRevoked):
+class TokenReused(SessionRevoked, code="token_reused"):
     """A refresh token that had already been rotated away was presented: the session is revoked."""
 
-    code = "token_reused"
 
-
-class BadCredentials(FrontdeskError):
-    status = 401
-    code = "invalid_credentials"
+class BadCredentials(FrontdeskError, status=401, code="invalid_credentials"):
+    """Wrong username or password (one answer for both, so it names no existing user)."""
 
     def __init__(self, detail: str = "wrong username or password") -> None:
         super().__init__(detail)
 
 
-class RateLimited(FrontdeskError):
-    status = 429
-    code = "rate_limited"
+class RateLimited(FrontdeskError, status=429, code="rate_limited"):
+    """Too many login attempts; ``retry_after`` seconds go out as ``Retry-After``."""
 
     def __init__(self, retry_after: int, detail: str = "too many login attempts; try again later") -> None:
         self.retry_after = max(1, int(retry_after))
         super().__init__(detail)
 
 
-class Overloaded(RateLimited):
+class Overloaded(RateLimited, status=503, code="overloaded"):
     """The server is at capacity (e.g. every password-hashing slot is taken): try again after ``retry_after``.
 
     A :class:`RateLimited` so that it shares the one ``Retry-After`` path of the HTTP layers, but a 503: the
     cause is the server's load, not this client's count of attempts, and nothing was counted against it.
     """
 
-    status = 503
-    code = "overloaded"
-
     def __init__(self, retry_after: int = 1, detail: str = "the server is busy; try again shortly") -> None:
         super().__init__(retry_after, detail)
 
 
-class CsrfRejected(FrontdeskError):
-    status = 403
-    code = "csrf_rejected"
+class CsrfRejected(FrontdeskError, status=403, code="csrf_rejected"):
+    """A request without the CSRF header, or from an origin that is not ours."""
 
 
-class WebSocketRefused(FrontdeskError):
+class WebSocketRefused(FrontdeskError, status=403, code="websocket_refused"):
     """A WebSocket upgrade refused: no ``Origin``, a route that takes none, too many sockets for a session."""
 
-    status = 403
-    code = "websocket_refused"
 
-
-class BadRequest(FrontdeskError):
-    status = 400
-    code = "bad_request"
+class BadRequest(FrontdeskError, status=400, code="bad_request"):
+    """A malformed request; ``status`` and ``code`` may be narrowed (413 ``payload_too_large``...)."""
 
     def __init__(self, detail: str = "bad request", *, status: int = 400, code: str = "bad_request") -> None:
         self.status = status
@@ -140,15 +124,12 @@ class BadRequest(FrontdeskError):
         super().__init__(detail)
 
 
-class StoreError(FrontdeskError):
+class StoreError(FrontdeskError, status=503, code="store_unavailable"):
     """The session store could not be reached or answered something impossible.
 
     ``str(exc)`` carries the specifics for the log (paths, URLs, driver messages); the ``detail`` that
     reaches clients is fixed, so a store URL with a password or a file path never leaks in a response.
     """
-
-    status = 503
-    code = "store_unavailable"
 
     @property
     def detail(self) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from .admission import Admission, Refusal
 from .auth_api import AUTH_BODY_LIMIT, AuthAPI
@@ -16,6 +15,7 @@ from .clock import Clock, system_clock
 from .cookies import CookiePolicy
 from .csrf import check_request
 from .errors import FrontdeskError, InsufficientScope, NotAuthenticated
+from .events import NO_EVENTS, Events
 from .forwarded import TrustedProxies
 from .http import HttpRequest, HttpResponse, error_response
 from .opening import OpenOnce
@@ -82,13 +82,26 @@ class SessionAuth:
         access_keyring: KeyRing | None = None,
         issuer: str = "frontdesk",
         audience: str = "frontdesk-api",
+        leeway: float = 5.0,
         cookie: CookiePolicy | None = None,
         settings: SessionSettings | None = None,
         clock: Clock = system_clock,
-        **options: Any,
+        events: Events = NO_EVENTS,
+        prefix: str = "/auth",
+        csrf_header: str = "x-csrf",
+        origins: Iterable[str] = (),
+        trusted_proxies: TrustedProxies | None = None,
+        public_paths: Iterable[str] = (),
+        scopes: Mapping[str, str | Iterable[str]] | None = None,
+        csrf: bool = True,
+        purge_interval: float = 3600.0,
     ) -> SessionAuth:
         """A whole engine from two secrets (or an asymmetric ``access_keyring``), an authenticator and a
-        store (a URL such as ``"sqlite:///path/frontdesk.db"``, ``"memory://"`` for tests, or a Store)."""
+        store (a URL such as ``"sqlite:///path/frontdesk.db"``, ``"memory://"`` for tests, or a Store).
+
+        The options after ``clock`` are the engine's ``events`` and :class:`SessionAuth`'s own, spelt out
+        (not ``**options``) so a type checker catches a misspelt one. Requests are admitted for ``audience``.
+        """
         if store is None:
             raise TypeError(STORE_REQUIRED)
         if access_secret == refresh_secret:
@@ -100,11 +113,23 @@ class SessionAuth:
             authenticator=authenticator,
             issuer=issuer,
             audience=audience,
+            leeway=leeway,
             cookie=cookie,
             settings=settings,
             clock=clock,
+            events=events,
         )
-        return cls(engine, **options)
+        return cls(
+            engine,
+            prefix=prefix,
+            csrf_header=csrf_header,
+            origins=origins,
+            trusted_proxies=trusted_proxies,
+            public_paths=public_paths,
+            scopes=scopes,
+            csrf=csrf,
+            purge_interval=purge_interval,
+        )
 
     def answers(self, path: str) -> bool:
         return self.api.handles(path)

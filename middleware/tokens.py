@@ -85,6 +85,14 @@ class KeyRing:
                     return key
         raise UnknownKey("token signed with an unknown key")
 
+    def verifies(self, kid: str, now: float) -> bool:
+        """Whether ``kid`` is still in the ring and inside its window: :meth:`lookup` as a yes/no, for the
+        per-request re-check of a token verified before (no exception to raise and catch)."""
+        for key in self.keys:
+            if key.kid == kid:
+                return key.not_after is None or now <= key.not_after
+        return False
+
     def active(self, now: float) -> list[SigningKey]:
         """Every key still inside its verification window (what a JWKS document may publish)."""
         return [k for k in self.keys if k.not_after is None or now <= k.not_after]

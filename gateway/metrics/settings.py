@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..validators import unknown_key
+
 __all__ = ["DEFAULT_ADDRESS", "MetricsSettings", "parse_metrics_settings"]
 
 DEFAULT_ADDRESS = "127.0.0.1:9464"
@@ -63,7 +65,7 @@ def parse_metrics_settings(raw: Mapping[str, Any] | None) -> tuple[MetricsSettin
     table = raw or {}
     for key in table:
         if key not in _KEYS:
-            problems.append(f"unknown key metrics.{key}; known keys in [metrics]: {', '.join(sorted(_KEYS))}")
+            problems.append(unknown_key("metrics", key, _KEYS, table="[metrics]"))
     try:
         settings = _parse_address(table.get("address", DEFAULT_ADDRESS))
     except ValueError as exc:

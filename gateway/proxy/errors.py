@@ -22,57 +22,40 @@ __all__ = [
 ]
 
 
-class BadPath(FrontdeskError):
+class BadPath(FrontdeskError, status=400, code="bad_path"):
     """A path with dot segments, encoded slashes/backslashes or control bytes on a proxied route."""
 
-    status = 400
-    code = "bad_path"
 
-
-class BadFraming(FrontdeskError):
+class BadFraming(FrontdeskError, status=400, code="bad_request"):
     """Request framing that proxies could disagree about (CL+TE, duplicate lengths...): smuggling shapes."""
 
-    status = 400
-    code = "bad_request"
 
-
-class MethodNotAllowed(FrontdeskError):
-    status = 405
-    code = "method_not_allowed"
+class MethodNotAllowed(FrontdeskError, status=405, code="method_not_allowed"):
+    """A method the route does not take; ``allow`` goes out as the ``Allow`` header."""
 
     def __init__(self, detail: str, *, allow: str) -> None:
         self.allow = allow
         super().__init__(detail)
 
 
-class PayloadTooLarge(FrontdeskError):
-    status = 413
-    code = "payload_too_large"
+class PayloadTooLarge(FrontdeskError, status=413, code="payload_too_large"):
+    """A request body over the route's ``max_body_size``."""
 
 
-class HeadersTooLarge(FrontdeskError):
-    status = 431
-    code = "headers_too_large"
+class HeadersTooLarge(FrontdeskError, status=431, code="headers_too_large"):
+    """Request or response headers over the configured size."""
 
 
-class UpstreamError(FrontdeskError):
+class UpstreamError(FrontdeskError, status=502, code="bad_gateway"):
     """Anything that went wrong talking to an upstream."""
 
-    status = 502
-    code = "bad_gateway"
 
-
-class UpstreamUnavailable(UpstreamError):
+class UpstreamUnavailable(UpstreamError, code="upstream_unavailable"):
     """Connection refused, unreachable host, DNS failure."""
 
-    code = "upstream_unavailable"
 
-
-class UpstreamTimeout(UpstreamError):
+class UpstreamTimeout(UpstreamError, status=504, code="upstream_timeout"):
     """No answer within the route timeout (nginx answers 504 here too)."""
-
-    status = 504
-    code = "upstream_timeout"
 
 
 class UpstreamConnectTimeout(UpstreamTimeout):
@@ -83,20 +66,13 @@ class UpstreamProtocolError(UpstreamError):
     """The upstream sent something that is not a valid HTTP/1.1 response."""
 
 
-class UpstreamClosed(UpstreamError):
+class UpstreamClosed(UpstreamError, code="upstream_closed"):
     """The upstream closed or reset the connection before the response was complete."""
 
-    code = "upstream_closed"
 
-
-class BrowserGone(UpstreamClosed):
+class BrowserGone(UpstreamClosed, code="client_closed"):
     """The browser left mid-response; the upstream exchange is abandoned (not an upstream fault)."""
 
-    code = "client_closed"
 
-
-class SessionEnded(UpstreamClosed):
+class SessionEnded(UpstreamClosed, status=401, code="session_ended"):
     """The session behind a streamed response ended (logout, password change, revocation): the stream is cut."""
-
-    status = 401
-    code = "session_ended"

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from frontdesk.middleware.admission import AuthMode
 
-from ..validators import parse_duration, parse_size
+from ..validators import parse_duration, parse_size, unknown_key
 
 __all__ = ["AuthMode", "Route", "Upstream", "RouteTable", "parse_routes", "DEFAULT_METHODS"]
 
@@ -137,7 +137,7 @@ def _parse_one(item: object, where: str, default_audience: str, problems: list[s
     before = len(problems)
     for key in item:
         if key not in _KEYS:
-            problems.append(f"{where}.{key}: unknown setting (known: {', '.join(sorted(_KEYS))})")
+            problems.append(unknown_key(where, key, _KEYS, table="[[routes]]"))
 
     prefix = item.get("prefix")
     if not isinstance(prefix, str) or not prefix.startswith("/") or prefix == "/":

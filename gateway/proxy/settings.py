@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from ..validators import count, host, origins, parse_duration, positive_int, positive_size, string
+from ..validators import count, host, origins, parse_duration, positive_int, positive_size, string, unknown_key
 
 __all__ = ["ProxySettings", "parse_proxy_settings"]
 
@@ -76,8 +76,7 @@ def parse_proxy_settings(raw: object) -> tuple[ProxySettings, list[str]]:
     for key, value in raw.items():
         parser = _PARSERS.get(key)
         if parser is None:
-            known = ", ".join(sorted(_PARSERS))
-            problems.append(f"proxy.{key}: unknown setting (known: {known})")
+            problems.append(unknown_key("proxy", key, _PARSERS, table="[proxy]"))
             continue
         try:
             values[key] = parser(value)

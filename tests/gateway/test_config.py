@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -72,8 +73,8 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     for expected in (
         "FRONTDESK_ACCESS_SECRET is shorter than 32 bytes",
         "FRONTDESK_REFRESH_SECRET is not set",
-        "unknown key tokens.bogus",
-        "unknown table [nonsense]",
+        "tokens.bogus: unknown key",
+        "[nonsense]: unknown table",
         "tokens.rotation_grace",
         "access_ttl must be shorter than tokens.refresh_ttl",
         'cookie.name \'frontdesk\' must start with "__Host-"',
@@ -276,7 +277,7 @@ def test_forward_auth_pass_token_is_a_checked_boolean_off_by_default(tmp_path: P
     assert load_config(write(tmp_path, "[forward_auth]\npass_token = true\n"), env=GOOD_ENV).forward_auth_pass_token
     found = problems(write(tmp_path, '[forward_auth]\npass_token = "yes"\ncache = 1\n'))
     assert "forward_auth.pass_token: 'yes' must be true or false" in found
-    assert any(p.startswith("unknown key forward_auth.cache") for p in found)
+    assert any(p.startswith("forward_auth.cache: unknown key") for p in found)
 
 
 def test_log_and_audit_settings_default_and_parse(tmp_path: Path) -> None:
@@ -294,5 +295,79 @@ def test_bad_log_and_audit_settings_are_all_named_at_once(tmp_path: Path) -> Non
     found = problems(write(tmp_path, text))
     assert any(p.startswith("log.format:") and '"json"' in p for p in found), found
     assert any(p.startswith("log.level:") and '"debug"' in p for p in found), found
-    assert any("unknown key log.syslog" in p for p in found), found
+    assert any(p.startswith("log.syslog: unknown key") for p in found), found
     assert any(p.startswith("audit.retention:") for p in found), found
+
+
+def test_cookie_problems_are_the_librarys_with_the_cookie_key_in_front(tmp_path: Path) -> None:
+    """One rule set (CookiePolicy's, checked when it is built); the gateway only names its table."""
+    path = write(
+        tmp_path,
+        """
+        [cookie]
+        name = "__Host-a b"
+        same_site = "lax"
+        path = "/app"
+        [server]
+        port = 0
+        """,
+    )
+    found = problems(path)
+    assert [p for p in found if p.startswith("cookie.")] == [
+        "cookie.name '__Host-a b' is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~ only)",
+        "cookie.path must be \"/\" for a __Host- cookie, not '/app'",
+        "cookie.same_site must be one of Strict, Lax, None, not 'lax' (did you mean 'Lax'?)",
+    ]
+    assert any(p.startswith("server.port") for p in found)  # and the rest of the file is still checked
+
+
+# One misspelling per table the gateway reads, the key it should suggest, and the header of that table.
+MISSPELT = [
+    ("tokens", "acces_ttl", "access_ttl", "tokens.acces_ttl", "[tokens]"),
+    ("store", "purge_intreval", "purge_interval", "store.purge_intreval", "[store]"),
+    ("server", "trusted_proxy", "trusted_proxies", "server.trusted_proxy", "[server]"),
+    ("cookie", "samesite", "same_site", "cookie.samesite", "[cookie]"),
+    ("csrf", "headers", "header", "csrf.headers", "[csrf]"),
+    ("login", "max_attempts_per_usr", "max_attempts_per_user", "login.max_attempts_per_usr", "[login]"),
+    ("users", "databse", "database", "users.databse", "[users]"),
+    ("static", "directroy", "directory", "static.directroy", "[static]"),
+    ("keys", "algoritm", "algorithm", "keys.algoritm", "[keys]"),
+    ("proxy", "read_timout", "read_timeout", "proxy.read_timout", "[proxy]"),
+    ("[routes]", "upstrem", "upstream", "routes[0].upstrem", "[[routes]]"),
+]
+UNKNOWN_KEY = re.compile(
+    r"^(?P<where>\S+): unknown key(?: \(did you mean (?P<hint>\w+)\?\))?; "
+    r"known keys in (?P<table>\[\[?\w+\]\]?): (?P<known>\w+(?:, \w+)*)$"
+)
+
+
+def _with_key(section: str, key: str) -> str:
+    if section == "[routes]":
+        return f'[[routes]]\nprefix = "/api/"\nupstream = "http://127.0.0.1:9000"\n{key} = 1\n'
+    return f"[{section}]\n{key} = 1\n"
+
+
+@pytest.mark.parametrize(("section", "typo", "meant", "where", "table"), MISSPELT, ids=[m[0] for m in MISSPELT])
+def test_every_table_names_an_unknown_key_in_one_format_with_a_suggestion(
+    tmp_path: Path, section: str, typo: str, meant: str, where: str, table: str
+) -> None:
+    found = [p for p in problems(write(tmp_path, _with_key(section, typo))) if "unknown" in p]
+    assert len(found) == 1, found
+    match = UNKNOWN_KEY.match(found[0])
+    assert match, found[0]
+    assert (match["where"], match["hint"], match["table"]) == (where, meant, table)
+    known = match["known"].split(", ")
+    assert known == sorted(known) and meant in known
+
+
+@pytest.mark.parametrize("section", [m[0] for m in MISSPELT])
+def test_a_key_like_nothing_known_gets_no_suggestion(tmp_path: Path, section: str) -> None:
+    found = [p for p in problems(write(tmp_path, _with_key(section, "zzz"))) if "unknown" in p]
+    assert len(found) == 1 and UNKNOWN_KEY.match(found[0]), found
+    assert "did you mean" not in found[0]
+
+
+def test_an_unknown_table_is_named_the_same_way(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, "[token]\naccess_ttl = 1\n[colours]\nx = 1\n"))
+    assert found[0].startswith("[token]: unknown table (did you mean [tokens]?); known tables: [cookie], [csrf]")
+    assert found[1].startswith("[colours]: unknown table; known tables: ")

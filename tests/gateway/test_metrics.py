@@ -361,7 +361,7 @@ def test_the_config_names_every_metrics_problem(tmp_path: Path) -> None:
     with pytest.raises(Exception) as refused:
         load_config(config, env=make_secrets())
     text = str(refused.value)
-    assert "unknown key metrics.path" in text
+    assert "metrics.path: unknown key" in text
     assert "is the gateway's own address" in text
 
 

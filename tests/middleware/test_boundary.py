@@ -7,7 +7,7 @@ import pytest
 
 from frontdesk.gateway.errors import ConfigError
 from frontdesk.middleware import errors
-from frontdesk.middleware.cookies import CookiePolicy
+from frontdesk.middleware.cookies import CookiePolicy, CookiePolicyError
 from frontdesk.middleware.forwarded import TrustedProxies
 from frontdesk.middleware.store import store_from_url
 
@@ -19,8 +19,9 @@ def _speaks_library_terms(message: str) -> None:
 
 
 def test_cookie_policy_problems_name_the_fields() -> None:
-    policy = CookiePolicy(name="sid", same_site="Loose", secure=False, path="/app", domain="example.com")
-    found = policy.problems()
+    with pytest.raises(CookiePolicyError) as caught:
+        CookiePolicy(name="sid", same_site="Loose", secure=False, path="/app", domain="example.com")
+    found = caught.value.problems
     assert [p.split(" ")[0] for p in found] == ["name", "secure", "path", "domain", "same_site"]
     for problem in found:
         _speaks_library_terms(problem)

@@ -14,9 +14,11 @@ from mw_world import COOKIE, PASSWORD, Adapter, Keys, access_claims, sign_access
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from frontdesk.middleware.admission import Admission, Refusal
 from frontdesk.middleware.bearer import REVOCATION_TTL, BearerAuth
 from frontdesk.middleware.clock import ManualClock
-from frontdesk.middleware.errors import ExpiredToken, SessionRevoked, UnknownKey
+from frontdesk.middleware.errors import ExpiredToken, InsufficientScope, SessionRevoked, UnknownKey
+from frontdesk.middleware.http import HttpRequest
 from frontdesk.middleware.store import MemoryStore
 from tests.support import LiveServer
 
@@ -241,6 +243,25 @@ async def test_a_remembered_token_still_expires_and_loses_its_key(keys: Keys) ->
     ring.keys = [k for k in ring.keys if k.kid != keys.access.kid]  # the key leaves the ring (JWKS refetch)
     with pytest.raises(UnknownKey):
         auth.authenticate_now("/x", fresh)
+
+
+async def test_a_token_seen_before_is_admitted_without_building_anything(keys: Keys) -> None:
+    """Bearer mode's hot path: a memo hit hands back the Admission built when the token was verified (one per
+    token, not per request), and still checks each path's scopes and public rule."""
+    auth = BearerAuth(keyring=keys.verifying_ring(), public_paths=["/public/"], scopes={"/admin/": "admin"})
+    header = f"Bearer {sign_access(keys, access_claims())}"
+
+    def request(path: str) -> HttpRequest:
+        return HttpRequest("GET", path, {"authorization": header})
+
+    first = await auth.admit(request("/x"))
+    assert isinstance(first, Admission) and first.user is not None
+    assert await auth.admit(request("/y")) is first
+    assert await auth.admit(request("/x")) is first
+    refused = await auth.admit(request("/admin/panel"))
+    assert isinstance(refused, Refusal) and isinstance(refused.error, InsufficientScope)
+    public = await auth.admit(request("/public/ping"))
+    assert isinstance(public, Admission) and public.user is None
 
 
 async def test_session_mode_purges_expired_rows_at_most_once_per_interval() -> None:

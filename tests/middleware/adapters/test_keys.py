@@ -199,7 +199,7 @@ def test_keys_config_problems_are_reported_together(tmp_path: Path) -> None:
     text = str(caught.value)
     assert "keys.algorithm 'RS512'" in text
     assert "keys.overlap" in text
-    assert "unknown key keys.size" in text
+    assert "keys.size: unknown key" in text
     assert "tokens.access_ttl" in text  # and the other tables' problems in the same message
 
 
