@@ -30,7 +30,7 @@ from .asgi_io import (
 from .cookies import strip_cookie
 from .errors import FrontdeskError
 from .http import error_response
-from .no_store import decorate_raw
+from .no_store import decorate_accept, decorate_raw
 from .principal import ACCESS_TOKEN_KEY, SCOPE_CLAIMS, FrontdeskUser, anonymous
 
 __all__ = ["FrontdeskMiddleware", "SCOPE_CLAIMS", "ACCESS_TOKEN_KEY", "SessionEnded"]
@@ -100,8 +100,8 @@ def _decorating(send: Send, admission: Admission, websocket: bool) -> Send:
         kind = message["type"]
         if kind == "http.response.start" or kind == "websocket.http.response.start":
             message = {**message, "headers": decorate_raw(list(message.get("headers", ())), cookie, authenticated=True)}
-        elif websocket and kind == "websocket.accept" and cookie is not None:
-            message = {**message, "headers": [*message.get("headers", ()), (b"set-cookie", cookie)]}
+        elif websocket and kind == "websocket.accept":
+            message = decorate_accept(message, cookie)
         await send(message)
 
     return send_decorated

@@ -50,8 +50,17 @@ async def echo(websocket: WebSocket) -> None:
     await websocket.close()
 
 
+async def cached_echo(websocket: WebSocket) -> None:
+    # An app that says something about caching on its own accept: a rotated cookie must still win.
+    await websocket.accept(headers=[(b"cache-control", APP_CACHE.encode()), (b"expires", APP_EXPIRES.encode())])
+    await websocket.send_text("hello")
+    await websocket.close()
+
+
 def starlette_app() -> Starlette:
-    return Starlette(routes=[Route("/cached", cached), WebSocketRoute("/ws/echo", echo)])
+    return Starlette(
+        routes=[Route("/cached", cached), WebSocketRoute("/ws/echo", echo), WebSocketRoute("/ws/cached", cached_echo)]
+    )
 
 
 def flask_app() -> flask.Flask:
@@ -172,3 +181,27 @@ def test_a_websocket_upgrade_without_origin_is_refused(rows: dict[str, Row], row
         connect(ws_url, additional_headers=as_browser(token))
     assert refused.value.response.status_code == 403
     assert b'"error":"websocket_refused"' in bytes(refused.value.response.body or b"")
+
+
+@pytest.mark.parametrize("path", ["/ws/echo", "/ws/cached"])
+@pytest.mark.parametrize("row", ROWS)
+def test_a_websocket_accept_carries_the_rotated_cookie_and_no_store_once(
+    rows: dict[str, Row], clock: ManualClock, row: str, path: str
+) -> None:
+    target = rows[row]
+    if not target.websockets:
+        pytest.skip("WSGI has no WebSockets")
+    ws_url = target.url.replace("http://", "ws://") + path
+    token = login(target.url)
+    with connect(ws_url, additional_headers=as_browser(token, origin=target.url)) as ws:
+        assert ws.recv(timeout=10) == "hello"
+        assert ws.response.headers.get_all("set-cookie") == []  # nothing rotated: nothing added
+
+    clock.advance(ACCESS_TTL + 1)  # the access token expired: this upgrade rotates the refresh cookie
+    with connect(ws_url, additional_headers=as_browser(token, origin=target.url)) as ws:
+        assert ws.recv(timeout=10) == "hello"
+        headers = ws.response.headers
+    cookies = headers.get_all("set-cookie")
+    assert len(cookies) == 1 and cookies[0].startswith(f"{COOKIE}=") and token not in cookies[0]
+    assert headers.get_all("cache-control") == ["no-store"]
+    assert headers.get_all("expires") == []
