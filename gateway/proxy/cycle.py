@@ -104,8 +104,8 @@ class HttpCycle:
     Read by hooks (all set whatever happens): ``route``, ``method``, ``grant`` (None: no session asked or
     none usable), ``conn`` (the upstream connection, once one answered), ``status`` (0 until an answer
     started), ``error`` (the refusal sent, if any), ``response_started``, ``response_complete`` and
-    ``bytes_sent`` (body bytes passed to the server for the browser). Set during admission: ``scanned``,
-    ``target``.
+    ``bytes_sent`` (body bytes passed to the server for the browser). Set once the request passed the
+    method check: ``scanned``, ``target``, ``cookie``, ``body`` and ``framing``.
     """
 
     __slots__ = (
@@ -133,6 +133,9 @@ class HttpCycle:
 
     scanned: ScannedRequest
     target: bytes
+    cookie: str | None
+    body: RequestBody | None
+    framing: bytes | None
 
     def __init__(
         self, deps: HttpDeps, scope: Scope, receive: Receive, send: Send, route: Route, raw_path: bytes
@@ -144,9 +147,6 @@ class HttpCycle:
         self.route = route
         self.raw_path = raw_path
         self.method: str = scope["method"]
-        self.body: RequestBody | None = None
-        self.framing: bytes | None = None
-        self.cookie: str | None = None
         self.grant: GrantLike | None = None
         self.set_cookie: str | None = None  # a rotated refresh cookie owed to the browser, whatever happens
         self.conn: UpstreamConnection | None = None
@@ -220,14 +220,12 @@ class HttpCycle:
         lookup = scanned.lookup
         origins = self.deps.origins.own_origins(self.scope, scanned) if "origin" in lookup else frozenset()
         check_request(lookup, websocket=False, csrf_header=self.deps.csrf if route.csrf else None, own_origins=origins)
-        if scanned.cookie is not None:
-            self.cookie = scanned.cookie.decode("latin-1")
-        if scanned.chunked or scanned.length:
-            self.body = RequestBody(self.receive, limit)
+        self.cookie = scanned.cookie.decode("latin-1") if scanned.cookie is not None else None
+        self.body = RequestBody(self.receive, limit) if (scanned.chunked or scanned.length) else None
         if scanned.length is not None:  # Content-Length: 0 included
             self.framing = b"content-length: %d\r\n" % scanned.length
-        elif scanned.chunked:
-            self.framing = _CHUNKED
+        else:
+            self.framing = _CHUNKED if scanned.chunked else None
 
     def _head(self) -> bytes:
         """The request head for the upstream, with the current grant's Bearer token."""
@@ -301,11 +299,6 @@ class HttpCycle:
 
     # -- the answer ------------------------------------------------------------------------------------
 
-    async def _start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.status = status
-        self.response_started = True
-        await self.send({"type": "http.response.start", "status": status, "headers": headers})
-
     async def _send_body(self, data: bytes, more: bool) -> None:
         self.bytes_sent += len(data)
         if not more:
@@ -322,12 +315,16 @@ class HttpCycle:
             cookie = self.set_cookie.encode("latin-1") if self.set_cookie else None
             authenticated = self.grant is not None
             headers = decorate_raw(headers, cookie, authenticated=authenticated, lower_case=True)  # as session mode's
-            await self._start(conn.status, headers)
+            self.status = conn.status
+            self.response_started = True
+            await self.send({"type": "http.response.start", "status": conn.status, "headers": headers})
             if conn.complete:  # the common case: the whole response arrived with its head
-                data = await conn.read_body()
+                data = await conn.read_body() or b""
                 deps.pool.release(conn)
                 released = True
-                await self._send_body(data or b"", False)
+                self.bytes_sent = len(data)  # written out here, not by _send_body: this path runs per request
+                self.response_complete = True
+                await self.send({"type": "http.response.body", "body": data})
                 return
             # A stream: watch for the browser leaving, or an endless SSE stream would be read for nobody.
             watcher = asyncio.ensure_future(self._watch_disconnect(conn, conn.uses))
