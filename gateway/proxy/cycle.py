@@ -193,7 +193,8 @@ class HttpCycle:
         self, exc: FrontdeskError, *, extra: list[tuple[bytes, bytes]] | None = None, close: bool = False
     ) -> None:
         """Answer with the JSON error for ``exc`` (the one writer every layer uses)."""
-        self.error = exc
+        # Handled: its traceback (whose frames hold this cycle) would only tie the two into a reference loop.
+        self.error = exc.with_traceback(None)
         self.status = exc.status
         self.response_started = True
         sent = await send_error(self.send, exc, extra=extra, close=close)
