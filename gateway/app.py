@@ -14,14 +14,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from frontdesk.middleware.asgi_io import ASGIApp, Receive, Scope, Send, read_body, request_from_scope, send_response
+from frontdesk.middleware.asgi_io import ASGIApp, Receive, Scope, Send, answer_endpoint, send_response
 from frontdesk.middleware.audit import AuditTrail
-from frontdesk.middleware.auth_api import AUTH_BODY_LIMIT, AuthAPI
+from frontdesk.middleware.auth_api import AuthAPI
 from frontdesk.middleware.clock import Clock, system_clock
-from frontdesk.middleware.errors import FrontdeskError
 from frontdesk.middleware.event_log import EventLog
 from frontdesk.middleware.events import NO_EVENTS, Events
-from frontdesk.middleware.http import error_body, error_response, json_response
+from frontdesk.middleware.http import error_body, json_response
 from frontdesk.middleware.purge import Purger
 from frontdesk.middleware.sessions import Authenticator, SessionEngine
 from frontdesk.middleware.store import Store, store_from_url
@@ -112,8 +111,8 @@ class Gateway:
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            if self.auth.handles(path):
-                await self._auth(scope, receive, send)
+            if self.auth.answers(path):  # the admission pipeline's endpoint path, as session mode's /auth/*
+                await answer_endpoint(self.auth, scope, receive, send)
                 return
             if path == "/healthz":
                 await send_response(send, json_response(200, {"status": "ok"}))
@@ -126,15 +125,6 @@ class Gateway:
                 await send_response(send, error_body(404, "not_found", "no such file"))
                 return
         await self.app(scope, receive, send)
-
-    async def _auth(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            body = await read_body(receive, AUTH_BODY_LIMIT)
-        except FrontdeskError as exc:
-            await send_response(send, error_response(exc))
-            return
-        response = await self.auth.handle(request_from_scope(scope, body))
-        await send_response(send, response)
 
     async def startup(self) -> None:
         await self.engine.store.open()

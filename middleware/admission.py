@@ -34,6 +34,7 @@ __all__ = [
     "Refusal",
     "AuthBackend",
     "EndpointBackend",
+    "Endpoints",
     "ErrorRenderer",
     "endpoints_of",
     "render_refusal",
@@ -74,14 +75,22 @@ class AuthBackend(Protocol):
 
 
 @runtime_checkable
-class EndpointBackend(Protocol):
-    """A backend that answers some paths itself (session mode's ``/auth/*``) with the request body read."""
+class Endpoints(Protocol):
+    """Paths answered by frontdesk itself (``/auth/*``), with the request body read up to ``body_limit``.
+
+    The pipeline's endpoint path (``asgi_io.answer_endpoint`` on ASGI) serves the gateway's own ``/auth/*``
+    (its ``AuthAPI``) and session mode's (:class:`EndpointBackend`) alike."""
 
     body_limit: int
 
     def answers(self, path: str) -> bool: ...
 
     async def respond(self, request: HttpRequest) -> HttpResponse: ...
+
+
+@runtime_checkable
+class EndpointBackend(Endpoints, Protocol):
+    """A backend that answers some paths itself (session mode's ``/auth/*``) and admits every other request."""
 
     async def admit(self, request: HttpRequest) -> Admission | Refusal: ...
 

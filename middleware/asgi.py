@@ -22,15 +22,13 @@ from .asgi_io import (
     Receive,
     Scope,
     Send,
-    read_body,
+    answer_endpoint,
     request_from_scope,
     send_refusal,
-    send_response,
 )
 from .cookies import strip_cookie
 from .errors import FrontdeskError
-from .http import error_response
-from .no_store import decorate_raw
+from .no_store import decorate_accept, decorate_raw
 from .principal import ACCESS_TOKEN_KEY, SCOPE_CLAIMS, anonymous
 
 __all__ = ["FrontdeskMiddleware", "SCOPE_CLAIMS", "ACCESS_TOKEN_KEY", "SessionEnded"]
@@ -55,12 +53,7 @@ class FrontdeskMiddleware:
         websocket = kind == "websocket"
         endpoints = self._endpoints
         if endpoints is not None and not websocket and endpoints.answers(scope["path"]):
-            try:
-                body = await read_body(receive, endpoints.body_limit)
-            except FrontdeskError as exc:
-                await send_response(send, error_response(exc))
-                return
-            await send_response(send, await endpoints.respond(request_from_scope(scope, body)))
+            await answer_endpoint(endpoints, scope, receive, send)
             return
         request = request_from_scope(scope)
         try:  # admission.admit, inlined: this runs on every request of the app
@@ -107,8 +100,8 @@ def _decorating(send: Send, admission: Admission, websocket: bool) -> Send:
         kind = message["type"]
         if kind == "http.response.start" or kind == "websocket.http.response.start":
             message = {**message, "headers": decorate_raw(list(message.get("headers", ())), cookie, authenticated=True)}
-        elif websocket and kind == "websocket.accept" and cookie is not None:
-            message = {**message, "headers": [*message.get("headers", ()), (b"set-cookie", cookie)]}
+        elif websocket and kind == "websocket.accept":
+            message = decorate_accept(message, cookie)
         await send(message)
 
     return send_decorated

@@ -1,12 +1,14 @@
-"""ASGI plumbing shared by the gateway and the ASGI middleware: read a bounded body, send a response."""
+"""ASGI plumbing shared by the gateway and the ASGI middleware: read a bounded body, send a response, answer
+an endpoint path (``/auth/*``)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .errors import BadRequest
-from .http import HttpRequest, HttpResponse, PairHeaders
+from .admission import Endpoints
+from .errors import BadRequest, FrontdeskError
+from .http import HttpRequest, HttpResponse, PairHeaders, error_response
 
 __all__ = [
     "Scope",
@@ -20,6 +22,7 @@ __all__ = [
     "ScopeRequest",
     "send_response",
     "send_refusal",
+    "answer_endpoint",
 ]
 
 WS_POLICY_VIOLATION = 1008
@@ -111,3 +114,14 @@ async def send_refusal(scope: Scope, send: Send, response: HttpResponse) -> None
         await send_response(send, response, websocket=True)
     else:
         await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": ""})
+
+
+async def answer_endpoint(endpoints: Endpoints, scope: Scope, receive: Receive, send: Send) -> None:
+    """The pipeline's endpoint path on ASGI, for the gateway's ``/auth/*`` and session mode's alike: the body
+    read up to the endpoints' limit (413 beyond it, as JSON), then their answer."""
+    try:
+        body = await read_body(receive, endpoints.body_limit)
+    except FrontdeskError as exc:
+        await send_response(send, error_response(exc))
+        return
+    await send_response(send, await endpoints.respond(request_from_scope(scope, body)))

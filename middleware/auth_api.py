@@ -83,6 +83,10 @@ class LoginsInProgress:
 
 
 class AuthAPI:
+    """The ``/auth/*`` endpoints; an ``admission.Endpoints``, answered through the pipeline's endpoint path."""
+
+    body_limit = AUTH_BODY_LIMIT
+
     def __init__(
         self,
         engine: SessionEngine,
@@ -159,6 +163,10 @@ class AuthAPI:
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.path)
             return error_body(500, "internal_error", "unexpected error; see the gateway log")
+
+    # The names of the pipeline's ``Endpoints`` protocol (``handles``/``handle`` stay for existing callers).
+    answers = handles
+    respond = handle
 
     async def _login(self, request: HttpRequest) -> HttpResponse:
         username, password, remember = _parse_login(request)

@@ -6,14 +6,17 @@ said about caching is replaced by ``Cache-Control: no-store`` and its ``Expires`
 authenticated request is that user's: ``Cache-Control: private`` unless the app chose its own caching, and
 ``Vary: Cookie`` beside any ``Vary`` of the app's (a second field means the same as one joined with ", ",
 RFC 9110). WSGI headers are ``str`` pairs, ASGI and the proxy's raw ones ``bytes``; the rule is written once.
+A WebSocket accept (the ``101`` answer) that carries a rotated cookie follows the same rule
+(:func:`decorate_accept`, used by the proxy and the ASGI middleware alike).
 """
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import AnyStr, Generic
+from typing import Any, AnyStr, Generic
 
-__all__ = ["decorate_raw", "decorate_text"]
+__all__ = ["decorate_raw", "decorate_text", "decorate_accept"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +96,16 @@ def decorate_text(
 ) -> list[tuple[str, str]]:
     """WSGI ``str`` headers decorated for an admitted request (unchanged when it was not authenticated)."""
     return _decorate(headers, set_cookie, authenticated, _TEXT, True)
+
+
+def decorate_accept(message: MutableMapping[str, Any], set_cookie: bytes | None) -> MutableMapping[str, Any]:
+    """A ``websocket.accept`` message carrying ``set_cookie`` (a refresh cookie rotated for this upgrade).
+
+    The one place a rotated cookie joins a WebSocket handshake, for the proxy and the ASGI middleware: the
+    cookie once, ``Cache-Control: no-store`` instead of whatever the app put on its accept, and ``Vary: Cookie``
+    as on every decorated answer. Without a rotated cookie the accept goes as the app wrote it.
+    """
+    if set_cookie is None:
+        return message
+    headers = decorate_raw(list(message.get("headers") or ()), set_cookie, authenticated=False)
+    return {**message, "headers": headers}

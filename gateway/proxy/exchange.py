@@ -1,53 +1,16 @@
-"""One upstream exchange: send the request (streaming its body), wait for the response head, and retry once
-when a pooled connection turns out to have been closed by the upstream just as it was picked.
+"""Writing one request to an upstream connection, its body streamed (framed as chunks when it came so) with
+backpressure; stops early when the upstream answers (or dies) before the body is through.
+
+The exchange around it (pick a connection, retry once on a stale one, wait for the head) is the request's
+own, in ``cycle.HttpCycle``.
 """
 
 from __future__ import annotations
 
-from starlette.types import Receive
-
 from .body import LAST_CHUNK, RequestBody, frame_chunk
-from .errors import BrowserGone, UpstreamClosed
-from .pool import UpstreamPool
-from .routes import Route
 from .upstream import UpstreamConnection
 
-__all__ = ["open_exchange", "send_request", "watch_disconnect"]
-
-
-async def open_exchange(
-    pool: UpstreamPool,
-    route: Route,
-    head: bytes,
-    body: RequestBody | None,
-    chunked: bool,
-    method: str,
-    idempotent: bool,
-) -> UpstreamConnection:
-    """Send the request and wait for the response head; retry once on a stale pooled connection."""
-    retried = False
-    while True:
-        conn = pool.take_idle(route.upstream) or await pool.connect(route.upstream)
-        reused = conn.uses > 0
-        conn.begin(head_request=method == "HEAD", timeout=route.timeout, has_body=body is not None)
-        try:
-            if body is None:
-                conn.write(head)
-                conn.end_send()
-            else:
-                await send_request(conn, head, body, chunked)
-            await conn.wait_head()
-            return conn
-        except UpstreamClosed:
-            conn.close()
-            # The upstream closed an idle connection just as we picked it: nothing was processed.
-            stale = reused and not conn.got_bytes and (body is None or body.replay is not None)
-            if retried or not stale or not idempotent:
-                raise
-            retried = True
-        except BaseException:
-            conn.close()
-            raise
+__all__ = ["send_request"]
 
 
 async def send_request(conn: UpstreamConnection, head: bytes, body: RequestBody | None, chunked: bool) -> None:
@@ -74,15 +37,3 @@ async def send_request(conn: UpstreamConnection, head: bytes, body: RequestBody 
     if chunked:
         conn.write(LAST_CHUNK)
     conn.end_send()
-
-
-async def watch_disconnect(receive: Receive, conn: UpstreamConnection, body: RequestBody | None, uses: int) -> None:
-    if body is not None and not body.done:
-        return  # the rest of the body belongs to nobody now; uvicorn discards it
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            # Only while the connection still serves this exchange (it may be pooled and reused by now).
-            if conn.uses == uses and not conn.complete:
-                conn.abort(BrowserGone("the browser went away"))
-            return

@@ -10,7 +10,7 @@ from starlette.types import Send
 
 from frontdesk.middleware.asgi_io import send_response
 from frontdesk.middleware.errors import FrontdeskError
-from frontdesk.middleware.http import error_response
+from frontdesk.middleware.http import HttpResponse, error_response
 
 __all__ = ["send_error"]
 
@@ -21,11 +21,14 @@ async def send_error(
     *,
     extra: list[tuple[bytes, bytes]] | None = None,
     close: bool = False,
-) -> None:
+) -> HttpResponse:
+    """Send the JSON error answer for ``exc``; returns what was sent (for the request's own record)."""
     headers = [("cache-control", "no-store")]
     if extra:
         headers += [(name.decode("latin-1"), value.decode("latin-1")) for name, value in extra]
     if close:
         # The rest of an unread or refused body is not worth reading: uvicorn closes after this answer.
         headers.append(("connection", "close"))
-    await send_response(send, error_response(exc, headers))
+    response = error_response(exc, headers)
+    await send_response(send, response)
+    return response

@@ -24,6 +24,7 @@ from frontdesk.middleware.asgi_io import send_refusal
 from frontdesk.middleware.csrf import check_request
 from frontdesk.middleware.errors import FrontdeskError
 from frontdesk.middleware.http import error_response
+from frontdesk.middleware.no_store import decorate_accept
 from frontdesk.middleware.session_watch import SessionWatch, Watching
 
 from .contracts import NO_METER, GrantLike, ProxyMeter, TokenSource, TrustPolicy
@@ -92,9 +93,8 @@ async def proxy_websocket(
         await refuse_websocket(send, refused.error, scope, refused.set_cookie)
         return
 
-    accept: dict[str, Any] = {"type": "websocket.accept", "subprotocol": upstream.subprotocol}
-    if grant is not None and grant.set_cookie:
-        accept["headers"] = [(b"set-cookie", grant.set_cookie.encode("latin-1"))]
+    set_cookie = grant.set_cookie.encode("latin-1") if grant is not None and grant.set_cookie else None
+    accept = decorate_accept({"type": "websocket.accept", "subprotocol": upstream.subprotocol}, set_cookie)
     try:
         await send(accept)
         await _pump(upstream, receive, send, ended, deps.settings.max_websocket_message_size)

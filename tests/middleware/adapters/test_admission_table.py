@@ -51,8 +51,17 @@ async def echo(websocket: WebSocket) -> None:
     await websocket.close()
 
 
+async def cached_echo(websocket: WebSocket) -> None:
+    # An app that says something about caching on its own accept: a rotated cookie must still win.
+    await websocket.accept(headers=[(b"cache-control", APP_CACHE.encode()), (b"expires", APP_EXPIRES.encode())])
+    await websocket.send_text("hello")
+    await websocket.close()
+
+
 def starlette_app() -> Starlette:
-    return Starlette(routes=[Route("/cached", cached), WebSocketRoute("/ws/echo", echo)])
+    return Starlette(
+        routes=[Route("/cached", cached), WebSocketRoute("/ws/echo", echo), WebSocketRoute("/ws/cached", cached_echo)]
+    )
 
 
 def flask_app() -> flask.Flask:
@@ -170,3 +179,76 @@ def test_a_websocket_upgrade_without_origin_is_refused(rows: dict[str, Row], row
         connect(ws_url, additional_headers=as_browser(token))
     assert refused.value.response.status_code == 403
     assert b'"error":"websocket_refused"' in bytes(refused.value.response.body or b"")
+
+
+@pytest.mark.parametrize("path", ["/ws/echo", "/ws/cached"])
+@pytest.mark.parametrize("row", ROWS)
+def test_a_websocket_accept_carries_the_rotated_cookie_and_no_store_once(
+    rows: dict[str, Row], clock: ManualClock, row: str, path: str
+) -> None:
+    target = rows[row]
+    if not target.websockets:
+        pytest.skip("WSGI has no WebSockets")
+    ws_url = target.url.replace("http://", "ws://") + path
+    token = login(target.url)
+    with connect(ws_url, additional_headers=as_browser(token, origin=target.url)) as ws:
+        assert ws.recv(timeout=10) == "hello"
+        assert ws.response.headers.get_all("set-cookie") == []  # nothing rotated: nothing added
+
+    clock.advance(ACCESS_TTL + 1)  # the access token expired: this upgrade rotates the refresh cookie
+    with connect(ws_url, additional_headers=as_browser(token, origin=target.url)) as ws:
+        assert ws.recv(timeout=10) == "hello"
+        headers = ws.response.headers
+    cookies = headers.get_all("set-cookie")
+    assert len(cookies) == 1 and cookies[0].startswith(f"{COOKIE}=") and token not in cookies[0]
+    assert headers.get_all("cache-control") == ["no-store"]
+    assert headers.get_all("expires") == []
+
+
+GARBAGE_COOKIE = {"cookie": f"{COOKIE}=not-a-token"}
+CSRF = {"x-csrf": "1", "content-type": "application/json"}
+# (method, path, headers, body): every bad input to /auth/*, answered by the pipeline's endpoint path.
+BAD_AUTH_INPUTS: dict[str, tuple[str, str, dict[str, str], bytes | None]] = {
+    "login without the csrf header": ("POST", "/auth/login", {}, b'{"username":"ann","password":"x"}'),
+    "login from another site": ("POST", "/auth/login", {**CSRF, "origin": "https://evil.example"}, b"{}"),
+    "login with broken json": ("POST", "/auth/login", CSRF, b'{"username":'),
+    "login with a json list": ("POST", "/auth/login", CSRF, b"[1, 2]"),
+    "login as text/plain": ("POST", "/auth/login", {**CSRF, "content-type": "text/plain"}, b"{}"),
+    "login without a password": ("POST", "/auth/login", CSRF, b'{"username":"ann"}'),
+    "login with a number for a name": ("POST", "/auth/login", CSRF, b'{"username":7,"password":"x"}'),
+    "login with a wrong password": ("POST", "/auth/login", CSRF, b'{"username":"ann","password":"wrong"}'),
+    "login body over the limit": ("POST", "/auth/login", CSRF, b'{"username":"' + b"a" * 20_000 + b'"}'),
+    "login body not utf-8": ("POST", "/auth/login", CSRF, b'{"username":"\xff\xfe","password":"x"}'),
+    "login with GET": ("GET", "/auth/login", CSRF, None),
+    "an unknown auth path": ("GET", "/auth/nothing-here", CSRF, None),
+    "refresh without a cookie": ("POST", "/auth/refresh", CSRF, None),
+    "refresh with a garbage cookie": ("POST", "/auth/refresh", {**CSRF, **GARBAGE_COOKIE}, None),
+    "refresh without the csrf header": ("POST", "/auth/refresh", GARBAGE_COOKIE, None),
+    "session with a garbage cookie": ("GET", "/auth/session", GARBAGE_COOKIE, None),
+    "logout with a garbage cookie": ("POST", "/auth/logout", {**CSRF, **GARBAGE_COOKIE}, None),
+    "logout without the csrf header": ("POST", "/auth/logout", GARBAGE_COOKIE, None),
+}
+
+
+def auth_answer(url: str, method: str, path: str, headers: dict[str, str], body: bytes | None) -> dict[str, object]:
+    """What a browser learns from an /auth/* answer (the security headers are the gateway's own, checked apart)."""
+    response = httpx.request(method, url + path, headers=headers, content=body)
+    return {
+        "status": response.status_code,
+        "body": response.content,
+        "content-type": response.headers.get("content-type"),
+        "cache-control": response.headers.get_list("cache-control"),
+        "set-cookie": response.headers.get_list("set-cookie"),
+        "allow": response.headers.get("allow"),
+        "retry-after": response.headers.get("retry-after"),
+    }
+
+
+@pytest.mark.parametrize("case", list(BAD_AUTH_INPUTS))
+def test_the_gateways_auth_endpoints_and_session_modes_answer_bad_input_alike(rows: dict[str, Row], case: str) -> None:
+    method, path, headers, body = BAD_AUTH_INPUTS[case]
+    answers = {row: auth_answer(rows[row].url, method, path, headers, body) for row in ROWS}
+    gateway = answers["proxy"]
+    assert int(str(gateway["status"])) < 500, gateway  # 4xx, or 204 for an idempotent logout
+    assert answers["asgi-session"] == gateway
+    assert answers["wsgi-session"] == gateway
