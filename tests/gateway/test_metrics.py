@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from live_gateway import GatewayProcess, free_port, make_secrets, wait_for, write_config
+from live_gateway import GatewayProcess, make_secrets, write_config
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
@@ -44,6 +44,7 @@ from frontdesk.gateway.proxy.errors import (
 from frontdesk.middleware.errors import FrontdeskError, StoreError
 from frontdesk.middleware.store import MemoryStore, SessionRecord, Store
 from frontdesk.middleware.store.base import CountsSessions
+from tests.support import free_port, wait_until
 
 USERS = {"mia": "mia-password-1"}
 PER_WORKER = 3  # proxied GETs sent over each worker's pinned connection
@@ -85,7 +86,7 @@ def upstream() -> Iterator[int]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
-    wait_for(lambda: server.started, what="the test upstream")
+    wait_until(lambda: server.started, what="the test upstream")
     yield port
     server.should_exit = True
     thread.join(timeout=10)
@@ -203,11 +204,11 @@ def test_two_workers_report_one_view_that_adds_up(gw: GatewayProcess, metrics_po
     assert added("frontdesk_store_operation_seconds_count", operation="create_session") == 1
     assert added("frontdesk_store_errors_total", operation="create_session") == 0
     # Sampled by each worker: both caches hold the session now, and the store has one live session.
-    wait_for(
+    wait_until(
         lambda: value(scrape(url), "frontdesk_cache_entries", cache="session_states") >= 2,
         what="both workers' cache samples",
     )
-    wait_for(lambda: value(scrape(url), "frontdesk_sessions_active") == 1, what="the live-session sample")
+    wait_until(lambda: value(scrape(url), "frontdesk_sessions_active") == 1, what="the live-session sample")
 
 
 def test_rotation_reuse_and_logout_are_counted_from_the_events(gw: GatewayProcess, metrics_port: int) -> None:
@@ -217,9 +218,9 @@ def test_rotation_reuse_and_logout_are_counted_from_the_events(gw: GatewayProces
         assert client.login("mia", USERS["mia"]).status_code == 200
         first = client.cookie
         # /auth/refresh rotates (a second after the last rotation at the earliest).
-        wait_for(lambda: client.refresh().status_code == 200 and client.cookie != first, what="a rotation")
+        wait_until(lambda: client.refresh().status_code == 200 and client.cookie != first, what="a rotation")
         # The superseded token, once past the rotation grace, is reuse: the session is revoked.
-        wait_for(lambda: client.session(cookie=first, follow=False).status_code == 401, what="reuse detection")
+        wait_until(lambda: client.session(cookie=first, follow=False).status_code == 401, what="reuse detection")
     with gw.client() as client:
         assert client.login("mia", USERS["mia"]).status_code == 200
         assert client.logout().status_code == 204
@@ -259,15 +260,15 @@ def test_open_websockets_and_event_streams_are_gauged(gw: GatewayProcess, metric
             ws.send("ping")
             assert ws.recv(timeout=10) == "ping"
             assert value(scrape(url), "frontdesk_websockets_open") == 1
-        wait_for(lambda: value(scrape(url), "frontdesk_websockets_open") == 0, what="the WebSocket gauge to drop")
+        wait_until(lambda: value(scrape(url), "frontdesk_websockets_open") == 0, what="the WebSocket gauge to drop")
 
         headers = {"Cookie": cookie, "X-CSRF": "1"}
         with httpx.stream("GET", gw.url + "/api/events", headers=headers, timeout=20) as stream:
             assert stream.status_code == 200
             chunks = stream.iter_raw()  # held: a dropped iterator would close the stream
             assert next(chunks).startswith(b"data: hello")  # the first event arrived: the stream is open
-            wait_for(lambda: value(scrape(url), "frontdesk_sse_streams_open") == 1, what="the SSE gauge")
-        wait_for(lambda: value(scrape(url), "frontdesk_sse_streams_open") == 0, what="the SSE gauge to drop")
+            wait_until(lambda: value(scrape(url), "frontdesk_sse_streams_open") == 1, what="the SSE gauge")
+        wait_until(lambda: value(scrape(url), "frontdesk_sse_streams_open") == 0, what="the SSE gauge to drop")
 
 
 def test_the_gateway_port_never_serves_the_metrics(gw: GatewayProcess, metrics_port: int) -> None:
@@ -295,7 +296,7 @@ def test_a_dead_worker_keeps_its_counts_and_drops_its_open_sockets(gw: GatewayPr
         worker = gw.serving_pid(ws.socket.getsockname()[1])
         assert worker is not None
         os.kill(worker, signal.SIGKILL)  # uvicorn's supervisor starts another in its place
-        wait_for(lambda: value(scrape(url), "frontdesk_websockets_open") == 0, what="the dead worker's socket to go")
+        wait_until(lambda: value(scrape(url), "frontdesk_websockets_open") == 0, what="the dead worker's socket to go")
         after = scrape(url)
         for key, count in before.items():
             if key[0].endswith("_total"):
@@ -320,7 +321,7 @@ def test_one_worker_serves_its_own_registry(gateway_factory: Any, upstream: int)
 def test_an_empty_address_turns_metrics_off(gateway_factory: Any, upstream: int) -> None:
     gw = gateway_factory("metrics-off", workers=2, routes=routes(upstream), metrics={"address": ""})
     assert gw.proc is not None
-    wait_for(lambda: len(gw.worker_pids()) == 2, what="both workers")
+    wait_until(lambda: len(gw.worker_pids()) == 2, what="both workers")
     assert listening_ports(gw.proc.pid) <= {gw.port}
     for pid in gw.worker_pids():
         assert b"PROMETHEUS_MULTIPROC_DIR" not in Path(f"/proc/{pid}/environ").read_bytes()
