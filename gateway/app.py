@@ -18,7 +18,7 @@ from frontdesk.middleware.asgi_io import ASGIApp, Receive, Scope, Send, read_bod
 from frontdesk.middleware.auth_api import AUTH_BODY_LIMIT, AuthAPI
 from frontdesk.middleware.clock import Clock, system_clock
 from frontdesk.middleware.errors import FrontdeskError
-from frontdesk.middleware.http import error_response, json_response
+from frontdesk.middleware.http import error_response
 from frontdesk.middleware.purge import Purger
 from frontdesk.middleware.sessions import Authenticator, SessionEngine
 from frontdesk.middleware.store import Store, store_from_url
@@ -26,6 +26,7 @@ from frontdesk.middleware.tokens import KeyRing
 
 from .config import GatewayConfig
 from .hash_pool import HashPool
+from .health import Health
 from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
 from .proxy.wiring import build_proxy
 from .security_headers import SecurityHeaders
@@ -64,15 +65,17 @@ class Gateway:
     engine: SessionEngine
     users: UserDirectory | None
     auth: AuthAPI
-    app: ASGIApp  # everything that is not /auth/* or /healthz: the proxy, then the SPA
+    app: ASGIApp  # everything that is not /auth/*, /healthz, /readyz or the JWKS: the proxy, then the SPA
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     jwks: JwksEndpoint = field(init=False)
+    health: Health = field(init=False)
     purger: Purger = field(init=False)
     _secured: SecurityHeaders = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.jwks = JwksEndpoint(self.engine.access_codec.keyring)
+        self.health = Health(self.engine.store, self.engine.access_codec.keyring, self.users)
         self.purger = Purger(self.engine, self.config.purge_interval, self.engine.clock)  # session mode's too
         # Every response below passes through one layer that adds the security headers (see security_headers).
         self._secured = SecurityHeaders(self._dispatch, hsts_max_age=self.config.hsts_max_age)
@@ -89,8 +92,8 @@ class Gateway:
             if self.auth.handles(path):
                 await self._auth(scope, receive, send)
                 return
-            if path == "/healthz":
-                await send_response(send, json_response(200, {"status": "ok"}))
+            if self.health.handles(path):  # before the routes: never proxied, whatever their prefixes
+                await self.health(scope, send)
                 return
             if path == JWKS_PATH:
                 await send_response(send, self.jwks.response(self.engine.clock()))

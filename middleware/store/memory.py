@@ -24,6 +24,9 @@ class MemoryStore:
     async def close(self) -> None:
         return None
 
+    async def check_ready(self) -> None:
+        return None  # in this process's memory: ready whenever the process answers
+
     async def create_session(self, record: SessionRecord) -> None:
         if record.sid in self._sessions:
             raise ValueError("session id already exists")
