@@ -5,7 +5,10 @@ Build one for tests with a config from :func:`frontdesk.gateway.config.load_conf
     config = load_config(Path("test.toml"), env={"FRONTDESK_ACCESS_SECRET": "a" * 32, ...})
     app = create_app(config)            # an ASGI app; run it with uvicorn (lifespan "on")
 
-The store and user directory open on lifespan start-up and close on shutdown.
+The store and user directory open on lifespan start-up and close on shutdown. When the server starts to stop
+(SIGTERM), :meth:`Gateway.begin_shutdown` runs first, through a hook the gateway leaves in the lifespan state
+for the server (see ``serving``): ``/readyz`` turns 503, event streams end cleanly and WebSockets close with
+1001, while other requests in flight finish (up to ``[server] shutdown_timeout``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from .health import Health
 from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
 from .proxy.wiring import build_proxy
 from .security_headers import SecurityHeaders
+from .serving import BEGIN_SHUTDOWN
 from .static_files import ClientSettings, SecureStaticFiles
 from .users import UserDirectory
 
@@ -68,6 +72,7 @@ class Gateway:
     app: ASGIApp  # everything that is not /auth/*, /healthz, /readyz or the JWKS: the proxy, then the SPA
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_stopping: list[Callable[[], None]] = field(default_factory=list)  # run by begin_shutdown
     jwks: JwksEndpoint = field(init=False)
     health: Health = field(init=False)
     purger: Purger = field(init=False)
@@ -82,6 +87,8 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
+            if "state" in scope:  # where the server finds the hook to call when it starts to stop
+                scope["state"][BEGIN_SHUTDOWN] = self.begin_shutdown
             await self._lifespan(receive, send)
             return
         await self._secured(scope, receive, send)
@@ -116,6 +123,16 @@ class Gateway:
         for hook in self.on_startup:
             await hook()
         self.purger.start()
+
+    def begin_shutdown(self) -> None:
+        """The server has started to stop (and no longer accepts connections): say so on ``/readyz`` and end
+        what would otherwise hold the stop until its timeout. Idempotent; the lifespan shutdown comes later."""
+        if self.health.shutting_down:
+            return
+        log.info("shutting down: ending event streams and WebSockets, letting requests in flight finish")
+        self.health.shutting_down = True
+        for hook in self.on_stopping:
+            hook()
 
     async def shutdown(self) -> None:
         await self.purger.stop()
@@ -171,6 +188,7 @@ def create_app(
         app=proxy,
         on_startup=[start_key_watch],
         on_shutdown=[proxy.aclose, stop_key_watch],
+        on_stopping=[proxy.shut_down],
     )
 
 

@@ -22,7 +22,7 @@ from .demo import run_demo
 from .errors import ConfigError
 from .keys_cli import add_keys_parser, run_keys
 from .secret_files import create_private, warn_about_exposed
-from .serving import uvicorn_options
+from .serving import exit_zero_after_sigterm, uvicorn_options
 from .users import UserDirectory, UserExists
 
 __all__ = ["main", "build_parser"]
@@ -130,6 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(path)  # refuse to start before any worker is spawned
     warn_about_exposed(dotenv_paths(path.parent))
     os.environ["FRONTDESK_CONFIG"] = str(path)  # the workers load the same file
+    exit_zero_after_sigterm()
     uvicorn.run(
         "frontdesk.gateway.asgi:app_factory",
         factory=True,

@@ -71,7 +71,7 @@ _SCHEMA: dict[str, set[str]] = {
         "refresh_margin",
     },
     "store": {"url", "busy_timeout", "purge_interval"},
-    "server": {"host", "port", "trusted_proxies", "origins", "workers", "hsts"},
+    "server": {"host", "port", "trusted_proxies", "origins", "workers", "hsts", "shutdown_timeout"},
     "cookie": {"name", "same_site", "secure", "path", "domain"},
     "csrf": {"header"},
     "login": {
@@ -133,6 +133,7 @@ class GatewayConfig:
     keys: KeySettings = field(default_factory=KeySettings)
     login_capacity: LoginCapacity = field(default_factory=LoginCapacity)
     hsts_max_age: int | None = None  # [server] hsts: Strict-Transport-Security max-age, None when off
+    shutdown_timeout: float = 30.0  # [server] shutdown_timeout: how long requests in flight may finish at a stop
 
 
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -351,6 +352,7 @@ def load_config(
         keys=keys,
         login_capacity=login_capacity,
         hsts_max_age=p.get(server, "server", "hsts", None, _hsts),
+        shutdown_timeout=p.get(server, "server", "shutdown_timeout", 30.0, parse_duration),
     )
     for issue in _static_problems(config, dotenvs):
         p.add(issue)

@@ -18,6 +18,7 @@ __all__ = [
     "BrowserGone",
     "WebSocketRefused",
     "SessionEnded",
+    "ServerStopping",
 ]
 
 
@@ -95,3 +96,10 @@ class SessionEnded(UpstreamClosed):
 
     status = 401
     code = "session_ended"
+
+
+class ServerStopping(UpstreamClosed):
+    """The gateway is shutting down: an event stream, which never ends on its own, is ended (cleanly)."""
+
+    status = 503
+    code = "server_stopping"
