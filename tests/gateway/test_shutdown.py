@@ -10,19 +10,23 @@ an event stream and never ends is cut when the timeout runs out).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from live_gateway import GatewayProcess, free_port, wait_for
+from live_gateway import AuthClient, GatewayProcess, answers, free_port, wait_for
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -258,3 +262,55 @@ def test_two_workers_with_streams_open_stop_promptly(start: Callable[..., Gatewa
             for s in streams:
                 s.__exit__(None, None, None)
     assert exit_status(gw, SHUTDOWN_TIMEOUT + MARGIN - (time.monotonic() - began)) == 0
+
+
+DEMO_CREDENTIALS = re.compile(r"sign in as\s+(\S+)\s+/\s+(\S+)")
+DEMO_SHUTDOWN_TIMEOUT = 30.0  # the shipped config.toml's [server] shutdown_timeout, which the demo writes and uses
+
+
+def test_the_demo_stops_promptly_with_its_clock_streaming(tmp_path: Path) -> None:
+    """``frontdesk demo`` (the gateway and its demo upstream) with the SSE clock open, sent SIGTERM the way
+    ``kill PID`` does: the clock ends cleanly, the demo exits 0, and its upstream is gone too."""
+    port, upstream_port = free_port(), free_port()
+    log = tmp_path / "demo.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    command = [sys.executable, "-m", "frontdesk.gateway.cli", "demo", "--config", str(tmp_path / "config.toml")]
+    command += ["--port", str(port), "--upstream-port", str(upstream_port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def credentials() -> re.Match[str] | None:
+            assert proc.poll() is None, f"frontdesk demo exited:\n{log.read_text()}"
+            return DEMO_CREDENTIALS.search(log.read_text())
+
+        found = wait_for(credentials, timeout=60, what="the demo's credentials")
+        wait_for(lambda: answers(f"{url}/healthz"), timeout=60, what="the demo gateway")
+        with AuthClient(url) as client:
+            assert client.login(found.group(1), found.group(2)).status_code == 200
+            with client.http.stream("GET", "/api/clock", headers=client.headers(csrf=False)) as clock:
+                assert clock.status_code == 200
+                events = clock.iter_bytes()
+                assert b"retry" in next(events)
+                began = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                for _ in events:  # ends cleanly (a reset would raise)
+                    pass
+        try:
+            status = proc.wait(timeout=DEMO_SHUTDOWN_TIMEOUT + MARGIN)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"frontdesk demo was still running {DEMO_SHUTDOWN_TIMEOUT + MARGIN:g} s after SIGTERM")
+        print(f"demo exited {time.monotonic() - began:.2f} s after SIGTERM")
+        assert status == 0, log.read_text()
+        wait_for(lambda: not answers(f"http://127.0.0.1:{upstream_port}/"), what="the demo upstream to stop")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # an upstream left behind
