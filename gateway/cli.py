@@ -1,4 +1,4 @@
-"""The ``frontdesk`` command: serve, demo, keygen, users, purge."""
+"""The ``frontdesk`` command: serve, demo, keygen, users, purge, keys, doctor."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from frontdesk.middleware.store import store_from_url
 
 from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config
 from .demo import run_demo
+from .doctor import add_doctor_parser, run_doctor
 from .errors import ConfigError
 from .keys_cli import add_keys_parser, run_keys
 from .secret_files import create_private, warn_about_exposed
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     with_config(sub.add_parser("purge", help="delete expired sessions, revocations and counters"))
     add_keys_parser(sub, with_config)
+    add_doctor_parser(sub)
     return parser
 
 
@@ -93,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_purge(args))
         if args.command == "keys":
             return run_keys(args)
+        if args.command == "doctor":
+            return run_doctor(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -139,11 +139,13 @@ async def connect_wal(path: str, *, busy_timeout: float) -> aiosqlite.Connection
         delay = min(delay * 2, 0.2)
 
 
-def probe_sqlite(path: str, *, expected_version: int = SCHEMA_VERSION, timeout: float = READY_TIMEOUT) -> int:
+def probe_sqlite(
+    path: str, *, expected_version: int | None = SCHEMA_VERSION, timeout: float = READY_TIMEOUT
+) -> int:
     """Check, through a connection of its own, that the store file at ``path`` exists, is an SQLite database
-    migrated to ``expected_version`` and that its write lock can be had within ``timeout`` seconds (a writer
-    stuck holding it would stall every login and refresh); raise :class:`StoreNotReady` saying which is not
-    so. Returns the schema version. Blocking: run it in a thread. Never creates the file."""
+    migrated to ``expected_version`` (any, when None) and that its write lock can be had within ``timeout``
+    seconds (a writer stuck holding it would stall every login and refresh); raise :class:`StoreNotReady`
+    saying which is not so. Returns the schema version. Blocking: run it in a thread. Never creates the file."""
     if not os.path.exists(path):
         raise StoreNotReady("the store's database file no longer exists (removed or moved while running)", path)
     try:
@@ -154,7 +156,7 @@ def probe_sqlite(path: str, *, expected_version: int = SCHEMA_VERSION, timeout: 
     try:
         row = db.execute("PRAGMA user_version").fetchone()
         version = int(row[0]) if row else 0
-        if version != expected_version:
+        if expected_version is not None and version != expected_version:
             newer = "newer than" if version > expected_version else "older than"
             raise StoreNotReady(
                 f"the store's schema is version {version}, {newer} the {expected_version} this frontdesk uses",
