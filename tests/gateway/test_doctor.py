@@ -188,3 +188,14 @@ def test_an_exposed_dotenv_fails(setup: Setup) -> None:
     dotenv.write_text("".join(f"{k}={v}\n" for k, v in setup.secrets.items()))
     dotenv.chmod(0o644)
     assert_fails_with(setup.run(), f"{dotenv} holds secrets", f"chmod 600 {dotenv}")
+
+
+def test_a_redis_store_is_checked_for_answer_and_clock(setup: Setup, redis_url: str) -> None:
+    result = setup.run(store={"url": redis_url})
+    assert result.returncode == 0, result.stdout
+    assert any("the Redis store answers" in line for line in lines(result, "ok")), result.stdout
+    assert any("of the Redis server's" in line for line in lines(result, "ok")), result.stdout
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+        assert_fails_with(setup.run(store={"url": f"redis://127.0.0.1:{dead}/0"}), "FAIL  store", "start Redis")
