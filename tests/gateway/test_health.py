@@ -12,6 +12,10 @@ import httpx
 import pytest
 from live_gateway import GatewayProcess, free_port, wait_for
 
+from frontdesk.gateway.health import Health
+from frontdesk.middleware.store import MemoryStore
+from frontdesk.middleware.tokens import KeyRing
+
 SECURITY_HEADERS = ("x-content-type-options", "x-frame-options", "referrer-policy")
 
 
@@ -147,3 +151,12 @@ def test_store_not_migrated_is_not_ready(gw: GatewayProcess) -> None:
     finally:
         db.close()
     _ready_again(gw)
+
+
+async def test_a_stopping_gateway_is_not_ready_but_still_healthy() -> None:
+    health = Health(MemoryStore(), KeyRing.from_secrets("s" * 32), None)
+    assert (await health.response("/readyz", "GET")).status == 200
+    health.shutting_down = True  # what Gateway.begin_shutdown sets at SIGTERM
+    stopping = await health.response("/readyz", "GET")
+    assert (stopping.status, stopping.body) == (503, b'{"status":"not ready","reason":"shutting down"}')
+    assert (await health.response("/healthz", "GET")).status == 200

@@ -160,6 +160,8 @@ def test_an_sse_stream_in_flight_ends_cleanly_and_the_process_exits_0(start: Cal
             pass
     assert exit_status(gw, SHUTDOWN_TIMEOUT + MARGIN - (time.monotonic() - began)) == 0
     print(f"exited {time.monotonic() - began:.2f} s after SIGTERM")
+    # The store was closed: SQLite folds its write-ahead log back into the file when the last connection closes.
+    assert not (gw.workdir / "frontdesk.db-wal").exists()
 
 
 def test_an_endless_stream_is_cut_at_the_shutdown_timeout_and_the_process_exits_0(
