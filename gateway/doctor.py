@@ -108,7 +108,8 @@ def _secret_findings(config: GatewayConfig) -> list[Finding]:
     if set(t.access_previous) & current or set(t.refresh_previous) & current:
         found.append(Finding("warn", "secrets", "a *_PREVIOUS secret repeats a current one", "drop it from *_PREVIOUS"))
     if not found:
-        found.append(Finding("ok", "secrets", f"{len([n for n, s in named if s])} secret(s) set, strong and distinct"))
+        set_count = len([n for n, s in named if s])
+        found.append(Finding("ok", "secrets", f"{set_count} secret(s) set, each strong by the entropy estimate"))
     return found
 
 
@@ -339,6 +340,9 @@ async def diagnose(path: Path, env: Mapping[str, str], *, now: float | None = No
         return found
     found += _secret_findings(config) if config.tokens.refresh_secret else []
     found += _dotenv_findings(config)
+    users = Path(config.users_database)
+    if config.users_database != config.store_url.removeprefix("sqlite:///"):  # its password hashes, if apart
+        found += _file_mode_findings("users", [users])
     found += await _store_findings(config, now)
     found += _key_findings(config)
     found += await _upstream_findings(config)

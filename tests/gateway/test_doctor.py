@@ -199,3 +199,10 @@ def test_a_redis_store_is_checked_for_answer_and_clock(setup: Setup, redis_url: 
         sock.bind(("127.0.0.1", 0))
         dead = sock.getsockname()[1]
         assert_fails_with(setup.run(store={"url": f"redis://127.0.0.1:{dead}/0"}), "FAIL  store", "start Redis")
+
+
+def test_a_separate_users_database_readable_by_others_fails(setup: Setup) -> None:
+    users = setup.workdir / "users.db"
+    sqlite3.connect(users).close()
+    users.chmod(0o644)
+    assert_fails_with(setup.run(users={"database": "users.db"}), "FAIL  users", f"chmod 600 {users}")
