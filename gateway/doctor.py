@@ -29,10 +29,11 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from frontdesk.middleware.errors import FrontdeskError, StoreNotReady
+from frontdesk.middleware.store import store_from_url
 from frontdesk.middleware.store.sqlite import SCHEMA_VERSION, probe_sqlite
 
 from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config
@@ -185,22 +186,25 @@ def _sqlite_clock(path: str, leeway: float, now: float) -> Finding:
     return Finding("ok", "clock", "the store holds no session from the future")
 
 
-async def _redis_findings(url: str, leeway: float, now: float) -> list[Finding]:
-    from frontdesk.middleware.store.redis import (
-        RedisStore,
-    )  # optional dependency (frontdesk[redis]), as in store_from_url
+@runtime_checkable
+class SharedClock(Protocol):
+    """A store whose server has a clock every instance sharing it can compare with (Redis's ``TIME``)."""
 
-    store = RedisStore(url)
+    async def server_time(self) -> float: ...
+
+
+async def _redis_findings(url: str, leeway: float, now: float) -> list[Finding]:
+    store = store_from_url(url)  # the Redis backend is an optional dependency, loaded only when named
     try:
         await asyncio.wait_for(store.open(), CONNECT_TIMEOUT)
-        seconds, micros = await store.redis.time()
+        server_now = await store.server_time() if isinstance(store, SharedClock) else now
     except (FrontdeskError, OSError, TimeoutError) as exc:
         detail = str(exc) if isinstance(exc, FrontdeskError) else f"no answer within {CONNECT_TIMEOUT:g} s"
         return [Finding("FAIL", "store", detail, "start Redis or fix store.url")]
     finally:
         await store.close()
     found = [Finding("ok", "store", "the Redis store answers")]
-    skew = float(seconds) + float(micros) / 1e6 - now
+    skew = server_now - now
     if abs(skew) > leeway:
         found.append(
             Finding(

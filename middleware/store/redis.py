@@ -117,6 +117,15 @@ class RedisStore:
         except (RedisError, OSError) as exc:
             raise StoreNotReady("the Redis store does not answer", f"{_redacted(self.url)}: {exc}") from None
 
+    async def server_time(self) -> float:
+        """The Redis server's clock (``TIME``) in seconds: the one clock every instance sharing this store can
+        compare its own with (``frontdesk doctor`` does)."""
+        try:
+            seconds, micros = await self.redis.time()
+        except RedisError as exc:
+            raise StoreError(f"session store command failed: {exc}") from exc
+        return float(seconds) + float(micros) / 1e6
+
     @property
     def redis(self) -> Redis:
         if self._redis is None:
