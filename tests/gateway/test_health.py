@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from live_gateway import GatewayProcess, free_port, wait_for
 
 from frontdesk.gateway.health import Health
+from frontdesk.gateway.users import UserDirectory
 from frontdesk.middleware.store import MemoryStore
 from frontdesk.middleware.tokens import KeyRing
 
@@ -160,3 +162,13 @@ async def test_a_stopping_gateway_is_not_ready_but_still_healthy() -> None:
     stopping = await health.response("/readyz", "GET")
     assert (stopping.status, stopping.body) == (503, b'{"status":"not ready","reason":"shutting down"}')
     assert (await health.response("/healthz", "GET")).status == 200
+
+
+async def test_no_signing_key_or_a_closed_user_directory_is_not_ready(tmp_path: Path) -> None:
+    unsigned = Health(MemoryStore(), KeyRing([]), None)  # e.g. a [keys] directory whose keys all retired
+    r = await unsigned.response("/readyz", "GET")
+    assert (r.status, r.body) == (503, b'{"status":"not ready","reason":"no access-token signing key is loaded"}')
+    users = UserDirectory(str(tmp_path / "users.db"))  # never opened (or closed at shutdown)
+    closed = Health(MemoryStore(), KeyRing.from_secrets("s" * 32), users)
+    r = await closed.response("/readyz", "HEAD")
+    assert r.status == 503 and b"the user directory is not open" in r.body
