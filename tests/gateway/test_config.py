@@ -269,3 +269,12 @@ def test_the_shipped_spa_is_served_when_no_static_folder_is_beside_the_config(tm
     assert config.static_dir == tmp_path / "static"
     config = load_config(write(tmp_path, '[static]\ndirectory = "web"\n'), env=GOOD_ENV)
     assert config.static_dir == tmp_path / "web"
+
+
+def test_shutdown_timeout_is_a_duration_defaulting_to_30s(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, ""), env=GOOD_ENV).shutdown_timeout == 30.0
+    assert load_config(REPO / "config.toml", env=GOOD_ENV).shutdown_timeout == 30.0  # documented there
+    assert load_config(write(tmp_path, '[server]\nshutdown_timeout = "90s"\n'), env=GOOD_ENV).shutdown_timeout == 90
+    for bad in ("30", '"soon"', '"-5s"'):
+        found = problems(write(tmp_path, f"[server]\nshutdown_timeout = {bad}\n"))
+        assert len(found) == 1 and found[0].startswith("server.shutdown_timeout: "), found
