@@ -29,6 +29,7 @@ the process with it; :func:`exit_zero_after_sigterm` makes that a normal exit).
 from __future__ import annotations
 
 import copy
+import logging
 import signal
 from collections.abc import Callable
 from types import FrameType
@@ -58,7 +59,10 @@ def _begin_shutdown(app_state: dict[str, Any]) -> bool:
     hook: Callable[[], None] | None = app_state.get(BEGIN_SHUTDOWN)
     if hook is None:
         return False
-    hook()
+    try:
+        hook()
+    except Exception:  # inside uvicorn's shutdown: a failure here must not stop the rest of it
+        logging.getLogger("frontdesk.gateway").exception("beginning the shutdown failed")
     return True
 
 
