@@ -5,7 +5,10 @@ Build one for tests with a config from :func:`frontdesk.gateway.config.load_conf
     config = load_config(Path("test.toml"), env={"FRONTDESK_ACCESS_SECRET": "a" * 32, ...})
     app = create_app(config)            # an ASGI app; run it with uvicorn (lifespan "on")
 
-The store and user directory open on lifespan start-up and close on shutdown.
+The store and user directory open on lifespan start-up and close on shutdown. When the server starts to stop
+(SIGTERM), :meth:`Gateway.begin_shutdown` runs first, through a hook the gateway leaves in the lifespan state
+for the server (see ``serving``): ``/readyz`` turns 503, event streams end cleanly and WebSockets close with
+1001, while other requests in flight finish (up to ``[server] shutdown_timeout``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from frontdesk.middleware.auth_api import AuthAPI
 from frontdesk.middleware.clock import Clock, system_clock
 from frontdesk.middleware.event_log import EventLog
 from frontdesk.middleware.events import NO_EVENTS, Events
-from frontdesk.middleware.http import error_body, json_response
+from frontdesk.middleware.http import error_body
 from frontdesk.middleware.purge import Purger
 from frontdesk.middleware.sessions import Authenticator, SessionEngine
 from frontdesk.middleware.store import Store, store_from_url
@@ -28,12 +31,14 @@ from frontdesk.middleware.tokens import KeyRing
 
 from .config import GatewayConfig
 from .hash_pool import HashPool
+from .health import Health
 from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
 from .metrics import Instrumentation
 from .proxy.contracts import NO_METER
 from .proxy.wiring import build_proxy
 from .request_ids import RequestIds
 from .security_headers import SecurityHeaders
+from .serving import BEGIN_SHUTDOWN
 from .static_files import ClientSettings, SecureStaticFiles
 from .users import UserDirectory
 
@@ -77,17 +82,20 @@ class Gateway:
     engine: SessionEngine
     users: UserDirectory | None
     auth: AuthAPI
-    app: ASGIApp  # everything that is not /auth/* or /healthz: the proxy, then the SPA
+    app: ASGIApp  # everything that is not /auth/*, /healthz, /readyz or the JWKS: the proxy, then the SPA
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     audit: AuditTrail | None = None  # the audit sink on engine.events, written in the background
     metering: Instrumentation | None = None  # None when [metrics] address is empty
+    on_stopping: list[Callable[[], None]] = field(default_factory=list)  # run by begin_shutdown
     jwks: JwksEndpoint = field(init=False)
+    health: Health = field(init=False)
     purger: Purger = field(init=False)
     _secured: RequestIds = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.jwks = JwksEndpoint(self.engine.access_codec.keyring)
+        self.health = Health(self.engine.store, self.engine.access_codec.keyring, self.users)
         also = [self.audit] if self.audit is not None else []  # audit rows past [audit] retention
         self.purger = Purger(self.engine, self.config.purge_interval, self.engine.clock, also=also)
         # Every response below passes through one layer that adds the security headers (see security_headers),
@@ -104,6 +112,8 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
+            if "state" in scope:  # where the server finds the hook to call when it starts to stop
+                scope["state"][BEGIN_SHUTDOWN] = self.begin_shutdown
             await self._lifespan(receive, send)
             return
         await self._entry(scope, receive, send)
@@ -114,8 +124,8 @@ class Gateway:
             if self.auth.answers(path):  # the admission pipeline's endpoint path, as session mode's /auth/*
                 await answer_endpoint(self.auth, scope, receive, send)
                 return
-            if path == "/healthz":
-                await send_response(send, json_response(200, {"status": "ok"}))
+            if self.health.handles(path):  # before the routes: never proxied, whatever their prefixes
+                await self.health(scope, send)
                 return
             if path == JWKS_PATH:
                 await send_response(send, self.jwks.response(self.engine.clock()))
@@ -135,6 +145,16 @@ class Gateway:
         if self.audit is not None:
             self.audit.start()
         self.purger.start()
+
+    def begin_shutdown(self) -> None:
+        """The server has started to stop (and no longer accepts connections): say so on ``/readyz`` and end
+        what would otherwise hold the stop until its timeout. Idempotent; the lifespan shutdown comes later."""
+        if self.health.shutting_down:
+            return
+        log.info("shutting down: ending event streams and WebSockets, letting requests in flight finish")
+        self.health.shutting_down = True
+        for hook in self.on_stopping:
+            hook()
 
     async def shutdown(self) -> None:
         await self.purger.stop()
@@ -204,6 +224,7 @@ def create_app(
         on_shutdown=[proxy.aclose, stop_key_watch],
         audit=audit,
         metering=metering,
+        on_stopping=[proxy.shut_down],
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``frontdesk`` command: serve, demo, keygen, users, sessions, purge, keys, audit."""
+"""The ``frontdesk`` command: serve, demo, keygen, users, sessions, purge, keys, audit, doctor."""
 
 from __future__ import annotations
 
@@ -22,12 +22,13 @@ from .app import create_app
 from .audit_cli import add_audit_parser, admin_actor, record_events, run_audit
 from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config
 from .demo import run_demo
+from .doctor import add_doctor_parser, run_doctor
 from .errors import ConfigError
 from .keys_cli import add_keys_parser, run_keys
 from .log_settings import LEVELS
 from .metrics import multiprocess_metrics, serve_metrics
 from .secret_files import create_private, warn_about_exposed
-from .serving import uvicorn_options
+from .serving import exit_zero_after_sigterm, uvicorn_options
 from .sessions_cli import add_sessions_parser, run_sessions
 from .users import UserDirectory, UserExists
 
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sub.add_parser("purge", help="delete expired sessions, revocations and counters"))
     add_keys_parser(sub, with_config)
     add_audit_parser(sub, with_config)
+    add_doctor_parser(sub)
     return parser
 
 
@@ -108,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_keys(args)
         if args.command == "audit":
             return run_audit(args, _load(args, require_secrets=False))
+        if args.command == "doctor":
+            return run_doctor(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -145,6 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(path)  # refuse to start before any worker is spawned
     warn_about_exposed(dotenv_paths(path.parent))
     os.environ["FRONTDESK_CONFIG"] = str(path)  # the workers load the same file
+    exit_zero_after_sigterm()
     workers = args.workers or config.workers
     # The metrics listener runs here, in the one parent process, apart from the gateway's port. One worker
     # is this very process: it serves the app's own registry. Several workers share a directory of files.

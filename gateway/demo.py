@@ -25,7 +25,7 @@ from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_c
 from .keys import JWKS_PATH
 from .proxy.routes import Route
 from .secret_files import append_private, warn_about_exposed
-from .serving import uvicorn_options
+from .serving import exit_zero_after_sigterm, uvicorn_options
 from .users import UserDirectory, UserExists
 
 __all__ = ["run_demo", "ensure_config", "ensure_secrets", "route_to_demo_upstream"]
@@ -117,6 +117,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if config.keys.asymmetric:
         command += ["--jwks-url", f"http://127.0.0.1:{args.port}{JWKS_PATH}"]
     upstream = subprocess.Popen(command, env=env)
+    exit_zero_after_sigterm()  # and the finally below still stops the upstream
     try:
         if not _wait_for(f"http://127.0.0.1:{args.upstream_port}/", time.monotonic() + 15):
             print("frontdesk: the demo upstream did not start", file=sys.stderr)

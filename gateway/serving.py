@@ -13,19 +13,63 @@ attempt: log noise any unauthenticated client can generate, and a false alarm fo
 The subclass below marks the handshake done once the denial is on the wire, as uvicorn's wsproto
 implementation already does (and as https://github.com/Kludex/uvicorn/pull/3138 proposes upstream); when
 uvicorn fixes it, the override is a no-op.
+
+Graceful shutdown (SIGTERM): uvicorn stops accepting, asks each connection to shut down, waits for the requests
+in flight up to ``timeout_graceful_shutdown`` (``[server] shutdown_timeout``; uvicorn's default is to wait
+forever, so one open event stream kept ``frontdesk serve`` running indefinitely), then runs the lifespan
+shutdown (the store closes). The app hears of the stop only at that last step, too late to end the streams
+that would hold it: so the protocols below call the gateway's ``begin_shutdown`` hook (left in the lifespan
+state under :data:`BEGIN_SHUTDOWN`) as uvicorn asks the first connection to shut down, in every worker. The
+gateway then ends its event streams cleanly and closes its WebSockets with 1001 Going Away itself, so the
+WebSocket protocol skips uvicorn's own close (1012) for a socket that is open. Once stopped gracefully,
+``frontdesk serve`` and ``frontdesk demo`` exit with status 0 (uvicorn re-raises the SIGTERM, which would kill
+the process with it; :func:`exit_zero_after_sigterm` makes that a normal exit).
 """
 
 from __future__ import annotations
 
+import logging
+import signal
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from uvicorn._types import ASGISendEvent
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from .config import GatewayConfig
 from .logs import log_config
 
-__all__ = ["DenialCompletesHandshake", "uvicorn_options"]
+__all__ = [
+    "BEGIN_SHUTDOWN",
+    "DenialCompletesHandshake",
+    "DrainingHttp",
+    "exit_zero_after_sigterm",
+    "uvicorn_options",
+]
+
+BEGIN_SHUTDOWN = "frontdesk.begin_shutdown"  # lifespan-state key of the gateway's "the server is stopping" hook
+
+
+def _begin_shutdown(app_state: dict[str, Any]) -> bool:
+    """Call the app's hook, if it left one; whether it did."""
+    hook: Callable[[], None] | None = app_state.get(BEGIN_SHUTDOWN)
+    if hook is None:
+        return False
+    try:
+        hook()
+    except Exception:  # inside uvicorn's shutdown: a failure here must not stop the rest of it
+        logging.getLogger("frontdesk.gateway").exception("beginning the shutdown failed")
+    return True
+
+
+class DrainingHttp(HttpToolsProtocol):
+    """uvicorn's httptools protocol, telling the app when the server starts to stop."""
+
+    def shutdown(self) -> None:
+        _begin_shutdown(self.app_state)
+        super().shutdown()
 
 
 class DenialCompletesHandshake(WebSocketsSansIOProtocol):
@@ -35,6 +79,21 @@ class DenialCompletesHandshake(WebSocketsSansIOProtocol):
         await super().send(message)
         if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
             self.handshake_complete = True
+
+    def shutdown(self) -> None:
+        if _begin_shutdown(self.app_state) and self.handshake_complete and not self.close_sent:
+            return  # the gateway closes its open sockets itself: with 1001, and the upstream's too
+        super().shutdown()
+
+
+def exit_zero_after_sigterm() -> None:
+    """Make the SIGTERM that uvicorn re-raises after a graceful stop end the process with status 0, and one
+    that arrives before uvicorn listens for it stop the process at once, also with 0. Main thread only."""
+    signal.signal(signal.SIGTERM, _exit_zero)
+
+
+def _exit_zero(sig: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def uvicorn_options(
@@ -49,7 +108,7 @@ def uvicorn_options(
     log_level = log_level or config.log.level
     json_lines = config.log.resolved_format() == "json"
     return {
-        "http": "httptools",
+        "http": DrainingHttp,
         "loop": "uvloop",
         "ws": DenialCompletesHandshake,
         "proxy_headers": False,  # X-Forwarded-* are judged by frontdesk against server.trusted_proxies
@@ -60,4 +119,6 @@ def uvicorn_options(
         # uvicorn reads a whole WebSocket message before the proxy sees it (16 MiB by default): held to the
         # proxy's own limit, a socket cannot pin more than that per message (issue 8: 20 x 15 MiB grew 380 MB).
         "ws_max_size": config.proxy.max_websocket_message_size,
+        # requests in flight may finish for this long after SIGTERM; then they are cut and the process exits
+        "timeout_graceful_shutdown": config.shutdown_timeout,
     }

@@ -90,6 +90,10 @@ class UserDirectory:
         self.hash_pool.close()
 
     @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    @property
     def db(self) -> aiosqlite.Connection:
         if self._db is None:
             raise RuntimeError("user directory is not open")

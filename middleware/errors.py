@@ -23,6 +23,7 @@ __all__ = [
     "WebSocketRefused",
     "BadRequest",
     "StoreError",
+    "StoreNotReady",
 ]
 
 
@@ -134,3 +135,16 @@ class StoreError(FrontdeskError, status=503, code="store_unavailable"):
     @property
     def detail(self) -> str:
         return "the session store is unavailable; try again shortly"
+
+
+class StoreNotReady(StoreError):
+    """The store is open but cannot serve requests now (its file gone or locked, its schema not this version's,
+    its server not answering): what a readiness check raises.
+
+    ``reason`` is plain words that are safe to show anyone (no path, no URL); ``str(exc)`` adds ``specifics``
+    (the path, the driver's message) for the log.
+    """
+
+    def __init__(self, reason: str, specifics: str = "") -> None:
+        super().__init__(f"{reason} ({specifics})" if specifics else reason)
+        self.reason = reason

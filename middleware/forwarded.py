@@ -38,6 +38,11 @@ class TrustedProxies:
     def __init__(self, networks: Iterable[Network | str] = ()) -> None:
         self._networks = tuple(trusted_network(n) if isinstance(n, str) else n for n in networks)
 
+    @property
+    def trusts_any(self) -> bool:
+        """Whether any proxy is trusted at all (the gateway runs behind one)."""
+        return bool(self._networks)
+
     def is_trusted(self, host: str | None) -> bool:
         if not host or not self._networks:
             return False

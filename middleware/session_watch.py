@@ -14,7 +14,11 @@ to wait for. With the tick below, a stream is cut within ``POLL_INTERVAL`` + the
 Nothing runs while nothing is watched (the poll task exits when the last watch closes), and a short response
 never registers at all: streams are watched only once they have lasted ``STREAM_WATCH_DELAY``.
 
-The watch also counts each session's open WebSockets (the gateway caps them per session).
+The watch also counts each session's open WebSockets (the gateway caps them per session), and it is how a
+server that is stopping reaches what it holds open: :meth:`SessionWatch.shut_down` calls the ``on_shutdown`` of
+every exchange that gave one (event streams and WebSockets, which never end on their own and would hold the
+stop until its timeout), now and for any registered later. Exchanges without a session (``sid=None``) can be
+watched for that alone; they are never polled.
 """
 
 from __future__ import annotations
@@ -43,12 +47,20 @@ class Liveness(Protocol):
 class Watching:
     """One open exchange of one session. ``close()`` when the exchange ends, whichever way (idempotent)."""
 
-    __slots__ = ("_registered", "_timer", "_watch", "on_end", "sid", "socket")
+    __slots__ = ("_registered", "_timer", "_watch", "on_end", "on_shutdown", "sid", "socket")
 
-    def __init__(self, watch: SessionWatch, sid: str, on_end: Callable[[], None], socket: bool) -> None:
+    def __init__(
+        self,
+        watch: SessionWatch,
+        sid: str | None,
+        on_end: Callable[[], None],
+        socket: bool,
+        on_shutdown: Callable[[], None] | None,
+    ) -> None:
         self._watch = watch
         self.sid = sid
         self.on_end = on_end
+        self.on_shutdown = on_shutdown
         self.socket = socket
         self._timer: asyncio.TimerHandle | None = None
         self._registered = False
@@ -72,11 +84,22 @@ class SessionWatch:
         self._engine = engine
         self._interval = interval
         self._open: dict[str, set[Watching]] = {}
+        self._sessionless: set[Watching] = set()  # watched for shutdown only
         self._task: asyncio.Task[None] | None = None
+        self._shutting_down = False
 
-    def watch(self, sid: str, on_end: Callable[[], None], *, delay: float = 0.0, socket: bool = False) -> Watching:
-        """Call ``on_end`` (once) when session ``sid`` ends; start watching after ``delay`` seconds."""
-        watching = Watching(self, sid, on_end, socket)
+    def watch(
+        self,
+        sid: str | None,
+        on_end: Callable[[], None],
+        *,
+        delay: float = 0.0,
+        socket: bool = False,
+        on_shutdown: Callable[[], None] | None = None,
+    ) -> Watching:
+        """Call ``on_end`` (once) when session ``sid`` ends, and ``on_shutdown`` (once) when the server stops;
+        start watching after ``delay`` seconds. ``sid=None``: no session to watch, only the stop."""
+        watching = Watching(self, sid, on_end, socket, on_shutdown)
         if delay > 0:
             watching._timer = asyncio.get_running_loop().call_later(delay, watching._register)
         else:
@@ -87,6 +110,12 @@ class SessionWatch:
         """The WebSockets of session ``sid`` that are open (or being opened) in this process."""
         return sum(1 for w in self._open.get(sid, ()) if w.socket)
 
+    def shut_down(self) -> None:
+        """The server is stopping: call every ``on_shutdown``, now and for whatever registers from here on."""
+        self._shutting_down = True
+        for watching in [*self._sessionless, *(w for held in self._open.values() for w in held)]:
+            _stop(watching)
+
     async def aclose(self) -> None:
         task, self._task = self._task, None
         if task is not None:
@@ -94,11 +123,19 @@ class SessionWatch:
             await asyncio.gather(task, return_exceptions=True)
 
     def _add(self, watching: Watching) -> None:
-        self._open.setdefault(watching.sid, set()).add(watching)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._poll(), name="frontdesk-session-watch")
+        if watching.sid is None:
+            self._sessionless.add(watching)
+        else:
+            self._open.setdefault(watching.sid, set()).add(watching)
+            if self._task is None or self._task.done():
+                self._task = asyncio.get_running_loop().create_task(self._poll(), name="frontdesk-session-watch")
+        if self._shutting_down:
+            _stop(watching)
 
     def _remove(self, watching: Watching) -> None:
+        if watching.sid is None:
+            self._sessionless.discard(watching)
+            return
         held = self._open.get(watching.sid)
         if held is not None:
             held.discard(watching)
@@ -124,3 +161,12 @@ class SessionWatch:
                         watching.on_end()
                     except Exception:  # one broken callback must not stop the watch for everyone else
                         log.exception("ending a stream of an ended session failed")
+
+
+def _stop(watching: Watching) -> None:
+    stop, watching.on_shutdown = watching.on_shutdown, None  # once
+    if stop is not None:
+        try:
+            stop()
+        except Exception:  # one broken callback must not keep the others open
+            log.exception("ending an open stream at shutdown failed")

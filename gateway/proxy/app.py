@@ -69,6 +69,11 @@ class ProxyApp:
     def pool(self) -> UpstreamPool:
         return self._pool
 
+    def shut_down(self) -> None:
+        """The server is stopping: end every event stream cleanly and close every WebSocket with 1001 (both
+        would otherwise hold the stop until its timeout); other exchanges in flight are left to finish."""
+        self._sessions.shut_down()
+
     async def aclose(self) -> None:
         await self._sessions.aclose()
         await self._pool.aclose()

@@ -34,6 +34,7 @@ from .errors import (
     HeadersTooLarge,
     MethodNotAllowed,
     PayloadTooLarge,
+    ServerStopping,
     SessionEnded,
     UpstreamClosed,
     UpstreamError,
@@ -336,9 +337,17 @@ class HttpCycle:
                 return
             # A stream: watch for the browser leaving, or an endless SSE stream would be read for nobody.
             watcher = asyncio.ensure_future(self._watch_disconnect(conn, conn.uses))
-            if self.grant is not None:
-                # ... and for its session ending (logout, password change): the stream must not outlive it.
-                watching = deps.sessions.watch(self.grant.sid, _cut(conn, conn.uses), delay=STREAM_WATCH_DELAY)
+            event_stream = _event_stream(headers)
+            if self.grant is not None or event_stream:
+                # ... for its session ending (logout, password change): the stream must not outlive it; and, for
+                # an event stream, which never ends on its own, for the server stopping.
+                stopping = ServerStopping("the gateway is stopping")
+                watching = deps.sessions.watch(
+                    self.grant.sid if self.grant is not None else None,
+                    _cut(conn, conn.uses, SessionEnded("the session of this stream ended")),
+                    delay=STREAM_WATCH_DELAY,
+                    on_shutdown=_cut(conn, conn.uses, stopping) if event_stream else None,
+                )
             while True:
                 try:
                     chunk = await conn.read_body()
@@ -346,11 +355,11 @@ class HttpCycle:
                     deps.meter.failed(self.route, exc)
                     # Too late for a JSON error: returning without finishing makes uvicorn close the browser
                     # connection, so a truncated body can never pass for a complete one.
-                    if isinstance(exc, SessionEnded) and _event_stream(headers):
+                    if isinstance(exc, SessionEnded | ServerStopping) and event_stream:
                         # An event stream has no "complete": end it cleanly, so the browser's EventSource
-                        # reconnects, meets the 401 and tells the page, without a network error logged.
+                        # reconnects (meets the 401, or another gateway), without a network error logged.
                         await self._send_body(b"", False)
-                    elif not isinstance(exc, BrowserGone | SessionEnded):
+                    elif not isinstance(exc, BrowserGone | SessionEnded | ServerStopping):
                         log.warning("upstream failed mid-response: %s", exc.detail)
                     return
                 if chunk is None:
@@ -403,12 +412,12 @@ def _event_stream(headers: list[tuple[bytes, bytes]]) -> bool:
     return sse
 
 
-def _cut(conn: UpstreamConnection, uses: int) -> Callable[[], None]:
-    """Abort the upstream exchange on ``conn`` when its session ends; the response loop then ends the
-    browser's side (cleanly for an event stream, mid-body for anything else)."""
+def _cut(conn: UpstreamConnection, uses: int, why: UpstreamError) -> Callable[[], None]:
+    """Abort the upstream exchange on ``conn`` with ``why`` (its session ended, the server is stopping); the
+    response loop then ends the browser's side (cleanly for an event stream, mid-body for anything else)."""
 
     def cut() -> None:
         if conn.uses == uses and not conn.complete:  # still this exchange (not pooled and reused since)
-            conn.abort(SessionEnded("the session of this stream ended"))
+            conn.abort(why)
 
     return cut

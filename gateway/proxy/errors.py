@@ -19,6 +19,7 @@ __all__ = [
     "BrowserGone",
     "WebSocketRefused",
     "SessionEnded",
+    "ServerStopping",
 ]
 
 
@@ -76,3 +77,7 @@ class BrowserGone(UpstreamClosed, code="client_closed"):
 
 class SessionEnded(UpstreamClosed, status=401, code="session_ended"):
     """The session behind a streamed response ended (logout, password change, revocation): the stream is cut."""
+
+
+class ServerStopping(UpstreamClosed, status=503, code="server_stopping"):
+    """The gateway is shutting down: an event stream, which never ends on its own, is ended (cleanly)."""

@@ -35,8 +35,9 @@ from .paths import upstream_target
 from .routes import Route
 from .settings import ProxySettings
 
-__all__ = ["WebSocketDeps", "proxy_websocket", "refuse_websocket", "SESSION_ENDED", "MESSAGE_TOO_BIG"]
+__all__ = ["WebSocketDeps", "proxy_websocket", "refuse_websocket", "GOING_AWAY", "SESSION_ENDED", "MESSAGE_TOO_BIG"]
 
+GOING_AWAY = 1001  # the gateway is shutting down: both sides are told, and a client may reconnect elsewhere
 SESSION_ENDED = 1008  # policy violation: the session behind this socket was logged out or revoked
 MESSAGE_TOO_BIG = 1009  # a message above proxy.max_websocket_message_size, in either direction
 
@@ -82,9 +83,10 @@ async def proxy_websocket(
     if message["type"] != "websocket.connect":
         return
     ended = asyncio.Event()  # set by the session watch when the session behind this socket ends
+    stopping = asyncio.Event()  # ... and this one when the server starts to stop
     watching: Watching | None = None
     try:
-        grant, upstream, watching = await _open(deps, scope, route, raw_path, ended)
+        grant, upstream, watching = await _open(deps, scope, route, raw_path, ended, stopping)
     except BadFraming:
         await refuse_websocket(send, WebSocketRefused("bad upgrade request"), scope)
         return
@@ -97,7 +99,7 @@ async def proxy_websocket(
     accept = decorate_accept({"type": "websocket.accept", "subprotocol": upstream.subprotocol}, set_cookie)
     try:
         await send(accept)
-        await _pump(upstream, receive, send, ended, deps.settings.max_websocket_message_size)
+        await _pump(upstream, receive, send, ended, stopping, deps.settings.max_websocket_message_size)
     finally:
         if watching is not None:
             watching.close()
@@ -114,7 +116,7 @@ class _Refused(Exception):
 
 
 async def _open(
-    deps: WebSocketDeps, scope: Scope, route: Route, raw_path: bytes, ended: asyncio.Event
+    deps: WebSocketDeps, scope: Scope, route: Route, raw_path: bytes, ended: asyncio.Event, stopping: asyncio.Event
 ) -> tuple[GrantLike | None, ClientConnection, Watching | None]:
     """Check the upgrade, count it against its session's cap and connect upstream; raises :class:`_Refused`."""
     engine = deps.engine
@@ -139,8 +141,11 @@ async def _open(
                 raise WebSocketRefused(
                     f"this session already has {cap} open WebSockets (the limit is proxy.max_websockets_per_session)"
                 )
-            # Counted from here on (before the upstream connect awaits), so concurrent upgrades cannot all pass.
-            watching = deps.sessions.watch(grant.sid, ended.set, socket=True)
+        # Counted from here on (before the upstream connect awaits), so concurrent upgrades cannot all pass; a
+        # socket without a session is watched too, for the server stopping.
+        watching = deps.sessions.watch(
+            grant.sid if grant is not None else None, ended.set, socket=True, on_shutdown=stopping.set
+        )
         peer = scope.get("client")
         head = render_request_head(
             scanned,
@@ -194,7 +199,14 @@ def _too_big(message: Message, limit: int) -> bool:
     return len(message.get("bytes") or b"") > limit
 
 
-async def _pump(upstream: ClientConnection, receive: Receive, send: Send, ended: asyncio.Event, limit: int) -> None:
+async def _pump(
+    upstream: ClientConnection,
+    receive: Receive,
+    send: Send,
+    ended: asyncio.Event,
+    stopping: asyncio.Event,
+    limit: int,
+) -> None:
     client_closed = False
     too_big = False
 
@@ -226,6 +238,7 @@ async def _pump(upstream: ClientConnection, receive: Receive, send: Send, ended:
         asyncio.ensure_future(from_client()): "client",
         asyncio.ensure_future(from_upstream()): "upstream",
         asyncio.ensure_future(ended.wait()): "session",
+        asyncio.ensure_future(stopping.wait()): "shutdown",
     }
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -236,6 +249,8 @@ async def _pump(upstream: ClientConnection, receive: Receive, send: Send, ended:
         await asyncio.gather(*tasks, return_exceptions=True)
     if first == "session":
         code, reason = SESSION_ENDED, "session ended"
+    elif first == "shutdown":
+        code, reason = GOING_AWAY, "the server is shutting down"
     elif too_big:
         code, reason = MESSAGE_TOO_BIG, "message too big"
     elif first == "upstream":

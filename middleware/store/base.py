@@ -12,7 +12,19 @@ from typing import Protocol, runtime_checkable
 
 from ..events import Event
 
-__all__ = ["CountsSessions", "SessionRecord", "Store", "SUPERSEDED_LIMIT", "after_rotation", "window_bounds"]
+__all__ = [
+    "CountsSessions",
+    "READY_TIMEOUT",
+    "SessionRecord",
+    "Store",
+    "SUPERSEDED_LIMIT",
+    "after_rotation",
+    "window_bounds",
+]
+
+READY_TIMEOUT = 0.5
+"""How long a readiness check waits for the store (its lock, its server): a store slower than this to answer
+is not ready to serve logins, and a probe must answer well within a load balancer's own timeout."""
 
 SUPERSEDED_LIMIT = 32
 """At most this many superseded refresh tokens are remembered per session (the newest; the older ones count as
@@ -76,6 +88,10 @@ class Store(Protocol):
         """Connect and migrate; idempotent."""
 
     async def close(self) -> None: ...
+
+    async def check_ready(self) -> None:
+        """Raise :class:`~frontdesk.middleware.errors.StoreNotReady` saying why when the open store cannot serve
+        requests now (unreachable, locked, not migrated to this version's schema). Cheap: ``/readyz`` calls it."""
 
     async def create_session(self, record: SessionRecord) -> None: ...
 

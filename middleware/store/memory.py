@@ -29,6 +29,9 @@ class MemoryStore:
     async def count_live_sessions(self, *, now: float) -> int:
         return sum(1 for record in self._sessions.values() if record.is_usable(now))
 
+    async def check_ready(self) -> None:
+        return None  # in this process's memory: ready whenever the process answers
+
     async def create_session(self, record: SessionRecord) -> None:
         if record.sid in self._sessions:
             raise ValueError("session id already exists")

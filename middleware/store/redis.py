@@ -7,6 +7,7 @@ which is what makes rotation a true compare-and-swap across machines.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Sequence
@@ -15,9 +16,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreNotReady
 from ..events import Event
-from .base import SUPERSEDED_LIMIT, SessionRecord, window_bounds
+from .base import READY_TIMEOUT, SUPERSEDED_LIMIT, SessionRecord, window_bounds
 
 __all__ = ["RedisStore"]
 
@@ -104,6 +105,27 @@ class RedisStore:
         if self._redis is not None:
             client, self._redis = self._redis, None
             await client.aclose()
+
+    async def check_ready(self) -> None:
+        if self._redis is None:
+            raise StoreNotReady("the session store is not open")
+        try:
+            await asyncio.wait_for(self._redis.ping(), READY_TIMEOUT)
+        except TimeoutError:
+            raise StoreNotReady(
+                f"the Redis store did not answer within {READY_TIMEOUT:g} s", _redacted(self.url)
+            ) from None
+        except (RedisError, OSError) as exc:
+            raise StoreNotReady("the Redis store does not answer", f"{_redacted(self.url)}: {exc}") from None
+
+    async def server_time(self) -> float:
+        """The Redis server's clock (``TIME``) in seconds: the one clock every instance sharing this store can
+        compare its own with (``frontdesk doctor`` does)."""
+        try:
+            seconds, micros = await self.redis.time()
+        except RedisError as exc:
+            raise StoreError(f"session store command failed: {exc}") from exc
+        return float(seconds) + float(micros) / 1e6
 
     @property
     def redis(self) -> Redis:

@@ -16,14 +16,15 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 import aiosqlite
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreNotReady
 from ..events import Event
-from .base import SessionRecord, after_rotation, window_bounds
+from .base import READY_TIMEOUT, SessionRecord, after_rotation, window_bounds
 
-__all__ = ["SqliteStore", "connect_wal", "create_private", "sqlite_path_from_url"]
+__all__ = ["SqliteStore", "SCHEMA_VERSION", "connect_wal", "create_private", "probe_sqlite", "sqlite_path_from_url"]
 
 _MIGRATIONS: tuple[str, ...] = (
     # 1: sessions, revocations, login attempts
@@ -93,6 +94,9 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+SCHEMA_VERSION = len(_MIGRATIONS)
+"""The schema this version of frontdesk migrates a store to (SQLite's ``user_version``)."""
+
 _COUNT_ATTEMPT = (
     "INSERT INTO attempts (key, window_start, window_end, count) VALUES (?, ?, ?, 1)"
     " ON CONFLICT(key) DO UPDATE SET"
@@ -161,6 +165,44 @@ async def connect_wal(path: str, *, busy_timeout: float) -> aiosqlite.Connection
         delay = min(delay * 2, 0.2)
 
 
+def probe_sqlite(
+    path: str, *, expected_version: int | None = SCHEMA_VERSION, timeout: float = READY_TIMEOUT
+) -> int:
+    """Check, through a connection of its own, that the store file at ``path`` exists, is an SQLite database
+    migrated to ``expected_version`` (any, when None) and that its write lock can be had within ``timeout``
+    seconds (a writer stuck holding it would stall every login and refresh); raise :class:`StoreNotReady`
+    saying which is not so. Returns the schema version. Blocking: run it in a thread. Never creates the file."""
+    if not os.path.exists(path):
+        raise StoreNotReady("the store's database file no longer exists (removed or moved while running)", path)
+    try:
+        db = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        reason = "the store's database file cannot be opened for reading and writing"
+        raise StoreNotReady(reason, f"{path}: {exc}") from None
+    try:
+        row = db.execute("PRAGMA user_version").fetchone()
+        version = int(row[0]) if row else 0
+        if expected_version is not None and version != expected_version:
+            newer = "newer than" if version > expected_version else "older than"
+            raise StoreNotReady(
+                f"the store's schema is version {version}, {newer} the {expected_version} this frontdesk uses",
+                path,
+            )
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise StoreNotReady(
+                f"the store's database is locked by another connection (for over {timeout:g} s)", path
+            ) from None
+        raise StoreNotReady("the store's database cannot be read", f"{path}: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise StoreNotReady("the store's file is not a readable SQLite database", f"{path}: {exc}") from None
+    finally:
+        db.close()
+    return version
+
+
 class SqliteStore:
     def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
         self.path = str(path)
@@ -212,6 +254,13 @@ class SqliteStore:
         if self._db is None:
             raise StoreError("the session store is not open")
         return self._db
+
+    async def check_ready(self) -> None:
+        if self._db is None:
+            raise StoreNotReady("the session store is not open")
+        # A fresh connection, not the store's own: that one holds the file open, so it keeps working on a file
+        # that was removed or replaced meanwhile (and a probe queued behind a slow write would not be cheap).
+        await asyncio.to_thread(probe_sqlite, self.path)
 
     async def schema_version(self) -> int:
         row = await self._read_one("PRAGMA user_version", ())

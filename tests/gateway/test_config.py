@@ -371,3 +371,12 @@ def test_an_unknown_table_is_named_the_same_way(tmp_path: Path) -> None:
     found = problems(write(tmp_path, "[token]\naccess_ttl = 1\n[colours]\nx = 1\n"))
     assert found[0].startswith("[token]: unknown table (did you mean [tokens]?); known tables: [cookie], [csrf]")
     assert found[1].startswith("[colours]: unknown table; known tables: ")
+
+
+def test_shutdown_timeout_is_a_duration_defaulting_to_30s(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, ""), env=GOOD_ENV).shutdown_timeout == 30.0
+    assert load_config(REPO / "config.toml", env=GOOD_ENV).shutdown_timeout == 30.0  # documented there
+    assert load_config(write(tmp_path, '[server]\nshutdown_timeout = "90s"\n'), env=GOOD_ENV).shutdown_timeout == 90
+    for bad in ("30", '"soon"', '"-5s"'):
+        found = problems(write(tmp_path, f"[server]\nshutdown_timeout = {bad}\n"))
+        assert len(found) == 1 and found[0].startswith("server.shutdown_timeout: "), found

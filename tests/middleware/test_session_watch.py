@@ -96,3 +96,24 @@ async def test_a_store_error_is_not_a_logout() -> None:
     engine.ended.add("a")
     await _until(lambda: ended == ["a"])
     await watch.aclose()
+
+
+async def test_shut_down_stops_what_asked_to_be_stopped_now_and_later_once_each() -> None:
+    engine = Engine()
+    watch = SessionWatch(engine, interval=TICK)
+    stopped: list[str] = []
+    watch.watch("a", lambda: None, on_shutdown=lambda: stopped.append("a"), socket=True)
+    watch.watch(None, lambda: None, on_shutdown=lambda: stopped.append("sessionless"))  # never polled
+    watch.watch("b", lambda: None)  # no on_shutdown: a request left to finish
+    late = watch.watch("c", lambda: None, delay=TICK * 3, on_shutdown=lambda: stopped.append("late"))
+    closed = watch.watch(None, lambda: None, on_shutdown=lambda: stopped.append("closed"))
+    closed.close()
+    watch.shut_down()
+    assert sorted(stopped) == ["a", "sessionless"]
+    await _until(lambda: "late" in stopped)  # registered after the stop began: stopped as it registers
+    watch.watch(None, lambda: None, on_shutdown=lambda: stopped.append("new"))
+    watch.shut_down()  # again: nothing is stopped twice
+    assert sorted(stopped) == ["a", "late", "new", "sessionless"]
+    assert None not in engine.calls
+    late.close()
+    await watch.aclose()

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sqlite3
 import stat
 import uuid
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
+from frontdesk.middleware.errors import StoreNotReady
 from frontdesk.middleware.events import Event, Kind
 from frontdesk.middleware.store import MemoryStore, SessionRecord, Store
 from frontdesk.middleware.store.base import SUPERSEDED_LIMIT, CountsSessions
 from frontdesk.middleware.store.redis import RedisStore
-from frontdesk.middleware.store.sqlite import _MIGRATIONS, SqliteStore
+from frontdesk.middleware.store.sqlite import _MIGRATIONS, SCHEMA_VERSION, SqliteStore
 
 NOW = 1_800_000_000.0
 
@@ -426,3 +429,52 @@ async def test_purge_audit_removes_only_rows_older_than_the_cut(store: Store) ->
     # The session purge leaves the audit trail alone: its retention is its own.
     await store.purge(now=NOW + 10_000)
     assert await store.audit() == [edge, new]
+
+
+async def test_an_open_store_is_ready_and_a_closed_one_is_not(store: Store) -> None:
+    await store.check_ready()  # every backend answers the readiness check through the protocol
+    if isinstance(store, MemoryStore):
+        return  # nothing to be unreachable
+    await store.close()
+    with pytest.raises(StoreNotReady):
+        await store.check_ready()
+    await store.open()  # the fixture closes it again
+
+
+async def test_sqlite_readiness_names_what_is_wrong(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "r.db", busy_timeout=1)
+    await store.open()
+    try:
+        await store.check_ready()
+        other = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreNotReady, match="locked"):
+            await store.check_ready()
+        other.execute("ROLLBACK")
+        other.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        with pytest.raises(StoreNotReady, match="newer than") as caught:
+            await store.check_ready()
+        assert str(tmp_path) not in caught.value.reason  # the reason is shown to anyone: no path
+        assert str(tmp_path) in str(caught.value)  # ... the log gets it
+        other.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        other.close()
+        os.rename(tmp_path / "r.db", tmp_path / "moved.db")
+        with pytest.raises(StoreNotReady, match="no longer exists"):
+            await store.check_ready()
+        assert not (tmp_path / "r.db").exists()  # the check never creates the file
+    finally:
+        await store.close()
+
+
+async def test_redis_that_stops_answering_is_not_ready(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nothing listens on: the open client's commands fail
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = RedisStore(f"redis://127.0.0.1:{port}/0")
+    store._redis = Redis.from_url(store.url)  # as if it had been reachable at open and went away since
+    try:
+        with pytest.raises(StoreNotReady, match="Redis") as caught:
+            await store.check_ready()
+        assert str(port) not in caught.value.reason
+    finally:
+        await store.close()
