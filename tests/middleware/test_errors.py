@@ -24,6 +24,7 @@ EXPECTED = {
     "WebSocketRefused": (403, "websocket_refused"),
     "BadRequest": (400, "bad_request"),
     "StoreError": (503, "store_unavailable"),
+    "StoreNotReady": (503, "store_unavailable"),
     "BadPath": (400, "bad_path"),
     "BadFraming": (400, "bad_request"),
     "MethodNotAllowed": (405, "method_not_allowed"),
@@ -32,8 +33,10 @@ EXPECTED = {
     "UpstreamError": (502, "bad_gateway"),
     "UpstreamUnavailable": (502, "upstream_unavailable"),
     "UpstreamTimeout": (504, "upstream_timeout"),
+    "UpstreamConnectTimeout": (504, "upstream_timeout"),
     "UpstreamProtocolError": (502, "bad_gateway"),
     "UpstreamClosed": (502, "upstream_closed"),
+    "ServerStopping": (503, "server_stopping"),
     "BrowserGone": (502, "client_closed"),
     "SessionEnded": (401, "session_ended"),
 }
