@@ -93,7 +93,7 @@ def test_a_good_deployment_is_all_ok_and_exits_0(setup: Setup) -> None:
 
 
 def test_a_config_problem_fails_with_what_to_change(setup: Setup) -> None:
-    assert_fails_with(setup.run(tokens={"acess_ttl": "5m"}), "FAIL", "unknown key tokens.acess_ttl")
+    assert_fails_with(setup.run(tokens={"acess_ttl": "5m"}), "FAIL", "tokens.acess_ttl: unknown key")
 
 
 def test_a_weak_secret_fails_and_is_never_printed(setup: Setup) -> None:
