@@ -369,7 +369,8 @@ def test_a_key_like_nothing_known_gets_no_suggestion(tmp_path: Path, section: st
 
 def test_an_unknown_table_is_named_the_same_way(tmp_path: Path) -> None:
     found = problems(write(tmp_path, "[token]\naccess_ttl = 1\n[colours]\nx = 1\n"))
-    assert found[0].startswith("[token]: unknown table (did you mean [tokens]?); known tables: [audit], [cookie], [csrf]")
+    known = "known tables: [audit], [cookie], [csrf]"
+    assert found[0].startswith(f"[token]: unknown table (did you mean [tokens]?); {known}")
     assert found[1].startswith("[colours]: unknown table; known tables: ")
 
 
