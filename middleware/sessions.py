@@ -300,13 +300,7 @@ class SessionEngine:
     async def session_of(self, cookie_header: str | None) -> SessionRecord:
         """The live session the refresh cookie names, checked exactly as :meth:`grant` checks it (reuse
         detection included) on a fresh row, but with nothing minted or rotated. Raises :class:`NotAuthenticated`."""
-        token = read_cookie(cookie_header, self.cookie.name)
-        if token is None:
-            raise NotAuthenticated("no session")
-        try:
-            claims = self.refresh_codec.decode(token)
-        except TokenError as exc:
-            raise NotAuthenticated(f"session cookie rejected: {exc.detail}") from exc
+        claims = self._refresh_claims(cookie_header)
         record, _ = await self._check(claims["sid"], claims["jti"], self.clock(), fresh=True)
         return record
 
@@ -347,10 +341,8 @@ class SessionEngine:
     async def purge(self) -> int:
         return await self.store.purge(now=self.clock())
 
-    async def _grant(
-        self, cookie_header: str | None, audience: str | None, *, force_new: bool, always_rotate: bool
-    ) -> Grant:
-        aud = audience or self._default_audience()
+    def _refresh_claims(self, cookie_header: str | None) -> dict[str, Any]:
+        """The verified claims of the refresh cookie in ``cookie_header``; raises :class:`NotAuthenticated`."""
         token = read_cookie(cookie_header, self.cookie.name)
         if token is None:
             raise NotAuthenticated("no session")
@@ -358,6 +350,13 @@ class SessionEngine:
             claims = self.refresh_codec.decode(token)
         except TokenError as exc:
             raise NotAuthenticated(f"session cookie rejected: {exc.detail}") from exc
+        return claims
+
+    async def _grant(
+        self, cookie_header: str | None, audience: str | None, *, force_new: bool, always_rotate: bool
+    ) -> Grant:
+        aud = audience or self._default_audience()
+        claims = self._refresh_claims(cookie_header)
         sid, jti = claims["sid"], claims["jti"]
         now = self.clock()
         record, standing = await self._check(sid, jti, now, fresh=False)
