@@ -288,11 +288,14 @@ class SessionEngine:
     async def revoke_user(self, user_id: str, *, reason: str, actor: str = "system") -> int:
         """End every session of a user (removed, password changed); other workers follow within 1 s."""
         now = self.clock()
+        # The events name users by username (as every other event does): read it before the sessions end.
+        live = await self.store.list_sessions(user_id, now=now) if self.events else []
         count = await self.store.revoke_user(user_id, now=now, reason=reason)
         for sid in [sid for sid, record in self._states.items() if record.user_id == user_id]:
             self._forget(sid)
         if count:
-            self._emit(Kind.SESSION_REVOKED, now, user_id, None, reason=reason, actor=actor)
+            username = live[0].username if live else user_id
+            self._emit(Kind.SESSION_REVOKED, now, username, None, reason=reason, actor=actor)
         return count
 
     # --- your devices -----------------------------------------------------------------------------

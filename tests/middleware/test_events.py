@@ -70,3 +70,17 @@ async def test_the_engine_tells_logins_mints_rotations_reuse_and_revocations(sto
     # Nothing secret travels in an event.
     secrets = {old.split("=", 1)[1], "correct horse", "wrong"}
     assert not any(secret in repr(event) for event in recorder.events for secret in secrets)
+
+
+async def test_ending_every_session_of_a_user_names_the_user_by_username(store: Store) -> None:
+    clock = ManualClock()
+    recorder = Recorder()
+    engine: SessionEngine = make_engine(store, clock)
+    engine.events = Events([recorder])
+    await engine.login("alice", "correct horse")
+    await engine.login("alice", "correct horse")
+    assert await engine.revoke_user("id-alice", reason="logout everywhere", actor="user") == 2
+    revoked = recorder.events[-1]
+    assert (revoked.kind, revoked.user, revoked.reason, revoked.actor) == (
+        Kind.SESSION_REVOKED, "alice", "logout everywhere", "user"
+    )
