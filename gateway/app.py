@@ -30,13 +30,14 @@ from frontdesk.middleware.store import Store, store_from_url
 from frontdesk.middleware.tokens import KeyRing
 
 from .config import GatewayConfig
+from .edge import GatewayEdge
 from .hash_pool import HashPool
 from .health import Health
 from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
 from .metrics import Instrumentation
 from .proxy.contracts import NO_METER
 from .proxy.wiring import build_proxy
-from .request_ids import RequestIds
+from .request_ids import RequestIds, current_request_id
 from .security_headers import SecurityHeaders
 from .serving import BEGIN_SHUTDOWN
 from .static_files import ClientSettings, SecureStaticFiles
@@ -91,21 +92,26 @@ class Gateway:
     jwks: JwksEndpoint = field(init=False)
     health: Health = field(init=False)
     purger: Purger = field(init=False)
-    _secured: RequestIds = field(init=False, repr=False)
+    _entry: ASGIApp = field(init=False, repr=False)  # the edge layer around _dispatch
 
     def __post_init__(self) -> None:
         self.jwks = JwksEndpoint(self.engine.access_codec.keyring)
         self.health = Health(self.engine.store, self.engine.access_codec.keyring, self.users)
         also = [self.audit] if self.audit is not None else []  # audit rows past [audit] retention
         self.purger = Purger(self.engine, self.config.purge_interval, self.engine.clock, also=also)
-        # Every response below passes through one layer that adds the security headers (see security_headers),
-        # inside the one that gives each request its id (see request_ids).
-        secured = SecurityHeaders(self._dispatch, hsts_max_age=self.config.hsts_max_age)
-        self._secured = RequestIds(secured, trusted=self.config.trusted_proxies)
-        self._entry: ASGIApp = self._secured
+        # Every request and every answer passes through one layer (see edge.py): the request id, the security
+        # headers and, with metrics on, the request counts, all in one send wrapper.
+        meter = None
+        if self.metering is not None:
+            meter = self.metering.requests(is_auth=self.auth.handles, internal=_INTERNAL_PATHS)
+        self._entry = GatewayEdge(
+            self._dispatch,
+            ids=RequestIds(trusted=self.config.trusted_proxies),
+            security=SecurityHeaders(hsts_max_age=self.config.hsts_max_age),
+            meter=meter,
+        )
         self._hide_metrics_path = not any(route.matches(METRICS_PATH) for route in self.config.routes)
-        if self.metering is not None:  # outermost: counts every answer exactly as it left
-            self._entry = self.metering.app(self._secured, is_auth=self.auth.handles, internal=_INTERNAL_PATHS)
+        if self.metering is not None:
             sampler = self.metering.sampler(self.engine)
             self.on_startup.append(sampler.start)
             self.on_shutdown.insert(0, sampler.stop)
@@ -211,7 +217,9 @@ def create_app(
     # The SPA learns the header and prefix from the very AuthAPI that enforces them.
     client = ClientSettings(auth_prefix=auth.prefix, csrf_header=auth.csrf_header)
     meter = metering.proxy if metering is not None else NO_METER
-    proxy = build_proxy(config, engine, fallback=SecureStaticFiles(config.static_dir, client=client), meter=meter)
+    static = SecureStaticFiles(config.static_dir, client=client)
+    # The proxy writes each request's id upstream (the edge layer assigned it; see request_ids).
+    proxy = build_proxy(config, engine, fallback=static, meter=meter, request_id=current_request_id)
     # `frontdesk keys rotate` takes effect without a restart: the key directory is reloaded while running.
     start_key_watch, stop_key_watch = watch_keys(engine.access_codec.keyring, config.keys.reload_interval)
     return Gateway(

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from frontdesk.middleware.asgi_io import ASGIApp
 from frontdesk.middleware.sessions import SessionEngine
 from frontdesk.middleware.store import Store
 from frontdesk.middleware.store.base import CountsSessions
 
 from ..proxy.routes import Route
-from .asgi import MeteredApp
 from .definitions import GatewayMetrics
 from .event_sink import EventMetrics
 from .proxy_meter import RouteMeter
+from .requests import RequestMeter
 from .sampler import Sampler
 from .store import metered_store
 
@@ -22,7 +21,7 @@ __all__ = ["Instrumentation"]
 
 class Instrumentation:
     """The metric definitions and the hooks that feed them: an event sink for the session engine, a meter
-    for the proxy, a timed store, the request-counting ASGI layer and the state sampler."""
+    for the proxy, a timed store, the request meter (for the gateway's edge layer) and the state sampler."""
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = tuple(routes)
@@ -33,8 +32,8 @@ class Instrumentation:
     def store(self, store: Store) -> Store:
         return metered_store(store, self.metrics)
 
-    def app(self, app: ASGIApp, *, is_auth: Callable[[str], bool], internal: Iterable[str]) -> ASGIApp:
-        return MeteredApp(app, self.metrics, routes=self.routes, is_auth=is_auth, internal=internal)
+    def requests(self, *, is_auth: Callable[[str], bool], internal: Iterable[str]) -> RequestMeter:
+        return RequestMeter(self.metrics, routes=self.routes, is_auth=is_auth, internal=internal)
 
     def sampler(self, engine: SessionEngine) -> Sampler:
         """Samples ``engine``'s caches, and its store's live sessions when the store can count them."""

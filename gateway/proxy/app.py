@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from frontdesk.middleware.session_watch import SessionWatch
 
-from .contracts import NO_METER, ProxyMeter, TokenSource, TrustPolicy
+from .contracts import NO_METER, NO_REQUEST_ID, ProxyMeter, RequestIdSource, TokenSource, TrustPolicy
 from .cycle import HttpCycle, HttpDeps
 from .errors import BadPath
 from .origins import OriginPolicy
@@ -39,6 +39,7 @@ class ProxyApp:
         csrf_header: str = "x-csrf",
         fallback: ASGIApp,
         meter: ProxyMeter = NO_METER,
+        request_id: RequestIdSource = NO_REQUEST_ID,
     ) -> None:
         self._table = RouteTable(routes)
         self._fallback = fallback
@@ -54,6 +55,7 @@ class ProxyApp:
             sessions=self._sessions,
             csrf_header=csrf_header,
             meter=meter,
+            request_id=request_id,
         )
         self._websocket = WebSocketDeps(
             engine=engine,
@@ -63,6 +65,7 @@ class ProxyApp:
             sessions=self._sessions,
             tls=self._pool.ssl_context,
             meter=meter,
+            request_id=request_id,
         )
 
     @property

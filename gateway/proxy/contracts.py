@@ -8,6 +8,7 @@ engine never learns that a proxy exists, and the proxy never learns which metric
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from frontdesk.middleware.admission import GrantLike, TokenSource
@@ -16,7 +17,11 @@ from frontdesk.middleware.forwarded import TrustPolicy
 
 from .routes import Route
 
-__all__ = ["GrantLike", "NO_METER", "ProxyMeter", "TokenSource", "TrustPolicy"]
+__all__ = ["GrantLike", "NO_METER", "NO_REQUEST_ID", "ProxyMeter", "RequestIdSource", "TokenSource", "TrustPolicy"]
+
+RequestIdSource = Callable[[], str | None]
+"""The id of the request being proxied (``frontdesk.gateway.request_ids.current_request_id``), written upstream
+as its ``X-Request-ID``; None: none is sent. A request's own ``X-Request-ID`` is never passed on either way."""
 
 
 class ProxyMeter(Protocol):
@@ -41,3 +46,8 @@ class _NoMeter:
 
 NO_METER: ProxyMeter = _NoMeter()
 """Metrics off: two no-op calls per proxied request."""
+
+
+def NO_REQUEST_ID() -> str | None:  # named like NO_METER: the default, not a step
+    """No request ids (a ``ProxyApp`` on its own, without the gateway's edge layer)."""
+    return None

@@ -27,7 +27,7 @@ from frontdesk.middleware.no_store import decorate_raw
 from frontdesk.middleware.session_watch import STREAM_WATCH_DELAY, SessionWatch, Watching
 
 from .body import ClientGone, RequestBody
-from .contracts import NO_METER, GrantLike, ProxyMeter, TokenSource, TrustPolicy
+from .contracts import NO_METER, NO_REQUEST_ID, GrantLike, ProxyMeter, RequestIdSource, TokenSource, TrustPolicy
 from .errors import (
     BadFraming,
     BrowserGone,
@@ -72,6 +72,7 @@ class HttpDeps:
     cookie_b: bytes
     public_host: bytes
     meter: ProxyMeter  # upstream latency and errors (the metrics); NO_METER when they are off
+    request_id: RequestIdSource  # the id written upstream as X-Request-ID
 
     @classmethod
     def build(
@@ -85,6 +86,7 @@ class HttpDeps:
         sessions: SessionWatch,
         csrf_header: str,
         meter: ProxyMeter = NO_METER,
+        request_id: RequestIdSource = NO_REQUEST_ID,
     ) -> HttpDeps:
         csrf = csrf_header.lower()
         return cls(
@@ -100,6 +102,7 @@ class HttpDeps:
             cookie_b=engine.cookie_name.encode("latin-1"),
             public_host=settings.public_host.encode("ascii"),
             meter=meter,
+            request_id=request_id,
         )
 
 
@@ -241,6 +244,7 @@ class HttpCycle:
         grant = self.grant
         peer = self.scope.get("client")
         deps = self.deps
+        rid = deps.request_id()
         return render_request_head(
             self.scanned,
             self.method.encode("ascii"),
@@ -253,6 +257,7 @@ class HttpCycle:
             trusted=deps.trusted,
             public_host=deps.public_host,
             body=self.framing,
+            request_id=rid.encode("ascii") if rid is not None else None,
         )
 
     def _may_retry(self) -> bool:

@@ -1,8 +1,9 @@
 """Header hygiene in both directions, done in one pass over the headers each way.
 
 Request: hop-by-hop headers (and any named in ``Connection``) are dropped, as are every header frontdesk sets
-itself (``Authorization``, ``X-Forwarded-*``, ``Forwarded``, ``X-Real-IP``, ``X-Frontdesk-*``) so a client can
-never forge them; the frontdesk cookie is cut out of ``Cookie``; framing that two HTTP parsers could read
+itself (``Authorization``, ``X-Forwarded-*``, ``Forwarded``, ``X-Real-IP``, ``X-Request-ID``, ``X-Frontdesk-*``)
+so a client can never forge them (the request id the gateway chose, a trusted proxy's when believed, is
+written instead); the frontdesk cookie is cut out of ``Cookie``; framing that two HTTP parsers could read
 differently (the request-smuggling shapes) is refused. Response: hop-by-hop headers go, and so do ``Date``
 and ``Server`` (uvicorn sets its own, as nginx does) and any upstream ``Set-Cookie`` for the frontdesk cookie,
 including a nameless one whose value would come back as it.
@@ -53,6 +54,7 @@ _OURS = frozenset(
         b"x-forwarded-port",
         b"x-forwarded-prefix",
         b"x-real-ip",
+        b"x-request-id",
     }
 )
 # ``Expect`` is answered by uvicorn itself (100 Continue) and the body is then streamed; passing it on would
@@ -174,6 +176,7 @@ def render_request_head(
     trusted: TrustPolicy,
     public_host: bytes,
     body: bytes | None = None,
+    request_id: bytes | None = None,
 ) -> bytes:
     """The upstream request head (request line and headers); ``body`` is the framing header to add.
 
@@ -183,6 +186,9 @@ def render_request_head(
 
     ``body`` is ``None`` for no body, otherwise the pre-rendered ``content-length``/``transfer-encoding``
     header line; the caller decides framing because it knows whether the body is buffered.
+
+    ``request_id`` is the request's id (``gateway/request_ids.py``), sent as ``X-Request-ID``; the request's
+    own was dropped by the scan.
     """
     parts = [method, b" ", target, b" HTTP/1.1\r\nhost: ", host_header, b"\r\n"]
     drop = s.connection_named
@@ -195,6 +201,8 @@ def render_request_head(
             parts += (b"cookie: ", cookie, b"\r\n")
     if bearer is not None:
         parts += (b"authorization: Bearer ", bearer, b"\r\n")
+    if request_id is not None:
+        parts += (b"x-request-id: ", request_id, b"\r\n")
     # The chain is only extended when the direct peer is a proxy we trust; anyone else could have
     # written any X-Forwarded-* they liked, so theirs are replaced. (Trust is looked up only when needed.)
     peer_b = peer.encode("latin-1") if peer else b"unknown"

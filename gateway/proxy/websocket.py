@@ -27,7 +27,7 @@ from frontdesk.middleware.http import error_response
 from frontdesk.middleware.no_store import decorate_accept
 from frontdesk.middleware.session_watch import SessionWatch, Watching
 
-from .contracts import NO_METER, GrantLike, ProxyMeter, TokenSource, TrustPolicy
+from .contracts import NO_METER, NO_REQUEST_ID, GrantLike, ProxyMeter, RequestIdSource, TokenSource, TrustPolicy
 from .errors import BadFraming, HeadersTooLarge, UpstreamTimeout, UpstreamUnavailable, WebSocketRefused
 from .headers import render_request_head, scan_request_headers
 from .origins import OriginPolicy
@@ -53,6 +53,7 @@ class WebSocketDeps:
     sessions: SessionWatch  # counts open sockets per session and closes them when it ends
     tls: Callable[[], ssl.SSLContext]  # the pool's context: wss upstreams trust what https ones do
     meter: ProxyMeter = NO_METER  # told when the upstream cannot be reached
+    request_id: RequestIdSource = NO_REQUEST_ID  # the id written upstream as X-Request-ID
 
 
 async def refuse_websocket(
@@ -147,6 +148,7 @@ async def _open(
             grant.sid if grant is not None else None, ended.set, socket=True, on_shutdown=stopping.set
         )
         peer = scope.get("client")
+        rid = deps.request_id()
         head = render_request_head(
             scanned,
             b"GET",
@@ -158,6 +160,7 @@ async def _open(
             scheme=scope.get("scheme", "ws").replace("ws", "http"),
             trusted=deps.trusted,
             public_host=settings.public_host.encode("ascii"),
+            request_id=rid.encode("ascii") if rid is not None else None,
         )
         ws_scheme = "wss" if route.upstream.scheme == "https" else "ws"
         uri = f"{ws_scheme}://{route.upstream.host_header.decode('ascii')}{target.decode('ascii')}"

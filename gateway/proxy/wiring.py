@@ -13,7 +13,7 @@ from typing import Protocol
 from starlette.types import ASGIApp
 
 from .app import ProxyApp
-from .contracts import NO_METER, ProxyMeter, TokenSource, TrustPolicy
+from .contracts import NO_METER, NO_REQUEST_ID, ProxyMeter, RequestIdSource, TokenSource, TrustPolicy
 from .routes import Route
 from .settings import ProxySettings
 
@@ -36,7 +36,12 @@ class ProxyConfigLike(Protocol):
 
 
 def build_proxy(
-    config: ProxyConfigLike, engine: TokenSource, *, fallback: ASGIApp, meter: ProxyMeter = NO_METER
+    config: ProxyConfigLike,
+    engine: TokenSource,
+    *,
+    fallback: ASGIApp,
+    meter: ProxyMeter = NO_METER,
+    request_id: RequestIdSource = NO_REQUEST_ID,
 ) -> ProxyApp:
     """The proxy in front of ``fallback`` (the SPA). Call ``aclose()`` on it at shutdown."""
     settings = config.proxy
@@ -52,4 +57,5 @@ def build_proxy(
         csrf_header=config.csrf_header,
         fallback=fallback,
         meter=meter,
+        request_id=request_id,
     )

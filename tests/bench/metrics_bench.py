@@ -5,10 +5,11 @@ Run from the repository root::
     python tests/bench/metrics_bench.py            # prometheus-client's multiprocess mode (frontdesk serve --workers N)
     python tests/bench/metrics_bench.py --single   # one process, in-memory values (frontdesk serve, one worker)
 
-A stand-in ASGI app answers like a proxied route (a response start and one body); it runs bare, then inside the
-gateway's metrics layer with the proxy's upstream hook called as the proxy calls it, alternating rounds so the
-shared machine's noise falls on both. The difference is the metrics' cost per proxied request. ``proxy_bench.py
---metrics`` measures the same thing end to end (noisier: it is a few microseconds in a few hundred).
+A stand-in ASGI app answers like a proxied route (a response start and one body); it runs inside the gateway's
+edge layer (``gateway/edge.py``) without metrics, then with them (the edge's request meter on, and the proxy's
+upstream hook called as the proxy calls it), alternating rounds so the shared machine's noise falls on both.
+The difference is the metrics' cost per proxied request. ``proxy_bench.py --metrics`` measures the same thing
+end to end (noisier: it is a few microseconds in a few hundred).
 
 This is a benchmark, not a test: nothing here asserts; read the numbers.
 """
@@ -34,8 +35,12 @@ def main() -> None:
     if not args.single:  # prometheus-client reads it at import: set before anything imports it
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fd-metrics-bench-")
 
+    from frontdesk.gateway.edge import GatewayEdge
     from frontdesk.gateway.metrics.instrumentation import Instrumentation
     from frontdesk.gateway.proxy.routes import parse_routes
+    from frontdesk.gateway.request_ids import RequestIds
+    from frontdesk.gateway.security_headers import SecurityHeaders
+    from frontdesk.middleware.forwarded import TrustedProxies
 
     routes, problems = parse_routes(
         [{"prefix": "/api/", "upstream": "http://127.0.0.1:9"}, {"prefix": "/blob/", "upstream": "http://127.0.0.1:9"}],
@@ -55,13 +60,16 @@ def main() -> None:
         await send(start)
         await send(body)
 
-    async def bare(scope: Any, receive: Any, send: Any) -> None:
+    async def bare_app(scope: Any, receive: Any, send: Any) -> None:
         started = time.perf_counter()  # the proxy reads the clock whether or not metrics are on
         del started
         await send(start)
         await send(body)
 
-    metered = metering.app(proxied, is_auth=lambda path: path.startswith("/auth/"), internal=("/healthz",))
+    ids, security = RequestIds(trusted=TrustedProxies()), SecurityHeaders()
+    meter_requests = metering.requests(is_auth=lambda path: path.startswith("/auth/"), internal=("/healthz",))
+    bare = GatewayEdge(bare_app, ids=ids, security=security)
+    metered = GatewayEdge(proxied, ids=ids, security=security, meter=meter_requests)
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b""}

@@ -227,9 +227,10 @@ def frontdesk_real_app() -> Any:
         return User(id="u-bench", username=username) if password == BENCH_PASSWORD else None
 
     gateway = create_app(config, authenticator=authenticator)
-    if os.environ.get("FD_BENCH_NO_REQUEST_IDS") == "1":
-        # Measuring only: the gateway minus its request-id layer (gateway/request_ids.py), for the on/off cost.
-        gateway._secured = gateway._secured.app  # type: ignore[assignment]
+    if os.environ.get("FD_BENCH_NO_EDGE") == "1":
+        # Measuring only: the gateway minus its edge layer (gateway/edge.py: request ids, security headers,
+        # request counts), for what that layer costs.
+        gateway._entry = gateway._dispatch
     return gateway
 
 
@@ -633,9 +634,10 @@ def main(argv: list[str] | None = None) -> None:
         "--access-log with [log] format)",
     )
     parser.add_argument(
-        "--no-request-ids",
+        "--no-edge",
         action="store_true",
-        help="run the gateway without its request-id layer (--engine real), to measure what that layer costs",
+        help="run the gateway without its edge layer (--engine real: no request ids, security headers or request "
+        "counts), to measure what that layer costs",
     )
     parser.add_argument(
         "--engine",
@@ -671,8 +673,8 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["FD_BENCH_ACCESS_LOG"] = "1"
     if args.log_format:
         os.environ["FD_BENCH_LOG_FORMAT"] = args.log_format
-    if args.no_request_ids:
-        os.environ["FD_BENCH_NO_REQUEST_IDS"] = "1"
+    if args.no_edge:
+        os.environ["FD_BENCH_NO_EDGE"] = "1"
     cookie = jwt.encode({"sub": "bench", "sid": "bench-sid"}, SECRET, algorithm="HS256")
     headers = {"Cookie": f"theme=dark; {COOKIE}={cookie}", "X-CSRF": "1", "Accept": "application/json"}
     use_wrk = shutil.which("wrk") is not None and not args.python_load
@@ -722,7 +724,7 @@ def main(argv: list[str] | None = None) -> None:
             f"# proxy benchmark: GET {path} on the {args.upstream} upstream, {args.engine} engine"
             f"{', access log on' if args.access_log else ''}"
             f"{f', {args.log_format} log with access lines' if args.log_format else ''}"
-            f"{', no request ids' if args.no_request_ids else ''}"
+            f"{', no edge layer' if args.no_edge else ''}"
             f"{', metrics on' if args.metrics else ''}, "
             f"median of {args.rounds} x {args.duration:g} s runs, load generator: {generator}, "
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"

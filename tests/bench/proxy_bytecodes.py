@@ -4,12 +4,20 @@ Run from the repository root::
 
     python tests/bench/proxy_bytecodes.py            # totals for an answered GET and a refused POST
     python tests/bench/proxy_bytecodes.py --by-function
+    python tests/bench/proxy_bytecodes.py --gateway [--metrics]     # the whole gateway app, real session engine
+    valgrind --tool=cachegrind --cache-sim=no python tests/bench/proxy_bytecodes.py --gateway --loop 2000
 
 ``ProxyApp`` is driven directly (no uvicorn in front) against a stand-in upstream connection that answers at
 once from memory, placed in the real pool. After a warm-up, one request runs under a tracer that counts every
 bytecode executed in Python frames (C code such as httptools or json is not counted: it does not change when
 the proxy's Python does). Compare two checkouts by running this in each; ``proxy_bench.py`` measures the
 throughput, which on a loaded machine moves by tens of percent from run to run.
+
+``--gateway`` drives the whole app of ``frontdesk serve`` (``create_app``: the edge layers, the real session
+engine on SQLite, a logged-in cookie) the same way, for an answered proxied GET; ``--metrics`` turns
+``[metrics]`` on (prometheus-client's multiprocess mode, as ``frontdesk serve --workers N``). ``--loop N`` runs N
+such requests untraced after the warm-up: run it under valgrind twice with two values of N, and the difference
+in instructions divided by the difference in N is the instructions per request, C included.
 
 This is a benchmark, not a test: nothing here asserts.
 """
@@ -18,10 +26,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -157,10 +168,132 @@ async def count(answered: bool) -> Counter[str]:
     return tracer.counts
 
 
+GATEWAY_CONFIG = """\
+[tokens]
+access_ttl = "15m"
+refresh_ttl = "7d"
+
+[store]
+url = "sqlite:///{workdir}/frontdesk.db"
+
+[metrics]
+address = "{metrics}"
+
+[[routes]]
+prefix = "/api/"
+upstream = "http://127.0.0.1:9"
+"""
+
+
+async def count_gateway(loop: int) -> Counter[str]:
+    """One answered GET on a proxied route through the whole gateway app, traced (or ``loop`` of them, not)."""
+    from frontdesk.gateway.app import create_app
+    from frontdesk.gateway.config import load_config
+    from frontdesk.middleware.sessions import User
+
+    workdir = Path(os.environ["FD_BENCH_WORKDIR"])
+    path = workdir / "config.toml"
+    metrics = "127.0.0.1:9" if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else ""
+    path.write_text(GATEWAY_CONFIG.format(workdir=workdir, metrics=metrics))
+    env = {"FRONTDESK_ACCESS_SECRET": "a" * 40, "FRONTDESK_REFRESH_SECRET": "r" * 40}
+
+    async def authenticate(username: str, password: str) -> User | None:
+        return User(id="u-ann", username=username)
+
+    gateway = create_app(load_config(path, env=env), authenticator=authenticate)
+    # The store only, not the whole lifespan: the background tasks (purger, audit writer, metrics sampler) are
+    # not per-request work, and their thread hops can stall a run under valgrind.
+    await gateway.engine.store.open()
+    try:
+        sent: list[Any] = []
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        def scope(method: str, target: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+            return {
+                "type": "http",
+                "method": method,
+                "path": target,
+                "raw_path": target.encode(),
+                "query_string": b"",
+                "headers": [(b"host", b"gw.example"), *headers],
+                "client": ("127.0.0.1", 5000),
+                "server": ("127.0.0.1", 8000),
+                "scheme": "http",
+                "http_version": "1.1",
+                "root_path": "",
+                "asgi": {"version": "3.0", "spec_version": "2.3"},
+                "state": {},
+            }
+
+        login_body = {"type": "http.request", "body": b'{"username":"ann","password":"pw"}', "more_body": False}
+
+        async def receive_login() -> dict[str, Any]:
+            return login_body
+
+        login = scope("POST", "/auth/login", [(b"content-type", b"application/json"), (b"x-csrf", b"1")])
+        await gateway(login, receive_login, send)
+        cookie = next(v for n, v in sent[0]["headers"] if n == b"set-cookie").split(b";", 1)[0]
+        # The stand-in upstream connection, taken and given back by every request.
+        gateway.app.pool.release(InstantConnection(gateway.config.routes[0].upstream.key))  # type: ignore[attr-defined]
+        request = {"type": "http.request", "body": b"", "more_body": False}
+
+        async def receive() -> dict[str, Any]:
+            return request
+
+        get = [
+            (b"cookie", b"theme=dark; " + cookie),
+            (b"accept", b"application/json"),
+            (b"user-agent", b"bench"),
+            (b"x-csrf", b"1"),
+        ]
+
+        async def one() -> None:
+            sent.clear()
+            await gateway(scope("GET", "/api/me", get), receive, send)
+            assert sent[0]["status"] == 200, sent
+
+        for _ in range(50):  # warm caches (route lookup, the session's cached access token, label children)
+            await one()
+        if loop:
+            for _ in range(loop):
+                await one()
+            return Counter()
+        tracer = Tracer()
+        sys.settrace(tracer.start)
+        try:
+            await one()
+        finally:
+            sys.settrace(None)
+        for helper in ("send", "one", "scope", "receive", "__init__"):
+            tracer.counts.pop(f"{__file__.rsplit('/', 1)[-1]}:{helper}", None)
+        return tracer.counts
+    finally:
+        gateway.app.pool.take_idle(gateway.config.routes[0].upstream)  # type: ignore[attr-defined]
+        await gateway.app.aclose()  # type: ignore[attr-defined]
+        await gateway.engine.store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--by-function", action="store_true", help="list the bytecodes of each function")
+    parser.add_argument("--gateway", action="store_true", help="the whole gateway app instead of ProxyApp alone")
+    parser.add_argument("--metrics", action="store_true", help="--gateway with [metrics] on (multiprocess mode)")
+    parser.add_argument("--loop", type=int, default=0, help="--gateway: run N requests untraced (for valgrind)")
     args = parser.parse_args()
+    if args.gateway:
+        with tempfile.TemporaryDirectory(prefix="fd-bytecodes-") as workdir:
+            os.environ["FD_BENCH_WORKDIR"] = workdir
+            if args.metrics:  # read by prometheus-client when first imported, which create_app does
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = workdir
+            counts = asyncio.run(count_gateway(args.loop))
+        if not args.loop:
+            print(f"gateway, answered GET, metrics {'on' if args.metrics else 'off'}: {sum(counts.values())} bytecodes")
+            if args.by_function:
+                for function, n in counts.most_common():
+                    print(f"  {n:6d}  {function}")
+        return
     for name, answered in (("answered GET", True), ("refused POST", False)):
         counts = asyncio.run(count(answered))
         print(f"{name}: {sum(counts.values())} bytecodes")

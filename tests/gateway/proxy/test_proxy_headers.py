@@ -22,7 +22,11 @@ class Trust:
 
 
 def _head(
-    headers: list[tuple[bytes, bytes]], peer: str = "10.0.0.9", trusted: Trust | None = None, public_host: bytes = b""
+    headers: list[tuple[bytes, bytes]],
+    peer: str = "10.0.0.9",
+    trusted: Trust | None = None,
+    public_host: bytes = b"",
+    request_id: bytes | None = None,
 ) -> dict:
     s = scan_request_headers(headers, b"x-csrf")
     raw = render_request_head(
@@ -36,6 +40,7 @@ def _head(
         scheme="https",
         trusted=trusted or Trust(),
         public_host=public_host,
+        request_id=request_id,
     )
     assert raw.endswith(b"\r\n\r\n")
     lines = raw.split(b"\r\n")
@@ -79,6 +84,17 @@ def test_request_rules() -> None:
         b"x-forwarded-for": [b"10.0.0.9"],
         b"x-forwarded-proto": [b"https"],
     }  # no x-forwarded-host: the client's Host is whatever the client wrote
+
+
+@pytest.mark.parametrize("peer", ["203.0.113.9", "10.0.0.9"])
+def test_the_request_id_upstream_is_the_gateways_never_the_clients(peer: str) -> None:
+    forged = [(b"host", b"gw"), (b"x-request-id", b"forged-1"), (b"x-request-id", b"forged-2")]
+    # The id the gateway chose (a trusted proxy's, when believed) replaces whatever the request carried...
+    assert _head(forged, peer=peer, trusted=Trust("10.0.0.9"), request_id=b"chosen-id")[b"x-request-id"] == [
+        b"chosen-id"
+    ]
+    # ... and with no id to give (a ProxyApp without the gateway's edge layer), none is passed on at all.
+    assert b"x-request-id" not in _head(forged, peer=peer, trusted=Trust("10.0.0.9"))
 
 
 def test_forwarded_chain_from_trusted_peer() -> None:
