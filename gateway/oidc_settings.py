@@ -10,9 +10,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+from frontdesk.middleware.oidc.config import AUTH_METHODS, DEFAULT_SCOPES, ProviderConfig
 
 from .validators import Problems, boolean, non_empty_string, one_of, string_list, unknown_key
 
@@ -24,8 +25,6 @@ __all__ = [
     "secret_env_name",
 ]
 
-DEFAULT_SCOPES = ("openid", "profile", "email")
-AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 # The name is a path segment (/auth/oidc/{name}/login) and part of an environment variable's name.
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 _KEYS = frozenset(
@@ -43,19 +42,7 @@ _KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class OidcProviderSettings:
-    """One ``[[oidc]]`` table, validated. ``client_secret`` is kept out of ``repr`` (logs, tracebacks)."""
-
-    name: str
-    issuer: str
-    client_id: str
-    client_secret: str = field(repr=False)
-    scopes: tuple[str, ...] = DEFAULT_SCOPES
-    username_claim: str = "preferred_username"
-    allowed_groups: tuple[str, ...] = ()
-    allowed_email_domains: tuple[str, ...] = ()
-    token_endpoint_auth_method: str = AUTH_METHODS[0]
+OidcProviderSettings = ProviderConfig  # the gateway's name for the library's settings of one provider
 
 
 def secret_env_name(name: str) -> str:
