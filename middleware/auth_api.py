@@ -281,12 +281,11 @@ class AuthAPI:
     async def _config(self, request: HttpRequest) -> HttpResponse:
         # What a login form may tell the user before they sign in ("remember me for 30 days"); public on
         # purpose, so it holds only lifetimes, never anything about a session, a user or a key.
-        # The sign-in providers' names are public too: the login page shows them on its buttons.
-        body = {
-            "remember_ttl": int(self.engine.settings.remember_ttl),
-            "password_login": self.password_login,
-            "providers": [{"name": name, "login_url": url} for name, url in self.sign_in_with.items()],
-        }
+        body: dict[str, Any] = {"remember_ttl": int(self.engine.settings.remember_ttl)}
+        if self.sign_in_with or not self.password_login:
+            # The sign-in providers' names are public too: the login page shows them on its buttons.
+            body["password_login"] = self.password_login
+            body["providers"] = [{"name": name, "login_url": url} for name, url in self.sign_in_with.items()]
         return json_response(200, body, [_NO_STORE])
 
     def _grant_response(self, grant: Grant) -> HttpResponse:
