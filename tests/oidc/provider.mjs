@@ -13,8 +13,8 @@
 //   ttl       seconds: { "AccessToken", "IdToken", "RefreshToken", "Session", "Grant", "Interaction" }
 //   rotateRefreshToken  true: every refresh answers a new refresh token (default true)
 //
-// Test-only extras under /_test/ (not part of any OpenID spec): GET /_test/counts answers how many times each
-// grant type succeeded at the token endpoint and how many back-channel logouts were sent, so a test can
+// Test-only extras (not part of any OpenID spec): an empty /favicon.ico, and GET /_test/counts, which answers how
+// many times each grant type succeeded at the token endpoint and how many back-channel logouts were sent, so a test can
 // assert "exactly one refresh at the provider".
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -103,6 +103,10 @@ provider.on('server_error', (_ctx, error) => console.error('server_error:', erro
 provider.use(async (ctx, next) => {
   if (ctx.path === '/_test/counts' && ctx.method === 'GET') {
     ctx.body = counts;
+    return;
+  }
+  if (ctx.path === '/favicon.ico') {
+    ctx.status = 204; // browsers ask for it on the login page; a 404 would be a console error in the browser tests
     return;
   }
   await next();
