@@ -248,3 +248,10 @@ def test_a_wrong_client_secret_and_a_provider_that_is_down(
         assert answer.status_code == 502 and error_of(answer) == "provider_unavailable"
         assert answer.headers["x-content-type-options"] == "nosniff"
     assert "not-the-secret" not in gw.log()
+
+
+def test_a_return_path_outside_ascii_comes_back_percent_encoded(gw: GatewayProcess) -> None:
+    with gw.client() as client:
+        done = sign_in(client, "alice", return_to="/caf\u00e9/\u20ac")
+    assert done.status_code == 302, done.text
+    assert done.headers["location"] == "/caf%C3%A9/%E2%82%AC"
