@@ -255,3 +255,18 @@ def test_a_return_path_outside_ascii_comes_back_percent_encoded(gw: GatewayProce
         done = sign_in(client, "alice", return_to="/caf\u00e9/\u20ac")
     assert done.status_code == 302, done.text
     assert done.headers["location"] == "/caf%C3%A9/%E2%82%AC"
+
+
+def test_the_providers_error_text_is_repeated_printable_only(gw: GatewayProcess, oidc_provider: OidcProvider) -> None:
+    with gw.client() as client:
+        started = start_login(client)
+        state = started.query["state"]
+        forged = (
+            f"{gw.url}/auth/oidc/corp/callback?error=server_error&state={state}&iss={oidc_provider.issuer}"
+            "&error_description=" + "x%0A%0D2026-01-01 CRITICAL forged log line" + "y" * 500
+        )
+        answer = finish_login(client, forged, started.state_cookie.value)
+    assert answer.status_code == 400 and error_of(answer) == "oidc_login_failed"
+    detail = answer.json()["detail"]
+    assert "\n" not in detail and "\r" not in detail and len(detail) < 400
+    assert "\nCRITICAL" not in gw.log() and "\n2026-01-01 CRITICAL" not in gw.log()
