@@ -9,6 +9,9 @@ start a session; every answer of the callback clears the login-state cookie.
 Whoever keeps the provider's tokens (access, refresh, ID token) plugs in at one point: the
 :class:`SessionStarted` hook, called with the new session id, the provider, the token response and the
 validated ID-token claims before the browser gets its cookie. If the hook fails, the session is revoked.
+Give it to :func:`build_oidc_login` or set ``gateway.oidc.on_session_started``; ``provider.tokens`` (the
+token-endpoint client) and ``await provider.metadata()`` (``revocation_endpoint``, ``end_session_endpoint``)
+serve the refresh, revocation and logout that follow.
 """
 
 from __future__ import annotations
