@@ -14,11 +14,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from ..errors import StoreError, StoreNotReady
 from ..events import Event
 from .base import READY_TIMEOUT, SUPERSEDED_LIMIT, SessionRecord, window_bounds
+from .redis_connection import connect_redis
+from .redis_urls import RedisOptions, parse_redis_url, redacted
 
 __all__ = ["RedisStore"]
 
@@ -85,20 +88,24 @@ end
 return 0
 """
 class RedisStore:
-    def __init__(self, url: str, *, prefix: str = "frontdesk:") -> None:
+    def __init__(self, url: str, *, prefix: str = "frontdesk:", options: RedisOptions | None = None) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("a Redis key prefix must not contain { or }: they would change the keys' hash slot")
+        parse_redis_url(url)  # a bad URL is refused here, with the reason, not at the first command
         self.url = url
         self.prefix = prefix
-        self._redis: Redis | None = None
+        self.options = options
+        self._redis: Redis | RedisCluster | None = None
 
     async def open(self) -> None:
         if self._redis is not None:
             return
-        client = Redis.from_url(self.url, decode_responses=True)
+        client = connect_redis(self.url, self.options)
         try:
             await client.ping()
-        except RedisError as exc:
+        except (RedisError, OSError) as exc:
             await client.aclose()
-            raise StoreError(f"cannot reach the session store at {_redacted(self.url)}: {exc}") from exc
+            raise StoreError(f"cannot reach the session store at {redacted(self.url)}: {exc}") from exc
         self._redis = client
 
     async def close(self) -> None:
@@ -113,10 +120,10 @@ class RedisStore:
             await asyncio.wait_for(self._redis.ping(), READY_TIMEOUT)
         except TimeoutError:
             raise StoreNotReady(
-                f"the Redis store did not answer within {READY_TIMEOUT:g} s", _redacted(self.url)
+                f"the Redis store did not answer within {READY_TIMEOUT:g} s", redacted(self.url)
             ) from None
         except (RedisError, OSError) as exc:
-            raise StoreNotReady("the Redis store does not answer", f"{_redacted(self.url)}: {exc}") from None
+            raise StoreNotReady("the Redis store does not answer", f"{redacted(self.url)}: {exc}") from None
 
     async def server_time(self) -> float:
         """The Redis server's clock (``TIME``) in seconds: the one clock every instance sharing this store can
@@ -128,7 +135,7 @@ class RedisStore:
         return float(seconds) + float(micros) / 1e6
 
     @property
-    def redis(self) -> Redis:
+    def redis(self) -> Redis | RedisCluster:
         if self._redis is None:
             raise StoreError("the session store is not open")
         return self._redis
@@ -142,7 +149,9 @@ class RedisStore:
     def _user_key(self, user_id: str) -> str:
         return f"{self.prefix}user:{user_id}"
 
-    async def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
+    async def run_script(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a Lua script atomically on the server (every key must share one hash tag: one slot). The
+        gateway keeps its users in this store this way."""
         try:
             return await self.redis.eval(script, len(keys), *keys, *args)
         except RedisError as exc:
@@ -152,7 +161,7 @@ class RedisStore:
         fields: list[Any] = []
         for name, value in _to_hash(record).items():
             fields += [name, value]
-        created = await self._eval(
+        created = await self.run_script(
             _CREATE,
             [self._session_key(record.sid), self._user_key(record.user_id)],
             [math.ceil(record.expires_at), record.sid, *fields],
@@ -178,10 +187,10 @@ class RedisStore:
         remember_for: float = 0.0,
     ) -> bool:
         args = [expected_jti, new_jti, repr(now), repr(idle_expires_at), repr(remember_for), SUPERSEDED_LIMIT]
-        return bool(await self._eval(_ROTATE, [self._session_key(sid)], args))
+        return bool(await self.run_script(_ROTATE, [self._session_key(sid)], args))
 
     async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
-        await self._eval(
+        await self.run_script(
             _REVOKE, [self._session_key(sid), self._revoked_key(sid)], [repr(now), repr(now + 86400.0), reason]
         )
 
@@ -223,7 +232,7 @@ class RedisStore:
         # Counters expire by themselves at their window's end: nothing else to bound.
         start, end = window_bounds(now, window)
         keys = [f"{self.prefix}attempts:{key}" for key, _ in limits]
-        refused = int(await self._eval(_ATTEMPT, keys, [repr(start), math.ceil(end), *(n for _, n in limits)]))
+        refused = int(await self.run_script(_ATTEMPT, keys, [repr(start), math.ceil(end), *(n for _, n in limits)]))
         return limits[refused - 1][0] if refused else None
 
     async def reset(self, key: str) -> None:
@@ -381,10 +390,3 @@ def _superseded(data: dict[str, str]) -> tuple[tuple[str, float], ...]:
     entries = json.loads(raw)
     # cjson writes an empty Lua table as {}: an empty list either way.
     return tuple((str(jti), float(at)) for jti, at in entries) if isinstance(entries, list) else ()
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, for log lines."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    return f"{scheme}{sep}{userinfo.split(':')[0]}:***@{host}" if at else url
