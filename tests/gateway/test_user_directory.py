@@ -24,12 +24,12 @@ FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 Machines = Callable[[], UserDirectory]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 async def machines(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Machines]:
     """``machines()`` -> the next of two open directories sharing the same users (two gateway machines)."""
     prefix = f"t{uuid.uuid4().hex}:"  # a fresh prefix per test keeps tests apart on the one shared server
     opened: list[UserDirectory] = []
-    url = "" if request.param == "sqlite" else request.getfixturevalue(f"{request.param}_url")
+    url = "" if request.param == "sqlite" else request.getfixturevalue(request.param.replace("-", "_") + "_url")
 
     async def open_one() -> UserDirectory:
         table: UserTable = SqliteUserTable(str(tmp_path / "users.db"))
