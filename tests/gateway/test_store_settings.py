@@ -19,7 +19,7 @@ from frontdesk.middleware.store.redis import RedisStore
 from frontdesk.middleware.store.redis_urls import RedisOptions, parse_redis_url
 from tests.support import free_port, wait_until
 from tests.support.certificates import self_signed
-from tests.support.redis_servers import redis_server
+from tests.support.redis_servers import redis_sentinel, redis_server
 
 
 def config_problems(tmp_path: Path, store: dict[str, object], env: dict[str, str] | None = None) -> list[str]:
@@ -165,3 +165,22 @@ async def test_rediss_with_a_ca_file_and_a_client_certificate(tmp_path: Path) ->
         ):
             with pytest.raises(StoreError, match="cannot reach"):
                 await RedisStore(url, options=refused).open()
+
+
+async def test_redis_sentinel_url_finds_the_master(tmp_path: Path) -> None:
+    master = free_port()
+    with redis_server(tmp_path / "master", master), redis_sentinel(tmp_path / "sentinel", master) as sentinel:
+        prefix = f"t{uuid.uuid4().hex}:"
+        store = RedisStore(f"redis+sentinel://127.0.0.1:{sentinel}/mymaster/0", prefix=prefix)
+        await store.open()
+        try:
+            assert await store.attempt([("k", 1)], window=60, now=1_800_000_000.0) is None
+        finally:
+            await store.close()
+        # The write went to the master the Sentinel named.
+        direct = RedisStore(f"redis://127.0.0.1:{master}/0", prefix=prefix)
+        await direct.open()
+        try:
+            assert await direct.attempt([("k", 1)], window=60, now=1_800_000_001.0) == "k"
+        finally:
+            await direct.close()

@@ -15,7 +15,7 @@ import pytest
 from .ports import free_port
 from .processes import ServerProcess
 
-__all__ = ["CLUSTER_BUS_OFFSET", "redis_binary", "redis_cluster", "redis_server"]
+__all__ = ["CLUSTER_BUS_OFFSET", "redis_binary", "redis_cluster", "redis_sentinel", "redis_server"]
 
 CLUSTER_BUS_OFFSET = 10000  # a cluster node also listens on its port + 10000 (the cluster bus)
 
@@ -85,3 +85,28 @@ def redis_cluster(workdir: Path, masters: int = 3) -> Iterator[Sequence[int]]:
         for node, port in zip(nodes, ports, strict=True):
             node.wait_until(lambda port=port: ok(port), what="the cluster to be ok")  # type: ignore[misc]
         yield ports
+
+
+@contextmanager
+def redis_sentinel(workdir: Path, master_port: int, service: str = "mymaster") -> Iterator[int]:
+    """One Sentinel watching the redis-server at ``master_port`` as ``service``; yields the Sentinel's port once
+    it names that master."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = workdir / "sentinel.conf"  # Sentinel rewrites its own config file: it must be writable
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {workdir}\n"
+        f"sentinel monitor {service} 127.0.0.1 {master_port} 1\n"
+        f"sentinel down-after-milliseconds {service} 5000\n"
+    )
+    cli = redis_binary("redis-cli")
+    args = [redis_binary(), str(conf), "--sentinel"]
+    with ServerProcess(args, workdir / "sentinel.log", cwd=workdir, name="redis-sentinel") as sentinel:
+
+        def names_master() -> bool:
+            asked = ["sentinel", "get-master-addr-by-name", service]
+            got = subprocess.run([cli, "-p", str(port), *asked], capture_output=True, text=True)
+            return str(master_port) in got.stdout
+
+        sentinel.wait_until(names_master, what="the Sentinel to name the master")
+        yield port
