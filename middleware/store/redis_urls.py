@@ -15,9 +15,10 @@ TLS settings (CA file, client certificate and key, how strictly to verify) and t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 __all__ = ["CERT_REQS", "RedisOptions", "RedisTarget", "is_redis_url", "parse_redis_url", "redacted"]
 
@@ -42,7 +43,7 @@ _SCHEMES: dict[str, tuple[Kind, bool]] = {
 
 @dataclass(frozen=True, slots=True)
 class RedisOptions:
-    """What a Redis URL does not carry. ``password`` wins over one in the URL (the library may pass either)."""
+    """What a Redis URL does not carry: the password (used when the URL has none) and the TLS files."""
 
     password: str | None = None
     ca_file: str | None = None
@@ -84,6 +85,8 @@ def parse_redis_url(url: str) -> RedisTarget:
     parts = urlsplit(url)
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
+    query = dict(parse_qsl(parts.query))
+    password = password or query.get("password")  # redis-py also reads ?password= (unix:// has no user part)
     if kind == "single":
         if scheme != "unix":
             _single_host(url, parts.netloc)
@@ -105,7 +108,8 @@ def parse_redis_url(url: str) -> RedisTarget:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, for log lines and messages."""
+    """The URL without its password (in the user part or the query), for log lines and messages."""
+    url = re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
     scheme, sep, rest = url.partition("://")
     userinfo, at, host = rest.rpartition("@")
     return f"{scheme}{sep}{userinfo.split(':')[0]}:***@{host}" if at else url

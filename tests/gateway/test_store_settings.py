@@ -88,6 +88,10 @@ def test_a_password_in_the_file_is_refused_and_never_repeated(tmp_path: Path) ->
     assert "FRONTDESK_REDIS_PASSWORD" in problem and "s3cret-pw" not in problem
     (problem,) = config_problems(tmp_path, {"url": "redis+cluster://:s3cret-pw@n1:7000,n2:7000"})
     assert "FRONTDESK_REDIS_PASSWORD" in problem and "s3cret-pw" not in problem
+    (problem,) = config_problems(tmp_path, {"url": "unix:///run/redis.sock?db=0&password=s3cret-pw"})
+    assert "FRONTDESK_REDIS_PASSWORD" in problem and "s3cret-pw" not in problem
+    problems = config_problems(tmp_path, {"url": "redis://cache:6379/zero?password=s3cret-pw"})
+    assert problems and not any("s3cret-pw" in p for p in problems), problems
 
 
 def test_tls_settings_are_checked(tmp_path: Path) -> None:
