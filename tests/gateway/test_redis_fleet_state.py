@@ -19,9 +19,12 @@ from tests.support import wait_until
 DB = 9  # a database of its own on the shared test server: the gateway's keys have no per-test prefix
 
 
-@pytest.fixture
-def store_url(redis_url: str) -> str:
-    url = redis_url.rsplit("/", 1)[0] + f"/{DB}"
+@pytest.fixture(params=["redis", "redis-cluster"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """One redis-server, or the 3-master Cluster (whose gateway keys are fresh: no other test writes them)."""
+    if request.param == "redis-cluster":
+        return str(request.getfixturevalue("redis_cluster_url"))
+    url = str(request.getfixturevalue("redis_url")).rsplit("/", 1)[0] + f"/{DB}"
     redis.Redis.from_url(url).flushdb()
     return url
 
