@@ -35,6 +35,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError, ResponseError
 
 from ..errors import StoreError, StoreNotReady
@@ -138,6 +139,7 @@ class RedisStore:
         self.prefix = prefix
         self.options = options
         self._redis: Redis | RedisCluster | None = None
+        self._scripts: dict[str, AsyncScript] = {}  # by body, bound to the client that registered them
 
     async def open(self) -> None:
         if self._redis is not None:
@@ -181,6 +183,7 @@ class RedisStore:
     async def close(self) -> None:
         if self._redis is not None:
             client, self._redis = self._redis, None
+            self._scripts.clear()
             await client.aclose()
 
     async def check_ready(self) -> None:
@@ -233,9 +236,15 @@ class RedisStore:
 
     async def run_script(self, script: str, keys: list[str], args: list[Any]) -> Any:
         """Run a Lua script atomically on the server (every key must share one hash tag: one slot). The
-        gateway keeps its users in this store this way."""
+        gateway keeps its users in this store this way.
+
+        Sent as EVALSHA (the script's body only the first time each server sees it, then its digest): a login
+        runs five scripts, and their bodies would otherwise cross the network and be hashed on every call."""
+        runner = self._scripts.get(script)
+        if runner is None:
+            runner = self._scripts[script] = self.redis.register_script(script)
         try:
-            return await self.redis.eval(script, len(keys), *keys, *args)
+            return await runner(keys=keys, args=args)
         except RedisError as exc:
             raise StoreError(f"session store command failed: {exc}") from exc
 
