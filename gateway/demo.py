@@ -21,12 +21,13 @@ from pathlib import Path
 import uvicorn
 
 from .app import create_app
+from .backends import users_for
 from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config, read_dotenv
 from .keys import JWKS_PATH
 from .proxy.routes import Route
 from .secret_files import append_private, warn_about_exposed
 from .serving import exit_zero_after_sigterm, uvicorn_options
-from .users import UserDirectory, UserExists
+from .users import UserExists
 
 __all__ = ["run_demo", "ensure_config", "ensure_secrets", "route_to_demo_upstream"]
 
@@ -62,9 +63,9 @@ def route_to_demo_upstream(config: GatewayConfig, port: int) -> GatewayConfig:
     return dataclasses.replace(config, routes=tuple(routes))
 
 
-async def _demo_user(database: str) -> str:
+async def _demo_user(config: GatewayConfig) -> str:
     password = secrets.token_urlsafe(9)
-    users = UserDirectory(database)
+    users = users_for(config)  # the SQLite file, or the Redis store when store.url names one
     await users.open()
     try:
         try:
@@ -105,7 +106,7 @@ def run_demo(args: argparse.Namespace) -> int:
     ensure_secrets(path.parent / ".env")
     warn_about_exposed(dotenv_paths(path.parent))  # a .env the user wrote earlier may still be 0644
     config = route_to_demo_upstream(load_config(path), args.upstream_port)
-    password = asyncio.run(_demo_user(config.users_database))
+    password = asyncio.run(_demo_user(config))
 
     # The upstream verifies exactly what this gateway mints: same issuer and audience, and the same keys
     # (the shared secret and any previous ones, or the published JWKS when [keys] is asymmetric).

@@ -9,7 +9,7 @@ from frontdesk.gateway.errors import ConfigError
 from frontdesk.middleware import errors
 from frontdesk.middleware.cookies import CookiePolicy, CookiePolicyError
 from frontdesk.middleware.forwarded import TrustedProxies
-from frontdesk.middleware.store import store_from_url
+from frontdesk.middleware.store import RedisOptions, store_from_url
 
 GATEWAY_KEYS = ("server.", "cookie.", "store.", "tokens.", "sessions.", "[")
 
@@ -45,3 +45,11 @@ def test_configuration_errors_belong_to_the_gateway() -> None:
     assert not hasattr(errors, "ConfigError")
     assert "ConfigError" not in errors.__all__
     assert issubclass(ConfigError, errors.FrontdeskError)
+
+
+def test_every_redis_url_form_makes_a_redis_store_and_a_bad_one_says_why() -> None:
+    for url in ("redis://h:6379/0", "rediss://h/0", "redis+sentinel://h1,h2:26380/mymaster", "redis+cluster://h:7000"):
+        assert type(store_from_url(url, redis=RedisOptions(password="pw"))).__name__ == "RedisStore"
+    with pytest.raises(ValueError, match="service_name") as caught:
+        store_from_url("redis+sentinel://h1:26379")
+    _speaks_library_terms(str(caught.value))
