@@ -8,19 +8,32 @@ which is what makes rotation a true compare-and-swap across machines.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ..errors import StoreError, StoreNotReady
 from ..events import Event
-from .base import READY_TIMEOUT, SUPERSEDED_LIMIT, SessionRecord, window_bounds
+from .base import READY_TIMEOUT, SUPERSEDED_LIMIT, Change, SessionRecord, window_bounds
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "CONNECT_TIMEOUT", "COMMAND_TIMEOUT"]
+
+log = logging.getLogger("frontdesk.store")
+
+# Redis unreachable must cost a request a fraction of a second, then a 503 (never a hang): small timeouts, and
+# one immediate retry only (enough to replace a pooled connection that a Redis restart closed). redis-py's own
+# default retries ten times with backoff, which turns an outage into seconds of waiting per request.
+CONNECT_TIMEOUT = 0.5
+COMMAND_TIMEOUT = 1.0
+RESUBSCRIBE_BACKOFF = (0.05, 2.0)  # the change feed reconnects after this, doubling up to the cap
 
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -84,6 +97,15 @@ for _, key in ipairs(KEYS) do
 end
 return 0
 """
+# Raise the revocation epoch and announce the change in one step, so no announced epoch is ever unread. One key
+# (the epoch): a Cluster runs it on that key's node, and PUBLISH reaches every node's subscribers.
+_ANNOUNCE = """
+local epoch = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', ARGV[1], epoch .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
+return epoch
+"""
+
+
 class RedisStore:
     def __init__(self, url: str, *, prefix: str = "frontdesk:") -> None:
         self.url = url
@@ -93,7 +115,13 @@ class RedisStore:
     async def open(self) -> None:
         if self._redis is not None:
             return
-        client = Redis.from_url(self.url, decode_responses=True)
+        client = Redis.from_url(
+            self.url,
+            decode_responses=True,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=COMMAND_TIMEOUT,
+            retry=Retry(NoBackoff(), 1),
+        )
         try:
             await client.ping()
         except RedisError as exc:
@@ -142,6 +170,45 @@ class RedisStore:
     def _user_key(self, user_id: str) -> str:
         return f"{self.prefix}user:{user_id}"
 
+    @property
+    def _epoch_key(self) -> str:
+        return f"{self.prefix}revocation_epoch"
+
+    @property
+    def changes_channel(self) -> str:
+        """The pub/sub channel every change is announced on (``<epoch or -> <sid|user|all> <id>``)."""
+        return f"{self.prefix}changes"
+
+    async def _announce(self, kind: str, ident: str) -> None:
+        await self._eval(_ANNOUNCE, [self._epoch_key], [self.changes_channel, kind, ident])
+
+    async def revocation_epoch(self) -> int:
+        try:
+            return int(await self.redis.get(self._epoch_key) or 0)
+        except RedisError as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+
+    async def follow_changes(self, deliver: Callable[[Change], None]) -> None:
+        backoff = RESUBSCRIBE_BACKOFF[0]
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self.changes_channel)
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    backoff = RESUBSCRIBE_BACKOFF[0]  # a healthy read: the next drop starts over
+                    if message is not None and message.get("type") == "message":
+                        change = _parse_change(str(message["data"]))
+                        if change is not None:
+                            deliver(change)
+            except (RedisError, OSError) as exc:
+                log.warning("the session store's change feed dropped (%s); resubscribing in %.2f s", exc, backoff)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RESUBSCRIBE_BACKOFF[1])
+
     async def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
         try:
             return await self.redis.eval(script, len(keys), *keys, *args)
@@ -178,12 +245,21 @@ class RedisStore:
         remember_for: float = 0.0,
     ) -> bool:
         args = [expected_jti, new_jti, repr(now), repr(idle_expires_at), repr(remember_for), SUPERSEDED_LIMIT]
-        return bool(await self._eval(_ROTATE, [self._session_key(sid)], args))
+        rotated = bool(await self._eval(_ROTATE, [self._session_key(sid)], args))
+        if rotated:
+            # Other workers drop their cached row now rather than at its trust deadline (no epoch: a rotation
+            # revokes nothing, so a lost announcement costs only that delay).
+            try:
+                await self.redis.publish(self.changes_channel, f"- sid {sid}")
+            except RedisError as exc:
+                log.warning("could not announce a rotation: %s", exc)
+        return rotated
 
     async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
         await self._eval(
             _REVOKE, [self._session_key(sid), self._revoked_key(sid)], [repr(now), repr(now + 86400.0), reason]
         )
+        await self._announce("sid", sid)  # after the write: whoever reads the new epoch also reads the revocation
 
     async def revoke_user(self, user_id: str, *, now: float, reason: str) -> int:
         try:
@@ -196,6 +272,7 @@ class RedisStore:
             if record is not None and record.revoked_at is None:
                 await self.revoke_session(record.sid, now=now, reason=reason)
                 revoked += 1
+        await self._announce("user", user_id)
         return revoked
 
     async def is_revoked(self, sid: str) -> bool:
@@ -381,6 +458,20 @@ def _superseded(data: dict[str, str]) -> tuple[tuple[str, float], ...]:
     entries = json.loads(raw)
     # cjson writes an empty Lua table as {}: an empty list either way.
     return tuple((str(jti), float(at)) for jti, at in entries) if isinstance(entries, list) else ()
+
+
+def _parse_change(data: str) -> Change | None:
+    """``"<epoch|-> <sid|user|all> <id>"`` as :data:`_ANNOUNCE` writes it; None for anything else."""
+    epoch, _, rest = data.partition(" ")
+    kind, _, ident = rest.partition(" ")
+    number = int(epoch) if epoch.isdigit() else None
+    if kind == "sid" and ident:
+        return Change(number, sid=ident)
+    if kind == "user" and ident:
+        return Change(number, user_id=ident)
+    if kind == "all":
+        return Change(number)
+    return None
 
 
 def _redacted(url: str) -> str:
