@@ -26,9 +26,10 @@ from frontdesk.middleware.events import NO_EVENTS, Events
 from frontdesk.middleware.http import error_body
 from frontdesk.middleware.purge import Purger
 from frontdesk.middleware.sessions import Authenticator, SessionEngine
-from frontdesk.middleware.store import Store, store_from_url
+from frontdesk.middleware.store import Store
 from frontdesk.middleware.tokens import KeyRing
 
+from .backends import store_for, users_for
 from .config import GatewayConfig
 from .edge import GatewayEdge
 from .hash_pool import HashPool
@@ -195,9 +196,9 @@ def create_app(
     """The gateway for ``config``; ``authenticator`` replaces the built-in users table when given."""
     capacity = config.login_capacity
     hash_pool = HashPool(capacity.hash_workers, capacity.hash_queue)
-    users = None if authenticator is not None else UserDirectory(config.users_database, hash_pool=hash_pool)
+    users = None if authenticator is not None else users_for(config, hash_pool=hash_pool)
     metering = Instrumentation(config.routes) if config.metrics.enabled else None
-    store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
+    store = store_for(config)
     if metering is not None:
         store = metering.store(store)
     # This gateway's listeners: the DEBUG log, the metrics, the audit trail (below).

@@ -19,8 +19,8 @@ from frontdesk.middleware.audit import event_fields
 from frontdesk.middleware.auth_api import iso8601
 from frontdesk.middleware.errors import FrontdeskError
 from frontdesk.middleware.events import Event
-from frontdesk.middleware.store import store_from_url
 
+from .backends import store_for
 from .config import GatewayConfig
 from .validators import parse_duration
 
@@ -66,7 +66,7 @@ def run_audit(args: argparse.Namespace, config: GatewayConfig) -> int:
 
 
 async def _read(config: GatewayConfig, user: str | None, since: float | None, limit: int) -> list[Event]:
-    store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
+    store = store_for(config)
     await store.open()
     try:
         return await store.audit(user=user, since=since, limit=limit)
@@ -111,7 +111,7 @@ def record_events(config: GatewayConfig, events: Sequence[Event]) -> None:
 
 
 async def _record(config: GatewayConfig, events: Sequence[Event]) -> None:
-    store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
+    store = store_for(config)
     await store.open()
     try:
         await store.record_audit(events)

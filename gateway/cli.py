@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 import uvicorn
 
 from frontdesk.middleware.events import Event, Kind
-from frontdesk.middleware.store import store_from_url
 
 from .app import create_app
 from .audit_cli import add_audit_parser, admin_actor, record_events, run_audit
+from .backends import store_for, users_for
 from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config
 from .demo import run_demo
 from .doctor import add_doctor_parser, run_doctor
@@ -212,7 +212,7 @@ def _users(args: argparse.Namespace) -> int:
 
 
 async def _with_users(config: GatewayConfig, action: Callable[[UserDirectory], Awaitable[T]]) -> T:
-    directory = UserDirectory(config.users_database)
+    directory = users_for(config)
     await directory.open()
     try:
         return await action(directory)
@@ -238,7 +238,7 @@ async def _add_user(directory: UserDirectory, name: str, password: str) -> str |
 
 
 async def _revoke_user(config: GatewayConfig, user_id: str, reason: str) -> int:
-    store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
+    store = store_for(config)
     await store.open()
     try:
         return await store.revoke_user(user_id, now=time.time(), reason=reason)
@@ -264,7 +264,7 @@ def _read_password(from_stdin: bool) -> str:
 
 async def _purge(args: argparse.Namespace) -> int:
     config = _load(args, require_secrets=False)
-    store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
+    store = store_for(config)
     await store.open()
     try:
         now = time.time()

@@ -7,7 +7,6 @@ objects parsed once; the request path never looks at raw configuration again.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tomllib
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from typing import Any
 from frontdesk.middleware.cookies import CookiePolicy, CookiePolicyError
 from frontdesk.middleware.forwarded import TrustedProxies
 from frontdesk.middleware.sessions import SessionSettings
+from frontdesk.middleware.store.redis_urls import RedisOptions, is_redis_url
 
 from .audit_settings import AuditSettings, parse_audit_settings
 from .errors import ConfigError
@@ -27,6 +27,7 @@ from .log_settings import LogSettings, parse_log_settings
 from .metrics.settings import MetricsSettings, parse_metrics_settings
 from .proxy.routes import Route, parse_routes
 from .proxy.settings import ProxySettings, parse_proxy_settings
+from .store_settings import STORE_KEYS, parse_store_connection
 from .validators import (
     Problems,
     allowance,
@@ -77,7 +78,7 @@ _SCHEMA: dict[str, set[str]] = {
         "leeway",
         "refresh_margin",
     },
-    "store": {"url", "busy_timeout", "purge_interval", "on_outage"},
+    "store": set(STORE_KEYS),
     "server": {"host", "port", "trusted_proxies", "origins", "workers", "hsts", "shutdown_timeout"},
     "cookie": {"name", "same_site", "secure", "path", "domain"},
     "csrf": {"header"},
@@ -133,7 +134,7 @@ class GatewayConfig:
     store_url: str
     store_busy_timeout: float
     purge_interval: float
-    users_database: str
+    users_database: str  # "" when the users live in the Redis store
     static_dir: Path
     host: str
     port: int
@@ -150,6 +151,8 @@ class GatewayConfig:
     audit: AuditSettings = field(default_factory=AuditSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)  # [metrics]: the Prometheus listener
     shutdown_timeout: float = 30.0  # [server] shutdown_timeout: how long requests in flight may finish at a stop
+    # [store] TLS files and FRONTDESK_REDIS_PASSWORD, for a Redis store
+    redis: RedisOptions = field(default_factory=RedisOptions)
 
 
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -296,14 +299,12 @@ def load_config(
     )
     cookie = _cookie_policy(cookie_t, p)
 
-    store_url = p.get(store, "store", "url", "sqlite:///frontdesk.db", non_empty_string)
-    if store_url.startswith(("redis://", "rediss://")):
-        if importlib.util.find_spec("redis") is None:
-            p.add("store.url names Redis but the redis package is missing: pip install 'frontdesk[redis]'")
-    elif not (store_url.startswith("sqlite:///") or store_url == "memory://"):
-        p.add(f"store.url {store_url!r} is not supported; write sqlite:///frontdesk.db or redis://host:6379/0")
+    store_url, redis_options = parse_store_connection(store, environ, base, p)
     store_url = _resolve_sqlite(store_url, base)
-    users_db = p.get(table("users"), "users", "database", "", non_empty_string) or _sqlite_file(store_url) or "users.db"
+    # The users live beside the sessions: in the SQLite file, or in Redis (then "" here) unless [users] database
+    # names a file of their own.
+    users_db = p.get(table("users"), "users", "database", "", non_empty_string) or _sqlite_file(store_url)
+    users_db = users_db or ("" if is_redis_url(store_url) else "users.db")
     if users_db and not Path(users_db).is_absolute():
         users_db = str(base / users_db)
 
@@ -366,6 +367,7 @@ def load_config(
         audit=parse_audit_settings(table("audit"), p),
         metrics=metrics,
         shutdown_timeout=p.get(server, "server", "shutdown_timeout", 30.0, parse_duration),
+        redis=redis_options,
     )
     if metrics.port == config.port and (metrics.host == config.host or "0.0.0.0" in (metrics.host, config.host)):  # noqa: S104
         p.add(

@@ -33,9 +33,9 @@ from typing import Literal, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from frontdesk.middleware.errors import FrontdeskError, StoreNotReady
-from frontdesk.middleware.store import store_from_url
 from frontdesk.middleware.store.sqlite import SCHEMA_VERSION, probe_sqlite
 
+from .backends import store_for
 from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config
 from .errors import ConfigError
 from .secret_files import exposed_secret_files
@@ -128,7 +128,7 @@ async def _store_findings(config: GatewayConfig, now: float) -> list[Finding]:
         ]
     if url.startswith("sqlite:///"):
         return await asyncio.to_thread(_sqlite_findings, url[len("sqlite:///") :], config.tokens.leeway, now)
-    return await _redis_findings(url, config.tokens.leeway, now)
+    return await _redis_findings(config, now)
 
 
 def _sqlite_findings(path: str, leeway: float, now: float) -> list[Finding]:
@@ -193,8 +193,9 @@ class SharedClock(Protocol):
     async def server_time(self) -> float: ...
 
 
-async def _redis_findings(url: str, leeway: float, now: float) -> list[Finding]:
-    store = store_from_url(url)  # the Redis backend is an optional dependency, loaded only when named
+async def _redis_findings(config: GatewayConfig, now: float) -> list[Finding]:
+    leeway = config.tokens.leeway
+    store = store_for(config)  # the Redis backend is an optional dependency, loaded only when named
     try:
         await asyncio.wait_for(store.open(), CONNECT_TIMEOUT)
         server_now = await store.server_time() if isinstance(store, SharedClock) else now
@@ -345,7 +346,8 @@ async def diagnose(path: Path, env: Mapping[str, str], *, now: float | None = No
     found += _secret_findings(config) if config.tokens.refresh_secret else []
     found += _dotenv_findings(config)
     users = Path(config.users_database)
-    if config.users_database != config.store_url.removeprefix("sqlite:///"):  # its password hashes, if apart
+    # The users' password hashes, if in a file apart from the store's ("" when they live in Redis).
+    if config.users_database and config.users_database != config.store_url.removeprefix("sqlite:///"):
         found += _file_mode_findings("users", [users])
     found += await _store_findings(config, now)
     found += _key_findings(config)

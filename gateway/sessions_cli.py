@@ -16,9 +16,10 @@ from typing import TypeVar
 
 from frontdesk.middleware.auth_api import iso8601
 from frontdesk.middleware.sessions import SessionEngine
-from frontdesk.middleware.store import SessionRecord, store_from_url
+from frontdesk.middleware.store import SessionRecord
 
 from .app import build_engine
+from .backends import store_for, users_for
 from .config import GatewayConfig
 from .users import UserDirectory
 
@@ -52,8 +53,8 @@ def run_sessions(args: argparse.Namespace, config: GatewayConfig) -> int:
 
 
 async def _with_engine(config: GatewayConfig, action: Callable[[SessionEngine, UserDirectory], Awaitable[T]]) -> T:
-    store = store_from_url(config.store_url, busy_timeout=config.store_busy_timeout)
-    users = UserDirectory(config.users_database)
+    store = store_for(config)
+    users = users_for(config)
     engine = build_engine(config, store=store, authenticator=users)
     await store.open()
     try:

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -13,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ServerProcess, free_port
+from tests.support import free_port
+from tests.support.redis_servers import redis_cluster, redis_server
 
 pytest_plugins = ["tests.support.fixtures", "pytester"]
 
@@ -21,27 +19,16 @@ pytest_plugins = ["tests.support.fixtures", "pytester"]
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server on a free loopback port, for the whole run (no persistence: tests only)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed; .ci/run installs it")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
-    workdir: Path = tmp_path_factory.mktemp("redis")
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    args += ["--dir", str(workdir)]
-
-    def pong() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    with ServerProcess(args, workdir / "redis.log", cwd=workdir, name="redis-server") as redis:
-        redis.wait_until(pong, what="redis-server to answer PING")
+    with redis_server(tmp_path_factory.mktemp("redis"), port):
         yield f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real 3-master Redis Cluster (no replicas) on free loopback ports, for the whole run."""
+    with redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as ports:
+        yield "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in ports)
 
 
 REPO = Path(__file__).resolve().parents[1]

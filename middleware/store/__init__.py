@@ -9,24 +9,27 @@ from __future__ import annotations
 
 from .base import SessionRecord, Store
 from .memory import MemoryStore
+from .redis_urls import RedisOptions, is_redis_url
 
-__all__ = ["SessionRecord", "Store", "MemoryStore", "store_from_url"]
+__all__ = ["SessionRecord", "Store", "MemoryStore", "RedisOptions", "store_from_url"]
 
 _EXTRAS = {"aiosqlite": "sqlite", "redis": "redis"}
 
 
-def store_from_url(url: str, *, busy_timeout: float = 5.0) -> Store:
-    """``sqlite:///path.db``, ``redis://host:6379/0`` or ``memory://``; raises ValueError with a plain-word reason
-    otherwise, or when the backend's driver is not installed."""
+def store_from_url(url: str, *, busy_timeout: float = 5.0, redis: RedisOptions | None = None) -> Store:
+    """``sqlite:///path.db``, ``memory://``, or Redis in any form :mod:`.redis_urls` describes
+    (``redis://host:6379/0``, ``rediss://``, ``redis+sentinel://``, ``redis+cluster://``) with ``redis`` giving
+    its password and TLS files; raises ValueError with a plain-word reason otherwise, or when the backend's
+    driver is not installed."""
     try:
         if url.startswith("sqlite:"):
             from .sqlite import SqliteStore  # optional dependency: aiosqlite
 
             return SqliteStore.from_url(url, busy_timeout=busy_timeout)
-        if url.startswith(("redis://", "rediss://", "unix://")):
+        if is_redis_url(url):
             from .redis import RedisStore  # optional dependency: redis
 
-            return RedisStore(url)
+            return RedisStore(url, options=redis)
     except ModuleNotFoundError as exc:
         extra = _EXTRAS.get((exc.name or "").split(".")[0])
         if extra is None:

@@ -1,8 +1,30 @@
-"""Redis backend, for several gateway machines sharing one session state.
+"""Redis backend, for several gateway machines sharing one session state (one server, Sentinel or Cluster).
 
 Each session is a hash that expires by itself at the session's absolute expiry, so there is nothing to
 purge. Rotation, revocation and attempt counting are Lua scripts: each runs atomically on the server,
 which is what makes rotation a true compare-and-swap across machines.
+
+Key layout (``P`` is the prefix, ``frontdesk:`` by default). Every script and every transaction touches keys
+of ONE hash tag (the part in braces), so each runs on one slot and the same code works on a Redis Cluster:
+
+==========================================  ===================================================================
+``P session:{SID}``                         hash: the session row; expires at the session's absolute end
+``P revoked:{SID}``                         string: the revocation (value: the session's natural expiry)
+``P user:{USER_ID}``                        set: the user's session ids (to revoke or list them); its own slot,
+                                            written before the session, so every session is in its user's set
+``{P attempts}:KEY``                        hash {start, count}: a login-attempt counter (all in one slot: one
+                                            script counts a user's and an address's attempts together)
+``{P audit}:seq``, ``{P audit}:all``,       the audit trail: a counter and sorted sets by time (all in one
+``{P audit}:user:NAME``                     slot: one script appends an event to both sets)
+``{P users}:rows``, ``{P users}:hashes``    the gateway's users (``frontdesk.gateway.redis_users``)
+``{P revocations}:epoch``                   counter: raised by every revocation, after it is written, by the
+                                            script that also announces it on the channel ``P changes``
+                                            (``middleware/invalidation.py``)
+==========================================  ===================================================================
+
+Cross-session work (revoke or list a user's sessions) reads the user's set, then runs one single-slot script
+or read per session: no script spans slots. Versions before the hash tags wrote ``P session:SID`` and friends;
+:meth:`RedisStore.open` renames such keys once, on a single server (a cluster never ran those versions).
 """
 
 from __future__ import annotations
@@ -16,32 +38,34 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError, ResponseError
 
 from ..errors import StoreError, StoreNotReady
 from ..events import Event
 from .base import READY_TIMEOUT, SUPERSEDED_LIMIT, Change, SessionRecord, window_bounds
+from .redis_connection import connect_redis
+from .redis_urls import RedisOptions, parse_redis_url, redacted
 
-__all__ = ["RedisStore", "CONNECT_TIMEOUT", "COMMAND_TIMEOUT"]
+__all__ = ["RedisStore"]
 
 log = logging.getLogger("frontdesk.store")
 
-# Redis unreachable must cost a request a fraction of a second, then a 503 (never a hang): small timeouts, and
-# one immediate retry only (enough to replace a pooled connection that a Redis restart closed). redis-py's own
-# default retries ten times with backoff, which turns an outage into seconds of waiting per request.
-CONNECT_TIMEOUT = 0.5
-COMMAND_TIMEOUT = 1.0
 RESUBSCRIBE_BACKOFF = (0.05, 2.0)  # the change feed reconnects after this, doubling up to the cap
 
+_LAYOUT = "hash-tags"  # the value of the key ``P layout`` once the keys have today's names
+
+# The per-user index lets a removed user's sessions be found; it lives as long as its longest session. It has
+# a slot of its own, so it is written first (by itself): a session is never missing from its user's index.
+_INDEX = """
+redis.call('SADD', KEYS[1], ARGV[2])
+if redis.call('EXPIRETIME', KEYS[1]) < tonumber(ARGV[1]) then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
+return 1
+"""
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('EXPIREAT', KEYS[1], ARGV[1])
--- The per-user index lets a removed user's sessions be found; it lives as long as its longest session.
-redis.call('SADD', KEYS[2], ARGV[2])
-if redis.call('EXPIRETIME', KEYS[2]) < tonumber(ARGV[1]) then redis.call('EXPIREAT', KEYS[2], ARGV[1]) end
 return 1
 """
 # The superseded list is JSON [[jti, "superseded_at"], ...] (times as strings: cjson would round them); the
@@ -104,30 +128,70 @@ local epoch = redis.call('INCR', KEYS[1])
 redis.call('PUBLISH', ARGV[1], epoch .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
 return epoch
 """
+# KEYS: the sequence counter, the whole trail, then one user's trail per event that names a user.
+# ARGV: per event, its time, its payload and the index in KEYS of its user's trail (0: none). The sequence
+# number heads each member: members of one score sort by it, and identical events stay distinct.
+_AUDIT = """
+local n = #ARGV / 3
+local seq = redis.call('INCRBY', KEYS[1], n) - n
+for i = 0, n - 1 do
+  local member = string.format('%020d', seq + i + 1) .. ARGV[i * 3 + 2]
+  redis.call('ZADD', KEYS[2], ARGV[i * 3 + 1], member)
+  local user = tonumber(ARGV[i * 3 + 3])
+  if user > 0 then redis.call('ZADD', KEYS[user], ARGV[i * 3 + 1], member) end
+end
+return n
+"""
 
 
 class RedisStore:
-    def __init__(self, url: str, *, prefix: str = "frontdesk:") -> None:
+    def __init__(self, url: str, *, prefix: str = "frontdesk:", options: RedisOptions | None = None) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("a Redis key prefix must not contain { or }: they would change the keys' hash slot")
+        parse_redis_url(url)  # a bad URL is refused here, with the reason, not at the first command
         self.url = url
         self.prefix = prefix
-        self._redis: Redis | None = None
+        self.options = options
+        self._redis: Redis | RedisCluster | None = None
 
     async def open(self) -> None:
         if self._redis is not None:
             return
-        client = Redis.from_url(
-            self.url,
-            decode_responses=True,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=COMMAND_TIMEOUT,
-            retry=Retry(NoBackoff(), 1),
-        )
+        client = connect_redis(self.url, self.options)
         try:
             await client.ping()
-        except RedisError as exc:
+        except (RedisError, OSError) as exc:
             await client.aclose()
-            raise StoreError(f"cannot reach the session store at {_redacted(self.url)}: {exc}") from exc
+            raise StoreError(f"cannot reach the session store at {redacted(self.url)}: {exc}") from exc
         self._redis = client
+        if not isinstance(client, RedisCluster):
+            await self._adopt_untagged_keys()
+
+    async def _adopt_untagged_keys(self) -> None:
+        """Rename the keys a version without hash tags wrote (``P session:SID``) to today's names, once (a
+        marker key says it is done): the sessions, revocations and audit trail carry over an upgrade. Workers
+        starting together may each try; RENAMENX lets the first one win."""
+        p = self.prefix
+        marker = f"{p}layout"
+        moves: list[tuple[str, Callable[[str], str]]] = [(f"{p}session:", self._session_key)]
+        moves += [(f"{p}revoked:", self._revoked_key)]
+        moves += [(f"{p}user:", self._user_key), (f"{p}audit:user:", self._audit_key)]
+        try:
+            if await self.redis.get(marker) == _LAYOUT:
+                return
+            for old_name, new_name in ((f"{p}audit", self._audit_key()), (f"{p}audit:seq", self._audit_seq_key)):
+                await self._rename(old_name, new_name)
+            for head, name in moves:
+                async for key in self.redis.scan_iter(match=f"{head}*", count=500):
+                    if "{" not in str(key):
+                        await self._rename(str(key), name(str(key)[len(head) :]))
+            await self.redis.set(marker, _LAYOUT)
+        except RedisError as exc:
+            raise StoreError(f"session store migration failed: {exc}") from exc
+
+    async def _rename(self, old: str, new: str) -> None:
+        with contextlib.suppress(ResponseError):  # gone: another worker renamed it first (or it never was)
+            await self.redis.renamenx(old, new)
 
     async def close(self) -> None:
         if self._redis is not None:
@@ -141,10 +205,10 @@ class RedisStore:
             await asyncio.wait_for(self._redis.ping(), READY_TIMEOUT)
         except TimeoutError:
             raise StoreNotReady(
-                f"the Redis store did not answer within {READY_TIMEOUT:g} s", _redacted(self.url)
+                f"the Redis store did not answer within {READY_TIMEOUT:g} s", redacted(self.url)
             ) from None
         except (RedisError, OSError) as exc:
-            raise StoreNotReady("the Redis store does not answer", f"{_redacted(self.url)}: {exc}") from None
+            raise StoreNotReady("the Redis store does not answer", f"{redacted(self.url)}: {exc}") from None
 
     async def server_time(self) -> float:
         """The Redis server's clock (``TIME``) in seconds: the one clock every instance sharing this store can
@@ -156,23 +220,25 @@ class RedisStore:
         return float(seconds) + float(micros) / 1e6
 
     @property
-    def redis(self) -> Redis:
+    def redis(self) -> Redis | RedisCluster:
         if self._redis is None:
             raise StoreError("the session store is not open")
         return self._redis
 
+    # The key layout (see the module docstring): braces mark the hash tag, the part Redis Cluster hashes.
+
     def _session_key(self, sid: str) -> str:
-        return f"{self.prefix}session:{sid}"
+        return f"{self.prefix}session:{{{sid}}}"
 
     def _revoked_key(self, sid: str) -> str:
-        return f"{self.prefix}revoked:{sid}"
+        return f"{self.prefix}revoked:{{{sid}}}"
 
     def _user_key(self, user_id: str) -> str:
-        return f"{self.prefix}user:{user_id}"
+        return f"{self.prefix}user:{{{user_id}}}"
 
     @property
     def _epoch_key(self) -> str:
-        return f"{self.prefix}revocation_epoch"
+        return f"{{{self.prefix}revocations}}:epoch"
 
     @property
     def changes_channel(self) -> str:
@@ -180,7 +246,7 @@ class RedisStore:
         return f"{self.prefix}changes"
 
     async def _announce(self, kind: str, ident: str) -> None:
-        await self._eval(_ANNOUNCE, [self._epoch_key], [self.changes_channel, kind, ident])
+        await self.run_script(_ANNOUNCE, [self._epoch_key], [self.changes_channel, kind, ident])
 
     async def revocation_epoch(self) -> int:
         try:
@@ -209,7 +275,19 @@ class RedisStore:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, RESUBSCRIBE_BACKOFF[1])
 
-    async def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
+    def _attempts_key(self, key: str) -> str:
+        return f"{{{self.prefix}attempts}}:{key}"
+
+    def _audit_key(self, user: str | None = None) -> str:
+        return f"{{{self.prefix}audit}}:all" if user is None else f"{{{self.prefix}audit}}:user:{user}"
+
+    @property
+    def _audit_seq_key(self) -> str:
+        return f"{{{self.prefix}audit}}:seq"
+
+    async def run_script(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a Lua script atomically on the server (every key must share one hash tag: one slot). The
+        gateway keeps its users in this store this way."""
         try:
             return await self.redis.eval(script, len(keys), *keys, *args)
         except RedisError as exc:
@@ -219,11 +297,9 @@ class RedisStore:
         fields: list[Any] = []
         for name, value in _to_hash(record).items():
             fields += [name, value]
-        created = await self._eval(
-            _CREATE,
-            [self._session_key(record.sid), self._user_key(record.user_id)],
-            [math.ceil(record.expires_at), record.sid, *fields],
-        )
+        expires = math.ceil(record.expires_at)
+        await self.run_script(_INDEX, [self._user_key(record.user_id)], [expires, record.sid])
+        created = await self.run_script(_CREATE, [self._session_key(record.sid)], [expires, *fields])
         if not created:
             raise ValueError("session id already exists")
 
@@ -245,7 +321,7 @@ class RedisStore:
         remember_for: float = 0.0,
     ) -> bool:
         args = [expected_jti, new_jti, repr(now), repr(idle_expires_at), repr(remember_for), SUPERSEDED_LIMIT]
-        rotated = bool(await self._eval(_ROTATE, [self._session_key(sid)], args))
+        rotated = bool(await self.run_script(_ROTATE, [self._session_key(sid)], args))
         if rotated:
             # Other workers drop their cached row now rather than at its trust deadline (no epoch: a rotation
             # revokes nothing, so a lost announcement costs only that delay).
@@ -256,7 +332,7 @@ class RedisStore:
         return rotated
 
     async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
-        await self._eval(
+        await self.run_script(
             _REVOKE, [self._session_key(sid), self._revoked_key(sid)], [repr(now), repr(now + 86400.0), reason]
         )
         await self._announce("sid", sid)  # after the write: whoever reads the new epoch also reads the revocation
@@ -299,35 +375,30 @@ class RedisStore:
     async def attempt(self, limits: Sequence[tuple[str, int]], *, window: float, now: float) -> str | None:
         # Counters expire by themselves at their window's end: nothing else to bound.
         start, end = window_bounds(now, window)
-        keys = [f"{self.prefix}attempts:{key}" for key, _ in limits]
-        refused = int(await self._eval(_ATTEMPT, keys, [repr(start), math.ceil(end), *(n for _, n in limits)]))
+        keys = [self._attempts_key(key) for key, _ in limits]
+        refused = int(await self.run_script(_ATTEMPT, keys, [repr(start), math.ceil(end), *(n for _, n in limits)]))
         return limits[refused - 1][0] if refused else None
 
     async def reset(self, key: str) -> None:
         try:
-            await self.redis.delete(f"{self.prefix}attempts:{key}")
+            await self.redis.delete(self._attempts_key(key))
         except RedisError as exc:
             raise StoreError(f"session store write failed: {exc}") from exc
 
     # The audit trail: one sorted set by time, and one per user for `frontdesk audit --user`.
 
-    def _audit_key(self, user: str | None = None) -> str:
-        return f"{self.prefix}audit" if user is None else f"{self.prefix}audit:user:{user}"
-
     async def record_audit(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        try:
-            last = int(await self.redis.incrby(f"{self.prefix}audit:seq", len(events)))
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for seq, event in enumerate(events, start=last - len(events) + 1):
-                    member = _audit_member(seq, event)
-                    pipe.zadd(self._audit_key(), {member: event.at})
-                    if event.user is not None:
-                        pipe.zadd(self._audit_key(event.user), {member: event.at})
-                await pipe.execute()
-        except RedisError as exc:
-            raise StoreError(f"session store write failed: {exc}") from exc
+        keys = [self._audit_seq_key, self._audit_key()]
+        args: list[Any] = []
+        for event in events:
+            user = 0
+            if event.user is not None:
+                keys.append(self._audit_key(event.user))
+                user = len(keys)
+            args += [repr(event.at), _audit_payload(event), user]
+        await self.run_script(_AUDIT, keys, args)
 
     async def audit(
         self, *, user: str | None = None, since: float | None = None, limit: int | None = None
@@ -348,7 +419,7 @@ class RedisStore:
         cut = f"({before!r}"  # exclusive: an event at exactly ``before`` stays, as on the other backends
         try:
             removed = int(await self.redis.zremrangebyscore(self._audit_key(), "-inf", cut))
-            async for key in self.redis.scan_iter(match=f"{self.prefix}audit:user:*", count=500):
+            async for key in self.redis.scan_iter(match=self._audit_key("*"), count=500):
                 await self.redis.zremrangebyscore(key, "-inf", cut)
         except RedisError as exc:
             raise StoreError(f"session store purge failed: {exc}") from exc
@@ -400,11 +471,10 @@ class RedisStore:
         return removed
 
 
-def _audit_member(seq: int, event: Event) -> str:
-    # The sequence number first: members of one score sort by it, so events of one instant keep their order,
-    # and identical events stay distinct members.
+def _audit_payload(event: Event) -> str:
+    # The script puts the sequence number first (see _AUDIT).
     fields = [event.kind, repr(event.at), event.user, event.session, event.address, event.user_agent]
-    return f"{seq:020d}" + json.dumps([*fields, event.reason, event.actor])
+    return json.dumps([*fields, event.reason, event.actor])
 
 
 def _audit_event(member: str) -> Event:
@@ -473,9 +543,3 @@ def _parse_change(data: str) -> Change | None:
         return Change(number)
     return None
 
-
-def _redacted(url: str) -> str:
-    """The URL without its password, for log lines."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    return f"{scheme}{sep}{userinfo.split(':')[0]}:***@{host}" if at else url

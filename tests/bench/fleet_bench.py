@@ -8,7 +8,7 @@ Run from the repository root (about a minute)::
     python tests/bench/fleet_bench.py --sizing           # also: Redis memory per session (10,000 sessions)
 
 It starts a redis-server (no persistence), the raw upstream of ``proxy_bench.py``, N instances (one worker each,
-``[store] url`` = that Redis, all sharing one user database) and nginx with ``deploy/nginx-fleet.conf`` (only
+``[store] url`` = that Redis, users in Redis too) and nginx with ``deploy/nginx-fleet.conf`` (only
 its ``server`` lines and its port changed), logs one user in, and drives ``GET /api/ping`` through nginx with
 the refresh cookie (wrk when installed, else a Python load generator). Store commands are counted by Redis itself
 (``INFO commandstats``, before and after), so they include every worker's reads: session rows (HGETALL), the
@@ -66,10 +66,10 @@ def redis_server(tmp: Path) -> Iterator[str]:
         yield f"redis://127.0.0.1:{port}/0"
 
 
-def write_config(workdir: Path, redis_url: str, users_db: Path, upstream: int) -> Path:
+def write_config(workdir: Path, redis_url: str, upstream: int) -> Path:
     config = workdir / "config.toml"
     config.write_text(
-        f'[store]\nurl = "{redis_url}"\n\n[users]\ndatabase = "{users_db}"\n\n'
+        f'[store]\nurl = "{redis_url}"\n\n'
         '[server]\ntrusted_proxies = ["127.0.0.1"]\n\n[metrics]\naddress = ""\n\n'
         "[login]\nmax_attempts_per_address = 100000\nmax_attempts_per_user = 100000\n\n"
         f'[[routes]]\nprefix = "/api/"\nupstream = "http://127.0.0.1:{upstream}"\n'
@@ -79,11 +79,11 @@ def write_config(workdir: Path, redis_url: str, users_db: Path, upstream: int) -
 
 def add_user(config: Path) -> None:
     sys.path.insert(0, str(ROOT))
+    from frontdesk.gateway.backends import users_for
     from frontdesk.gateway.config import load_config
-    from frontdesk.gateway.users import UserDirectory
 
     async def add() -> None:
-        directory = UserDirectory(load_config(config, env=SECRETS, require_secrets=False).users_database)
+        directory = users_for(load_config(config, env=SECRETS, require_secrets=False))
         await directory.open()
         try:
             await directory.add(USER, PASSWORD)
@@ -148,13 +148,12 @@ def store_cost(redis: Redis, action: object) -> dict[str, int]:
 
 
 def run(count: int, args: argparse.Namespace, tmp: Path, redis_url: str, upstream: int) -> None:
-    users_db = tmp / "users.db"
     configs = []
     for i in range(count):
         (tmp / f"i{count}-{i}").mkdir()
-        configs.append(write_config(tmp / f"i{count}-{i}", redis_url, users_db, upstream))
-    if not users_db.exists():
-        add_user(configs[0])
+        configs.append(write_config(tmp / f"i{count}-{i}", redis_url, upstream))
+    if count == min(int(n) for n in args.instances.split(",")):
+        add_user(configs[0])  # into Redis: every instance of every round logs it in
     ports = [free_port() for _ in configs]
     listen = free_port()
     nginx_tmp = tmp / f"nginx{count}"

@@ -29,8 +29,8 @@ import httpx
 import pytest
 
 from frontdesk.gateway.app import Gateway, create_app
+from frontdesk.gateway.backends import users_for
 from frontdesk.gateway.config import load_config
-from frontdesk.gateway.users import UserDirectory
 from frontdesk.middleware.clock import ManualClock
 from frontdesk.middleware.sessions import Authenticator, User
 from tests.support import ServerProcess, free_port, group_members, wait_until
@@ -508,7 +508,7 @@ class GatewayProcess(SqliteFile):
         config = load_config(self.config_path, env=self.env, require_secrets=False)
 
         async def add() -> None:
-            directory = UserDirectory(config.users_database)
+            directory = users_for(config)
             await directory.open()
             try:
                 await directory.add(username, password)

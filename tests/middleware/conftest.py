@@ -13,7 +13,7 @@ from frontdesk.middleware.store.redis import RedisStore
 from frontdesk.middleware.store.sqlite import SqliteStore
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-cluster"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     backend: Store
     if request.param == "memory":
@@ -21,8 +21,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     elif request.param == "sqlite":
         backend = SqliteStore(tmp_path / "store.db")
     else:
-        # A fresh key prefix per test keeps tests apart on the one shared server.
-        backend = RedisStore(request.getfixturevalue("redis_url"), prefix=f"t{uuid.uuid4().hex}:")
+        # A fresh key prefix per test keeps tests apart on the one shared server (or cluster).
+        url = request.getfixturevalue(request.param.replace("-", "_") + "_url")
+        backend = RedisStore(url, prefix=f"t{uuid.uuid4().hex}:")
     await backend.open()
     yield backend
     await backend.close()

@@ -478,3 +478,46 @@ async def test_redis_that_stops_answering_is_not_ready(tmp_path: Path) -> None:
         assert str(port) not in caught.value.reason
     finally:
         await store.close()
+
+
+async def test_redis_takes_over_the_keys_a_version_without_hash_tags_wrote(redis_url: str) -> None:
+    """Sessions, revocations, the user index and the audit trail written as ``P session:SID`` (before the keys
+    had hash tags) are renamed at open: an upgrade logs nobody out and loses no audit row."""
+    prefix = f"t{uuid.uuid4().hex}:"
+    old = RedisStore(redis_url, prefix=prefix)
+    await old.open()
+    try:
+        await old.create_session(record("s1"))
+        await old.create_session(record("s2"))
+        await old.revoke_session("s2", now=NOW + 1, reason="logout")
+        await old.record_audit([Event(Kind.LOGIN_OK, NOW, "alice"), Event(Kind.LOGOUT, NOW + 1, "alice")])
+        client = old.redis
+        # Write them back under the old names, as the version before the hash tags had them.
+        renames = {
+            old._session_key("s1"): f"{prefix}session:s1",
+            old._session_key("s2"): f"{prefix}session:s2",
+            old._revoked_key("s2"): f"{prefix}revoked:s2",
+            old._user_key("u1"): f"{prefix}user:u1",
+            old._audit_key(): f"{prefix}audit",
+            old._audit_seq_key: f"{prefix}audit:seq",
+            old._audit_key("alice"): f"{prefix}audit:user:alice",
+        }
+        for new_name, old_name in renames.items():
+            await client.rename(new_name, old_name)
+        await client.delete(f"{prefix}layout")
+    finally:
+        await old.close()
+
+    upgraded = RedisStore(redis_url, prefix=prefix)
+    await upgraded.open()
+    try:
+        assert await upgraded.get_session("s1") == record("s1")
+        assert await upgraded.is_revoked("s2")
+        assert [r.sid for r in await upgraded.list_sessions("u1", now=NOW + 2)] == ["s1"]
+        assert await upgraded.revoke_user("u1", now=NOW + 3, reason="removed") == 1
+        await upgraded.record_audit([Event(Kind.LOGIN_OK, NOW + 4, "alice")])
+        assert [e.kind for e in await upgraded.audit(user="alice")] == [Kind.LOGIN_OK, Kind.LOGOUT, Kind.LOGIN_OK]
+        untagged = [str(k) async for k in upgraded.redis.scan_iter(match=f"{prefix}*") if "{" not in str(k)]
+        assert untagged == [f"{prefix}layout"]
+    finally:
+        await upgraded.close()

@@ -99,7 +99,6 @@ def fleet(
     api: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> list[GatewayProcess]:
-    users_db = tmp_path_factory.mktemp("users") / "users.db"  # one user database for the fleet (see README)
     tables: dict[str, Any] = {
         "tokens": {"access_ttl": f"{ACCESS_TTL:g}s", "refresh_margin": "0.5s", "rotation_grace": "30s"},
         "store": {"url": redis_aof.url, "purge_interval": "1h"},
@@ -110,10 +109,7 @@ def fleet(
     instances = [
         gateway_factory(f"fleet{i}", workers=WORKERS, start=False, **tables) for i in range(INSTANCES)
     ]
-    for gw in instances:  # (the factory's own `users=` is a dict of users to add, not the [users] table)
-        with gw.config_path.open("a") as config:
-            config.write(f'\n[users]\ndatabase = "{users_db}"\n')
-    first = instances[0]
+    first = instances[0]  # the users live in Redis: added through one instance, they log in on every other
     for i in range(SESSIONS):
         first.add_user(f"user{i:02d}", PASSWORD)
     for name in ("leaver", "everywhere", "limited", "outage"):
