@@ -237,8 +237,9 @@ def create_app(
         users=users,
         auth=auth,
         app=proxy,
-        on_startup=[start_key_watch],
-        on_shutdown=[proxy.aclose, stop_key_watch] + ([oidc.aclose] if oidc else []),
+        # Cached session rows are trusted until invalidated (announcements, the revocation epoch): invalidation.py.
+        on_startup=[start_key_watch, engine.follow_invalidations],
+        on_shutdown=[engine.stop_following, proxy.aclose, stop_key_watch] + ([oidc.aclose] if oidc else []),
         audit=audit,
         metering=metering,
         on_stopping=[proxy.shut_down],

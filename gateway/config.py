@@ -35,6 +35,7 @@ from .validators import (
     boolean,
     count,
     non_empty_string,
+    one_of,
     origins,
     parse_duration,
     parse_trusted_proxies,
@@ -62,6 +63,7 @@ __all__ = [
 SHIPPED_STATIC = Path(__file__).resolve().parent.parent / "static"
 
 SECRET_ENV = ("FRONTDESK_ACCESS_SECRET", "FRONTDESK_REFRESH_SECRET")
+ON_OUTAGE = ("fail_closed", "serve_cached")  # [store] on_outage: what already-minted access tokens do then
 MIN_SECRET_BYTES = 32
 
 # Every key the gateway understands, by table; anything else is reported as unknown.
@@ -291,6 +293,7 @@ def load_config(
         ),
         login_window=login_window,
         login_device_ttl=p.get(login_t, "login", "device_ttl", d.login_device_ttl, parse_duration),
+        serve_cached_on_outage=p.get(store, "store", "on_outage", "fail_closed", one_of(*ON_OUTAGE)) == "serve_cached",
     )
     dc = LoginCapacity()
     login_capacity = LoginCapacity(

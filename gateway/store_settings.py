@@ -21,7 +21,7 @@ __all__ = ["REDIS_PASSWORD_ENV", "STORE_KEYS", "TLS_KEYS", "parse_store_connecti
 
 REDIS_PASSWORD_ENV = "FRONTDESK_REDIS_PASSWORD"  # noqa: S105 (the name of the variable, not a password)
 TLS_KEYS = ("ca_file", "cert_file", "key_file", "cert_reqs")
-STORE_KEYS = frozenset({"url", "busy_timeout", "purge_interval", *TLS_KEYS})
+STORE_KEYS = frozenset({"url", "busy_timeout", "purge_interval", "on_outage", *TLS_KEYS})
 
 _SUPPORTED = (
     "write sqlite:///frontdesk.db, redis://host:6379/0, rediss://host:6380/0, "

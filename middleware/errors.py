@@ -138,6 +138,8 @@ class StoreError(FrontdeskError, status=503, code="store_unavailable"):
     reaches clients is fixed, so a store URL with a password or a file path never leaks in a response.
     """
 
+    retry_after = 1  # seconds, sent as ``Retry-After``: a client retries soon instead of giving up or hammering
+
     @property
     def detail(self) -> str:
         return "the session store is unavailable; try again shortly"

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import FrontdeskError, RateLimited
+from .errors import FrontdeskError, RateLimited, StoreError
 
 __all__ = [
     "HttpRequest",
@@ -121,7 +121,7 @@ def json_response(status: int, payload: Any, headers: Iterable[tuple[str, str]] 
 
 def error_response(exc: FrontdeskError, headers: Iterable[tuple[str, str]] = ()) -> HttpResponse:
     extra = list(headers)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, (RateLimited, StoreError)):
         extra.append(("retry-after", str(exc.retry_after)))
     return _response(exc.status, error_json(exc.code, exc.detail), extra)
 

@@ -6,10 +6,11 @@ end what a session holds open the same way.
 A logout, a password change or a reuse revocation ends a session, but a stream opened before it would keep
 flowing on the access token it started with. The watch polls :meth:`Liveness.is_active` for every session
 that has something open, once per tick however many streams that session holds, and calls each one's
-``on_end`` when the session is gone. Polling is the engine's contract: ``is_active`` re-reads the store at
-most every 0.5 s, which is how a revocation written by another worker (or the CLI) is seen; there is no event
-to wait for. With the tick below, a stream is cut within ``POLL_INTERVAL`` + the engine's state cache
-(0.25 + 0.5 s) of its session ending anywhere, under the 1 s the README promises.
+``on_end`` when the session is gone. ``is_active`` answers from the engine's cached row, which a revocation
+anywhere drops (announced at once on Redis, or through the revocation epoch within 0.7 s; see
+``invalidation.py``), or, without the epoch watch, re-reads the store at most every 0.5 s: asking costs no
+store read while nothing is revoked. A stream is cut within ``POLL_INTERVAL`` + that bound of its session
+ending anywhere, about the 1 s the README promises.
 
 Nothing runs while nothing is watched (the poll task exits when the last watch closes), and a short response
 never registers at all: streams are watched only once they have lasted ``STREAM_WATCH_DELAY``.
@@ -39,7 +40,7 @@ STREAM_WATCH_DELAY = 0.25  # a streamed response that ends sooner is never watch
 
 
 class Liveness(Protocol):
-    """What the watch needs: :meth:`SessionEngine.is_active` (honours other workers within 0.5 s)."""
+    """What the watch needs: :meth:`SessionEngine.is_active` (honours other workers within 0.7 s)."""
 
     async def is_active(self, sid: str) -> bool: ...
 

@@ -23,9 +23,10 @@ from .clock import Clock, system_clock
 from .cookies import CookiePolicy, read_cookie
 from .errors import BadCredentials, NotAuthenticated, Overloaded, RateLimited, SessionRevoked, TokenError, TokenReused
 from .events import NO_EVENTS, Event, Events, Kind
+from .invalidation import Freshness
 from .login_limits import DEVICE_TYP, LoginLimits
 from .readonly import read_only
-from .store.base import SessionRecord, Store
+from .store.base import CountsRevocations, SessionRecord, Store
 from .tokens import ACCESS_TYP, REFRESH_TYP, KeyRing, TokenCodec, new_token_id
 from .user_agents import summarize_user_agent
 
@@ -56,6 +57,13 @@ class SessionSettings:
     rotation_grace: float = 30.0
     refresh_margin: float = 60.0  # mint a new access token when the cached one has less than this left
     state_ttl: float = 0.5  # how stale a cached session row may be: bounds cross-worker logout delay
+    # With a store that keeps a revocation epoch (invalidation.py) and its watch running, a cached row is trusted
+    # this long instead: revocations drop it at once (announced) or within 1 s (the epoch); only a rotation made
+    # by another worker and not announced (SQLite) is seen this late, by reuse detection.
+    state_trust: float = 10.0
+    # Store unreachable: False (fail closed) answers 503 at once; True keeps serving the access tokens already
+    # minted for sessions this worker has seen, until they expire (nothing new is minted or rotated).
+    serve_cached_on_outage: bool = False
     access_cache_size: int = 100_000
     login_attempts_per_user: int = 10  # per username for unknown clients; a known device has a budget of its own
     login_attempts_per_address: int = 100
@@ -133,6 +141,18 @@ class SessionEngine:
         self._access: ExpiringCache[tuple[str, str], _Access] = ExpiringCache(self.settings.access_cache_size)
         self._audiences: set[str] = set()
         self._locks: KeyedLocks[str] = KeyedLocks()
+        self._generation = 0  # raised by every forget: a row read across one is not cached (it may be stale)
+        self._trusting = False  # whether rows are being cached for state_trust (the epoch watch confirms)
+        self.freshness: Freshness | None = None
+        if isinstance(store, CountsRevocations):
+            self.freshness = Freshness(
+                store,
+                clock=clock,
+                forget_all=self._forget_all,
+                forget_sid=self._forget,
+                forget_user=self._forget_user,
+                serve_cached=self.settings.serve_cached_on_outage,
+            )
         s = self.settings
         device_codec = TokenCodec(
             refresh_codec.keyring,  # never published, and the type keeps device and refresh tokens apart
@@ -195,6 +215,16 @@ class SessionEngine:
     def cache_sizes(self) -> dict[str, int]:
         """Entries held in memory now, by cache (the gateway's metrics sample this)."""
         return {"session_states": len(self._states), "access_tokens": len(self._access)}
+
+    async def follow_invalidations(self) -> None:
+        """Start trusting cached rows until invalidated (the epoch watch, and the store's announcements when it
+        has them); without this, or with a store that keeps no epoch, rows are re-read every ``state_ttl``."""
+        if self.freshness is not None:
+            self.freshness.start()
+
+    async def stop_following(self) -> None:
+        if self.freshness is not None:
+            await self.freshness.stop()
 
     # --- login / logout -------------------------------------------------------------------------
 
@@ -316,8 +346,7 @@ class SessionEngine:
         # The events name users by username (as every other event does): read it before the sessions end.
         live = await self.store.list_sessions(user_id, now=now) if self.events else []
         count = await self.store.revoke_user(user_id, now=now, reason=reason)
-        for sid in [sid for sid, record in self._states.items() if record.user_id == user_id]:
-            self._forget(sid)
+        self._forget_user(user_id)
         if count:
             username = live[0].username if live else user_id
             self._emit(Kind.SESSION_REVOKED, now, username, None, reason=reason, actor=actor)
@@ -442,17 +471,35 @@ class SessionEngine:
         return record, standing
 
     async def _state(self, sid: str, now: float, *, fresh: bool = False) -> SessionRecord | None:
+        if self.freshness is not None:
+            self._check_trust(now)
         if not fresh:
             cached = self._states.get(sid, now)
             if cached is not None:
                 return cached
+        generation = self._generation
         record = await self.store.get_session(sid)
-        if record is not None:
+        if record is not None and generation == self._generation:
             self._remember_state(record, now)
         return record
 
+    def _check_trust(self, now: float) -> None:
+        """Rows cached while the epoch watch confirmed are dropped the moment it stops confirming."""
+        assert self.freshness is not None
+        if self.freshness.trusted(now):
+            self._trusting = True
+        elif self._trusting:
+            self._trusting = False
+            self._forget_all()
+
     def _remember_state(self, record: SessionRecord, now: float) -> None:
-        self._states.set(record.sid, record, now + self.settings.state_ttl, now)
+        s = self.settings
+        if self._trusting:
+            # Serving cached tokens through an outage needs their rows for as long as the tokens live.
+            ttl = max(s.state_trust, s.access_ttl) if s.serve_cached_on_outage else s.state_trust
+        else:
+            ttl = s.state_ttl
+        self._states.set(record.sid, record, now + ttl, now)
 
     async def _rotate(self, record: SessionRecord, now: float) -> SessionRecord:
         s = self.settings
@@ -544,9 +591,20 @@ class SessionEngine:
         return self.cookie.set_cookie(token, max_age=max_age)
 
     def _forget(self, sid: str) -> None:
+        self._generation += 1
         self._states.pop(sid)
         for aud in self._audiences:
             self._access.pop((sid, aud))
+
+    def _forget_user(self, user_id: str) -> None:
+        for sid in [sid for sid, record in self._states.items() if record.user_id == user_id]:
+            self._forget(sid)
+
+    def _forget_all(self) -> None:
+        # Through _forget, so every per-session cache (access tokens, grant memos) goes with its row.
+        for sid, _ in self._states.items():
+            self._forget(sid)
+        self._generation += 1
 
 
 def _standing(record: SessionRecord, jti: str, now: float, grace: float) -> _Standing:

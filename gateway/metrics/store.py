@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from frontdesk.middleware.store import Store
-from frontdesk.middleware.store.base import CountsSessions
+from frontdesk.middleware.store.base import CountsRevocations, CountsSessions
 
 from .definitions import GatewayMetrics
 
@@ -21,7 +21,7 @@ __all__ = ["STORE_OPERATIONS", "MeteredStore", "metered_store"]
 STORE_OPERATIONS = tuple(
     sorted(
         name
-        for protocol in (Store, CountsSessions)
+        for protocol in (Store, CountsSessions, CountsRevocations)
         for name, value in vars(protocol).items()
         if not name.startswith("_") and callable(value)
     )
@@ -34,7 +34,7 @@ class MeteredStore:
     def __init__(self, store: Store, metrics: GatewayMetrics) -> None:
         self.inner = store
         for name in STORE_OPERATIONS:
-            if hasattr(store, name):  # an optional extra (CountsSessions) the backend may lack
+            if hasattr(store, name):  # an optional extra (CountsSessions, ...) the backend may lack
                 setattr(self, name, _timed(name, getattr(store, name), metrics))
 
     def __getattr__(self, name: str) -> Any:

@@ -6,13 +6,16 @@ that passes the one shared test suite in ``tests/middleware/store``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ..events import Event
 
 __all__ = [
+    "AnnouncesChanges",
+    "Change",
+    "CountsRevocations",
     "CountsSessions",
     "READY_TIMEOUT",
     "SessionRecord",
@@ -158,3 +161,42 @@ class CountsSessions(Protocol):
 
     async def count_live_sessions(self, *, now: float) -> int:
         """How many sessions are usable at ``now``: neither revoked, nor past their idle or absolute end."""
+
+
+@runtime_checkable
+class CountsRevocations(Protocol):
+    """An optional extra of a store (every built-in backend has it): the revocation epoch.
+
+    A counter that every revocation (a session, all of a user's) raises *after* the revocation is written, in
+    the same transaction where the backend has one. A worker that reads the same epoch as before knows nothing
+    it cached was revoked meanwhile, so it may keep trusting its cached session rows: one cheap read per
+    worker every fraction of a second replaces one read per active session (see ``middleware/invalidation``).
+    """
+
+    async def revocation_epoch(self) -> int:
+        """The current value of the counter (0 before the first revocation)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One invalidation message: what a worker must drop from its caches.
+
+    ``epoch`` is the revocation epoch the change raised (None for a rotation, which raises none); ``sid``
+    names one session, ``user_id`` every session of a user; neither means "drop everything" (a key rotation).
+    """
+
+    epoch: int | None
+    sid: str | None = None
+    user_id: str | None = None
+
+
+@runtime_checkable
+class AnnouncesChanges(Protocol):
+    """An optional extra of a shared store (Redis): it announces each change to every process at once.
+
+    A message may be lost (a dropped connection): the revocation epoch is what bounds the staleness, the
+    announcements only make the common case immediate and precise."""
+
+    async def follow_changes(self, deliver: Callable[[Change], None]) -> None:
+        """Call ``deliver`` for every change announced from now on, by any process; run until cancelled,
+        reconnecting with backoff when the connection drops (never raises for a store outage)."""

@@ -19,6 +19,7 @@ class MemoryStore:
         self._hits_end: dict[str, float] = {}  # key -> window end, for dropping ended windows
         self._next_sweep = float("inf")
         self._audit: list[Event] = []  # in time order (events are appended as they happen)
+        self._epoch = 0  # raised by every revocation (base.CountsRevocations)
 
     async def open(self) -> None:
         return None
@@ -70,6 +71,10 @@ class MemoryStore:
             self._sessions[sid] = dataclasses.replace(record, revoked_at=now)
         expiry = record.expires_at if record is not None else now + 86400
         self._revoked[sid] = max(expiry, self._revoked.get(sid, 0.0))
+        self._epoch += 1
+
+    async def revocation_epoch(self) -> int:
+        return self._epoch
 
     async def revoke_user(self, user_id: str, *, now: float, reason: str) -> int:
         live = [r.sid for r in self._sessions.values() if r.user_id == user_id and r.revoked_at is None]

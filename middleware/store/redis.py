@@ -17,6 +17,9 @@ of ONE hash tag (the part in braces), so each runs on one slot and the same code
 ``{P audit}:seq``, ``{P audit}:all``,       the audit trail: a counter and sorted sets by time (all in one
 ``{P audit}:user:NAME``                     slot: one script appends an event to both sets)
 ``{P users}:rows``, ``{P users}:hashes``    the gateway's users (``frontdesk.gateway.redis_users``)
+``{P revocations}:epoch``                   counter: raised by every revocation, after it is written, by the
+                                            script that also announces it on the channel ``P changes``
+                                            (``middleware/invalidation.py``)
 ==========================================  ===================================================================
 
 Cross-session work (revoke or list a user's sessions) reads the user's set, then runs one single-slot script
@@ -29,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,11 +44,15 @@ from redis.exceptions import RedisError, ResponseError
 
 from ..errors import StoreError, StoreNotReady
 from ..events import Event
-from .base import READY_TIMEOUT, SUPERSEDED_LIMIT, SessionRecord, window_bounds
+from .base import READY_TIMEOUT, SUPERSEDED_LIMIT, Change, SessionRecord, window_bounds
 from .redis_connection import connect_redis
 from .redis_urls import RedisOptions, parse_redis_url, redacted
 
 __all__ = ["RedisStore"]
+
+log = logging.getLogger("frontdesk.store")
+
+RESUBSCRIBE_BACKOFF = (0.05, 2.0)  # the change feed reconnects after this, doubling up to the cap
 
 _LAYOUT = "hash-tags"  # the value of the key ``P layout`` once the keys have today's names
 
@@ -113,6 +121,13 @@ for _, key in ipairs(KEYS) do
   redis.call('EXPIREAT', key, ARGV[2])
 end
 return 0
+"""
+# Raise the revocation epoch and announce the change in one step, so no announced epoch is ever unread. One key
+# (the epoch): a Cluster runs it on that key's node, and PUBLISH reaches every node's subscribers.
+_ANNOUNCE = """
+local epoch = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', ARGV[1], epoch .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
+return epoch
 """
 # KEYS: the sequence counter, the whole trail, then one user's trail per event that names a user.
 # ARGV: per event, its time, its payload and the index in KEYS of its user's trail (0: none). The sequence
@@ -224,6 +239,45 @@ class RedisStore:
     def _user_key(self, user_id: str) -> str:
         return f"{self.prefix}user:{{{user_id}}}"
 
+    @property
+    def _epoch_key(self) -> str:
+        return f"{{{self.prefix}revocations}}:epoch"
+
+    @property
+    def changes_channel(self) -> str:
+        """The pub/sub channel every change is announced on (``<epoch or -> <sid|user|all> <id>``)."""
+        return f"{self.prefix}changes"
+
+    async def _announce(self, kind: str, ident: str) -> None:
+        await self.run_script(_ANNOUNCE, [self._epoch_key], [self.changes_channel, kind, ident])
+
+    async def revocation_epoch(self) -> int:
+        try:
+            return int(await self.redis.get(self._epoch_key) or 0)
+        except RedisError as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+
+    async def follow_changes(self, deliver: Callable[[Change], None]) -> None:
+        backoff = RESUBSCRIBE_BACKOFF[0]
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self.changes_channel)
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    backoff = RESUBSCRIBE_BACKOFF[0]  # a healthy read: the next drop starts over
+                    if message is not None and message.get("type") == "message":
+                        change = _parse_change(str(message["data"]))
+                        if change is not None:
+                            deliver(change)
+            except (RedisError, OSError) as exc:
+                log.warning("the session store's change feed dropped (%s); resubscribing in %.2f s", exc, backoff)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RESUBSCRIBE_BACKOFF[1])
+
     def _attempts_key(self, key: str) -> str:
         return f"{{{self.prefix}attempts}}:{key}"
 
@@ -276,12 +330,21 @@ class RedisStore:
         remember_for: float = 0.0,
     ) -> bool:
         args = [expected_jti, new_jti, repr(now), repr(idle_expires_at), repr(remember_for), SUPERSEDED_LIMIT]
-        return bool(await self.run_script(_ROTATE, [self._session_key(sid)], args))
+        rotated = bool(await self.run_script(_ROTATE, [self._session_key(sid)], args))
+        if rotated:
+            # Other workers drop their cached row now rather than at its trust deadline (no epoch: a rotation
+            # revokes nothing, so a lost announcement costs only that delay).
+            try:
+                await self.redis.publish(self.changes_channel, f"- sid {sid}")
+            except RedisError as exc:
+                log.warning("could not announce a rotation: %s", exc)
+        return rotated
 
     async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
         await self.run_script(
             _REVOKE, [self._session_key(sid), self._revoked_key(sid)], [repr(now), repr(now + 86400.0), reason]
         )
+        await self._announce("sid", sid)  # after the write: whoever reads the new epoch also reads the revocation
 
     async def revoke_user(self, user_id: str, *, now: float, reason: str) -> int:
         try:
@@ -294,6 +357,7 @@ class RedisStore:
             if record is not None and record.revoked_at is None:
                 await self.revoke_session(record.sid, now=now, reason=reason)
                 revoked += 1
+        await self._announce("user", user_id)
         return revoked
 
     async def is_revoked(self, sid: str) -> bool:
@@ -473,3 +537,18 @@ def _superseded(data: dict[str, str]) -> tuple[tuple[str, float], ...]:
     entries = json.loads(raw)
     # cjson writes an empty Lua table as {}: an empty list either way.
     return tuple((str(jti), float(at)) for jti, at in entries) if isinstance(entries, list) else ()
+
+
+def _parse_change(data: str) -> Change | None:
+    """``"<epoch|-> <sid|user|all> <id>"`` as :data:`_ANNOUNCE` writes it; None for anything else."""
+    epoch, _, rest = data.partition(" ")
+    kind, _, ident = rest.partition(" ")
+    number = int(epoch) if epoch.isdigit() else None
+    if kind == "sid" and ident:
+        return Change(number, sid=ident)
+    if kind == "user" and ident:
+        return Change(number, user_id=ident)
+    if kind == "all":
+        return Change(number)
+    return None
+

@@ -280,6 +280,15 @@ def test_forward_auth_pass_token_is_a_checked_boolean_off_by_default(tmp_path: P
     assert any(p.startswith("forward_auth.cache: unknown key") for p in found)
 
 
+def test_store_on_outage_fails_closed_by_default_and_is_checked(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, ""), env=GOOD_ENV).sessions.serve_cached_on_outage is False
+    text = '[store]\non_outage = "serve_cached"\n'
+    assert load_config(write(tmp_path, text), env=GOOD_ENV).sessions.serve_cached_on_outage is True
+    found = problems(write(tmp_path, '[store]\non_outage = "serve_stale"\nbusy_timeout = "soon"\n'))
+    assert any(p.startswith("store.on_outage: ") and "fail_closed" in p and "serve_cached" in p for p in found), found
+    assert any(p.startswith("store.busy_timeout: ") for p in found), found
+
+
 def test_log_and_audit_settings_default_and_parse(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""), env=GOOD_ENV)
     assert (config.log.format, config.log.level, config.log.access_log) == ("auto", "info", False)

@@ -9,11 +9,8 @@ reaches the browser; a cross-site request is never signed in; ``/auth/verify`` i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import shutil
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,9 +21,9 @@ import httpx
 import pytest
 from live_gateway import AuthClient, GatewayProcess, set_cookies
 
-from tests.support import answers, free_port, wait_until
+from tests.support import free_port, wait_until
+from tests.support.nginx import NGINX, replace_once, run_nginx
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 README = Path(__file__).resolve().parents[2] / "README.md"
 PASSWORD = "ada-password-1"
 ACCESS_TTL = 2.0  # short, so that a request soon renews the access token and rotates the refresh cookie
@@ -41,22 +38,11 @@ def readme_nginx_conf() -> str:
     return found.group(1)
 
 
-def _replace_once(text: str, old: str, new: str) -> str:
-    assert text.count(old) == 1, f"expected exactly one {old!r} in the README's nginx.conf"
-    return text.replace(old, new)
-
-
-def runnable_conf(*, frontdesk: int, app: int, listen: int, tmp: Path) -> str:
+def runnable_conf(*, frontdesk: int, app: int, listen: int) -> str:
     conf = readme_nginx_conf()
-    conf = _replace_once(conf, "server 127.0.0.1:8000;", f"server 127.0.0.1:{frontdesk};")
-    conf = _replace_once(conf, "server 127.0.0.1:9000;", f"server 127.0.0.1:{app};")
-    conf = _replace_once(conf, "listen 8080;", f"listen 127.0.0.1:{listen};")
-    # Only what a non-root nginx needs besides: its logs and temp files in the temp dir (Debian's compiled-in
-    # paths are under /var). Nothing of the README's own configuration is changed.
-    private = "".join(
-        f"    {name}_temp_path {tmp / name};\n" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    return _replace_once(conf, "http {\n", f"http {{\n    access_log {tmp / 'access.log'};\n{private}")
+    conf = replace_once(conf, "server 127.0.0.1:8000;", f"server 127.0.0.1:{frontdesk};")
+    conf = replace_once(conf, "server 127.0.0.1:9000;", f"server 127.0.0.1:{app};")
+    return replace_once(conf, "listen 8080;", f"listen 127.0.0.1:{listen};")
 
 
 class Recorder:
@@ -121,25 +107,9 @@ def gw(gateway_factory: Callable[..., GatewayProcess]) -> GatewayProcess:
 def nginx(gw: GatewayProcess, app: tuple[int, Recorder], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("nginx")
     port = free_port()
-    conf = tmp / "nginx.conf"
-    conf.write_text(runnable_conf(frontdesk=gw.port, app=app[0], listen=port, tmp=tmp))
-    command = [NGINX, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log"),
-               "-g", f"daemon off; pid {tmp / 'nginx.pid'};"]  # fmt: skip
-    checked = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
-    assert checked.returncode == 0, f"nginx -t refused the README's config:\n{checked.stderr}"
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: proc.poll() is not None or answers(url + "/healthz"), what="nginx to listen")
-        assert proc.poll() is None, (tmp / "error.log").read_text()
+    with run_nginx(runnable_conf(frontdesk=gw.port, app=app[0], listen=port), tmp, probe=url + "/healthz"):
         yield url
-    finally:
-        proc.terminate()  # SIGTERM to the master we started: it stops its workers and exits
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=15)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 def test_not_signed_in_goes_to_the_login_page_and_never_reaches_the_app(nginx: str, app: tuple[int, Recorder]) -> None:
