@@ -7,10 +7,10 @@ redis (``frontdesk[redis]``), so ``import frontdesk`` pulls in neither: import `
 
 from __future__ import annotations
 
-from .base import SessionRecord, Store
+from .base import IdpTokenRecord, SessionRecord, Store
 from .memory import MemoryStore
 
-__all__ = ["SessionRecord", "Store", "MemoryStore", "store_from_url"]
+__all__ = ["IdpTokenRecord", "SessionRecord", "Store", "MemoryStore", "store_from_url"]
 
 _EXTRAS = {"aiosqlite": "sqlite", "redis": "redis"}
 
