@@ -35,6 +35,7 @@ from .hash_pool import HashPool
 from .health import Health
 from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
 from .metrics import Instrumentation
+from .oidc_login import OidcLogin, build_oidc_login
 from .proxy.contracts import NO_METER
 from .proxy.wiring import build_proxy
 from .request_ids import RequestIds, current_request_id
@@ -89,6 +90,7 @@ class Gateway:
     audit: AuditTrail | None = None  # the audit sink on engine.events, written in the background
     metering: Instrumentation | None = None  # None when [metrics] address is empty
     on_stopping: list[Callable[[], None]] = field(default_factory=list)  # run by begin_shutdown
+    oidc: OidcLogin | None = None  # /auth/oidc/*: sign in at an OpenID Provider; None without [[oidc]]
     jwks: JwksEndpoint = field(init=False)
     health: Health = field(init=False)
     purger: Purger = field(init=False)
@@ -127,6 +129,9 @@ class Gateway:
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
+            if self.oidc is not None and self.oidc.answers(path):  # before /auth/*, which it lies under
+                await answer_endpoint(self.oidc, scope, receive, send)
+                return
             if self.auth.answers(path):  # the admission pipeline's endpoint path, as session mode's /auth/*
                 await answer_endpoint(self.auth, scope, receive, send)
                 return
@@ -206,6 +211,7 @@ def create_app(
     engine = build_engine(config, store=store, authenticator=authenticate, clock=clock, events=events)
     audit = AuditTrail(store, retention=config.audit.retention, clock=clock)
     events.add(audit)
+    oidc = build_oidc_login(config, engine, clock=clock)
     auth = AuthAPI(
         engine,
         csrf_header=config.csrf_header,
@@ -213,6 +219,8 @@ def create_app(
         origins=config.origins,
         max_concurrent_logins_per_address=capacity.max_concurrent_per_address,
         forward_auth_pass_token=config.forward_auth_pass_token,
+        password_login=config.password_login,
+        sign_in_with={name: f"{oidc.prefix}/{name}/login" for name in oidc.parties} if oidc else None,
     )
     # The SPA learns the header and prefix from the very AuthAPI that enforces them.
     client = ClientSettings(auth_prefix=auth.prefix, csrf_header=auth.csrf_header)
@@ -229,10 +237,11 @@ def create_app(
         auth=auth,
         app=proxy,
         on_startup=[start_key_watch],
-        on_shutdown=[proxy.aclose, stop_key_watch],
+        on_shutdown=[proxy.aclose, stop_key_watch] + ([oidc.aclose] if oidc else []),
         audit=audit,
         metering=metering,
         on_stopping=[proxy.shut_down],
+        oidc=oidc,
     )
 
 

@@ -25,6 +25,7 @@ from .hash_pool import DEFAULT_HASH_QUEUE, default_hash_workers
 from .key_settings import KeySettings, key_directory_problems, parse_key_settings
 from .log_settings import LogSettings, parse_log_settings
 from .metrics.settings import MetricsSettings, parse_metrics_settings
+from .oidc_settings import OidcProviderSettings, parse_oidc_providers
 from .proxy.routes import Route, parse_routes
 from .proxy.settings import ProxySettings, parse_proxy_settings
 from .validators import (
@@ -87,6 +88,7 @@ _SCHEMA: dict[str, set[str]] = {
         "hash_workers",
         "hash_queue",
         "max_concurrent_per_address",
+        "password",
     },
     "users": {"database"},
     "static": {"directory"},
@@ -97,8 +99,10 @@ _SCHEMA: dict[str, set[str]] = {
     "log": {"format", "level", "access_log"},
     "audit": {"retention"},
     "metrics": set(),
+    "oidc": set(),  # [[oidc]]: each checked by its own parser (oidc_settings), which also names unknown keys
 }
-_TABLE_HEADERS = {name: "[[routes]]" if name == "routes" else f"[{name}]" for name in _SCHEMA}
+_ARRAYS_OF_TABLES = ("routes", "oidc")
+_TABLE_HEADERS = {name: f"[[{name}]]" if name in _ARRAYS_OF_TABLES else f"[{name}]" for name in _SCHEMA}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +152,8 @@ class GatewayConfig:
     audit: AuditSettings = field(default_factory=AuditSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)  # [metrics]: the Prometheus listener
     shutdown_timeout: float = 30.0  # [server] shutdown_timeout: how long requests in flight may finish at a stop
+    oidc: tuple[OidcProviderSettings, ...] = ()  # [[oidc]]: OpenID Providers users may sign in with
+    password_login: bool = True  # [login] password: whether POST /auth/login checks local passwords
 
 
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -222,9 +228,9 @@ def load_config(
         if section not in _SCHEMA:
             problems.add(unknown_table(section, _TABLE_HEADERS))
             continue
-        if section == "routes":
+        if section in _ARRAYS_OF_TABLES:
             if not isinstance(value, list):
-                problems.add("routes must be an array of tables, written [[routes]]")
+                problems.add(f"{section} must be an array of tables, written [[{section}]]")
             continue
         if not isinstance(value, dict):
             problems.add(f"{section} must be a table, written [{section}]")
@@ -331,6 +337,11 @@ def load_config(
     metrics, metrics_problems = parse_metrics_settings(table("metrics") or None)
     for issue in route_problems + proxy_problems + metrics_problems:
         p.add(issue)
+    oidc_raw = raw.get("oidc")
+    oidc = parse_oidc_providers(oidc_raw if isinstance(oidc_raw, list) else None, environ, p)
+    password_login = p.get(login_t, "login", "password", True, boolean)
+    if not password_login and not oidc_raw:
+        p.add("login.password = false switches off the only way to sign in: add an [[oidc]] provider, or remove it")
 
     config = GatewayConfig(
         source=path,
@@ -363,6 +374,8 @@ def load_config(
         audit=parse_audit_settings(table("audit"), p),
         metrics=metrics,
         shutdown_timeout=p.get(server, "server", "shutdown_timeout", 30.0, parse_duration),
+        oidc=oidc,
+        password_login=password_login,
     )
     if metrics.port == config.port and (metrics.host == config.host or "0.0.0.0" in (metrics.host, config.host)):  # noqa: S104
         p.add(

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from .csrf import check_csrf
@@ -97,10 +97,15 @@ class AuthAPI:
         origins: Iterable[str] = (),
         max_concurrent_logins_per_address: int | None = None,
         forward_auth_pass_token: bool = False,
+        password_login: bool = True,
+        sign_in_with: Mapping[str, str] | None = None,
     ) -> None:
         """``max_concurrent_logins_per_address``: logins one client address may have in progress at once
         (more get 429 + ``Retry-After`` without hashing); ``None`` for no cap. ``forward_auth_pass_token``:
-        ``/auth/verify`` always hands the access token to the (trusted) proxy, not only on ``?token=1``."""
+        ``/auth/verify`` always hands the access token to the (trusted) proxy, not only on ``?token=1``.
+        ``password_login=False``: ``POST /auth/login`` answers 404 (users sign in elsewhere only).
+        ``sign_in_with``: the other ways to sign in, name -> login URL (OpenID Providers), which
+        ``/auth/config`` lists for the login page."""
         self.engine = engine
         self.prefix = prefix.rstrip("/")
         self.csrf_header = csrf_header.lower()
@@ -109,6 +114,8 @@ class AuthAPI:
         cap = max_concurrent_logins_per_address
         self.logins_in_progress = None if cap is None else LoginsInProgress(cap)
         self.forward_auth = ForwardAuth(engine, trusted=self.trusted, pass_token=forward_auth_pass_token)
+        self.password_login = password_login
+        self.sign_in_with = dict(sign_in_with or {})
         self._routes = {
             "/login": ("POST", self._login),
             "/session": ("GET", self._session),
@@ -169,6 +176,8 @@ class AuthAPI:
     respond = handle
 
     async def _login(self, request: HttpRequest) -> HttpResponse:
+        if not self.password_login:
+            return error_body(404, "not_found", "password login is switched off here; sign in with a provider")
         username, password, remember = _parse_login(request)
         client_ip = self._client_ip(request)
         user_agent = request.headers.get("user-agent")
@@ -272,7 +281,12 @@ class AuthAPI:
     async def _config(self, request: HttpRequest) -> HttpResponse:
         # What a login form may tell the user before they sign in ("remember me for 30 days"); public on
         # purpose, so it holds only lifetimes, never anything about a session, a user or a key.
-        return json_response(200, {"remember_ttl": int(self.engine.settings.remember_ttl)}, [_NO_STORE])
+        body: dict[str, Any] = {"remember_ttl": int(self.engine.settings.remember_ttl)}
+        if self.sign_in_with or not self.password_login:
+            # The sign-in providers' names are public too: the login page shows them on its buttons.
+            body["password_login"] = self.password_login
+            body["providers"] = [{"name": name, "login_url": url} for name, url in self.sign_in_with.items()]
+        return json_response(200, body, [_NO_STORE])
 
     def _grant_response(self, grant: Grant) -> HttpResponse:
         headers = [_NO_STORE]

@@ -24,6 +24,12 @@ __all__ = [
     "BadRequest",
     "StoreError",
     "StoreNotReady",
+    "OidcLoginFailed",
+    "InvalidLoginState",
+    "IdTokenRejected",
+    "LoginDenied",
+    "ProviderRefused",
+    "ProviderUnavailable",
 ]
 
 
@@ -148,3 +154,35 @@ class StoreNotReady(StoreError):
     def __init__(self, reason: str, specifics: str = "") -> None:
         super().__init__(f"{reason} ({specifics})" if specifics else reason)
         self.reason = reason
+
+
+# --- signing in at an OpenID Provider (middleware/oidc) ---------------------------------------------
+
+
+class OidcLoginFailed(FrontdeskError, status=400, code="oidc_login_failed"):
+    """A login at an OpenID Provider could not be completed; never starts a session."""
+
+
+class InvalidLoginState(OidcLoginFailed, code="invalid_state"):
+    """The callback's ``state`` is missing, does not match the signed login cookie, was used already, or the
+    cookie is missing, tampered with or older than its 10 minutes."""
+
+
+class IdTokenRejected(OidcLoginFailed, status=401, code="invalid_id_token"):
+    """The ID token failed validation (signature, algorithm, ``iss``, ``aud``, ``azp``, time, ``nonce``)."""
+
+
+class LoginDenied(OidcLoginFailed, status=403, code="access_denied"):
+    """The provider said no (``error=access_denied``), or the user is outside the allow-lists."""
+
+
+class ProviderRefused(OidcLoginFailed, code="provider_refused"):
+    """The provider's token endpoint answered an OAuth error (``error`` holds its code, e.g. ``invalid_grant``)."""
+
+    def __init__(self, error: str, detail: str = "") -> None:
+        self.error = error
+        super().__init__(detail or f"the provider refused: {error}")
+
+
+class ProviderUnavailable(FrontdeskError, status=502, code="provider_unavailable"):
+    """The provider could not be reached, or answered something that is not OpenID Connect."""

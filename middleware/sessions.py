@@ -228,6 +228,31 @@ class SessionEngine:
             self._emit(Kind.LOGIN_FAILED, now, username, None, client_ip, user_agent, reason="bad_credentials")
             raise BadCredentials()
         device_cookie = await self.login_limits.succeeded(attempt, username, now)
+        return await self.start_session(
+            user,
+            remember=remember,
+            client_ip=client_ip,
+            cookie_header=cookie_header,
+            user_agent=user_agent,
+            device_cookie=device_cookie,
+        )
+
+    async def start_session(
+        self,
+        user: User,
+        *,
+        remember: bool = False,
+        client_ip: str | None = None,
+        cookie_header: str | None = None,
+        user_agent: str | None = None,
+        device_cookie: str | None = None,
+        method: str | None = None,
+    ) -> LoginResult:
+        """Start a new session for a ``user`` someone has already authenticated: the one place sessions are
+        created, for a password login (:meth:`login`) and a login at an OpenID Provider alike, so both get
+        the same cookie, rotation and expiries. ``method`` names how the user signed in, for the events
+        (``None`` for a password)."""
+        now = self.clock()
         if cookie_header:
             # The browser's previous session (if any) ends here: one browser, one live session.
             await self.logout(cookie_header, reason="replaced by a new login")
@@ -251,7 +276,7 @@ class SessionEngine:
         )
         await self.store.create_session(record)
         self._remember_state(record, now)
-        self._emit(Kind.LOGIN_OK, now, user.username, record.sid, client_ip, user_agent)
+        self._emit(Kind.LOGIN_OK, now, user.username, record.sid, client_ip, user_agent, reason=method)
         # Mint the first access token now, so the first proxied request does not have to rotate at once.
         self._mint(record, self._default_audience(), now)
         return LoginResult(

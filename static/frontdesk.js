@@ -20,9 +20,13 @@
  *                                                   //    remember, current }], this user's live sessions
  *   await client.endSession(devices[1].id);         // sign that device out (404 "not_found" if it is gone)
  *   const { remember_ttl } = await client.config(); // seconds a "remember me" login lasts, for the login form
+ *   const { providers } = await client.config();    // [{ name, login_url }] when [[oidc]] providers are set
+ *   client.loginWith("corp", "/orders");            // sign in at OpenID Provider "corp" (leaves the page),
+ *                                                   // then back on /orders with a session
  *
  * The module also exports `frontdesk`, a client built with `FrontdeskClient.fromPage()`, and the functions
- * `api`, `session`, `refresh`, `login`, `logout`, `config`, `sessions`, `endSession` as shorthands for its methods.
+ * `api`, `session`, `refresh`, `login`, `loginWith`, `logout`, `config`, `sessions`, `endSession` as shorthands
+ * for its methods.
  *
  * `logged-out` fires once per logged-in period: however many concurrent calls meet a 401, the app hears it
  * once, until the next successful `login()`, `session()` or `refresh()`.
@@ -206,7 +210,34 @@ export class FrontdeskClient extends EventTarget {
     return current;
   }
 
-  /** The gateway's public settings for a login form, e.g. `{ remember_ttl: 2592000 }` (seconds). */
+  /**
+   * Where `loginWith(name, returnTo)` sends the browser: `{authPrefix}/oidc/{name}/login?return_to=...`.
+   *
+   * @param {string} name the provider's `[[oidc]] name` (as listed by `config().providers`)
+   * @param {string} [returnTo] a path on this origin to come back to (the gateway turns anything else into "/")
+   */
+  loginUrl(name, returnTo) {
+    const url = new URL(this.#base + this.#auth(`/oidc/${encodeURIComponent(name)}/login`), window.location.href);
+    if (returnTo) url.searchParams.set("return_to", returnTo);
+    return url.toString();
+  }
+
+  /**
+   * Sign in at an OpenID Provider: a full-page navigation to the gateway, on to the provider's login page,
+   * and back to `returnTo` (default: this page) with a session. The provider's tokens never reach the page.
+   *
+   * @param {string} name the provider's `[[oidc]] name`
+   * @param {string} [returnTo] a path on this origin, e.g. "/orders?id=7"
+   */
+  loginWith(name, returnTo = window.location.pathname + window.location.search + window.location.hash) {
+    window.location.assign(this.loginUrl(name, returnTo));
+  }
+
+  /**
+   * The gateway's public settings for a login form, e.g. `{ remember_ttl: 2592000 }` (seconds); with
+   * OpenID Providers configured also `password_login` (false: the password form is switched off) and
+   * `providers: [{ name, login_url }]`.
+   */
   async config() {
     return this.#request(this.#auth("/config"), { method: "GET" }, false);
   }
@@ -309,6 +340,7 @@ export const api = (path, options) => frontdesk.api(path, options);
 export const session = () => frontdesk.session();
 export const refresh = () => frontdesk.refresh();
 export const login = (username, password, options) => frontdesk.login(username, password, options);
+export const loginWith = (name, returnTo) => frontdesk.loginWith(name, returnTo);
 export const logout = (options) => frontdesk.logout(options);
 export const config = () => frontdesk.config();
 export const sessions = () => frontdesk.sessions();

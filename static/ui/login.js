@@ -1,6 +1,6 @@
 /** The login form: submits credentials, says "wrong username or password" and nothing more on a 401. */
 import { FrontdeskError } from "../frontdesk.js";
-import { byId, setMessage, setText } from "./dom.js";
+import { byId, h, setMessage, setText, show } from "./dom.js";
 import { lifetime } from "./format.js";
 
 function messageFor(error) {
@@ -13,6 +13,33 @@ function messageFor(error) {
   }
   if (error.status === 0) return "Cannot reach the server. Check your connection and try again.";
   return `Sign-in failed (${error.status}). Please try again.`;
+}
+
+/**
+ * One "Sign in with {name}" button per OpenID Provider the gateway lists; the password form goes away when
+ * the gateway has switched password login off. Each button leaves the page for the provider and comes back
+ * here signed in.
+ */
+function showProviders(client, settings) {
+  const providers = Array.isArray(settings?.providers) ? settings.providers : [];
+  const passwordLogin = settings?.password_login !== false;
+  show(byId("login-form"), passwordLogin);
+  show(byId("login-or"), passwordLogin && providers.length > 0);
+  const box = byId("login-providers");
+  for (const provider of providers) {
+    const button = h(
+      "button",
+      {
+        type: "button",
+        class: "button button--block login__provider",
+        dataset: { provider: provider.name },
+        onclick: () => client.loginWith(provider.name, "/"),
+      },
+      `Sign in with ${provider.name}`,
+    );
+    box.append(button);
+  }
+  show(box, providers.length > 0);
 }
 
 /**
@@ -39,6 +66,7 @@ export function setupLogin(client, onLoggedIn) {
     .then((settings) => {
       const span = lifetime(settings?.remember_ttl);
       if (span) setText(byId("remember-hint"), `for ${span} on this device`);
+      showProviders(client, settings);
     })
     .catch(() => {});
 

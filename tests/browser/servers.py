@@ -102,9 +102,16 @@ def add_user(stack: Stack, username: str, password: str) -> None:
 
 @contextmanager
 def running_stack(
-    workdir: Path, *, access_ttl: float = 3.0, remember_ttl: str = "1h", csrf_header: str = "X-CSRF"
+    workdir: Path,
+    *,
+    access_ttl: float = 3.0,
+    remember_ttl: str = "1h",
+    csrf_header: str = "X-CSRF",
+    extra_config: str = "",
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """Start the demo upstream and the gateway with the test config (``csrf_header``: its ``[csrf] header``);
+    """Start the demo upstream and the gateway with the test config (``csrf_header``: its ``[csrf] header``;
+    ``extra_config`` appended to it, e.g. ``[[oidc]]`` tables, and ``extra_env`` added to the environment);
     stop both on exit."""
     port, upstream_port = free_port(), free_port()
     env = {
@@ -112,6 +119,7 @@ def running_stack(
         "FRONTDESK_ACCESS_SECRET": secrets.token_urlsafe(48),
         "FRONTDESK_REFRESH_SECRET": secrets.token_urlsafe(48),
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     env.pop("FRONTDESK_CONFIG", None)
     config = workdir / "config.toml"
@@ -124,6 +132,7 @@ def running_stack(
             upstream_port=upstream_port,
             csrf_header=csrf_header,
         )
+        + extra_config
     )
     stack = Stack(
         base_url=f"http://localhost:{port}",

@@ -67,6 +67,13 @@ async def test_config_tells_a_login_form_the_remember_lifetime_and_nothing_else(
     assert response.status == 200
     assert json.loads(response.body) == {"remember_ttl": 14 * 86400}
     assert ("cache-control", "no-store") in response.headers
+    # With sign-in providers, their names and login URLs (public: the buttons show them), and the password switch.
+    api = AuthAPI(engine, password_login=False, sign_in_with={"corp": "/auth/oidc/corp/login"})
+    assert json.loads((await api.handle(request)).body) == {
+        "remember_ttl": 14 * 86400,
+        "password_login": False,
+        "providers": [{"name": "corp", "login_url": "/auth/oidc/corp/login"}],
+    }
 
 
 class Recorder:

@@ -39,6 +39,12 @@ EXPECTED = {
     "ServerStopping": (503, "server_stopping"),
     "BrowserGone": (502, "client_closed"),
     "SessionEnded": (401, "session_ended"),
+    "OidcLoginFailed": (400, "oidc_login_failed"),
+    "InvalidLoginState": (400, "invalid_state"),
+    "IdTokenRejected": (401, "invalid_id_token"),
+    "LoginDenied": (403, "access_denied"),
+    "ProviderRefused": (400, "provider_refused"),
+    "ProviderUnavailable": (502, "provider_unavailable"),
 }
 
 

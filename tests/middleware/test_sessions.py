@@ -10,6 +10,7 @@ import pytest
 
 from frontdesk.middleware.clock import ManualClock
 from frontdesk.middleware.errors import BadCredentials, NotAuthenticated, RateLimited, SessionRevoked, TokenReused
+from frontdesk.middleware.events import Event, Events, Kind
 from frontdesk.middleware.sessions import LoginResult, SessionEngine, SessionSettings, User
 from frontdesk.middleware.store import Store
 from frontdesk.middleware.store.sqlite import SqliteStore
@@ -405,3 +406,33 @@ async def test_the_device_cookie_is_a_host_cookie_and_no_session_token(
     assert engine.login_limits.known_device(device_of(result), "alice") is not None
     clock.advance(365 * 86400 + 60)  # past its lifetime (and the leeway)
     assert engine.login_limits.known_device(device_of(result), "alice") is None
+
+
+async def test_start_session_is_the_one_way_in_for_an_already_authenticated_user(
+    store: Store, clock: ManualClock
+) -> None:
+    """A login at an OpenID Provider starts exactly the session a password login starts (same cookie, same
+    expiries, same events), without the authenticator; and it replaces the browser's previous session."""
+    seen: list[Event] = []
+
+    class Sink:
+        def emit(self, event: Event) -> None:
+            seen.append(event)
+
+    engine = make_engine(store, clock)
+    engine.events = Events([Sink()])
+    old = await engine.login("alice", "correct horse")
+    started = await engine.start_session(
+        User(id="oidc:corp:sub-1", username="carol"),
+        cookie_header=cookie_of(old.set_cookie),
+        client_ip="10.0.0.9",
+        method="oidc:corp",
+    )
+    grant = await engine.grant(cookie_of(started.set_cookie))
+    assert (grant.user_id, grant.username) == ("oidc:corp:sub-1", "carol")
+    assert started.idle_expires_at == clock() + SETTINGS.refresh_ttl
+    assert "__Host-" in started.set_cookie and "HttpOnly" in started.set_cookie
+    with pytest.raises(NotAuthenticated):
+        await engine.grant(cookie_of(old.set_cookie))
+    logins = [e for e in seen if e.kind == Kind.LOGIN_OK]
+    assert [e.reason for e in logins] == [None, "oidc:corp"]

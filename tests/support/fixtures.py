@@ -4,6 +4,8 @@
   test ends.
 - ``server_process(args, *, name, cwd=None, env=None)`` -> a started :class:`ServerProcess` (call its
   ``wait_answers(url)``), stopped when the test ends; if the test fails, its log is attached to the report.
+- ``oidc_provider`` (session) -> an :class:`~tests.support.oidc_provider.OidcProvider`: the real OpenID
+  Provider (npm oidc-provider) with the default clients and users, for the whole run.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Any
 import pytest
 
 from .live_server import LiveServer
+from .oidc_provider import OidcProvider, running_provider
 from .processes import ServerProcess
 
-__all__ = ["live_server", "pytest_runtest_makereport", "server_process"]
+__all__ = ["live_server", "oidc_provider", "pytest_runtest_makereport", "server_process"]
 
 _PROCESSES = pytest.StashKey[list[ServerProcess]]()
 
@@ -50,6 +53,12 @@ def server_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[C
     yield start
     for process in reversed(started):
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    with running_provider(tmp_path_factory.mktemp("oidc-provider")) as provider:
+        yield provider
 
 
 @pytest.hookimpl(wrapper=True)

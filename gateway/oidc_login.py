@@ -1,0 +1,217 @@
+"""``GET /auth/oidc/{name}/login`` and ``GET /auth/oidc/{name}/callback``: signing in at an OpenID Provider,
+ending in an ordinary frontdesk session (the same engine, cookie, rotation and expiries as a password login).
+
+The protocol is the library's (:mod:`frontdesk.middleware.oidc`); this module serves it over HTTP through the
+pipeline's endpoint path, like ``/auth/*``. Every answer goes through the gateway's edge layer, so it carries
+the security headers. Errors answer a 4xx/5xx JSON body saying what went wrong (never a traceback) and never
+start a session; every answer of the callback clears the login-state cookie.
+
+Whoever keeps the provider's tokens (access, refresh, ID token) plugs in at one point: the
+:class:`SessionStarted` hook, called with the new session id, the provider, the token response and the
+validated ID-token claims before the browser gets its cookie. If the hook fails, the session is revoked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+from frontdesk.middleware.auth_api import request_origin
+from frontdesk.middleware.clock import Clock, system_clock
+from frontdesk.middleware.errors import FrontdeskError, LoginDenied, OidcLoginFailed, ProviderUnavailable
+from frontdesk.middleware.events import Event, Kind
+from frontdesk.middleware.forwarded import TrustedProxies
+from frontdesk.middleware.http import HttpRequest, HttpResponse, error_body, error_response
+from frontdesk.middleware.oidc import CompletedLogin, LoginStateCookie, RelyingParty
+from frontdesk.middleware.sessions import SessionEngine, User
+
+from .config import GatewayConfig
+
+__all__ = ["OIDC_PREFIX", "OidcLogin", "SessionStarted", "build_oidc_login", "login_state_secret"]
+
+log = logging.getLogger("frontdesk.oidc")
+OIDC_PREFIX = "/auth/oidc"
+_NO_STORE = ("cache-control", "no-store")
+_MAX_QUERY = 8 * 1024
+
+
+class SessionStarted(Protocol):
+    """Called once a login at a provider has started session ``sid`` (before the browser hears of it)."""
+
+    async def __call__(
+        self, *, sid: str, provider: RelyingParty, token_response: Mapping[str, Any], claims: Mapping[str, Any]
+    ) -> None: ...
+
+
+def login_state_secret(refresh_secret: str) -> bytes:
+    """The login-state cookie's signing key: derived from the refresh secret (so every worker and instance
+    shares it with no new setting), domain-separated so it can never verify a refresh token or vice versa."""
+    return hmac.new(refresh_secret.encode(), b"frontdesk oidc login state", hashlib.sha256).digest()
+
+
+class OidcLogin:
+    """The ``/auth/oidc/*`` endpoints (an ``admission.Endpoints``).
+
+    CSRF and origin rules, per endpoint:
+
+    - ``GET {prefix}/{name}/login``: a top-level navigation that changes nothing but the browser's own
+      login-state cookie; no CSRF header (a link or a form starts it), and nothing an attacker can gain by
+      starting a login in someone's browser: that login ends in the victim's own account at the provider.
+    - ``GET {prefix}/{name}/callback``: reached by the provider's cross-site redirect, so no CSRF header and
+      no Origin; the CSRF protection is the ``state`` parameter, which must equal the one in the signed,
+      ``SameSite=Lax``, single-use login-state cookie of this very browser (an attacker cannot make a victim
+      complete the attacker's login), plus RFC 9207 ``iss`` against mix-up.
+    """
+
+    body_limit = 1024  # GET only: nothing worth reading
+
+    def __init__(
+        self,
+        engine: SessionEngine,
+        parties: Mapping[str, RelyingParty],
+        state_cookie: LoginStateCookie,
+        *,
+        prefix: str = OIDC_PREFIX,
+        trusted: TrustedProxies | None = None,
+        on_session_started: SessionStarted | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.engine = engine
+        self.parties = dict(parties)
+        self.state_cookie = state_cookie
+        self.prefix = prefix.rstrip("/")
+        self.trusted = trusted or TrustedProxies()
+        self.on_session_started = on_session_started
+        self.clock = clock
+
+    def answers(self, path: str) -> bool:
+        return path.startswith(self.prefix + "/")
+
+    def redirect_uri(self, request: HttpRequest, name: str) -> str:
+        """Where the provider sends the browser back: this origin as the browser sees it (forwarded values only
+        from a trusted proxy). Register exactly this at the provider."""
+        return f"{request_origin(request, self.trusted)}{self.prefix}/{name}/callback"
+
+    async def respond(self, request: HttpRequest) -> HttpResponse:
+        name, _, action = request.path[len(self.prefix) + 1 :].partition("/")
+        party = self.parties.get(name)
+        if party is None or action not in ("login", "callback"):
+            return error_body(404, "not_found", "no such sign-in provider")
+        if request.method not in ("GET", "HEAD"):
+            response = error_body(405, "method_not_allowed", "use GET")
+            response.headers.append(("allow", "GET"))
+            return response
+        try:
+            params = _query(request.query)
+        except OidcLoginFailed as exc:
+            return error_response(exc, [_NO_STORE])
+        if action == "login":
+            return await self._login(request, party, params)
+        return await self._callback(request, party, params)
+
+    async def _login(self, request: HttpRequest, party: RelyingParty, params: Mapping[str, str]) -> HttpResponse:
+        try:
+            url, login = await party.begin(self.redirect_uri(request, party.name), params.get("return_to"))
+        except FrontdeskError as exc:
+            return error_response(exc, [_NO_STORE])
+        return HttpResponse(
+            302, [("location", url), ("set-cookie", self.state_cookie.issue(login)), _NO_STORE, ("content-length", "0")]
+        )
+
+    async def _callback(self, request: HttpRequest, party: RelyingParty, params: Mapping[str, str]) -> HttpResponse:
+        clear = ("set-cookie", self.state_cookie.clear())  # every answer: the login is over, whatever happened
+        cookie_header = request.headers.get("cookie")
+        try:
+            login = self.state_cookie.read(cookie_header, provider=party.name, state=params.get("state"))
+            completed = await party.complete(login, params, self.redirect_uri(request, party.name))
+            location, set_cookie = await self._start_session(request, party, completed, cookie_header)
+        except FrontdeskError as exc:
+            self._tell_failure(request, party, exc)
+            return error_response(exc, [clear, _NO_STORE])
+        except Exception:
+            log.exception("unexpected error in the %s callback", party.name)
+            return error_body(500, "internal_error", "unexpected error; see the gateway log")
+        return HttpResponse(
+            302,
+            [("location", location), ("set-cookie", set_cookie), clear, _NO_STORE, ("content-length", "0")],
+        )
+
+    async def _start_session(
+        self, request: HttpRequest, party: RelyingParty, completed: CompletedLogin, cookie_header: str | None
+    ) -> tuple[str, str]:
+        claims = completed.claims
+        user = User(id=f"oidc:{party.name}:{claims['sub']}", username=party.username(claims))
+        result = await self.engine.start_session(
+            user,
+            client_ip=self._client_ip(request),
+            cookie_header=cookie_header,
+            user_agent=request.headers.get("user-agent"),
+            method=f"oidc:{party.name}",
+        )
+        if self.on_session_started is not None:
+            try:
+                await self.on_session_started(
+                    sid=result.sid, provider=party, token_response=completed.token_response, claims=claims
+                )
+            except BaseException:
+                await self.engine.revoke(result.sid, reason="the provider's tokens could not be kept")
+                raise
+        return completed.return_to, result.set_cookie
+
+    def _client_ip(self, request: HttpRequest) -> str | None:
+        return self.trusted.client_ip(request.client, request.headers.get("x-forwarded-for"))
+
+    def _tell_failure(self, request: HttpRequest, party: RelyingParty, exc: FrontdeskError) -> None:
+        if isinstance(exc, ProviderUnavailable):
+            log.warning("sign-in with %s failed: %s", party.name, exc.detail)
+        else:
+            log.info("sign-in with %s refused (%s): %s", party.name, exc.code, exc.detail)
+        events = self.engine.events
+        if events:
+            reason = f"oidc:{party.name}:{'denied' if isinstance(exc, LoginDenied) else exc.code}"
+            agent = request.headers.get("user-agent")
+            events.emit(Event(Kind.LOGIN_FAILED, self.clock(), None, None, self._client_ip(request), agent, reason))
+
+    async def aclose(self) -> None:
+        for party in self.parties.values():
+            await party.aclose()
+
+
+def _query(raw: bytes) -> dict[str, str]:
+    """The query's parameters; each at most once (a repeated ``state`` or ``code`` is someone's trick)."""
+    if len(raw) > _MAX_QUERY:
+        raise OidcLoginFailed("the query string is too long")
+    try:
+        parsed = parse_qs(raw.decode("ascii"), keep_blank_values=True, strict_parsing=False, max_num_fields=64)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise OidcLoginFailed("the query string is not readable") from exc
+    repeated = sorted(key for key, values in parsed.items() if len(values) > 1)
+    if repeated:
+        raise OidcLoginFailed(f"repeated parameter(s): {', '.join(repeated)}")
+    return {key: values[0] for key, values in parsed.items()}
+
+
+def build_oidc_login(
+    config: GatewayConfig,
+    engine: SessionEngine,
+    *,
+    on_session_started: SessionStarted | None = None,
+    clock: Clock = system_clock,
+) -> OidcLogin | None:
+    """The endpoints for ``config``'s ``[[oidc]]`` providers, or None when there are none."""
+    if not config.oidc:
+        return None
+    parties = {provider.name: RelyingParty(provider, clock=clock) for provider in config.oidc}
+    state_cookie = LoginStateCookie(login_state_secret(config.tokens.refresh_secret), clock=clock)
+    return OidcLogin(
+        engine,
+        parties,
+        state_cookie,
+        trusted=config.trusted_proxies,
+        on_session_started=on_session_started,
+        clock=clock,
+    )

@@ -1,0 +1,130 @@
+"""``[[oidc]]`` providers and ``[login] password``: parsed into settings, every problem reported at once, the
+client secret only ever from the environment or .env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from frontdesk.gateway.config import load_config
+from frontdesk.gateway.errors import ConfigError
+
+ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
+CORP = """
+[[oidc]]
+name = "corp"
+issuer = "https://idp.example.com/realms/corp"
+client_id = "frontdesk"
+scopes = ["openid", "profile", "email", "offline_access"]
+username_claim = "preferred_username"
+allowed_groups = ["staff"]
+allowed_email_domains = ["example.com"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def problems(path: Path, env: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=env)
+    return info.value.problems
+
+
+def test_a_provider_with_its_secret_from_the_environment(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, CORP), env={**ENV, "FRONTDESK_OIDC_CORP_CLIENT_SECRET": "s" * 40})
+    (corp,) = config.oidc
+    assert corp.name == "corp"
+    assert corp.issuer == "https://idp.example.com/realms/corp"
+    assert corp.client_id == "frontdesk" and corp.client_secret == "s" * 40
+    assert corp.scopes == ("openid", "profile", "email", "offline_access")
+    assert corp.allowed_groups == ("staff",) and corp.allowed_email_domains == ("example.com",)
+    assert corp.token_endpoint_auth_method == "client_secret_basic"
+    assert "s" * 40 not in repr(corp)  # never in a log line or a traceback
+    assert config.password_login is True
+
+
+def test_defaults_and_the_secret_from_a_dotenv_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("FRONTDESK_OIDC_HOME_IDP_CLIENT_SECRET=from-dotenv-secret\n")
+    text = '[[oidc]]\nname = "home-idp"\nissuer = "https://login.example.org"\nclient_id = "fd"\n'
+    config = load_config(write(tmp_path, text), env=ENV)
+    (home,) = config.oidc
+    assert home.client_secret == "from-dotenv-secret"
+    assert home.scopes == ("openid", "profile", "email")
+    assert home.username_claim == "preferred_username"
+    assert home.allowed_groups == () and home.allowed_email_domains == ()
+
+
+def test_two_providers_and_password_login_switched_off(tmp_path: Path) -> None:
+    text = CORP + '[[oidc]]\nname = "partner"\nissuer = "https://partner.example.net"\nclient_id = "fd"\n'
+    text += 'token_endpoint_auth_method = "client_secret_post"\n[login]\npassword = false\n'
+    env = {**ENV, "FRONTDESK_OIDC_CORP_CLIENT_SECRET": "x" * 20, "FRONTDESK_OIDC_PARTNER_CLIENT_SECRET": "y" * 20}
+    config = load_config(write(tmp_path, text), env=env)
+    assert [p.name for p in config.oidc] == ["corp", "partner"]
+    assert config.oidc[1].token_endpoint_auth_method == "client_secret_post"
+    assert config.password_login is False
+
+
+def test_every_problem_at_once(tmp_path: Path) -> None:
+    text = """
+[login]
+password = "no"
+
+[[oidc]]
+name = "Corp IdP"
+issuer = "http://idp.example.com/realms/corp"
+client_id = ""
+client_secret = "in-the-file"
+scopes = ["profile"]
+username_claim = 7
+allowed_groups = "staff"
+token_endpoint_auth_method = "private_key_jwt"
+colour = "blue"
+
+[[oidc]]
+name = "dup"
+issuer = "https://idp.example.com/?x=1"
+client_id = "a"
+
+[[oidc]]
+name = "dup"
+issuer = "not a url"
+client_id = "b"
+"""
+    found = problems(write(tmp_path, text), ENV)
+    text_of = "\n".join(found)
+    assert "login.password" in text_of
+    assert "oidc[1].name" in text_of and "lower-case" in text_of
+    assert "oidc[1].issuer" in text_of and "https" in text_of
+    assert "oidc[1].client_id" in text_of
+    assert "oidc[1].client_secret" in text_of and "FRONTDESK_OIDC_" in text_of  # never from the file
+    assert "oidc[1].scopes" in text_of and "openid" in text_of
+    assert "oidc[1].username_claim" in text_of
+    assert "oidc[1].allowed_groups" in text_of
+    assert "oidc[1].token_endpoint_auth_method" in text_of
+    assert "oidc[1].colour: unknown key" in text_of
+    assert "oidc[2].issuer" in text_of and "query" in text_of
+    assert "oidc[3].name" in text_of and "dup" in text_of and "more than once" in text_of
+    assert "oidc[3].issuer" in text_of
+    assert "FRONTDESK_OIDC_DUP_CLIENT_SECRET is not set" in text_of
+    assert "in-the-file" not in text_of
+
+
+def test_http_issuers_only_on_loopback_or_when_allowed(tmp_path: Path) -> None:
+    env = {**ENV, "FRONTDESK_OIDC_LOCAL_CLIENT_SECRET": "z" * 20}
+    for issuer in ("http://127.0.0.1:8080", "http://localhost:9000/realms/dev", "http://[::1]:8080"):
+        text = f'[[oidc]]\nname = "local"\nissuer = "{issuer}"\nclient_id = "fd"\n'
+        assert load_config(write(tmp_path, text), env=env).oidc[0].issuer == issuer
+    text = '[[oidc]]\nname = "local"\nissuer = "http://keycloak:8080/realms/dev"\nclient_id = "fd"\n'
+    assert any("https" in p for p in problems(write(tmp_path, text), env))
+    text += "allow_http = true\n"
+    assert load_config(write(tmp_path, text), env=env).oidc[0].issuer == "http://keycloak:8080/realms/dev"
+
+
+def test_password_login_off_needs_a_provider(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, "[login]\npassword = false\n"), ENV)
+    assert any("login.password" in p and "[[oidc]]" in p for p in found)

@@ -1,0 +1,227 @@
+"""Signing in at a real OpenID Provider (npm oidc-provider, tests/oidc) through a real ``frontdesk serve``:
+the login redirect, the callback's every check, the session it starts, the allow-lists and the password
+switch. The provider's login and consent forms are driven with httpx (tests/browser does it in Chromium)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from live_gateway import GatewayProcess, set_cookies
+from oidc_flow import (
+    callback_path,
+    finish_login,
+    gateway_tables,
+    provider_table,
+    secrets_env,
+    sign_in,
+    start_login,
+    with_params,
+)
+
+from frontdesk.middleware.oidc import LOGIN_STATE_COOKIE
+from tests.support.oidc_provider import OidcProvider, provider_login
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def gw(
+    gateway_factory: Callable[..., GatewayProcess], gateway_secrets: dict[str, str], oidc_provider: OidcProvider
+) -> GatewayProcess:
+    return gateway_factory(
+        "oidc", env={**gateway_secrets, **secrets_env(oidc_provider)}, users={"pat": "pat-password-1"},
+        **gateway_tables(oidc_provider),
+    )  # fmt: skip
+
+
+def error_of(response: Any) -> str:
+    return str(response.json()["error"])
+
+
+def assert_no_session(response: Any) -> None:
+    names = {c.name: c for c in set_cookies(response)}
+    assert "__Host-frontdesk" not in names, "a failed login must not start a session"
+    assert names[LOGIN_STATE_COOKIE].clears, "every callback answer ends the login"
+
+
+def test_login_redirects_to_the_provider_with_pkce_state_nonce(gw: GatewayProcess, oidc_provider: OidcProvider) -> None:
+    with gw.client() as client:
+        started = start_login(client)
+    q = started.query
+    assert started.authorize_url.startswith(oidc_provider.metadata()["authorization_endpoint"] + "?")
+    assert q["response_type"] == "code" and q["client_id"] == "frontdesk"
+    assert q["redirect_uri"] == f"{gw.url}/auth/oidc/corp/callback"
+    assert q["code_challenge_method"] == "S256" and len(q["code_challenge"]) == 43
+    assert len(q["state"]) >= 32 and len(q["nonce"]) >= 32 and q["state"] != q["nonce"]
+    assert q["scope"] == "openid profile email groups offline_access"
+    cookie = started.state_cookie
+    assert cookie.attrs["samesite"] == "Lax" and "httponly" in cookie.attrs and "secure" in cookie.attrs
+    assert cookie.attrs["path"] == "/" and cookie.max_age == 600
+    assert started.response.headers["cache-control"] == "no-store"
+    assert started.response.headers["x-content-type-options"] == "nosniff"  # the edge layer's headers
+
+
+def test_the_whole_flow_starts_an_ordinary_session(gw: GatewayProcess) -> None:
+    with gw.client() as client:
+        done = sign_in(client, "alice", return_to="/orders?id=7")
+        assert done.status_code == 302, done.text
+        assert done.headers["location"] == "/orders?id=7"
+        assert done.headers["x-content-type-options"] == "nosniff"
+        cookies = {c.name: c for c in set_cookies(done)}
+        assert cookies[LOGIN_STATE_COOKIE].clears
+        refresh = cookies["__Host-frontdesk"]
+        assert refresh.attrs["samesite"] == "Strict" and "httponly" in refresh.attrs
+        session = client.session()
+        assert session.status_code == 200
+        assert session.json()["user"] == {"id": "oidc:corp:alice", "username": "alice"}
+        # The same engine: rotation works, logout ends it.
+        assert client.refresh().status_code == 200
+        assert client.logout().status_code == 204
+        assert client.session().status_code == 401
+    row = gw.query("SELECT user_id, username FROM sessions WHERE user_id = ?", ("oidc:corp:alice",))
+    assert row and row[0] == ("oidc:corp:alice", "alice")
+
+
+def test_a_second_provider_with_client_secret_post(gw: GatewayProcess, oidc_provider: OidcProvider) -> None:
+    before = oidc_provider.counts()["grants"].get("authorization_code", 0)
+    with gw.client() as client:
+        done = sign_in(client, "bob", name="partner", return_to=None)
+        assert done.status_code == 302 and done.headers["location"] == "/"
+        assert client.session().json()["user"] == {"id": "oidc:partner:bob", "username": "bob"}
+    assert oidc_provider.counts()["grants"]["authorization_code"] == before + 1
+
+
+@pytest.mark.parametrize(
+    "return_to",
+    ["https://evil.example/", "//evil.example/x", "/\\evil.example", "\\\\evil.example", "javascript:alert(1)"],
+)
+def test_open_redirects_in_return_to_land_on_the_root(gw: GatewayProcess, return_to: str) -> None:
+    with gw.client() as client:
+        done = sign_in(client, "alice", return_to=return_to)
+    assert done.status_code == 302 and done.headers["location"] == "/"
+
+
+def test_tampered_missing_and_mismatched_state(gw: GatewayProcess) -> None:
+    with gw.client() as client:
+        started = start_login(client)
+        back = provider_login(started.authorize_url, "alice")
+        value = started.state_cookie.value
+        tampered = value[:-3] + ("xyz" if not value.endswith("xyz") else "abc")
+        for cookie, url in [
+            (tampered, back),
+            (None, back),
+            (value, with_params(back, state="not-the-state")),
+            (value, with_params(back, state=None)),
+        ]:
+            answer = finish_login(client, url, cookie)
+            assert answer.status_code == 400, answer.text
+            assert error_of(answer) == "invalid_state"
+            if cookie is not None:
+                assert_no_session(answer)
+        # None of the refusals used the login up: the real answer still completes it.
+        assert finish_login(client, back, value).status_code == 302
+
+
+def test_a_replayed_callback_is_refused(gw: GatewayProcess) -> None:
+    with gw.client() as client:
+        started = start_login(client)
+        back = provider_login(started.authorize_url, "alice")
+        assert finish_login(client, back, started.state_cookie.value).status_code == 302
+        again = finish_login(client, back, started.state_cookie.value)
+    assert again.status_code == 400 and error_of(again) == "invalid_state"
+    assert "completed already" in again.json()["detail"]
+    assert_no_session(again)
+
+
+def test_a_state_cookie_from_another_login_is_refused(gw: GatewayProcess) -> None:
+    with gw.client() as client:
+        mine = start_login(client)
+        theirs = start_login(client)  # e.g. the attacker's own login, its callback URL planted on a victim
+        back = provider_login(theirs.authorize_url, "bob")
+        answer = finish_login(client, back, mine.state_cookie.value)
+    assert answer.status_code == 400 and error_of(answer) == "invalid_state"
+    assert_no_session(answer)
+
+
+def test_mix_up_an_iss_of_another_provider_is_refused(gw: GatewayProcess) -> None:
+    with gw.client() as client:
+        started = start_login(client)
+        back = provider_login(started.authorize_url, "alice")
+        for iss in ("http://127.0.0.1:1", None):  # another issuer; none at all from a provider that always sends it
+            answer = finish_login(client, with_params(back, iss=iss), started.state_cookie.value)
+            assert answer.status_code == 400 and error_of(answer) == "invalid_state", answer.text
+            assert_no_session(answer)
+            started = start_login(client)
+            back = provider_login(started.authorize_url, "alice")
+
+
+def test_the_provider_saying_no_and_a_bad_code(gw: GatewayProcess, oidc_provider: OidcProvider) -> None:
+    with gw.client() as client:
+        started = start_login(client)
+        state = started.query["state"]
+        denied = f"{gw.url}/auth/oidc/corp/callback?error=access_denied&state={state}&iss={oidc_provider.issuer}"
+        answer = finish_login(client, denied, started.state_cookie.value)
+        assert answer.status_code == 403 and error_of(answer) == "access_denied"
+        assert_no_session(answer)
+
+        started = start_login(client)
+        back = provider_login(started.authorize_url, "alice")
+        answer = finish_login(
+            client, with_params(back, code="not-a-code-the-provider-issued"), started.state_cookie.value
+        )
+        assert answer.status_code == 400 and error_of(answer) == "provider_refused"
+        assert "invalid_grant" in answer.json()["detail"]
+        assert_no_session(answer)
+
+
+def test_unknown_provider_and_wrong_method(gw: GatewayProcess) -> None:
+    with gw.client() as client:
+        assert client.request("GET", "/auth/oidc/nope/login", csrf=False).status_code == 404
+        assert client.request("GET", "/auth/oidc/corp/other", csrf=False).status_code == 404
+        answer = client.request("POST", "/auth/oidc/corp/login")
+        assert answer.status_code == 405 and answer.headers["allow"] == "GET"
+        answer = client.request("GET", "/auth/oidc/corp/callback?state=a&state=b", csrf=False)
+        assert answer.status_code == 400 and answer.json()["error"] == "oidc_login_failed"
+
+
+def test_the_login_page_learns_the_providers_and_password_login_stays(gw: GatewayProcess) -> None:
+    with gw.client() as client:
+        config = client.request("GET", "/auth/config").json()
+        assert config["password_login"] is True
+        assert config["providers"] == [
+            {"name": "corp", "login_url": "/auth/oidc/corp/login"},
+            {"name": "partner", "login_url": "/auth/oidc/partner/login"},
+        ]
+        assert client.login("pat", "pat-password-1").status_code == 200
+
+
+def test_allow_lists_and_password_login_switched_off(
+    gateway_factory: Callable[..., GatewayProcess], gateway_secrets: dict[str, str], oidc_provider: OidcProvider
+) -> None:
+    strict = provider_table(oidc_provider, "corp", "frontdesk", allowed_groups=["staff"],
+                            allowed_email_domains=["example.com"])  # fmt: skip
+    gw = gateway_factory(
+        "oidc-strict", env={**gateway_secrets, **oidc_provider.secret_env("corp")}, users={"pat": "pat-password-1"},
+        oidc=[strict], login={"password": False},
+    )  # fmt: skip
+    with gw.client() as client:
+        refused = sign_in(client, "bob")  # groups ["guests"], bob@elsewhere.test
+        assert refused.status_code == 403 and error_of(refused) == "access_denied"
+        assert_no_session(refused)
+        assert sign_in(client, "alice").status_code == 302
+        assert client.session().json()["user"]["id"] == "oidc:corp:alice"
+        answer = client.login("pat", "pat-password-1")
+        assert answer.status_code == 404 and "password login is switched off" in answer.json()["detail"]
+        assert client.request("GET", "/auth/config").json()["password_login"] is False
+
+
+def test_callback_query_shape(gw: GatewayProcess) -> None:
+    """The provider answers with code, state and the RFC 9207 iss (what the checks above rely on)."""
+    with gw.client() as client:
+        started = start_login(client)
+        back = provider_login(started.authorize_url, "alice")
+    query = parse_qs(urlsplit(back).query)
+    assert set(query) >= {"code", "state", "iss"} and callback_path(back).startswith("/auth/oidc/corp/callback?")
