@@ -22,6 +22,7 @@ from frontdesk.middleware.sessions import SessionSettings
 from .audit_settings import AuditSettings, parse_audit_settings
 from .errors import ConfigError
 from .hash_pool import DEFAULT_HASH_QUEUE, default_hash_workers
+from .idp_token_settings import parse_token_keys
 from .key_settings import KeySettings, key_directory_problems, parse_key_settings
 from .log_settings import LogSettings, parse_log_settings
 from .metrics.settings import MetricsSettings, parse_metrics_settings
@@ -154,6 +155,8 @@ class GatewayConfig:
     shutdown_timeout: float = 30.0  # [server] shutdown_timeout: how long requests in flight may finish at a stop
     oidc: tuple[OidcProviderSettings, ...] = ()  # [[oidc]]: OpenID Providers users may sign in with
     password_login: bool = True  # [login] password: whether POST /auth/login checks local passwords
+    # FRONTDESK_OIDC_TOKEN_KEY(_PREVIOUS): seal the IdP tokens kept with sessions; oldest first, newest last
+    oidc_token_keys: tuple[str, ...] = field(default=(), repr=False)
 
 
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -340,6 +343,7 @@ def load_config(
     oidc_raw = raw.get("oidc")
     oidc = parse_oidc_providers(oidc_raw if isinstance(oidc_raw, list) else None, environ, p)
     password_login = p.get(login_t, "login", "password", True, boolean)
+    oidc_token_keys = parse_token_keys(environ, p if require_secrets else Problems(), needed=bool(oidc_raw))
     if not password_login and not oidc_raw:
         p.add("login.password = false switches off the only way to sign in: add an [[oidc]] provider, or remove it")
 
@@ -376,6 +380,7 @@ def load_config(
         shutdown_timeout=p.get(server, "server", "shutdown_timeout", 30.0, parse_duration),
         oidc=oidc,
         password_login=password_login,
+        oidc_token_keys=oidc_token_keys,
     )
     if metrics.port == config.port and (metrics.host == config.host or "0.0.0.0" in (metrics.host, config.host)):  # noqa: S104
         p.add(

@@ -31,7 +31,7 @@ from frontdesk.middleware.sessions import SessionEngine, User
 
 from .config import GatewayConfig
 
-__all__ = ["OIDC_PREFIX", "OidcLogin", "SessionStarted", "build_oidc_login", "login_state_secret"]
+__all__ = ["OIDC_PREFIX", "Backchannel", "OidcLogin", "SessionStarted", "build_oidc_login", "login_state_secret"]
 
 log = logging.getLogger("frontdesk.oidc")
 OIDC_PREFIX = "/auth/oidc"
@@ -45,6 +45,12 @@ class SessionStarted(Protocol):
     async def __call__(
         self, *, sid: str, provider: RelyingParty, token_response: Mapping[str, Any], claims: Mapping[str, Any]
     ) -> None: ...
+
+
+class Backchannel(Protocol):
+    """Answers ``POST {prefix}/{name}/backchannel``: the provider's back-channel logout (gateway/idp_sessions.py)."""
+
+    async def __call__(self, request: HttpRequest, provider: RelyingParty) -> HttpResponse: ...
 
 
 def login_state_secret(refresh_secret: str) -> bytes:
@@ -67,7 +73,7 @@ class OidcLogin:
       complete the attacker's login), plus RFC 9207 ``iss`` against mix-up.
     """
 
-    body_limit = 1024  # GET only: nothing worth reading
+    body_limit = 16 * 1024  # login and callback are GETs; the back-channel logout form holds one signed JWT
 
     def __init__(
         self,
@@ -78,9 +84,11 @@ class OidcLogin:
         prefix: str = OIDC_PREFIX,
         trusted: TrustedProxies | None = None,
         on_session_started: SessionStarted | None = None,
+        backchannel: Backchannel | None = None,
         clock: Clock = system_clock,
     ) -> None:
         self.engine = engine
+        self.backchannel = backchannel
         self.parties = dict(parties)
         self.state_cookie = state_cookie
         self.prefix = prefix.rstrip("/")
@@ -99,6 +107,12 @@ class OidcLogin:
     async def respond(self, request: HttpRequest) -> HttpResponse:
         name, _, action = request.path[len(self.prefix) + 1 :].partition("/")
         party = self.parties.get(name)
+        if party is not None and action == "backchannel" and self.backchannel is not None:
+            if request.method != "POST":
+                response = error_body(405, "method_not_allowed", "use POST")
+                response.headers.append(("allow", "POST"))
+                return response
+            return await self.backchannel(request, party)
         if party is None or action not in ("login", "callback"):
             return error_body(404, "not_found", "no such sign-in provider")
         if request.method not in ("GET", "HEAD"):
@@ -200,6 +214,7 @@ def build_oidc_login(
     engine: SessionEngine,
     *,
     on_session_started: SessionStarted | None = None,
+    backchannel: Backchannel | None = None,
     clock: Clock = system_clock,
 ) -> OidcLogin | None:
     """The endpoints for ``config``'s ``[[oidc]]`` providers, or None when there are none."""
@@ -213,5 +228,6 @@ def build_oidc_login(
         state_cookie,
         trusted=config.trusted_proxies,
         on_session_started=on_session_started,
+        backchannel=backchannel,
         clock=clock,
     )

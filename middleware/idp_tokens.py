@@ -19,8 +19,9 @@ import binascii
 import hashlib
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -49,6 +50,12 @@ class IdpTokens:
     id_token: str | None = None  # the last ID token: the ``id_token_hint`` of RP-initiated logout
     subject: str = ""  # the IdP's ``sub``
     idp_sid: str | None = None  # the IdP's session id (the ID token's ``sid``), for back-channel logout
+    obtained_at: float = 0.0  # when the IdP answered: with ``expires_at``, the access token's lifetime
+    claims: Mapping[str, Any] = field(default_factory=dict)  # the ID-token claims ``/auth/session`` may show
+
+    @property
+    def lifetime(self) -> float:
+        return max(self.expires_at - self.obtained_at, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
