@@ -261,7 +261,7 @@ def _idp_sessions(
     sealer = TokenSealer(config.oidc_token_keys)
     idp = IdpSessions(engine, oidc.parties, sealer, session_claims=claims, clock=clock)
     oidc.on_session_started = idp.session_started
-    oidc.backchannel = idp.backchannel
+    oidc.actions.update({"backchannel": ("POST", idp.backchannel), "end-session": ("GET", idp.end_session)})
     return idp
 
 

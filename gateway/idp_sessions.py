@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import secrets
 import time
@@ -28,6 +29,7 @@ from frontdesk.middleware.caches import ExpiringCache, KeyedLocks
 from frontdesk.middleware.clock import Clock, system_clock
 from frontdesk.middleware.errors import (
     BadLogoutToken,
+    BadRequest,
     FrontdeskError,
     NotAuthenticated,
     ProviderRefused,
@@ -41,6 +43,7 @@ from frontdesk.middleware.oidc.logout_tokens import LogoutTokenValidator
 from frontdesk.middleware.sessions import SessionEngine
 from frontdesk.middleware.store import IdpTokenRecord
 
+from .oidc_login import OIDC_PREFIX
 from .proxy.routes import IDP_AUDIENCE
 
 __all__ = ["IDP_AUDIENCE", "IdpSessions", "IdpTokenSource"]
@@ -48,6 +51,7 @@ __all__ = ["IDP_AUDIENCE", "IdpSessions", "IdpTokenSource"]
 log = logging.getLogger("frontdesk.oidc")
 
 REFRESH_MARGIN = 30.0  # refresh when less than this is left (a quarter of a shorter lifetime)
+END_SESSION_TICKET_TTL = 300.0  # how long the sign-out link a logout answered leads to the provider
 LEASE = 10.0  # how long one worker may take to refresh before another may try (the HTTP timeout is 10 s)
 WAIT_STEP = 0.02  # how often a worker waiting for another's refresh looks at the store
 _NO_STORE = ("cache-control", "no-store")
@@ -195,8 +199,10 @@ class IdpSessions:
 
     async def logged_out(self, sid: str, origin: str) -> str | None:
         """Before session ``sid`` ends at ``POST /auth/logout``: revoke its refresh token at the provider (when it
-        has a revocation endpoint) and return where the browser goes for RP-initiated logout (the provider's
-        ``end_session_endpoint`` with ``id_token_hint``, ``post_logout_redirect_uri`` and ``state``), if any."""
+        has a revocation endpoint) and return where the browser goes for RP-initiated logout, if the provider
+        has an ``end_session_endpoint``: this gateway's ``{name}/end-session`` with a sealed ticket, which
+        redirects there with ``id_token_hint``, ``post_logout_redirect_uri`` and ``state``. The ID token never
+        appears in an answer the SPA's script can read: only in that top-level redirect to the provider."""
         found = await self._current(sid)
         self._tokens.pop(sid)
         if found is None:
@@ -225,7 +231,26 @@ class IdpSessions:
         if tokens.id_token:
             query["id_token_hint"] = tokens.id_token
         separator = "&" if "?" in meta.end_session_endpoint else "?"
-        return f"{meta.end_session_endpoint}{separator}{urlencode(query)}"
+        target = f"{meta.end_session_endpoint}{separator}{urlencode(query)}"
+        ticket = json.dumps({"url": target, "exp": self.clock() + END_SESSION_TICKET_TTL}).encode()
+        sealed = self.sealer.seal_bytes(ticket, context=f"end-session:{party.name}")
+        return f"{OIDC_PREFIX}/{party.name}/end-session?{urlencode({'ticket': sealed})}"
+
+    async def end_session(self, request: HttpRequest, provider: RelyingParty) -> HttpResponse:
+        """``GET /auth/oidc/{name}/end-session?ticket=...``: the top-level redirect to the provider's end-session
+        endpoint that a logout answered. The ticket is sealed (only this gateway made it, for this provider) and
+        lasts :data:`END_SESSION_TICKET_TTL`; it holds nothing that signs anyone in. No CSRF check: a GET that
+        changes nothing here, whose worst use is signing someone out at the provider (which asks to confirm)."""
+        params = parse_qs(request.query.decode("ascii", "replace"), max_num_fields=4)
+        try:
+            (ticket,) = params.get("ticket", [])
+            data = json.loads(self.sealer.open_bytes(ticket, context=f"end-session:{provider.name}"))
+            if not self.clock() < float(data["exp"]):
+                raise ValueError("expired")
+            target = str(data["url"])
+        except (ValueError, KeyError, TypeError, UnsealableTokens):
+            return error_response(BadRequest("this sign-out link is not valid (or too old); you are signed out here"))
+        return HttpResponse(302, [("location", target), _NO_STORE, ("content-length", "0")])
 
     # --- back-channel logout -------------------------------------------------------------------------
 

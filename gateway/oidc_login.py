@@ -31,7 +31,7 @@ from frontdesk.middleware.sessions import SessionEngine, User
 
 from .config import GatewayConfig
 
-__all__ = ["OIDC_PREFIX", "Backchannel", "OidcLogin", "SessionStarted", "build_oidc_login", "login_state_secret"]
+__all__ = ["OIDC_PREFIX", "ProviderAction", "OidcLogin", "SessionStarted", "build_oidc_login", "login_state_secret"]
 
 log = logging.getLogger("frontdesk.oidc")
 OIDC_PREFIX = "/auth/oidc"
@@ -47,8 +47,8 @@ class SessionStarted(Protocol):
     ) -> None: ...
 
 
-class Backchannel(Protocol):
-    """Answers ``POST {prefix}/{name}/backchannel``: the provider's back-channel logout (gateway/idp_sessions.py)."""
+class ProviderAction(Protocol):
+    """Answers one more ``{prefix}/{name}/{action}`` endpoint for a provider (see :attr:`OidcLogin.actions`)."""
 
     async def __call__(self, request: HttpRequest, provider: RelyingParty) -> HttpResponse: ...
 
@@ -84,11 +84,12 @@ class OidcLogin:
         prefix: str = OIDC_PREFIX,
         trusted: TrustedProxies | None = None,
         on_session_started: SessionStarted | None = None,
-        backchannel: Backchannel | None = None,
         clock: Clock = system_clock,
     ) -> None:
         self.engine = engine
-        self.backchannel = backchannel
+        # More {prefix}/{name}/{action} endpoints, action -> (method, answer): the back-channel and end-session
+        # ones of gateway/idp_sessions.py. Their own CSRF and origin rules are documented there.
+        self.actions: dict[str, tuple[str, ProviderAction]] = {}
         self.parties = dict(parties)
         self.state_cookie = state_cookie
         self.prefix = prefix.rstrip("/")
@@ -107,12 +108,13 @@ class OidcLogin:
     async def respond(self, request: HttpRequest) -> HttpResponse:
         name, _, action = request.path[len(self.prefix) + 1 :].partition("/")
         party = self.parties.get(name)
-        if party is not None and action == "backchannel" and self.backchannel is not None:
-            if request.method != "POST":
-                response = error_body(405, "method_not_allowed", "use POST")
-                response.headers.append(("allow", "POST"))
+        if party is not None and action in self.actions:
+            method, answer = self.actions[action]
+            if request.method != method:
+                response = error_body(405, "method_not_allowed", f"use {method}")
+                response.headers.append(("allow", method))
                 return response
-            return await self.backchannel(request, party)
+            return await answer(request, party)
         if party is None or action not in ("login", "callback"):
             return error_body(404, "not_found", "no such sign-in provider")
         if request.method not in ("GET", "HEAD"):
@@ -214,7 +216,6 @@ def build_oidc_login(
     engine: SessionEngine,
     *,
     on_session_started: SessionStarted | None = None,
-    backchannel: Backchannel | None = None,
     clock: Clock = system_clock,
 ) -> OidcLogin | None:
     """The endpoints for ``config``'s ``[[oidc]]`` providers, or None when there are none."""
@@ -228,6 +229,5 @@ def build_oidc_login(
         state_cookie,
         trusted=config.trusted_proxies,
         on_session_started=on_session_started,
-        backchannel=backchannel,
         clock=clock,
     )

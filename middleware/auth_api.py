@@ -212,12 +212,8 @@ class AuthAPI:
 
     async def _session(self, request: HttpRequest) -> HttpResponse:
         grant = await self.engine.grant(request.headers.get("cookie"))
-        response = self._grant_response(grant)
         claims = await self.session_claims(grant.sid) if self.session_claims is not None else None
-        if claims is not None:
-            body = {**_session_body(grant.user_id, grant.username, grant), "claims": claims}
-            response = json_response(200, body, response.headers)
-        return response
+        return self._grant_response(grant, {"claims": claims} if claims is not None else None)
 
     async def _refresh(self, request: HttpRequest) -> HttpResponse:
         grant = await self.engine.refresh(request.headers.get("cookie"))
@@ -308,11 +304,11 @@ class AuthAPI:
             body["providers"] = [{"name": name, "login_url": url} for name, url in self.sign_in_with.items()]
         return json_response(200, body, [_NO_STORE])
 
-    def _grant_response(self, grant: Grant) -> HttpResponse:
+    def _grant_response(self, grant: Grant, extra: Mapping[str, Any] | None = None) -> HttpResponse:
         headers = [_NO_STORE]
         if grant.set_cookie:
             headers.append(("set-cookie", grant.set_cookie))
-        return json_response(200, _session_body(grant.user_id, grant.username, grant), headers)
+        return json_response(200, {**_session_body(grant.user_id, grant.username, grant), **(extra or {})}, headers)
 
 
 SessionClaims = Callable[[str], Awaitable[Mapping[str, Any] | None]]

@@ -84,12 +84,18 @@ class TokenSealer:
         self._newest = self._keys[-1]
 
     def seal(self, tokens: IdpTokens, *, sid: str) -> str:
-        nonce = os.urandom(_NONCE_BYTES)
-        plain = json.dumps(asdict(tokens), separators=(",", ":")).encode()
-        sealed = self._newest.aead.encrypt(nonce, plain, sid.encode())
-        return f"{_VERSION}.{_b64(self._newest.kid + nonce + sealed)}"
+        return self.seal_bytes(json.dumps(asdict(tokens), separators=(",", ":")).encode(), context=sid)
 
     def open(self, blob: str, *, sid: str) -> IdpTokens:
+        return IdpTokens(**json.loads(self.open_bytes(blob, context=sid)))
+
+    def seal_bytes(self, plain: bytes, *, context: str) -> str:
+        """``plain`` encrypted with the newest key, bound to ``context`` (it opens only with the same one)."""
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._newest.aead.encrypt(nonce, plain, context.encode())
+        return f"{_VERSION}.{_b64(self._newest.kid + nonce + sealed)}"
+
+    def open_bytes(self, blob: str, *, context: str) -> bytes:
         version, _, body = blob.partition(".")
         if version != _VERSION:
             raise UnsealableTokens(f"unknown sealed-token format {version!r}")
@@ -101,10 +107,9 @@ class TokenSealer:
         nonce, sealed = rest[:_NONCE_BYTES], rest[_NONCE_BYTES:]
         for key in sorted(self._keys, key=lambda k: k.kid != kid):  # the named key first
             try:
-                plain = key.aead.decrypt(nonce, sealed, sid.encode())
+                return key.aead.decrypt(nonce, sealed, context.encode())
             except (InvalidTag, ValueError):
                 continue
-            return IdpTokens(**json.loads(plain))
         raise UnsealableTokens("no configured IdP token key opens these tokens (or they were altered)")
 
 
