@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 from urllib.parse import quote
 
-from frontdesk.middleware.errors import FrontdeskError, StoreNotReady
+from frontdesk.middleware.errors import FrontdeskError, ProviderUnavailable, StoreNotReady
+from frontdesk.middleware.oidc import RelyingParty
 from frontdesk.middleware.store import store_from_url
 from frontdesk.middleware.store.sqlite import SCHEMA_VERSION, probe_sqlite
 
@@ -240,6 +241,28 @@ async def _upstream_findings(config: GatewayConfig) -> list[Finding]:
     return list(await asyncio.gather(*(reach(h, p, prefixes) for (h, p), prefixes in by_address.items())))
 
 
+async def _oidc_findings(config: GatewayConfig) -> list[Finding]:
+    """Each ``[[oidc]]`` provider's discovery document: reachable, and naming exactly the configured issuer."""
+
+    async def discover(party: RelyingParty) -> Finding:
+        try:
+            meta = await party.metadata()
+        except ProviderUnavailable as exc:
+            why = exc.__cause__ or exc
+            return Finding(
+                "FAIL",
+                "oidc",
+                f"{party.name}: no usable discovery document at {party.discovery.url}: {why}",
+                "start the provider, or set [[oidc]] issuer to exactly the issuer its discovery document names",
+            )
+        finally:
+            await party.aclose()
+        algorithms = ", ".join(meta.id_token_signing_alg_values_supported)
+        return Finding("ok", "oidc", f"{party.name}: {meta.issuer} answers discovery (ID tokens: {algorithms})")
+
+    return list(await asyncio.gather(*(discover(RelyingParty(provider)) for provider in config.oidc)))
+
+
 def _file_mode_findings(check: str, files: list[Path]) -> list[Finding]:
     return [
         Finding(
@@ -350,6 +373,7 @@ async def diagnose(path: Path, env: Mapping[str, str], *, now: float | None = No
     found += await _store_findings(config, now)
     found += _key_findings(config)
     found += await _upstream_findings(config)
+    found += await _oidc_findings(config)
     found += _cookie_findings(config)
     return found
 

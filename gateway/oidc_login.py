@@ -9,10 +9,14 @@ start a session; every answer of the callback clears the login-state cookie.
 Whoever keeps the provider's tokens (access, refresh, ID token) plugs in at one point: the
 :class:`SessionStarted` hook, called with the new session id, the provider, the token response and the
 validated ID-token claims before the browser gets its cookie. If the hook fails, the session is revoked.
+Give it to :func:`build_oidc_login` or set ``gateway.oidc.on_session_started``; ``provider.tokens`` (the
+token-endpoint client) and ``await provider.metadata()`` (``revocation_endpoint``, ``end_session_endpoint``)
+serve the refresh, revocation and logout that follow.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -20,9 +24,9 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from frontdesk.middleware.auth_api import request_origin
+from frontdesk.middleware.auth_api import LoginsInProgress, request_origin
 from frontdesk.middleware.clock import Clock, system_clock
-from frontdesk.middleware.errors import FrontdeskError, LoginDenied, OidcLoginFailed, ProviderUnavailable
+from frontdesk.middleware.errors import FrontdeskError, LoginDenied, OidcLoginFailed, ProviderUnavailable, RateLimited
 from frontdesk.middleware.events import Event, Kind
 from frontdesk.middleware.forwarded import TrustedProxies
 from frontdesk.middleware.http import HttpRequest, HttpResponse, error_body, error_response
@@ -84,8 +88,11 @@ class OidcLogin:
         prefix: str = OIDC_PREFIX,
         trusted: TrustedProxies | None = None,
         on_session_started: SessionStarted | None = None,
+        max_concurrent_per_address: int | None = None,
         clock: Clock = system_clock,
     ) -> None:
+        """``max_concurrent_per_address``: callbacks one client address may have in progress at once (each
+        calls the provider's token endpoint; more get 429 + ``Retry-After``), as password logins are capped."""
         self.engine = engine
         # More {prefix}/{name}/{action} endpoints, action -> (method, answer): the back-channel and end-session
         # ones of gateway/idp_sessions.py. Their own CSRF and origin rules are documented there.
@@ -95,6 +102,8 @@ class OidcLogin:
         self.prefix = prefix.rstrip("/")
         self.trusted = trusted or TrustedProxies()
         self.on_session_started = on_session_started
+        cap = max_concurrent_per_address
+        self.in_progress = None if cap is None else LoginsInProgress(cap)
         self.clock = clock
 
     def answers(self, path: str) -> bool:
@@ -141,10 +150,16 @@ class OidcLogin:
     async def _callback(self, request: HttpRequest, party: RelyingParty, params: Mapping[str, str]) -> HttpResponse:
         clear = ("set-cookie", self.state_cookie.clear())  # every answer: the login is over, whatever happened
         cookie_header = request.headers.get("cookie")
+        client_ip = self._client_ip(request)
         try:
-            login = self.state_cookie.read(cookie_header, provider=party.name, state=params.get("state"))
-            completed = await party.complete(login, params, self.redirect_uri(request, party.name))
-            location, set_cookie = await self._start_session(request, party, completed, cookie_header)
+            with contextlib.ExitStack() as holding:
+                if self.in_progress is not None and client_ip:
+                    holding.enter_context(self.in_progress.hold(client_ip))  # RateLimited (429) when over the cap
+                login = self.state_cookie.read(cookie_header, provider=party.name, state=params.get("state"))
+                completed = await party.complete(login, params, self.redirect_uri(request, party.name))
+                location, set_cookie = await self._start_session(request, party, completed, cookie_header)
+        except RateLimited as exc:
+            return error_response(exc, [_NO_STORE])  # the login may still be completed: keep its cookie
         except FrontdeskError as exc:
             self._tell_failure(request, party, exc)
             return error_response(exc, [clear, _NO_STORE])
@@ -229,5 +244,6 @@ def build_oidc_login(
         state_cookie,
         trusted=config.trusted_proxies,
         on_session_started=on_session_started,
+        max_concurrent_per_address=config.login_capacity.max_concurrent_per_address,
         clock=clock,
     )

@@ -17,6 +17,7 @@ import hmac
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import quote
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
@@ -30,6 +31,7 @@ __all__ = ["LOGIN_STATE_COOKIE", "LOGIN_STATE_TTL", "LoginState", "LoginStateCoo
 LOGIN_STATE_COOKIE = "__Host-frontdesk-oidc"
 LOGIN_STATE_TTL = 600  # seconds: 10 minutes to get through the provider's login form
 _MAX_RETURN_PATH = 2048
+_PRINTABLE_ASCII = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,8 @@ def safe_return_path(value: str | None) -> str:
         return "/"
     if "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         return "/"
-    return value
+    # It goes into a Location header: anything beyond printable ASCII (a space, "é") is percent-encoded.
+    return quote(value, safe=_PRINTABLE_ASCII)
 
 
 class LoginStateCookie:

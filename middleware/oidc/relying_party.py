@@ -107,8 +107,9 @@ class RelyingParty:
             raise InvalidLoginState("the provider always sends iss, and this answer has none")
         error = params.get("error")
         if error is not None:
-            described = (params.get("error_description") or "")[:_PROVIDER_ERROR_DETAIL]
-            detail = f"the provider answered {error}" + (f": {described}" if described else "")
+            # Anyone can put text into this URL: repeat it only printable and short (it reaches logs and pages).
+            described = _printable(params.get("error_description") or "", _PROVIDER_ERROR_DETAIL)
+            detail = f"the provider answered {_printable(error, 64)}" + (f": {described}" if described else "")
             if error in ("access_denied", "login_required", "consent_required", "interaction_required"):
                 raise LoginDenied(detail)
             raise OidcLoginFailed(detail)
@@ -162,6 +163,10 @@ class RelyingParty:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+def _printable(text: str, limit: int) -> str:
+    return "".join(c if c.isprintable() else " " for c in text[:limit])
 
 
 def _with_query(url: str, query: Mapping[str, str]) -> str:

@@ -18,6 +18,7 @@ import pytest
 from live_gateway import make_secrets, run_in_thread, write_config
 
 from frontdesk.middleware.store.sqlite import SCHEMA_VERSION, SqliteStore
+from tests.support.oidc_provider import OidcProvider
 
 
 @pytest.fixture
@@ -206,3 +207,21 @@ def test_a_separate_users_database_readable_by_others_fails(setup: Setup) -> Non
     sqlite3.connect(users).close()
     users.chmod(0o644)
     assert_fails_with(setup.run(users={"database": "users.db"}), "FAIL  users", f"chmod 600 {users}")
+
+
+def test_oidc_providers_are_checked_by_their_discovery_document(setup: Setup, oidc_provider: OidcProvider) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+        providers = [
+            {"name": "corp", "issuer": oidc_provider.issuer, "client_id": "frontdesk"},
+            {"name": "slash", "issuer": oidc_provider.issuer + "/", "client_id": "frontdesk"},  # not its issuer
+            {"name": "down", "issuer": f"http://127.0.0.1:{dead}", "client_id": "frontdesk"},
+        ]
+        env = {
+            **setup.secrets,
+            **{f"FRONTDESK_OIDC_{n}_CLIENT_SECRET": f"secret-of-{n}" for n in ("CORP", "SLASH", "DOWN")},
+        }
+        result = setup.run(env=env, oidc=providers)
+    assert any(f"corp: {oidc_provider.issuer} answers discovery" in line for line in lines(result, "ok")), result.stdout
+    assert_fails_with(result, "slash: no usable discovery document", "names issuer", "down: no usable discovery")

@@ -22,6 +22,7 @@ from oidc_flow import (
 )
 
 from frontdesk.middleware.oidc import LOGIN_STATE_COOKIE
+from tests.support import free_port
 from tests.support.oidc_provider import OidcProvider, provider_login
 
 pytestmark = pytest.mark.slow
@@ -225,3 +226,47 @@ def test_callback_query_shape(gw: GatewayProcess) -> None:
         back = provider_login(started.authorize_url, "alice")
     query = parse_qs(urlsplit(back).query)
     assert set(query) >= {"code", "state", "iss"} and callback_path(back).startswith("/auth/oidc/corp/callback?")
+
+
+def test_a_wrong_client_secret_and_a_provider_that_is_down(
+    gateway_factory: Callable[..., GatewayProcess], gateway_secrets: dict[str, str], oidc_provider: OidcProvider
+) -> None:
+    down = {"name": "down", "issuer": f"http://127.0.0.1:{free_port()}", "client_id": "frontdesk"}
+    env = {
+        **gateway_secrets,
+        "FRONTDESK_OIDC_CORP_CLIENT_SECRET": "not-the-secret-the-provider-knows",
+        "FRONTDESK_OIDC_DOWN_CLIENT_SECRET": "whatever",
+    }
+    gw = gateway_factory("oidc-broken", env=env, oidc=[provider_table(oidc_provider, "corp", "frontdesk"), down])
+    with gw.client() as client:
+        refused = sign_in(client, "alice")
+        assert refused.status_code == 400 and error_of(refused) == "provider_refused"
+        assert "invalid_client" in refused.json()["detail"]
+        assert "not-the-secret" not in refused.text
+        assert_no_session(refused)
+        answer = client.request("GET", "/auth/oidc/down/login", csrf=False)
+        assert answer.status_code == 502 and error_of(answer) == "provider_unavailable"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    assert "not-the-secret" not in gw.log()
+
+
+def test_a_return_path_outside_ascii_comes_back_percent_encoded(gw: GatewayProcess) -> None:
+    with gw.client() as client:
+        done = sign_in(client, "alice", return_to="/caf\u00e9/\u20ac")
+    assert done.status_code == 302, done.text
+    assert done.headers["location"] == "/caf%C3%A9/%E2%82%AC"
+
+
+def test_the_providers_error_text_is_repeated_printable_only(gw: GatewayProcess, oidc_provider: OidcProvider) -> None:
+    with gw.client() as client:
+        started = start_login(client)
+        state = started.query["state"]
+        forged = (
+            f"{gw.url}/auth/oidc/corp/callback?error=server_error&state={state}&iss={oidc_provider.issuer}"
+            "&error_description=" + "x%0A%0D2026-01-01 CRITICAL forged log line" + "y" * 500
+        )
+        answer = finish_login(client, forged, started.state_cookie.value)
+    assert answer.status_code == 400 and error_of(answer) == "oidc_login_failed"
+    detail = answer.json()["detail"]
+    assert "\n" not in detail and "\r" not in detail and len(detail) < 400
+    assert "\nCRITICAL" not in gw.log() and "\n2026-01-01 CRITICAL" not in gw.log()

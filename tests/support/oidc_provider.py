@@ -250,13 +250,14 @@ def provider_login(
     calls (single sign-on); a fresh client is used otherwise."""
     own = browser is None
     client = browser or httpx.Client(timeout=30)
-    provider_origin = httpx.URL(authorize_url).copy_with(path="/", query=None, fragment=None)
+    provider = httpx.URL(authorize_url)
     try:
         response = client.get(authorize_url)
         for _ in range(max_steps):
             if response.is_redirect:
                 target = urljoin(str(response.url), response.headers["location"])
-                if not target.startswith(str(provider_origin).rstrip("/")):
+                there = httpx.URL(target)
+                if (there.scheme, there.host, there.port) != (provider.scheme, provider.host, provider.port):
                     return target  # back to the relying party
                 response = client.get(target)
                 continue

@@ -85,3 +85,9 @@ def test_same_origin_paths_are_kept(value: str) -> None:
 )  # fmt: skip
 def test_anything_else_becomes_the_root(value: str | None) -> None:
     assert safe_return_path(value) == "/"
+
+
+def test_non_ascii_and_spaces_are_percent_encoded() -> None:
+    """The path goes into a Location header (latin-1 at most): anything outside printable ASCII is encoded,
+    never dropped or left to break the header."""
+    assert safe_return_path("/caf\u00e9/\u20ac?q=a b") == "/caf%C3%A9/%E2%82%AC?q=a%20b"
