@@ -151,6 +151,16 @@ class IdpSessions:
         while True:
             now = self.clock()
             if await self.store.lease_idp_refresh(sid, holder=holder, now=now, until=now + LEASE):
+                # Read again under the lease: another worker may have refreshed (and let go of its lease) since
+                # this one read the tokens, and refreshing with a used refresh token is a reuse that makes the
+                # provider answer invalid_grant (and may end the whole grant).
+                found = await self._current(sid)
+                if found is None:
+                    await self.store.release_idp_refresh(sid, holder=holder)
+                    raise SessionRevoked("the session has ended")
+                if found[0].sealed != record.sealed:
+                    await self.store.release_idp_refresh(sid, holder=holder)
+                    return found[1]
                 return await self._refresh_holding(record, tokens, holder)
             # Another worker is refreshing: its result lands in the store.
             await asyncio.sleep(WAIT_STEP)
