@@ -24,6 +24,7 @@ from frontdesk.middleware.clock import Clock, system_clock
 from frontdesk.middleware.event_log import EventLog
 from frontdesk.middleware.events import NO_EVENTS, Events
 from frontdesk.middleware.http import error_body
+from frontdesk.middleware.idp_tokens import TokenSealer
 from frontdesk.middleware.purge import Purger
 from frontdesk.middleware.sessions import Authenticator, SessionEngine
 from frontdesk.middleware.store import Store
@@ -34,6 +35,7 @@ from .config import GatewayConfig
 from .edge import GatewayEdge
 from .hash_pool import HashPool
 from .health import Health
+from .idp_sessions import IdpSessions, IdpTokenSource
 from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
 from .metrics import Instrumentation
 from .oidc_login import OidcLogin, build_oidc_login
@@ -213,6 +215,7 @@ def create_app(
     audit = AuditTrail(store, retention=config.audit.retention, clock=clock)
     events.add(audit)
     oidc = build_oidc_login(config, engine, clock=clock)
+    idp = _idp_sessions(config, engine, oidc, clock)
     auth = AuthAPI(
         engine,
         csrf_header=config.csrf_header,
@@ -222,13 +225,16 @@ def create_app(
         forward_auth_pass_token=config.forward_auth_pass_token,
         password_login=config.password_login,
         sign_in_with={name: f"{oidc.prefix}/{name}/login" for name in oidc.parties} if oidc else None,
+        session_claims=idp.claims if idp else None,
+        on_logout=idp.logged_out if idp else None,
     )
     # The SPA learns the header and prefix from the very AuthAPI that enforces them.
     client = ClientSettings(auth_prefix=auth.prefix, csrf_header=auth.csrf_header)
     meter = metering.proxy if metering is not None else NO_METER
     static = SecureStaticFiles(config.static_dir, client=client)
     # The proxy writes each request's id upstream (the edge layer assigned it; see request_ids).
-    proxy = build_proxy(config, engine, fallback=static, meter=meter, request_id=current_request_id)
+    tokens = IdpTokenSource(engine, idp) if idp else engine  # token = "idp" routes get the provider's token
+    proxy = build_proxy(config, tokens, fallback=static, meter=meter, request_id=current_request_id)
     # `frontdesk keys rotate` takes effect without a restart: the key directory is reloaded while running.
     start_key_watch, stop_key_watch = watch_keys(engine.access_codec.keyring, config.keys.reload_interval)
     return Gateway(
@@ -245,6 +251,20 @@ def create_app(
         on_stopping=[proxy.shut_down],
         oidc=oidc,
     )
+
+
+def _idp_sessions(
+    config: GatewayConfig, engine: SessionEngine, oidc: OidcLogin | None, clock: Clock
+) -> IdpSessions | None:
+    """The providers' tokens kept with the sessions they start (and their back-channel logout), when any."""
+    if oidc is None:
+        return None
+    claims = {provider.name: provider.session_claims for provider in config.oidc}
+    sealer = TokenSealer(config.oidc_token_keys)
+    idp = IdpSessions(engine, oidc.parties, sealer, session_claims=claims, clock=clock)
+    oidc.on_session_started = idp.session_started
+    oidc.actions.update({"backchannel": ("POST", idp.backchannel), "end-session": ("GET", idp.end_session)})
+    return idp
 
 
 async def _refuse(username: str, password: str) -> None:

@@ -22,6 +22,7 @@ from frontdesk.middleware.store.redis_urls import RedisOptions, is_redis_url
 from .audit_settings import AuditSettings, parse_audit_settings
 from .errors import ConfigError
 from .hash_pool import DEFAULT_HASH_QUEUE, default_hash_workers
+from .idp_token_settings import parse_token_keys
 from .key_settings import KeySettings, key_directory_problems, parse_key_settings
 from .log_settings import LogSettings, parse_log_settings
 from .metrics.settings import MetricsSettings, parse_metrics_settings
@@ -159,6 +160,8 @@ class GatewayConfig:
     password_login: bool = True  # [login] password: whether POST /auth/login checks local passwords
     # [store] TLS files and FRONTDESK_REDIS_PASSWORD, for a Redis store
     redis: RedisOptions = field(default_factory=RedisOptions)
+    # FRONTDESK_OIDC_TOKEN_KEY(_PREVIOUS): seal the IdP tokens kept with sessions; oldest first, newest last
+    oidc_token_keys: tuple[str, ...] = field(default=(), repr=False)
 
 
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -344,6 +347,7 @@ def load_config(
     oidc_raw = raw.get("oidc")
     oidc = parse_oidc_providers(oidc_raw if isinstance(oidc_raw, list) else None, environ, p)
     password_login = p.get(login_t, "login", "password", True, boolean)
+    oidc_token_keys = parse_token_keys(environ, p if require_secrets else Problems(), needed=bool(oidc_raw))
     if not password_login and not oidc_raw:
         p.add("login.password = false switches off the only way to sign in: add an [[oidc]] provider, or remove it")
 
@@ -381,6 +385,7 @@ def load_config(
         oidc=oidc,
         password_login=password_login,
         redis=redis_options,
+        oidc_token_keys=oidc_token_keys,
     )
     if metrics.port == config.port and (metrics.host == config.host or "0.0.0.0" in (metrics.host, config.host)):  # noqa: S104
         p.add(

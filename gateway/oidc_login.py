@@ -35,7 +35,7 @@ from frontdesk.middleware.sessions import SessionEngine, User
 
 from .config import GatewayConfig
 
-__all__ = ["OIDC_PREFIX", "OidcLogin", "SessionStarted", "build_oidc_login", "login_state_secret"]
+__all__ = ["OIDC_PREFIX", "ProviderAction", "OidcLogin", "SessionStarted", "build_oidc_login", "login_state_secret"]
 
 log = logging.getLogger("frontdesk.oidc")
 OIDC_PREFIX = "/auth/oidc"
@@ -49,6 +49,12 @@ class SessionStarted(Protocol):
     async def __call__(
         self, *, sid: str, provider: RelyingParty, token_response: Mapping[str, Any], claims: Mapping[str, Any]
     ) -> None: ...
+
+
+class ProviderAction(Protocol):
+    """Answers one more ``{prefix}/{name}/{action}`` endpoint for a provider (see :attr:`OidcLogin.actions`)."""
+
+    async def __call__(self, request: HttpRequest, provider: RelyingParty) -> HttpResponse: ...
 
 
 def login_state_secret(refresh_secret: str) -> bytes:
@@ -71,7 +77,7 @@ class OidcLogin:
       complete the attacker's login), plus RFC 9207 ``iss`` against mix-up.
     """
 
-    body_limit = 1024  # GET only: nothing worth reading
+    body_limit = 16 * 1024  # login and callback are GETs; the back-channel logout form holds one signed JWT
 
     def __init__(
         self,
@@ -88,6 +94,9 @@ class OidcLogin:
         """``max_concurrent_per_address``: callbacks one client address may have in progress at once (each
         calls the provider's token endpoint; more get 429 + ``Retry-After``), as password logins are capped."""
         self.engine = engine
+        # More {prefix}/{name}/{action} endpoints, action -> (method, answer): the back-channel and end-session
+        # ones of gateway/idp_sessions.py. Their own CSRF and origin rules are documented there.
+        self.actions: dict[str, tuple[str, ProviderAction]] = {}
         self.parties = dict(parties)
         self.state_cookie = state_cookie
         self.prefix = prefix.rstrip("/")
@@ -108,6 +117,13 @@ class OidcLogin:
     async def respond(self, request: HttpRequest) -> HttpResponse:
         name, _, action = request.path[len(self.prefix) + 1 :].partition("/")
         party = self.parties.get(name)
+        if party is not None and action in self.actions:
+            method, answer = self.actions[action]
+            if request.method != method:
+                response = error_body(405, "method_not_allowed", f"use {method}")
+                response.headers.append(("allow", method))
+                return response
+            return await answer(request, party)
         if party is None or action not in ("login", "callback"):
             return error_body(404, "not_found", "no such sign-in provider")
         if request.method not in ("GET", "HEAD"):

@@ -38,6 +38,7 @@ _KEYS = frozenset(
         "allowed_email_domains",
         "token_endpoint_auth_method",
         "allow_http",
+        "session_claims",
     }
 )
 
@@ -105,6 +106,7 @@ def _parse_one(
         d.lower().lstrip("@") for d in problems.get(table, where, "allowed_email_domains", nothing, string_list)
     )
     method = problems.get(table, where, "token_endpoint_auth_method", AUTH_METHODS[0], one_of(*AUTH_METHODS))
+    session_claims = tuple(dict.fromkeys(problems.get(table, where, "session_claims", nothing, string_list)))
     secret = ""
     if name:
         env_name = secret_env_name(name)
@@ -125,6 +127,7 @@ def _parse_one(
         allowed_groups=groups,
         allowed_email_domains=domains,
         token_endpoint_auth_method=method,
+        session_claims=session_claims,
     )
 
 

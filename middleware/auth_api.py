@@ -99,13 +99,18 @@ class AuthAPI:
         forward_auth_pass_token: bool = False,
         password_login: bool = True,
         sign_in_with: Mapping[str, str] | None = None,
+        session_claims: SessionClaims | None = None,
+        on_logout: BeforeLogout | None = None,
     ) -> None:
         """``max_concurrent_logins_per_address``: logins one client address may have in progress at once
         (more get 429 + ``Retry-After`` without hashing); ``None`` for no cap. ``forward_auth_pass_token``:
         ``/auth/verify`` always hands the access token to the (trusted) proxy, not only on ``?token=1``.
         ``password_login=False``: ``POST /auth/login`` answers 404 (users sign in elsewhere only).
         ``sign_in_with``: the other ways to sign in, name -> login URL (OpenID Providers), which
-        ``/auth/config`` lists for the login page."""
+        ``/auth/config`` lists for the login page. ``session_claims``: the claims ``GET /auth/session`` adds for
+        a session (an identity provider's, as the config allows). ``on_logout``: called with the session id and
+        the request's origin before a logout ends it; a URL it returns is where the browser goes next
+        (RP-initiated logout at the identity provider), answered as ``{"logout_url": ...}``."""
         self.engine = engine
         self.prefix = prefix.rstrip("/")
         self.csrf_header = csrf_header.lower()
@@ -116,6 +121,8 @@ class AuthAPI:
         self.forward_auth = ForwardAuth(engine, trusted=self.trusted, pass_token=forward_auth_pass_token)
         self.password_login = password_login
         self.sign_in_with = dict(sign_in_with or {})
+        self.session_claims = session_claims
+        self.on_logout = on_logout
         self._routes = {
             "/login": ("POST", self._login),
             "/session": ("GET", self._session),
@@ -205,7 +212,8 @@ class AuthAPI:
 
     async def _session(self, request: HttpRequest) -> HttpResponse:
         grant = await self.engine.grant(request.headers.get("cookie"))
-        return self._grant_response(grant)
+        claims = await self.session_claims(grant.sid) if self.session_claims is not None else None
+        return self._grant_response(grant, {"claims": claims} if claims is not None else None)
 
     async def _refresh(self, request: HttpRequest) -> HttpResponse:
         grant = await self.engine.refresh(request.headers.get("cookie"))
@@ -213,7 +221,9 @@ class AuthAPI:
 
     async def _logout(self, request: HttpRequest) -> HttpResponse:
         cookie = request.headers.get("cookie")
-        if _parse_logout(request):
+        everywhere = _parse_logout(request)
+        logout_url = await self._before_logout(request, cookie)
+        if everywhere:
             # Every session of the caller, this one included; needs a live session to know whose.
             session = await self.engine.session_of(cookie)
             await self.engine.revoke_user(session.user_id, reason="logout everywhere", actor="user")
@@ -224,17 +234,23 @@ class AuthAPI:
                 record = await self.engine.store.get_session(sid)  # who it was: the audit trail says so
                 user = record.username if record else None
                 self._tell(Kind.LOGOUT, request, user, sid, reason="logout", actor="user")
-        return self._signed_out()
+        return self._signed_out(logout_url)
 
-    def _signed_out(self) -> HttpResponse:
-        return HttpResponse(
-            204,
-            [
-                ("set-cookie", self.engine.cookie.clear_cookie()),
-                ("clear-site-data", '"cookies"'),
-                _NO_STORE,
-            ],
-        )
+    async def _before_logout(self, request: HttpRequest, cookie: str | None) -> str | None:
+        """The ``on_logout`` hook for the cookie's live session, if there is one (a logout needs none)."""
+        if self.on_logout is None:
+            return None
+        try:
+            session = await self.engine.session_of(cookie)
+        except NotAuthenticated:
+            return None
+        return await self.on_logout(session.sid, request_origin(request, self.trusted))
+
+    def _signed_out(self, logout_url: str | None = None) -> HttpResponse:
+        headers = [("set-cookie", self.engine.cookie.clear_cookie()), ("clear-site-data", '"cookies"'), _NO_STORE]
+        if logout_url is not None:
+            return json_response(200, {"logout_url": logout_url}, headers)
+        return HttpResponse(204, headers)
 
     async def _verify(self, request: HttpRequest) -> HttpResponse:
         return await self.forward_auth.verify(request, self.allowed_origins(request))
@@ -288,11 +304,17 @@ class AuthAPI:
             body["providers"] = [{"name": name, "login_url": url} for name, url in self.sign_in_with.items()]
         return json_response(200, body, [_NO_STORE])
 
-    def _grant_response(self, grant: Grant) -> HttpResponse:
+    def _grant_response(self, grant: Grant, extra: Mapping[str, Any] | None = None) -> HttpResponse:
         headers = [_NO_STORE]
         if grant.set_cookie:
             headers.append(("set-cookie", grant.set_cookie))
-        return json_response(200, _session_body(grant.user_id, grant.username, grant), headers)
+        return json_response(200, {**_session_body(grant.user_id, grant.username, grant), **(extra or {})}, headers)
+
+
+SessionClaims = Callable[[str], Awaitable[Mapping[str, Any] | None]]
+"""Session id -> the claims ``GET /auth/session`` shows for it (None: nothing to add)."""
+BeforeLogout = Callable[[str, str], Awaitable[str | None]]
+"""(session id, the request's origin) -> where the browser goes after the logout, if anywhere."""
 
 
 def _session_body(user_id: str, username: str, s: Grant | LoginResult) -> dict[str, Any]:

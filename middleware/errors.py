@@ -30,6 +30,7 @@ __all__ = [
     "LoginDenied",
     "ProviderRefused",
     "ProviderUnavailable",
+    "BadLogoutToken",
 ]
 
 
@@ -188,3 +189,9 @@ class ProviderRefused(OidcLoginFailed, code="provider_refused"):
 
 class ProviderUnavailable(FrontdeskError, status=502, code="provider_unavailable"):
     """The provider could not be reached, or answered something that is not OpenID Connect."""
+
+
+class BadLogoutToken(FrontdeskError, status=400, code="invalid_logout_token"):
+    """A back-channel logout token that fails validation (OpenID Connect Back-Channel Logout 1.0 section 2.6):
+    signature, algorithm, ``iss``, ``aud``, ``iat``, the ``events`` member, ``sid``/``sub``, a ``nonce``, or a
+    ``jti`` seen before. The provider is told 400, as the specification asks."""

@@ -64,6 +64,11 @@ function leave(notice) {
 
 client.addEventListener("logged-out", (event) => {
   const reason = event.detail?.reason;
+  if (reason === "logout" && event.detail?.logoutUrl) {
+    // Signed in at an OpenID Provider: end the session there too (RP-initiated logout), then come back here.
+    window.location.assign(event.detail.logoutUrl);
+    return;
+  }
   leave(reason === "logout" ? "You have signed out." : signedIn ? "Your session has ended. Please sign in again." : "");
 });
 

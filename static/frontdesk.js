@@ -245,14 +245,21 @@ export class FrontdeskClient extends EventTarget {
   /**
    * Log out (idempotent on the server), then fire `logged-out` with reason "logout".
    *
+   * A session signed in at an OpenID Provider also ends there: the answer (and the event's `logoutUrl`)
+   * names where to send the browser, a gateway link that redirects to the provider's end-session page and
+   * back to the app. Follow it with `location.assign(logoutUrl)` (the demo SPA does); null otherwise.
+   *
    * @param {{everywhere?: boolean}} [options] `{ everywhere: true }` ends every session of this user, on
    *   every device, not only this one (it needs a live session: without one it rejects with a 401)
+   * @returns {Promise<{logoutUrl: string | null}>}
    */
   async logout(options = {}) {
     const init = { method: "POST" };
     if (options?.everywhere) init.body = { everywhere: true };
-    await this.#request(this.#auth("/logout"), init, false);
-    this.#signalLoggedOut({ reason: "logout", status: 204, code: "logged_out" });
+    const answer = await this.#request(this.#auth("/logout"), init, false);
+    const logoutUrl = typeof answer?.logout_url === "string" ? answer.logout_url : null;
+    this.#signalLoggedOut({ reason: "logout", status: 204, code: "logged_out", logoutUrl });
+    return { logoutUrl };
   }
 
   /**

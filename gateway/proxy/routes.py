@@ -14,13 +14,17 @@ from frontdesk.middleware.admission import AuthMode
 
 from ..validators import parse_duration, parse_size, unknown_key
 
-__all__ = ["AuthMode", "Route", "Upstream", "RouteTable", "parse_routes", "DEFAULT_METHODS"]
+__all__ = ["AuthMode", "Route", "Upstream", "RouteTable", "parse_routes", "DEFAULT_METHODS", "IDP_AUDIENCE", "TOKENS"]
 
 DEFAULT_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _KEYS = frozenset(
-    {"prefix", "upstream", "auth", "audience", "methods", "csrf", "timeout", "websocket", "max_body_size"}
+    {"prefix", "upstream", "auth", "audience", "methods", "csrf", "timeout", "websocket", "max_body_size", "token"}
 )
+TOKENS = ("frontdesk", "idp")  # which access token the upstream receives: frontdesk's own, or the IdP's
+IDP_AUDIENCE = "frontdesk:idp"
+"""The audience a ``token = "idp"`` route asks the token source for: the identity provider's access token of the
+session instead of one frontdesk mints (gateway/idp_sessions.py hands it out)."""
 # A prefix or upstream path made only of unreserved characters and sub-delims: no percent-escapes,
 # backslashes, empty or dot segments, so byte-wise prefix matching means what it looks like.
 _SEG = r"[A-Za-z0-9\-._~!$&'()*+,;=:@]+"
@@ -63,6 +67,7 @@ class Route:
     timeout: float = 30.0
     websocket: bool = False
     max_body_size: int | None = None  # None: the [proxy] default
+    token: str = "frontdesk"  # noqa: S105 ("idp": the upstream receives the IdP's access token, audience IDP_AUDIENCE)
 
     def matches(self, path: str) -> bool:
         """``/api/`` matches ``/api/...``; ``/api`` matches ``/api`` and ``/api/...`` but never ``/apix``."""
@@ -156,6 +161,14 @@ def _parse_one(item: object, where: str, default_audience: str, problems: list[s
     audience = item.get("audience", default_audience)
     if not isinstance(audience, str) or not audience.strip():
         problems.append(f"{where}.audience: must be a non-empty string")
+    token = item.get("token", TOKENS[0])
+    if token not in TOKENS:
+        problems.append(f'{where}.token: must be "frontdesk" or "idp", not {token!r}')
+    elif token == "idp":  # noqa: S105 (a token kind, not a secret)
+        if "audience" in item:
+            problems.append(f"{where}.audience: a token = \"idp\" route sends the identity provider's token, whose"
+                            " audience the provider decides; remove audience")  # fmt: skip
+        audience = IDP_AUDIENCE
 
     methods_raw = item.get("methods", list(DEFAULT_METHODS))
     methods: set[str] = set()
@@ -205,6 +218,7 @@ def _parse_one(item: object, where: str, default_audience: str, problems: list[s
         timeout=timeout,
         websocket=flags["websocket"],
         max_body_size=max_body,
+        token=str(token),
     )
 
 

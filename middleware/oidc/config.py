@@ -24,3 +24,4 @@ class ProviderConfig:
     allowed_groups: tuple[str, ...] = ()
     allowed_email_domains: tuple[str, ...] = ()
     token_endpoint_auth_method: str = AUTH_METHODS[0]
+    session_claims: tuple[str, ...] = ()  # the ID-token claims GET /auth/session shows (never tokens)

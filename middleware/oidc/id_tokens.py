@@ -75,6 +75,11 @@ class IdTokenValidator:
         self._check_claims(claims, nonce)
         return claims
 
+    async def key_for(self, kid: object, alg: str) -> SigningKey:
+        """The provider's published key for a token it signed with ``alg`` (``kid`` may be absent), the JWKS
+        refetched once for an unknown one: also what back-channel logout tokens are verified with."""
+        return await self._key(kid, alg)
+
     async def _key(self, kid: object, alg: str) -> SigningKey:
         now = self.clock()
         if self.jwks.is_stale(now):

@@ -147,6 +147,10 @@ class RelyingParty:
         value = claims.get(self.config.username_claim)
         return value if isinstance(value, str) and value.strip() else str(claims["sub"])
 
+    async def id_token_validator(self) -> IdTokenValidator:
+        """The validator holding this provider's JWKS cache (back-channel logout tokens use its keys too)."""
+        return self._id_tokens(await self.metadata())
+
     def _id_tokens(self, meta: ProviderMetadata) -> IdTokenValidator:
         if self._validator is None or self._validator.jwks.url != meta.jwks_uri:
             jwks = JwksSource(

@@ -7,11 +7,11 @@ redis (``frontdesk[redis]``), so ``import frontdesk`` pulls in neither: import `
 
 from __future__ import annotations
 
-from .base import SessionRecord, Store
+from .base import IdpTokenRecord, SessionRecord, Store
 from .memory import MemoryStore
 from .redis_urls import RedisOptions, is_redis_url
 
-__all__ = ["SessionRecord", "Store", "MemoryStore", "RedisOptions", "store_from_url"]
+__all__ = ["IdpTokenRecord", "SessionRecord", "Store", "MemoryStore", "RedisOptions", "store_from_url"]
 
 _EXTRAS = {"aiosqlite": "sqlite", "redis": "redis"}
 

@@ -17,6 +17,7 @@ __all__ = [
     "Change",
     "CountsRevocations",
     "CountsSessions",
+    "IdpTokenRecord",
     "READY_TIMEOUT",
     "SessionRecord",
     "Store",
@@ -68,6 +69,19 @@ class SessionRecord:
         if not self.superseded and jti == self.previous_jti:
             return self.rotated_at  # a record from a store that keeps only the previous token
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class IdpTokenRecord:
+    """An identity provider's tokens for one frontdesk session, as the store keeps them: sealed (see
+    ``frontdesk.middleware.idp_tokens``), with the few identifiers back-channel logout looks sessions up by."""
+
+    sid: str  # the frontdesk session these tokens belong to; they end with it
+    provider: str  # the ``[[oidc]]`` name
+    subject: str  # the IdP's ``sub``
+    idp_sid: str | None  # the IdP's session id (the ID token's ``sid``), when it sends one
+    sealed: str  # the encrypted tokens
+    expires_at: float  # the frontdesk session's absolute expiry: the row is gone by then at the latest
 
 
 def after_rotation(
@@ -151,6 +165,38 @@ class Store(Protocol):
 
     async def purge_audit(self, *, before: float) -> int:
         """Delete the audit events older than ``before``; return how many."""
+
+    # --- an identity provider's tokens, kept with the session (OpenID Connect login) ------------------
+    # Revoking a session (or its user's sessions) deletes its IdP tokens; purge deletes those of sessions
+    # that ended otherwise.
+
+    async def save_idp_tokens(self, record: IdpTokenRecord) -> None:
+        """Keep ``record`` with its session, replacing what the session had."""
+
+    async def get_idp_tokens(self, sid: str) -> IdpTokenRecord | None: ...
+
+    async def replace_idp_tokens(self, sid: str, *, expected: str, sealed: str) -> bool:
+        """Compare-and-set: store ``sealed`` only if the session's sealed tokens are still ``expected`` (so a
+        refresh done by another worker meanwhile is never overwritten); also ends any refresh lease. True when
+        this call wrote."""
+
+    async def lease_idp_refresh(self, sid: str, *, holder: str, now: float, until: float) -> bool:
+        """Take the session's IdP-refresh lease for ``holder`` until ``until`` unless someone else holds it at
+        ``now``: the one worker that refreshes at the IdP while the others wait (single flight). True if taken."""
+
+    async def release_idp_refresh(self, sid: str, *, holder: str) -> None:
+        """Give the lease back early (the refresh failed) if ``holder`` still holds it."""
+
+    async def find_idp_sessions(
+        self, provider: str, *, now: float, idp_sid: str | None = None, subject: str | None = None
+    ) -> list[str]:
+        """The usable frontdesk sessions (neither revoked nor past either expiry at ``now``) logged in through
+        ``provider`` whose IdP session is ``idp_sid`` and whose IdP subject is ``subject`` (each when given;
+        at least one must be), sorted."""
+
+    async def remember_logout_token(self, provider: str, jti: str, *, now: float, until: float) -> bool:
+        """Record a back-channel logout token's ``jti`` until ``until``; False (nothing written) when it was
+        recorded before and has not expired at ``now``: a replay."""
 
 
 @runtime_checkable

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from ..events import Event
-from .base import SessionRecord, after_rotation, window_bounds
+from .base import IdpTokenRecord, SessionRecord, after_rotation, window_bounds
 
 __all__ = ["MemoryStore"]
 
@@ -20,6 +20,9 @@ class MemoryStore:
         self._next_sweep = float("inf")
         self._audit: list[Event] = []  # in time order (events are appended as they happen)
         self._epoch = 0  # raised by every revocation (base.CountsRevocations)
+        self._idp: dict[str, IdpTokenRecord] = {}
+        self._idp_leases: dict[str, tuple[str, float]] = {}  # sid -> (holder, until)
+        self._logout_jtis: dict[tuple[str, str], float] = {}  # (provider, jti) -> until
 
     async def open(self) -> None:
         return None
@@ -69,6 +72,7 @@ class MemoryStore:
         record = self._sessions.get(sid)
         if record is not None and record.revoked_at is None:
             self._sessions[sid] = dataclasses.replace(record, revoked_at=now)
+        self._drop_idp(sid)
         expiry = record.expires_at if record is not None else now + 86400
         self._revoked[sid] = max(expiry, self._revoked.get(sid, 0.0))
         self._epoch += 1
@@ -122,6 +126,10 @@ class MemoryStore:
         dead = [s for s, r in self._sessions.items() if r.expires_at <= now or r.idle_expires_at <= now]
         for sid in dead:
             del self._sessions[sid]
+        for sid in [s for s in self._idp if s not in self._sessions]:
+            self._drop_idp(sid)
+        for key in [k for k, until in self._logout_jtis.items() if until <= now]:
+            del self._logout_jtis[key]
         gone = [s for s, exp in self._revoked.items() if exp <= now]
         for sid in gone:
             del self._revoked[sid]
@@ -144,3 +152,60 @@ class MemoryStore:
         kept = [e for e in self._audit if e.at >= before]
         removed, self._audit = len(self._audit) - len(kept), kept
         return removed
+
+    # --- an identity provider's tokens ---------------------------------------------------------------
+
+    def _drop_idp(self, sid: str) -> None:
+        self._idp.pop(sid, None)
+        self._idp_leases.pop(sid, None)
+
+    async def save_idp_tokens(self, record: IdpTokenRecord) -> None:
+        self._idp[record.sid] = record
+
+    async def get_idp_tokens(self, sid: str) -> IdpTokenRecord | None:
+        return self._idp.get(sid)
+
+    async def replace_idp_tokens(self, sid: str, *, expected: str, sealed: str) -> bool:
+        current = self._idp.get(sid)
+        if current is None or current.sealed != expected:
+            return False
+        self._idp[sid] = dataclasses.replace(current, sealed=sealed)
+        self._idp_leases.pop(sid, None)
+        return True
+
+    async def lease_idp_refresh(self, sid: str, *, holder: str, now: float, until: float) -> bool:
+        lease = self._idp_leases.get(sid)
+        if lease is not None and lease[1] > now:
+            return False
+        self._idp_leases[sid] = (holder, until)
+        return True
+
+    async def release_idp_refresh(self, sid: str, *, holder: str) -> None:
+        lease = self._idp_leases.get(sid)
+        if lease is not None and lease[0] == holder:
+            del self._idp_leases[sid]
+
+    async def find_idp_sessions(
+        self, provider: str, *, now: float, idp_sid: str | None = None, subject: str | None = None
+    ) -> list[str]:
+        if idp_sid is None and subject is None:
+            raise ValueError("find_idp_sessions needs an IdP session id or a subject")
+        found = []
+        for sid, tokens in self._idp.items():
+            session = self._sessions.get(sid)
+            if (
+                tokens.provider == provider
+                and (idp_sid is None or tokens.idp_sid == idp_sid)
+                and (subject is None or tokens.subject == subject)
+                and session is not None
+                and session.is_usable(now)
+            ):
+                found.append(sid)
+        return sorted(found)
+
+    async def remember_logout_token(self, provider: str, jti: str, *, now: float, until: float) -> bool:
+        seen = self._logout_jtis.get((provider, jti))
+        if seen is not None and seen > now:
+            return False
+        self._logout_jtis[(provider, jti)] = until
+        return True

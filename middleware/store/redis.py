@@ -20,6 +20,11 @@ of ONE hash tag (the part in braces), so each runs on one slot and the same code
 ``{P revocations}:epoch``                   counter: raised by every revocation, after it is written, by the
                                             script that also announces it on the channel ``P changes``
                                             (``middleware/invalidation.py``)
+``P idp:{SID}``, ``P idp-lease:{SID}``      hash: a session's sealed IdP tokens; string: the one worker's
+                                            refresh lease (the session's slot: replaced and released together)
+``P idp-sub:{N:PROVIDER:SUB}``,             sets of session ids by IdP subject / IdP session (each its own
+``P idp-sid:{N:PROVIDER:SID}``              slot, written before the tokens; lookups re-check the tokens)
+``P logout-jti:{N:PROVIDER:JTI}``           string: a back-channel logout token already used (replay refusal)
 ==========================================  ===================================================================
 
 Cross-session work (revoke or list a user's sessions) reads the user's set, then runs one single-slot script
@@ -44,7 +49,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from ..errors import StoreError, StoreNotReady
 from ..events import Event
-from .base import READY_TIMEOUT, SUPERSEDED_LIMIT, Change, SessionRecord, window_bounds
+from .base import READY_TIMEOUT, SUPERSEDED_LIMIT, Change, IdpTokenRecord, SessionRecord, window_bounds
 from .redis_connection import connect_redis
 from .redis_urls import RedisOptions, parse_redis_url, redacted
 
@@ -142,6 +147,27 @@ for i = 0, n - 1 do
   if user > 0 then redis.call('ZADD', KEYS[user], ARGV[i * 3 + 1], member) end
 end
 return n
+"""
+# An IdP token hash: compare-and-set on its sealed field; a successful write also ends the refresh lease.
+_REPLACE_IDP = """
+if redis.call('HGET', KEYS[1], 'sealed') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'sealed', ARGV[2])
+redis.call('DEL', KEYS[2])
+return 1
+"""
+# A lease or a remembered jti: the value is "until" (then the holder), judged against the caller's clock as on
+# the other backends; the key also expires by itself at "until".
+_CLAIM_UNTIL = """
+local held = redis.call('GET', KEYS[1])
+if held and tonumber(string.match(held, '^[^ ]+')) > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2] .. ' ' .. ARGV[3])
+redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(ARGV[2])))
+return 1
+"""
+_RELEASE_LEASE = """
+local held = redis.call('GET', KEYS[1])
+if held and string.match(held, ' (.*)$') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
 """
 
 
@@ -344,6 +370,7 @@ class RedisStore:
         await self.run_script(
             _REVOKE, [self._session_key(sid), self._revoked_key(sid)], [repr(now), repr(now + 86400.0), reason]
         )
+        await self._delete(self._idp_key(sid), self._idp_lease_key(sid))  # a revoked session needs no IdP tokens
         await self._announce("sid", sid)  # after the write: whoever reads the new epoch also reads the revocation
 
     async def revoke_user(self, user_id: str, *, now: float, reason: str) -> int:
@@ -471,6 +498,7 @@ class RedisStore:
                 ends = await self.redis.hmget(key, ["expires_at", "idle_expires_at"])
                 if all(e is None for e in ends) or min(float(e) for e in ends if e is not None) <= now:
                     removed += await self.redis.delete(key)
+                    await self.redis.delete(self._idp_key(str(key).removeprefix(f"{self.prefix}session:")))
             async for key in self.redis.scan_iter(match=f"{self.prefix}revoked:*", count=500):
                 value = await self.redis.get(key)
                 if value is not None and float(value) <= now:
@@ -478,6 +506,111 @@ class RedisStore:
         except RedisError as exc:
             raise StoreError(f"session store purge failed: {exc}") from exc
         return removed
+
+
+    # --- an identity provider's tokens: a hash per session, and per-provider sets of sids by IdP session and
+    # by subject (they may name ended sessions: every lookup checks the session itself) ---------------------
+
+    def _idp_key(self, sid: str) -> str:
+        return f"{self.prefix}idp:{{{sid}}}"
+
+    def _idp_lease_key(self, sid: str) -> str:
+        return f"{self.prefix}idp-lease:{{{sid}}}"
+
+    def _idp_index_key(self, provider: str, kind: str, value: str) -> str:
+        return f"{self.prefix}idp-{kind}:{{{len(provider)}:{provider}:{value}}}"  # the length keeps names apart
+
+    async def _delete(self, *keys: str) -> None:
+        try:
+            await self.redis.delete(*keys)
+        except RedisError as exc:
+            raise StoreError(f"session store write failed: {exc}") from exc
+
+    async def save_idp_tokens(self, record: IdpTokenRecord) -> None:
+        expires = math.ceil(record.expires_at)
+        indexes = [self._idp_index_key(record.provider, "sub", record.subject)]
+        if record.idp_sid is not None:
+            indexes.append(self._idp_index_key(record.provider, "sid", record.idp_sid))
+        fields = {
+            "provider": record.provider,
+            "subject": record.subject,
+            "idp_sid": record.idp_sid or "",
+            "sealed": record.sealed,
+            "expires_at": repr(record.expires_at),
+        }
+        try:
+            # The indexes first: a lookup that finds a sid checks its hash, so a half-done save finds nothing.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for index in indexes:
+                    pipe.sadd(index, record.sid)
+                    pipe.expireat(index, expires, gt=True)
+                    pipe.expireat(index, expires, nx=True)
+                pipe.delete(self._idp_key(record.sid))
+                pipe.hset(self._idp_key(record.sid), items=[part for pair in fields.items() for part in pair])
+                pipe.expireat(self._idp_key(record.sid), expires)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"session store write failed: {exc}") from exc
+
+    async def get_idp_tokens(self, sid: str) -> IdpTokenRecord | None:
+        try:
+            data = await self.redis.hgetall(self._idp_key(sid))
+        except RedisError as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+        return _idp_from_hash(sid, {str(k): str(v) for k, v in data.items()}) if data else None
+
+    async def replace_idp_tokens(self, sid: str, *, expected: str, sealed: str) -> bool:
+        keys = [self._idp_key(sid), self._idp_lease_key(sid)]
+        return bool(await self.run_script(_REPLACE_IDP, keys, [expected, sealed]))
+
+    async def lease_idp_refresh(self, sid: str, *, holder: str, now: float, until: float) -> bool:
+        return bool(await self.run_script(_CLAIM_UNTIL, [self._idp_lease_key(sid)], [repr(now), repr(until), holder]))
+
+    async def release_idp_refresh(self, sid: str, *, holder: str) -> None:
+        await self.run_script(_RELEASE_LEASE, [self._idp_lease_key(sid)], [holder])
+
+    async def find_idp_sessions(
+        self, provider: str, *, now: float, idp_sid: str | None = None, subject: str | None = None
+    ) -> list[str]:
+        if idp_sid is None and subject is None:
+            raise ValueError("find_idp_sessions needs an IdP session id or a subject")
+        index = (
+            self._idp_index_key(provider, "sid", idp_sid)
+            if idp_sid is not None
+            else self._idp_index_key(provider, "sub", str(subject))
+        )
+        try:
+            candidates = sorted(str(sid) for sid in await self.redis.smembers(index))
+        except RedisError as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+        found = []
+        for sid in candidates:
+            tokens = await self.get_idp_tokens(sid)
+            if tokens is None or tokens.provider != provider:
+                continue
+            if idp_sid is not None and tokens.idp_sid != idp_sid:
+                continue
+            if subject is not None and tokens.subject != subject:
+                continue
+            session = await self.get_session(sid)
+            if session is not None and session.is_usable(now):
+                found.append(sid)
+        return found
+
+    async def remember_logout_token(self, provider: str, jti: str, *, now: float, until: float) -> bool:
+        key = f"{self.prefix}logout-jti:{{{len(provider)}:{provider}:{jti}}}"
+        return bool(await self.run_script(_CLAIM_UNTIL, [key], [repr(now), repr(until), "seen"]))
+
+
+def _idp_from_hash(sid: str, data: dict[str, str]) -> IdpTokenRecord:
+    return IdpTokenRecord(
+        sid=sid,
+        provider=data["provider"],
+        subject=data["subject"],
+        idp_sid=data["idp_sid"] or None,
+        sealed=data["sealed"],
+        expires_at=float(data["expires_at"]),
+    )
 
 
 def _audit_payload(event: Event) -> str:

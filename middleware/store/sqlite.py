@@ -22,7 +22,7 @@ import aiosqlite
 
 from ..errors import StoreError, StoreNotReady
 from ..events import Event
-from .base import READY_TIMEOUT, SessionRecord, after_rotation, window_bounds
+from .base import READY_TIMEOUT, IdpTokenRecord, SessionRecord, after_rotation, window_bounds
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION", "connect_wal", "create_private", "probe_sqlite", "sqlite_path_from_url"]
 
@@ -97,6 +97,29 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE IF NOT EXISTS revocation_epoch (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
     INSERT OR IGNORE INTO revocation_epoch (id, value) VALUES (1, 0);
+    """,
+    # 7: an identity provider's tokens per session (sealed: only the lookup ids are readable), the lease of the
+    # one worker refreshing them, and the back-channel logout tokens already used (replay refusal).
+    """
+    CREATE TABLE IF NOT EXISTS idp_tokens (
+        sid TEXT PRIMARY KEY,
+        provider TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        idp_sid TEXT,
+        sealed TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        lease_holder TEXT,
+        lease_until REAL
+    );
+    CREATE INDEX IF NOT EXISTS idp_tokens_idp_sid ON idp_tokens(provider, idp_sid);
+    CREATE INDEX IF NOT EXISTS idp_tokens_subject ON idp_tokens(provider, subject);
+    CREATE TABLE IF NOT EXISTS logout_tokens (
+        provider TEXT NOT NULL,
+        jti TEXT NOT NULL,
+        until REAL NOT NULL,
+        PRIMARY KEY (provider, jti)
+    );
+    CREATE INDEX IF NOT EXISTS logout_tokens_expiry ON logout_tokens(until);
     """,
 )
 
@@ -361,6 +384,7 @@ class SqliteStore:
     async def revoke_session(self, sid: str, *, now: float, reason: str) -> None:
         await self._transaction(
             ("UPDATE sessions SET revoked_at = ? WHERE sid = ? AND revoked_at IS NULL", (now, sid)),
+            ("DELETE FROM idp_tokens WHERE sid = ?", (sid,)),
             # Kept until the session could not have been used anyway: its absolute expiry.
             (
                 "INSERT INTO revocations (id, kind, reason, revoked_at, expires_at) VALUES"
@@ -379,6 +403,7 @@ class SqliteStore:
                 " ON CONFLICT(id) DO NOTHING",
                 (reason, now, user_id),
             ),
+            ("DELETE FROM idp_tokens WHERE sid IN (SELECT sid FROM sessions WHERE user_id = ?)", (user_id,)),
             ("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", (now, user_id)),
             _RAISE_EPOCH,
         )
@@ -443,6 +468,9 @@ class SqliteStore:
             "DELETE FROM sessions WHERE expires_at <= ? OR idle_expires_at <= ?",
             "DELETE FROM revocations WHERE expires_at <= ? AND ? > 0",
             "DELETE FROM attempts WHERE window_end <= ? AND ? > 0",
+            # IdP tokens go with their session, whichever way it ended.
+            "DELETE FROM idp_tokens WHERE expires_at <= ? OR (? > 0 AND sid NOT IN (SELECT sid FROM sessions))",
+            "DELETE FROM logout_tokens WHERE until <= ? AND ? > 0",
         ):
             total += await self._write(sql, (now, now))
         return total
@@ -475,6 +503,64 @@ class SqliteStore:
 
     async def purge_audit(self, *, before: float) -> int:
         return await self._write("DELETE FROM audit WHERE at < ?", (before,))
+
+    # --- an identity provider's tokens ---------------------------------------------------------------
+
+    async def save_idp_tokens(self, record: IdpTokenRecord) -> None:
+        await self._write(
+            "INSERT OR REPLACE INTO idp_tokens (sid, provider, subject, idp_sid, sealed, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (record.sid, record.provider, record.subject, record.idp_sid, record.sealed, record.expires_at),
+        )
+
+    async def get_idp_tokens(self, sid: str) -> IdpTokenRecord | None:
+        row = await self._read_one(
+            "SELECT sid, provider, subject, idp_sid, sealed, expires_at FROM idp_tokens WHERE sid = ?", (sid,)
+        )
+        return None if row is None else IdpTokenRecord(*row)
+
+    async def replace_idp_tokens(self, sid: str, *, expected: str, sealed: str) -> bool:
+        return await self._write(
+            "UPDATE idp_tokens SET sealed = ?, lease_holder = NULL, lease_until = NULL WHERE sid = ? AND sealed = ?",
+            (sealed, sid, expected),
+        ) == 1
+
+    async def lease_idp_refresh(self, sid: str, *, holder: str, now: float, until: float) -> bool:
+        return await self._write(
+            "UPDATE idp_tokens SET lease_holder = ?, lease_until = ?"
+            " WHERE sid = ? AND (lease_until IS NULL OR lease_until <= ?)",
+            (holder, until, sid, now),
+        ) == 1
+
+    async def release_idp_refresh(self, sid: str, *, holder: str) -> None:
+        await self._write(
+            "UPDATE idp_tokens SET lease_holder = NULL, lease_until = NULL WHERE sid = ? AND lease_holder = ?",
+            (sid, holder),
+        )
+
+    async def find_idp_sessions(
+        self, provider: str, *, now: float, idp_sid: str | None = None, subject: str | None = None
+    ) -> list[str]:
+        if idp_sid is None and subject is None:
+            raise ValueError("find_idp_sessions needs an IdP session id or a subject")
+        sql = (
+            "SELECT t.sid FROM idp_tokens t JOIN sessions s ON s.sid = t.sid WHERE t.provider = ?"
+            " AND (? IS NULL OR t.idp_sid = ?) AND (? IS NULL OR t.subject = ?)"
+            " AND s.revoked_at IS NULL AND s.expires_at > ? AND s.idle_expires_at > ? ORDER BY t.sid"
+        )
+        try:
+            rows = await self.db.execute_fetchall(sql, (provider, idp_sid, idp_sid, subject, subject, now, now))
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store read failed: {exc}") from exc
+        return [str(row[0]) for row in rows]
+
+    async def remember_logout_token(self, provider: str, jti: str, *, now: float, until: float) -> bool:
+        # An expired entry counts as unseen: replaced in the same statement.
+        return await self._write(
+            "INSERT INTO logout_tokens (provider, jti, until) VALUES (?, ?, ?)"
+            " ON CONFLICT(provider, jti) DO UPDATE SET until = excluded.until WHERE logout_tokens.until <= ?",
+            (provider, jti, until, now),
+        ) == 1
 
     async def _write(self, sql: str, params: tuple[object, ...]) -> int:
         try:

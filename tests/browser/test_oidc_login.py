@@ -113,3 +113,26 @@ def test_login_with_helper_returns_to_the_page_it_names(
     sign_in_at_provider(page, "alice")
     page.wait_for_url(oidc_stack.base_url + "/?from=test")
     wait_for_dashboard(page)
+
+
+def test_logout_ends_the_session_at_the_provider_too(
+    page: Page, oidc_stack: Stack, oidc_provider: OidcProvider
+) -> None:
+    """RP-initiated logout: the SPA's sign-out button ends the frontdesk session, then the browser follows the
+    link the logout answered to the provider's end-session page and comes back to the app."""
+    page.goto(oidc_stack.base_url + "/")
+    wait_for_login_form(page)
+    page.get_by_role("button", name="Sign in with corp").click()
+    page.wait_for_url(f"{oidc_provider.issuer}/**")
+    sign_in_at_provider(page, "alice")
+    wait_for_dashboard(page)
+    page.locator("#logout-button").click()
+    page.wait_for_url(f"{oidc_provider.issuer}/**")  # the provider asks to confirm signing out there
+    screenshot(page, "oidc-04-provider-logout")
+    page.get_by_role("button", name="Yes, sign me out").click()
+    page.wait_for_url(oidc_stack.base_url + "/?state=*")
+    wait_for_login_form(page)
+    # Signed out at the provider as well: signing in again asks for the login, not straight through.
+    page.get_by_role("button", name="Sign in with corp").click()
+    page.wait_for_url(f"{oidc_provider.issuer}/**")
+    expect(page.locator("input[name=login]")).to_be_visible()

@@ -10,7 +10,7 @@ import pytest
 from frontdesk.gateway.config import load_config
 from frontdesk.gateway.errors import ConfigError
 
-ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
+ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32, "FRONTDESK_OIDC_TOKEN_KEY": "k" * 32}
 CORP = """
 [[oidc]]
 name = "corp"

@@ -15,7 +15,7 @@ from frontdesk.gateway.config import load_config
 from tests.support.oidc_provider import OidcProvider
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
+ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32, "FRONTDESK_OIDC_TOKEN_KEY": "k" * 32}
 
 
 def example(title: str) -> str:

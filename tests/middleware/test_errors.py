@@ -45,6 +45,7 @@ EXPECTED = {
     "LoginDenied": (403, "access_denied"),
     "ProviderRefused": (400, "provider_refused"),
     "ProviderUnavailable": (502, "provider_unavailable"),
+    "BadLogoutToken": (400, "invalid_logout_token"),
 }
 
 

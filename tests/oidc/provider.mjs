@@ -78,6 +78,12 @@ const provider = new Provider(settings.issuer, {
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
   rotateRefreshToken: () => settings.rotateRefreshToken ?? true,
   pkce: { required: () => true },
+  // The provider's outgoing requests (back-channel logout) refuse loopback and private addresses, a sound SSRF
+  // guard in production; the relying parties of the tests are all on 127.0.0.1, so this provider lets them through.
+  fetch: (url, options) => {
+    delete options.dispatcher;
+    return fetch(url, options);
+  },
   ttl: {
     AccessToken: ttl.AccessToken ?? 300,
     IdToken: ttl.IdToken ?? 300,
@@ -96,7 +102,7 @@ provider.on('grant.success', (ctx) => {
 provider.on('backchannel.success', () => { counts.backchannel_logout += 1; });
 provider.on('backchannel.error', (_ctx, error) => {
   counts.backchannel_logout_errors += 1;
-  console.error('back-channel logout failed:', error.message);
+  console.error('back-channel logout failed:', error.message, error.cause ?? '');
 });
 provider.on('server_error', (_ctx, error) => console.error('server_error:', error));
 

@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 OIDC_DIR = Path(__file__).resolve().parents[1] / "oidc"
+TEST_TOKEN_KEY = "test-only-idp-token-key-" + "k" * 24  # FRONTDESK_OIDC_TOKEN_KEY of the test gateways
 START_TIMEOUT = 60.0  # node + oidc-provider start in about a second; a loaded CI machine may take longer
 
 
@@ -145,8 +146,12 @@ class OidcProvider:
         return self.clients[client_id]
 
     def secret_env(self, provider_name: str, client_id: str = "frontdesk") -> dict[str, str]:
-        """The environment variable a gateway reads this client's secret from, for ``[[oidc]] name``."""
-        return {f"FRONTDESK_OIDC_{provider_name.upper()}_CLIENT_SECRET": self.clients[client_id].client_secret}
+        """The environment variable a gateway reads this client's secret from, for ``[[oidc]] name``, and the key
+        that seals the provider's tokens kept with each session (needed once any provider is configured)."""
+        return {
+            f"FRONTDESK_OIDC_{provider_name.upper()}_CLIENT_SECRET": self.clients[client_id].client_secret,
+            "FRONTDESK_OIDC_TOKEN_KEY": TEST_TOKEN_KEY,
+        }
 
     def log(self) -> str:
         return self.process.log()
