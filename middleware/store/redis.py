@@ -498,7 +498,8 @@ class RedisStore:
                 ends = await self.redis.hmget(key, ["expires_at", "idle_expires_at"])
                 if all(e is None for e in ends) or min(float(e) for e in ends if e is not None) <= now:
                     removed += await self.redis.delete(key)
-                    await self.redis.delete(self._idp_key(str(key).removeprefix(f"{self.prefix}session:")))
+                    sid = str(key).removeprefix(f"{self.prefix}session:").removeprefix("{").removesuffix("}")
+                    await self._delete(self._idp_key(sid), self._idp_lease_key(sid))  # one slot: the session's tag
             async for key in self.redis.scan_iter(match=f"{self.prefix}revoked:*", count=500):
                 value = await self.redis.get(key)
                 if value is not None and float(value) <= now:
