@@ -682,6 +682,12 @@ def main(argv: list[str] | None = None) -> None:
         "CPU 1: CPU cost per request rather than spare cores",
     )
     parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="record the gateway with py-spy (500 Hz, collapsed stacks to PATH) during the measured rounds and "
+        "print its top frames",
+    )
+    parser.add_argument(
         "--workers-report",
         action="store_true",
         help="req/s of `frontdesk serve --workers 1` and `--workers 2` side by side (unpinned)",
@@ -828,12 +834,17 @@ def main(argv: list[str] | None = None) -> None:
         for target in targets:  # warm up every path (pools, caches, page faults)
             load(target, 4, 1.0)
         runs: dict[tuple[str, int], list[Result]] = {}
+        spy = start_profile(args.profile, gw.pid) if args.profile else None
         for _ in range(args.rounds):
             for c in conns:
                 for target in targets:  # interleaved, so the machine's noise spreads over all columns
                     runs.setdefault((target, c), []).append(load(target, c, args.duration))
         table = {key: _median(results) for key, results in runs.items()}
         print_table(table, targets, conns)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            spy.wait(60)
+            print_profile(Path(args.profile))
         print(f"# load average after the runs: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
         if args.stream_mib:
@@ -841,6 +852,36 @@ def main(argv: list[str] | None = None) -> None:
             streamed = asyncio.run(_stream(first_port, gw.pid, size, headers))
             print(f"\nstreaming {args.stream_mib} MiB through frontdesk:")
             print(json.dumps(streamed, indent=2))
+
+
+def start_profile(path: str, pid: int) -> subprocess.Popen[bytes]:
+    """py-spy recording ``pid`` at 500 Hz (non-blocking, so the gateway is not paused per sample)."""
+    cmd = ["py-spy", "record", "-r", "500", "--nonblocking", "--function", "--format", "raw", "-o", path]
+    spy = subprocess.Popen([*cmd, "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)  # attached before the load starts
+    return spy
+
+
+def print_profile(path: Path, top: int = 15) -> None:
+    """The profile's top frames: where samples were taken (self) and what they were under (inclusive)."""
+    own: dict[str, int] = {}
+    under: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f.strip() for f in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            under[frame] = under.get(frame, 0) + n
+    print(f"\npy-spy profile of the gateway ({total} samples, {path}):")
+    for title, counts in (("self", own), ("inclusive", under)):
+        print(f"  top frames, {title}:")
+        for frame, n in sorted(counts.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"    {100 * n / max(total, 1):5.1f}%  {frame}")
 
 
 def print_table(table: dict[tuple[str, int], Result], targets: list[str], conns: list[int]) -> None:
