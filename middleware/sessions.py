@@ -23,6 +23,7 @@ from .clock import Clock, system_clock
 from .cookies import CookiePolicy, read_cookie
 from .errors import BadCredentials, NotAuthenticated, Overloaded, RateLimited, SessionRevoked, TokenError, TokenReused
 from .events import NO_EVENTS, Event, Events, Kind
+from .grant_memo import GrantMemo
 from .invalidation import Freshness
 from .login_limits import DEVICE_TYP, LoginLimits
 from .readonly import read_only
@@ -139,6 +140,8 @@ class SessionEngine:
         self.events = events  # what happened, for the audit trail, the metrics and the log (see events.py)
         self._states: ExpiringCache[str, SessionRecord] = ExpiringCache(self.settings.access_cache_size)
         self._access: ExpiringCache[tuple[str, str], _Access] = ExpiringCache(self.settings.access_cache_size)
+        # (refresh cookie value, audience) -> the whole grant last handed out for it (see grant_memo.py).
+        self._grants: GrantMemo[Grant, SessionRecord] = GrantMemo(self.settings.access_cache_size)
         self._audiences: set[str] = set()
         self._locks: KeyedLocks[str] = KeyedLocks()
         self._generation = 0  # raised by every forget: a row read across one is not cached (it may be stale)
@@ -400,7 +403,9 @@ class SessionEngine:
 
     def _refresh_claims(self, cookie_header: str | None) -> dict[str, Any]:
         """The verified claims of the refresh cookie in ``cookie_header``; raises :class:`NotAuthenticated`."""
-        token = read_cookie(cookie_header, self.cookie.name)
+        return self._verify_refresh(read_cookie(cookie_header, self.cookie.name))
+
+    def _verify_refresh(self, token: str | None) -> dict[str, Any]:
         if token is None:
             raise NotAuthenticated("no session")
         try:
@@ -413,14 +418,34 @@ class SessionEngine:
         self, cookie_header: str | None, audience: str | None, *, force_new: bool, always_rotate: bool
     ) -> Grant:
         aud = audience or self._default_audience()
-        claims = self._refresh_claims(cookie_header)
+        token = read_cookie(cookie_header, self.cookie.name)
+        if not force_new and token is not None:
+            # The same cookie as a moment ago: its grant, while the session row it was decided on is still the
+            # cached one (so never longer than a revocation takes to reach this worker) and before its deadline.
+            now = self.clock()
+            if self.freshness is not None:
+                self._check_trust(now)  # a stalled epoch watch drops the rows, and with them these grants
+            memo = self._grants.get((token, aud), now)
+            if memo is not None and self._states.get(memo[1].sid, now) is memo[1]:
+                return memo[0]
+        claims = self._verify_refresh(token)
         sid, jti = claims["sid"], claims["jti"]
         now = self.clock()
         record, standing = await self._check(sid, jti, now, fresh=False)
         if not force_new:
             cached = self._access.get((sid, aud), now)
             if cached is not None and cached.expires_at - now > self.settings.margin:
-                return self._grant_from(record, cached, standing, now)
+                grant = self._grant_from(record, cached, standing, now)
+                if standing is _Standing.CURRENT and token is not None:
+                    # Only the current token's grant (nothing to send back): a grace token's carries a cookie.
+                    deadline = min(
+                        cached.expires_at - self.settings.margin,
+                        float(claims["exp"]),
+                        record.expires_at,
+                        record.idle_expires_at,
+                    )
+                    self._grants.set((token, aud), sid, grant, record, deadline)
+                return grant
         async with self._locks.hold(sid):
             # Re-check under the lock with a fresh row: another request or worker may have rotated.
             now = self.clock()
@@ -506,6 +531,7 @@ class SessionEngine:
         ttl = s.remember_ttl if record.remember else s.refresh_ttl
         idle = min(now + ttl, record.expires_at)
         new_jti = new_token_id()
+        self._grants.drop(record.sid)  # won or lost the race below, the cookie memoised so far is superseded
         if await self.store.rotate(
             record.sid,
             expected_jti=record.current_jti,
@@ -538,6 +564,7 @@ class SessionEngine:
         claims["iss"] = self.access_codec.issuer
         access = _Access(token=token, expires_at=float(exp), claims=read_only(claims))
         self._access.set((record.sid, aud), access, float(exp), now)
+        self._grants.drop(record.sid)  # a memoised grant would still carry the token this one replaces
         self._audiences.add(aud)
         self.stats["mints"] += 1
         if self.events:
@@ -593,6 +620,7 @@ class SessionEngine:
     def _forget(self, sid: str) -> None:
         self._generation += 1
         self._states.pop(sid)
+        self._grants.drop(sid)
         for aud in self._audiences:
             self._access.pop((sid, aud))
 

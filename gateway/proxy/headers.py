@@ -66,15 +66,19 @@ _DEVICE_SUFFIX = DEVICE_SUFFIX.encode("ascii")
 
 
 class ScannedRequest:
-    """What one pass over the request headers found; the kept ones are rendered later with the token."""
+    """What the one pass over the request headers found, the kept ones already rendered as upstream lines.
+
+    ``lines`` is the flat list ``[name, b": ", value, b"\r\n", name, ...]``: the head is joined from it with the
+    token and the forwarding headers (``render_request_head``), without walking the headers a second time.
+    """
 
     __slots__ = (
         "chunked",
         "connection_named",
         "cookie",
         "host",
-        "kept",
         "length",
+        "lines",
         "lookup",
         "size",
         "xff",
@@ -83,7 +87,7 @@ class ScannedRequest:
     )
 
     def __init__(self) -> None:
-        self.kept: list[tuple[bytes, bytes]] = []
+        self.lines: list[bytes] = []
         self.cookie: bytes | None = None
         self.host: bytes = b""
         self.size = 0
@@ -98,11 +102,16 @@ class ScannedRequest:
 
 
 _LOOKUP = frozenset({b"origin", b"sec-fetch-site"})
+_LOOKUPS: dict[bytes, frozenset[bytes]] = {}  # per CSRF header name (one or two in a process): what to look up
 
 
 def scan_request_headers(headers: Iterable[tuple[bytes, bytes]], csrf_header: bytes) -> ScannedRequest:
-    """One pass over ASGI request headers (lower-case names). Raises :class:`BadFraming`."""
+    """One pass over ASGI request headers (lower-case names): classify, filter, render. Raises :class:`BadFraming`."""
     s = ScannedRequest()
+    lines = s.lines
+    looked_up = _LOOKUPS.get(csrf_header)
+    if looked_up is None:
+        looked_up = _LOOKUPS[csrf_header] = _LOOKUP | {csrf_header} if csrf_header else _LOOKUP
     size = 0
     lengths = 0
     te_count = 0
@@ -111,8 +120,8 @@ def scan_request_headers(headers: Iterable[tuple[bytes, bytes]], csrf_header: by
         if name not in _REQUEST_DROP:
             if name.startswith(b"x-frontdesk-"):
                 continue
-            s.kept.append((name, value))
-            if name in _LOOKUP or name == csrf_header:
+            lines += (name, b": ", value, b"\r\n")
+            if name in looked_up:
                 s.lookup[name.decode("latin-1")] = value.decode("latin-1")
         elif name == b"cookie":
             # HTTP/2 may split cookies over several fields; HTTP/1.1 requires them joined with "; ".
@@ -192,9 +201,13 @@ def render_request_head(
     """
     parts = [method, b" ", target, b" HTTP/1.1\r\nhost: ", host_header, b"\r\n"]
     drop = s.connection_named
-    for name, value in s.kept:
-        if drop is None or name not in drop:
-            parts += (name, b": ", value, b"\r\n")
+    lines = s.lines
+    if drop is None:
+        parts += lines
+    else:  # rare: headers the client named in Connection are hop-by-hop too, wherever they stood
+        for i in range(0, len(lines), 4):
+            if lines[i] not in drop:
+                parts += lines[i : i + 4]
     if s.cookie is not None:
         cookie = strip_cookie(s.cookie, cookie_name)
         if cookie:

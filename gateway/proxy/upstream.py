@@ -64,6 +64,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._write_paused = False
         self._reading_paused = False
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # when ``_timer`` fires
+        self._due = 0.0  # when the current phase's time is up (``_arm``)
         self._reset()
 
     def _reset(self) -> None:
@@ -178,17 +180,30 @@ class UpstreamConnection(asyncio.Protocol):
         self._on_close(self)
 
     # -- timer: route timeout until the head, then an idle timeout while data flows ---------------------
+    # One timer outlives the exchanges of a keep-alive connection: arming a new one per exchange (and cancelling
+    # it at the end) cost a timer handle each time. A timer that fires before the current ``_due`` re-arms for it.
 
     def _arm(self, delay: float) -> None:
+        due = self._loop.time() + delay
+        self._due = due
         if self._timer is not None:
+            if self._timer_at <= due:
+                return  # it fires first; _on_timer then waits out the rest
             self._timer.cancel()
-        self._timer = self._loop.call_later(delay, self._on_timer)
+        self._set_timer(due)
+
+    def _set_timer(self, at: float) -> None:
+        self._timer_at = at
+        self._timer = self._loop.call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         if self.complete or self._exc is not None:
             return
         now = self._loop.time()
+        if now < self._due:  # armed for an earlier exchange or phase: this one's time is not up yet
+            self._set_timer(self._due)
+            return
         if self._phase == _WAITING:
             self._fail(UpstreamTimeout(f"the upstream did not answer within {self._timeout:g} s"))
             return
@@ -199,7 +214,7 @@ class UpstreamConnection(asyncio.Protocol):
         if now >= due:
             self._fail(UpstreamTimeout(f"the upstream stalled for {self._read_timeout:g} s"))
         else:
-            self._timer = self._loop.call_at(due, self._on_timer)
+            self._set_timer(due)
 
     def _fail(self, exc: UpstreamError) -> None:
         if self._exc is None and not self.complete:
@@ -349,7 +364,4 @@ class UpstreamConnection(asyncio.Protocol):
             and parser is not None
             and parser.should_keep_alive()
         )
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._wake()
+        self._wake()  # the timer stays armed for the next exchange: when it fires it finds nothing to time

@@ -4,6 +4,8 @@ Run from the repository root (takes about two minutes)::
 
     python tests/bench/proxy_bench.py                 # wrk when installed, else a Python load generator
     python tests/bench/proxy_bench.py --duration 10 --conns 1,16,64 --stream-mib 1024
+    python tests/bench/proxy_bench.py --pinned --duration 8 --rounds 3    # servers on CPU 0, wrk on CPU 1
+    python tests/bench/proxy_bench.py --workers-report --stream-mib 0      # 1 vs 2 `frontdesk serve` workers
 
 It starts a demo upstream (uvicorn + uvloop + httptools, one worker), frontdesk's ProxyApp behind uvicorn
 the way ``frontdesk serve`` runs it, nginx (when installed) and an httpx-based forwarder, then drives each
@@ -11,6 +13,13 @@ with the same load and prints req/s, p50, p99 and the ratio to direct at each co
 run so all columns share the machine's weather. Every proxy verifies a refresh-JWT cookie (HS256, pyjwt)
 and injects a cached Bearer, as in issue 3's comparison (nginx only injects: it cannot verify). Finally it
 streams a large download and upload through frontdesk and reports the gateway's RSS growth.
+
+``--pinned`` measures CPU cost rather than spare cores: the upstream, nginx and the gateway (a real
+``frontdesk serve`` process, one worker, from a config file written here, with a logged-in user's cookie) all
+run on CPU 0 (``taskset -c 0``) and the load generator on CPU 1, direct / nginx / frontdesk in the same
+interleaved rounds; it reports req/s, the ratios to direct and to nginx, p50/p99, errors (non-2xx and socket
+errors) and each server's CPU microseconds per request from /proc (utime + stime of its process tree).
+``--workers-report`` runs ``frontdesk serve --workers 1`` and ``--workers 2`` side by side, unpinned.
 
 This is a benchmark, not a test: nothing here asserts; read the table.
 """
@@ -360,8 +369,8 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: f
 
 
 @contextlib.contextmanager
-def started(cmd: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL)
+def started(cmd: list[str], port: int, cwd: Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL)
     try:
         wait_port(port, proc)
         yield proc
@@ -378,6 +387,48 @@ def started(cmd: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
 def serve_cmd(kind: str, port: int, upstream_port: int = 0, blob_port: int = 0) -> list[str]:
     script = str(Path(__file__).resolve())
     return [sys.executable, script, "_serve", kind, str(port), str(upstream_port), str(blob_port)]
+
+
+def frontdesk_serve(
+    workdir: Path, port: int, workers: int, pin: list[str]
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """``frontdesk serve`` itself (the fast path and all), from ``workdir/config.toml``, with the bench user added."""
+    script = Path(sys.executable).with_name("frontdesk")
+    cli = [str(script)] if script.exists() else [sys.executable, "-c", "from frontdesk.gateway.cli import main; main()"]
+    config = str(workdir / "config.toml")
+    if not (workdir / "frontdesk.db").exists():
+        subprocess.run(
+            [*cli, "users", "add", BENCH_USER, "--password-stdin", "--config", config],
+            input=BENCH_PASSWORD.encode(),
+            cwd=workdir,
+            check=True,
+            capture_output=True,
+        )
+    cmd = [*pin, *cli, "serve", "--config", config, "--host", "127.0.0.1", "--port", str(port)]
+    return started([*cmd, "--workers", str(workers), "--log-level", "warning"], port, cwd=workdir)
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn's workers, nginx's worker), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(p)
+    return total
 
 
 NGINX_CONF = """
@@ -412,7 +463,7 @@ http {{
 
 
 @contextlib.contextmanager
-def nginx(port: int, upstream: int) -> Iterator[subprocess.Popen[bytes] | None]:
+def nginx(port: int, upstream: int, pin: list[str] | None = None) -> Iterator[subprocess.Popen[bytes] | None]:
     binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     if binary is None:
         yield None
@@ -423,7 +474,7 @@ def nginx(port: int, upstream: int) -> Iterator[subprocess.Popen[bytes] | None]:
         user = "" if os.geteuid() != 0 else "user root;\n"
         if user:
             conf.write_text(user + conf.read_text())
-        with started([binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"], port) as proc:
+        with started([*(pin or []), binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"], port) as proc:
             yield proc
 
 
@@ -444,8 +495,8 @@ class Result:
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def run_wrk(port: int, path: str, conns: int, duration: float, headers: dict[str, str]) -> Result:
-    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s"]
+def run_wrk(port: int, path: str, conns: int, duration: float, headers: dict[str, str], pin: list[str]) -> Result:
+    cmd = [*pin, "wrk", "-t1", f"-c{conns}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s"]
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
     cmd.append(f"http://127.0.0.1:{port}{path}")
@@ -504,9 +555,11 @@ async def _py_load(port: int, path: str, conns: int, duration: float, headers: d
     return Result(len(latencies) / elapsed, q[49] * 1000, q[98] * 1000, errors)
 
 
-def run_load(port: int, path: str, conns: int, duration: float, headers: dict[str, str], use_wrk: bool) -> Result:
+def run_load(
+    port: int, path: str, conns: int, duration: float, headers: dict[str, str], use_wrk: bool, pin: list[str]
+) -> Result:
     if use_wrk:
-        return run_wrk(port, path, conns, duration, headers)
+        return run_wrk(port, path, conns, duration, headers, pin)
     try:
         import uvloop
 
@@ -623,6 +676,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-nginx", action="store_true")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even with wrk")
     parser.add_argument(
+        "--pinned",
+        action="store_true",
+        help="servers (upstream, nginx, a real `frontdesk serve` with one worker) on CPU 0, the load generator on "
+        "CPU 1: CPU cost per request rather than spare cores",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="record the gateway with py-spy (500 Hz, collapsed stacks to PATH) during the measured rounds and "
+        "print its top frames",
+    )
+    parser.add_argument(
+        "--workers-report",
+        action="store_true",
+        help="req/s of `frontdesk serve --workers 1` and `--workers 2` side by side (unpinned)",
+    )
+    parser.add_argument(
         "--access-log",
         action="store_true",
         help="run frontdesk with uvicorn's access log on (as `frontdesk serve --log-level info` does today)",
@@ -686,82 +756,157 @@ def main(argv: list[str] | None = None) -> None:
     routes = BENCH_ROUTES.format(upstream=up, blob=ports["raw"], metrics=metrics)
     (workdir / "config.toml").write_text(BENCH_CONFIG + routes)
 
+    pinned, serve = args.pinned, args.pinned or args.workers_report
+    servers_pin = ["taskset", "-c", "0"] if pinned else []
+    load_pin = ["taskset", "-c", "1"] if pinned else []
+    if pinned:
+        if (os.cpu_count() or 1) < 2 or shutil.which("taskset") is None:
+            raise SystemExit("--pinned needs two CPUs and taskset (util-linux)")
+        os.sched_setaffinity(0, {1})  # this script (and the Python load generator, if used) off the servers' CPU
+
     with contextlib.ExitStack() as stack:
-        stack.enter_context(started(serve_cmd("raw", ports["raw"]), ports["raw"]))
+        raw = stack.enter_context(started([*servers_pin, *serve_cmd("raw", ports["raw"])], ports["raw"]))
+        upstream_procs = {"raw": raw}
         if args.upstream == "demo":
-            stack.enter_context(started(serve_cmd("demo", ports["demo"]), ports["demo"]))
+            cmd = [*servers_pin, *serve_cmd("demo", ports["demo"])]
+            upstream_procs["demo"] = stack.enter_context(started(cmd, ports["demo"]))
         stack.callback(shutil.rmtree, workdir, True)
         kind = "frontdesk-real" if args.engine == "real" else "frontdesk"
         if args.metrics:  # read by prometheus-client when it is first imported: in the frontdesk child only
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(workdir / "metrics")
             (workdir / "metrics").mkdir(mode=0o700)
-        gw = stack.enter_context(started(serve_cmd(kind, ports["frontdesk"], up, ports["raw"]), ports["frontdesk"]))
+        # The gateways measured: name -> (port, process).
+        gateways: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
+        if args.workers_report:
+            for n in (1, 2):
+                port = ports["frontdesk"] if n == 1 else free_port()
+                gateways[f"frontdesk-{n}w"] = (port, stack.enter_context(frontdesk_serve(workdir, port, n, [])))
+        elif serve:
+            gw_port = ports["frontdesk"]
+            gateways["frontdesk"] = (gw_port, stack.enter_context(frontdesk_serve(workdir, gw_port, 1, servers_pin)))
+        else:
+            cmd = serve_cmd(kind, ports["frontdesk"], up, ports["raw"])
+            gateways["frontdesk"] = (ports["frontdesk"], stack.enter_context(started(cmd, ports["frontdesk"])))
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        if args.engine == "real":
-            headers["Cookie"] = "theme=dark; " + login(ports["frontdesk"])
-        targets = ["direct", "frontdesk"]
+        first_port, gw = next(iter(gateways.values()))
+        if args.engine == "real" or serve:
+            headers["Cookie"] = "theme=dark; " + login(first_port)
+        targets = ["direct"]
         ports["direct"] = up
-        if not args.no_nginx and stack.enter_context(nginx(ports["nginx"], up)) is not None:
-            targets.append("nginx")
-        if not args.no_httpx:
-            stack.enter_context(started(serve_cmd("httpx", ports["httpx"], up), ports["httpx"]))
+        procs: dict[str, subprocess.Popen[bytes]] = {"direct": upstream_procs[args.upstream]}
+        if not args.no_nginx and not args.workers_report:
+            proc = stack.enter_context(nginx(ports["nginx"], up, servers_pin))
+            if proc is not None:
+                targets.append("nginx")
+                procs["nginx"] = proc
+        for name, (port, proc) in gateways.items():
+            targets.append(name)
+            ports[name] = port
+            procs[name] = proc
+        if not args.no_httpx and not serve:
+            proc = stack.enter_context(started(serve_cmd("httpx", ports["httpx"], up), ports["httpx"]))
             targets.append("httpx")
+            procs["httpx"] = proc
         # direct gets the Bearer itself (what the proxies inject)
         direct_headers = {**headers, "Authorization": f"Bearer {access_token()}"}
 
         def load(target: str, c: int, seconds: float) -> Result:
+            """One run against ``target``, with its server's CPU time (process tree, /proc) per request."""
             h = direct_headers if target == "direct" else headers
-            if target != "frontdesk":
-                return run_load(ports[target], path, c, seconds, h, use_wrk)
-            cpu, began = cpu_seconds(gw.pid), time.perf_counter()
-            result = run_load(ports[target], path, c, seconds, h, use_wrk)
+            pid = procs[target].pid
+            cpu, began = tree_cpu_seconds(pid), time.perf_counter()
+            result = run_load(ports[target], path, c, seconds, h, use_wrk, load_pin)
             served = result.rps * (time.perf_counter() - began)
-            result.cpu_us = (cpu_seconds(gw.pid) - cpu) / served * 1e6 if served else 0.0
+            result.cpu_us = (tree_cpu_seconds(pid) - cpu) / served * 1e6 if served else 0.0
             return result
 
-        generator = "wrk -t1" if use_wrk else "python asyncio"
+        generator = ("wrk -t1" if use_wrk else "python asyncio") + (" on CPU 1, servers on CPU 0" if pinned else "")
+        gateway_kind = "frontdesk serve" if serve else f"{args.engine} engine under uvicorn"
         print(
-            f"# proxy benchmark: GET {path} on the {args.upstream} upstream, {args.engine} engine"
+            f"# proxy benchmark: GET {path} on the {args.upstream} upstream, {gateway_kind}"
             f"{', access log on' if args.access_log else ''}"
             f"{f', {args.log_format} log with access lines' if args.log_format else ''}"
             f"{', no edge layer' if args.no_edge else ''}"
             f"{', metrics on' if args.metrics else ''}, "
             f"median of {args.rounds} x {args.duration:g} s runs, load generator: {generator}, "
-            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+            f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
         for target in targets:  # warm up every path (pools, caches, page faults)
             load(target, 4, 1.0)
         runs: dict[tuple[str, int], list[Result]] = {}
+        spy = start_profile(args.profile, gw.pid) if args.profile else None
         for _ in range(args.rounds):
             for c in conns:
                 for target in targets:  # interleaved, so the machine's noise spreads over all columns
                     runs.setdefault((target, c), []).append(load(target, c, args.duration))
         table = {key: _median(results) for key, results in runs.items()}
-
-        print()
-        print(f"{'conns':>5}  {'target':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'errors':>6}")
-        for c in conns:
-            direct = table[("direct", c)].rps
-            for target in targets:
-                r = table[(target, c)]
-                print(
-                    f"{c:>5}  {target:<10} {r.rps:>9.0f} {r.p50_ms:>8.3f} {r.p99_ms:>8.3f} "
-                    f"{r.rps / direct:>6.2f} {r.errors:>6}"
-                )
-        for c in conns:
-            print(f"frontdesk CPU per request at {c} connections: {table[('frontdesk', c)].cpu_us:.0f} us")
-        if 1 in conns:
-            added = table[("frontdesk", 1)].p50_ms - table[("direct", 1)].p50_ms
-            print(f"\np50 latency added by frontdesk at 1 connection: {added * 1000:.0f} us")
-            if "nginx" in targets:
-                added = table[("nginx", 1)].p50_ms - table[("direct", 1)].p50_ms
-                print(f"p50 latency added by nginx at 1 connection:     {added * 1000:.0f} us")
+        print_table(table, targets, conns)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            spy.wait(60)
+            print_profile(Path(args.profile))
+        print(f"# load average after the runs: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
         if args.stream_mib:
             size = args.stream_mib * (1 << 20)
-            streamed = asyncio.run(_stream(ports["frontdesk"], gw.pid, size, headers))
+            streamed = asyncio.run(_stream(first_port, gw.pid, size, headers))
             print(f"\nstreaming {args.stream_mib} MiB through frontdesk:")
             print(json.dumps(streamed, indent=2))
+
+
+def start_profile(path: str, pid: int) -> subprocess.Popen[bytes]:
+    """py-spy recording ``pid`` at 500 Hz (non-blocking, so the gateway is not paused per sample)."""
+    cmd = ["py-spy", "record", "-r", "500", "--nonblocking", "--function", "--format", "raw", "-o", path]
+    spy = subprocess.Popen([*cmd, "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)  # attached before the load starts
+    return spy
+
+
+def print_profile(path: Path, top: int = 15) -> None:
+    """The profile's top frames: where samples were taken (self) and what they were under (inclusive)."""
+    own: dict[str, int] = {}
+    under: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f.strip() for f in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            under[frame] = under.get(frame, 0) + n
+    print(f"\npy-spy profile of the gateway ({total} samples, {path}):")
+    for title, counts in (("self", own), ("inclusive", under)):
+        print(f"  top frames, {title}:")
+        for frame, n in sorted(counts.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"    {100 * n / max(total, 1):5.1f}%  {frame}")
+
+
+def print_table(table: dict[tuple[str, int], Result], targets: list[str], conns: list[int]) -> None:
+    """Per connection count and target: req/s, p50/p99, ratios to direct and to nginx, errors, CPU per request."""
+    nginx_col = "nginx" in targets
+    print()
+    print(
+        f"{'conns':>5}  {'target':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'÷direct':>7}"
+        f"{' ÷nginx' if nginx_col else ''} {'errors':>6} {'CPU us/req':>10}"
+    )
+    for c in conns:
+        direct = table[("direct", c)].rps
+        for target in targets:
+            r = table[(target, c)]
+            vs_nginx = f" {r.rps / table[('nginx', c)].rps:>6.2f}" if nginx_col else ""
+            print(
+                f"{c:>5}  {target:<12} {r.rps:>9.0f} {r.p50_ms:>8.3f} {r.p99_ms:>8.3f} "
+                f"{r.rps / direct:>7.2f}{vs_nginx} {r.errors:>6} {r.cpu_us:>10.0f}"
+            )
+    gateway = next((t for t in targets if t.startswith("frontdesk")), None)
+    if 1 in conns and gateway is not None:
+        for target in (gateway, "nginx"):
+            if target in targets:
+                added = table[(target, 1)].p50_ms - table[("direct", 1)].p50_ms
+                print(f"p50 latency added by {target} at 1 connection: {added * 1000:.0f} us")
 
 
 if __name__ == "__main__":

@@ -212,6 +212,8 @@ async def test_an_unannounced_logout_is_refused_once_the_epoch_is_read() -> None
 
 async def test_a_stalled_epoch_watch_stops_the_trust_within_the_bound() -> None:
     _, clock, a, b, cookie = await two_workers()
+    await b.grant(cookie)  # b has granted this cookie: its row is cached and the grant memoised
+    await b.grant(cookie)
     await a.logout(cookie)
     clock.advance(TRUST_BOUND + 0.01)  # the watch never ran again (stalled loop, lost store)
     with pytest.raises(SessionRevoked):

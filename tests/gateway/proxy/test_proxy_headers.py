@@ -205,3 +205,49 @@ def test_public_host_is_validated() -> None:
     for bad in ("https://app.example.com", "a b", "app.example.com/x", "", 7, "evil.example\r\nx-admin: 1"):
         _, problems = parse_proxy_settings({"public_host": bad})
         assert len(problems) == 1 and problems[0].startswith("proxy.public_host:"), (bad, problems)
+
+
+def _render(headers: list[tuple[bytes, bytes]]) -> bytes:
+    s = scan_request_headers(iter(headers), b"x-csrf")  # a one-shot iterator: the headers are walked once
+    return render_request_head(
+        s,
+        b"GET",
+        b"/api/x",
+        b"up:9000",
+        bearer=b"TOKEN",
+        cookie_name=b"__Host-frontdesk",
+        peer="10.0.0.9",
+        scheme="https",
+        trusted=Trust(),
+        public_host=b"",
+    )
+
+
+def test_the_head_keeps_the_clients_order_and_repeats_in_one_walk() -> None:
+    head = _render(
+        [
+            (b"accept", b"application/json"),
+            (b"x-thing", b"1"),
+            (b"host", b"gw.example"),
+            (b"x-thing", b"2"),
+            (b"authorization", b"Bearer forged"),
+            (b"cookie", b"a=1; __Host-frontdesk=secret"),
+            (b"x-frontdesk-user", b"admin"),
+            (b"accept-language", b"fr"),
+        ]
+    )
+    assert head == (
+        b"GET /api/x HTTP/1.1\r\nhost: up:9000\r\n"
+        b"accept: application/json\r\nx-thing: 1\r\nx-thing: 2\r\naccept-language: fr\r\n"
+        b"cookie: a=1\r\nauthorization: Bearer TOKEN\r\n"
+        b"x-forwarded-for: 10.0.0.9\r\nx-forwarded-proto: https\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize("connection_first", [True, False], ids=["connection-first", "connection-last"])
+def test_a_header_named_in_connection_goes_wherever_it_stands(connection_first: bool) -> None:
+    named = [(b"x-hop", b"1"), (b"keep", b"yes"), (b"x-other-hop", b"2"), (b"x-hop", b"3")]
+    connection = [(b"connection", b"keep-alive, X-Hop, x-other-hop")]
+    head = _render(connection + named if connection_first else named + connection)
+    assert b"x-hop" not in head and b"x-other-hop" not in head and b"connection" not in head
+    assert b"\r\nkeep: yes\r\n" in head
