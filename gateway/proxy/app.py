@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from frontdesk.middleware.session_watch import SessionWatch
 
+from .client_side import AsgiClient
 from .contracts import NO_METER, NO_REQUEST_ID, ProxyMeter, RequestIdSource, TokenSource, TrustPolicy
 from .cycle import HttpCycle, HttpDeps
 from .errors import BadPath
@@ -100,6 +101,6 @@ class ProxyApp:
             await self._fallback(scope, receive, send)
         elif kind == "http":
             # Everything about this one request lives on its cycle (see cycle.py), nothing on self.
-            await HttpCycle(self._http, scope, receive, send, route, raw_path).run()
+            await HttpCycle(self._http, scope, AsgiClient(receive, send), route, raw_path).run()
         else:
             await proxy_websocket(self._websocket, scope, receive, send, route, raw_path)
