@@ -35,7 +35,9 @@ from .hash_pool import HashPool
 from .health import Health
 from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
 from .metrics import Instrumentation
+from .proxy.app import ProxyApp
 from .proxy.contracts import NO_METER
+from .proxy.fast import FastPath
 from .proxy.wiring import build_proxy
 from .request_ids import RequestIds, current_request_id
 from .security_headers import SecurityHeaders
@@ -89,10 +91,12 @@ class Gateway:
     audit: AuditTrail | None = None  # the audit sink on engine.events, written in the background
     metering: Instrumentation | None = None  # None when [metrics] address is empty
     on_stopping: list[Callable[[], None]] = field(default_factory=list)  # run by begin_shutdown
+    proxy: ProxyApp | None = None  # the proxy inside ``app``, for the fast path
+    fast_path: FastPath | None = field(init=False)  # read by ``frontdesk serve``'s protocol (serving.FastHttp)
     jwks: JwksEndpoint = field(init=False)
     health: Health = field(init=False)
     purger: Purger = field(init=False)
-    _entry: ASGIApp = field(init=False, repr=False)  # the edge layer around _dispatch
+    _entry: GatewayEdge = field(init=False, repr=False)  # the edge layer around _dispatch
 
     def __post_init__(self) -> None:
         self.jwks = JwksEndpoint(self.engine.access_codec.keyring)
@@ -111,6 +115,10 @@ class Gateway:
             meter=meter,
         )
         self._hide_metrics_path = not any(route.matches(METRICS_PATH) for route in self.config.routes)
+        # The proxied requests the protocol may answer itself: through the same edge, never a path of ours.
+        self.fast_path = None
+        if self.proxy is not None and self.config.fast_path:
+            self.fast_path = FastPath(self.proxy, edge=self._entry, owns=self._answers_itself)
         if self.metering is not None:
             sampler = self.metering.sampler(self.engine)
             self.on_startup.append(sampler.start)
@@ -123,6 +131,15 @@ class Gateway:
             await self._lifespan(receive, send)
             return
         await self._entry(scope, receive, send)
+
+    def _answers_itself(self, path: str) -> bool:
+        """Whether ``path`` is the gateway's own (``_dispatch`` answers it), whatever the proxy's routes say."""
+        return (
+            self.auth.answers(path)
+            or self.health.handles(path)
+            or path == JWKS_PATH
+            or (path == METRICS_PATH and self._hide_metrics_path)
+        )
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -233,6 +250,7 @@ def create_app(
         audit=audit,
         metering=metering,
         on_stopping=[proxy.shut_down],
+        proxy=proxy,
     )
 
 

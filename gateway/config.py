@@ -76,7 +76,7 @@ _SCHEMA: dict[str, set[str]] = {
         "refresh_margin",
     },
     "store": {"url", "busy_timeout", "purge_interval"},
-    "server": {"host", "port", "trusted_proxies", "origins", "workers", "hsts", "shutdown_timeout"},
+    "server": {"host", "port", "trusted_proxies", "origins", "workers", "hsts", "shutdown_timeout", "fast_path"},
     "cookie": {"name", "same_site", "secure", "path", "domain"},
     "csrf": {"header"},
     "login": {
@@ -148,6 +148,7 @@ class GatewayConfig:
     audit: AuditSettings = field(default_factory=AuditSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)  # [metrics]: the Prometheus listener
     shutdown_timeout: float = 30.0  # [server] shutdown_timeout: how long requests in flight may finish at a stop
+    fast_path: bool = True  # [server] fast_path: `frontdesk serve` answers proxied requests without ASGI layers
 
 
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -363,6 +364,7 @@ def load_config(
         audit=parse_audit_settings(table("audit"), p),
         metrics=metrics,
         shutdown_timeout=p.get(server, "server", "shutdown_timeout", 30.0, parse_duration),
+        fast_path=p.get(server, "server", "fast_path", True, boolean),
     )
     if metrics.port == config.port and (metrics.host == config.host or "0.0.0.0" in (metrics.host, config.host)):  # noqa: S104
         p.add(

@@ -31,7 +31,7 @@ class ClientSide(Protocol):
         """The answer's head (lower-case names), with its first body piece; ``more=False``: that was all."""
         ...
 
-    async def body(self, data: bytes, more: bool) -> None:
+    async def send_body(self, data: bytes, more: bool) -> None:
         """A further piece of the answer's body; ``more=False``: the last one."""
         ...
 
@@ -50,5 +50,5 @@ class AsgiClient:
         if body or not more:
             await self.send({"type": "http.response.body", "body": body, "more_body": more})
 
-    async def body(self, data: bytes, more: bool) -> None:
+    async def send_body(self, data: bytes, more: bool) -> None:
         await self.send({"type": "http.response.body", "body": data, "more_body": more})

@@ -316,7 +316,7 @@ class HttpCycle:
         self.bytes_sent += len(data)
         if not more:
             self.response_complete = True
-        await self.client.body(data, more)
+        await self.client.send_body(data, more)
 
     async def _respond(self, conn: UpstreamConnection) -> None:
         deps = self.deps
