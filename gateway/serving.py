@@ -116,20 +116,20 @@ class FastHttp(DrainingHttp):
         scope["raw_path"] = raw_path
         scope["query_string"] = parsed.query or b""
         existing = self.cycle
-        self.cycle = ProtocolClient(
+        self.cycle = ProtocolClient(  # positional: RequestResponseCycle's arguments in its order
             fast,
             route,
-            scope=scope,
-            transport=self.transport,
-            flow=self.flow,
-            logger=self.logger,
-            access_logger=self.access_logger,
-            access_log=self.access_log,
-            default_headers=self.server_state.default_headers,
-            message_event=asyncio.Event(),
-            expect_100_continue=self.expect_100_continue,
-            keep_alive=http_version != "1.0" and parser.should_keep_alive(),
-            on_response=self.on_response_complete,
+            scope,
+            self.transport,
+            self.flow,
+            self.logger,
+            self.access_logger,
+            self.access_log,
+            self.server_state.default_headers,
+            asyncio.Event(),
+            self.expect_100_continue,
+            http_version != "1.0" and parser.should_keep_alive(),
+            self.on_response_complete,
         )
         if existing is None or existing.response_complete:
             self._start_asgi_task(self.cycle, self.app)

@@ -19,15 +19,18 @@ HEAD, 204/304, ``Connection: close``), one write for a head with a whole body.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from starlette.types import Scope
-from uvicorn.protocols.http.httptools_impl import HEADER_VALUE_RE, STATUS_LINE, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from .client_side import ClientSide, Headers
 from .routes import Route
+
+_BAD_HEADER_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search  # uvicorn's HEADER_VALUE_RE
 
 __all__ = ["EdgeLike", "EdgePassageLike", "FastPath", "Proxied", "ProtocolClient"]
 
@@ -73,6 +76,18 @@ class FastPath:
         return self.proxy.fast_route(raw_path)
 
 
+_rendered: list[Any] = [None, b""]  # the last default headers seen, and their bytes
+
+
+def _default_head(default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """uvicorn's own headers (date, server) as bytes: rendered once per list, which the server replaces
+    every second with the new date."""
+    if _rendered[0] is not default_headers:
+        _rendered[:] = [default_headers, b"".join(b"%b: %b\r\n" % pair for pair in default_headers)]
+    rendered: bytes = _rendered[1]
+    return rendered
+
+
 class ProtocolClient(RequestResponseCycle):
     """One request on the fast path: uvicorn's request cycle, answering with bytes instead of ASGI messages.
 
@@ -80,20 +95,21 @@ class ProtocolClient(RequestResponseCycle):
     by calling :meth:`run_asgi`; this one runs the proxy's ``HttpCycle`` instead of the app.
     """
 
-    def __init__(self, fast: FastPath, route: Route, **cycle: Any) -> None:
-        super().__init__(**cycle)
+    def __init__(self, fast: FastPath, route: Route, *cycle: Any) -> None:
+        """``cycle``: ``RequestResponseCycle``'s own arguments, in its order."""
+        super().__init__(*cycle)
         self._fast = fast
         self._route = route
         self._passage: EdgePassageLike | None = None
 
     async def run_asgi(self, app: Any) -> None:  # the name uvicorn calls; ``app`` is not needed here
-        scope = cast(Scope, self.scope)
+        scope: Scope = self.scope  # type: ignore[assignment]  # uvicorn's TypedDict is a plain dict
         edge = self._fast.edge
         passage = self._passage = edge.enter(scope) if edge is not None else None
         raised = True
         try:
             # uvicorn's receive is typed with every ASGI event; on this cycle it only ever gives HTTP ones
-            client = cast(ClientSide, self)
+            client: ClientSide = self  # type: ignore[assignment]
             await self._fast.proxy.run_cycle(scope, client, self._route, scope["raw_path"])
             raised = False
         except BaseException as exc:  # as uvicorn's own wrapper: logged, 500 if nothing was sent, else cut
@@ -112,6 +128,9 @@ class ProtocolClient(RequestResponseCycle):
                 passage.end(raised)
 
     async def start(self, status: int, headers: Headers, body: bytes = b"", more: bool = True) -> None:
+        passage = self._passage
+        if passage is not None:  # first, as the edge's ASGI wrapper sees the answer before the server does
+            headers = passage.start(status, headers)
         if self.flow.write_paused and not self.disconnected:
             await self.flow.drain()
         if self.disconnected:
@@ -121,9 +140,6 @@ class ProtocolClient(RequestResponseCycle):
         self.response_started = True
         self.waiting_for_100_continue = False
         scope = self.scope
-        passage = self._passage
-        if passage is not None:
-            headers = passage.start(status, headers)
         if self.access_log:  # uvicorn's access line, word for word
             self.access_logger.info(
                 '%s - "%s %s HTTP/%s" %d',
@@ -133,28 +149,25 @@ class ProtocolClient(RequestResponseCycle):
                 scope["http_version"],
                 status,
             )
-        out = [STATUS_LINE[status]]
-        for name, value in self.default_headers:
-            out += (name, b": ", value, b"\r\n")
-        close = False
-        search = HEADER_VALUE_RE.search
-        # Names are lower-case tokens: the upstream's came through httptools, the rest are the gateway's own.
-        for name, value in headers:
-            if search(value):
-                raise RuntimeError("Invalid HTTP header value.")
-            if name == b"content-length":
-                if self.chunked_encoding is None:
-                    self.expected_content_length = int(value)
-                    self.chunked_encoding = False
-            elif name == b"transfer-encoding":
-                if value.lower() == b"chunked":
-                    self.expected_content_length = 0
-                    self.chunked_encoding = True
-            elif name == b"connection" and b"close" in [t.strip() for t in value.lower().split(b",")]:
-                self.keep_alive = False
-                close = True
-            out += (name, b": ", value, b"\r\n")
-        if not self.keep_alive and not close:
+        # In C, not a Python loop per header: this runs for every proxied request. Names are lower-case
+        # tokens (the upstream's came through httptools, the rest are the gateway's own); no name or value
+        # may hold a control character (a CR or LF would split the head: response splitting).
+        if _BAD_HEADER_BYTE(b"".join(map(b"".join, headers))) is not None:
+            raise RuntimeError("Invalid HTTP header value.")
+        named = dict(headers)  # framing: what uvicorn's writer decides from the same headers
+        te = named.get(b"transfer-encoding")
+        if te is not None and te.lower() == b"chunked":
+            self.chunked_encoding = True
+        elif (length := named.get(b"content-length")) is not None:
+            self.expected_content_length = int(length)
+            self.chunked_encoding = False
+        out = [STATUS_LINE[status], _default_head(self.default_headers)]
+        if headers:
+            out += (b"\r\n".join(map(b": ".join, headers)), b"\r\n")
+        connection = named.get(b"connection")
+        if connection is not None and b"close" in [t.strip() for t in connection.lower().split(b",")]:
+            self.keep_alive = False
+        elif not self.keep_alive:
             out.append(b"connection: close\r\n")
         if self.chunked_encoding is None and scope["method"] != "HEAD" and status not in (204, 304):
             self.chunked_encoding = True  # neither a length nor chunked: chunked, as uvicorn does
