@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from proxy_support import Gateway, raw_request, refresh_cookie
+from uvicorn.server import ServerState
 
 from frontdesk.gateway.app import create_app
 from frontdesk.gateway.config import load_config
@@ -115,3 +117,24 @@ def test_the_gateway_offers_the_fast_path_for_its_routes_only_and_it_can_be_turn
 def test_a_fast_path_setting_that_is_not_a_boolean_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="fast_path"):
         load_config(_config(tmp_path, 'fast_path = "yes"'), env=ENV)
+
+
+@pytest.mark.parametrize("level", ["info", "trace"])
+async def test_frontdesk_serves_own_uvicorn_options_find_the_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, level: str
+) -> None:
+    """What ``frontdesk serve`` hands uvicorn (one worker: the app; several: the factory) reaches the protocol
+    unwrapped, so its proxied requests take the fast path; ``--log-level trace`` wraps the app: no fast path."""
+    path = _config(tmp_path)
+    config = load_config(path, env=ENV)
+    monkeypatch.setenv("FRONTDESK_CONFIG", str(path))
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    for app, factory in ((create_app(config), False), ("frontdesk.gateway.asgi:app_factory", True)):
+        options = uvicorn_options(config, log_level=level)
+        options.pop("log_config")  # not this test's business (it would reconfigure pytest's logging)
+        served = uvicorn.Config(app, factory=factory, lifespan="on", **options)
+        served.load()
+        protocol = served.http_protocol_class(config=served, server_state=ServerState(), app_state={})  # type: ignore[call-arg]
+        assert isinstance(protocol, FastHttp)
+        assert (protocol._fast is not None) == (level != "trace"), (app, level)
