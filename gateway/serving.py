@@ -88,7 +88,8 @@ class FastHttp(DrainingHttp):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._fast: FastPath | None = getattr(self.app, "fast_path", None)
+        fast = getattr(self.app, "fast_path", None)
+        self._fast = fast if isinstance(fast, FastPath) else None
 
     def on_headers_complete(self) -> None:
         fast = self._fast

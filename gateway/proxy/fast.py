@@ -19,6 +19,7 @@ HEAD, 204/304, ``Connection: close``), one write for a head with a whole body.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -140,7 +141,9 @@ class ProtocolClient(RequestResponseCycle):
         self.response_started = True
         self.waiting_for_100_continue = False
         scope = self.scope
-        if self.access_log:  # uvicorn's access line, word for word
+        # uvicorn's access line, word for word; its fields are built only when the line will be written
+        # (uvicorn builds them for every request whenever the logger has a handler, even below its level)
+        if self.access_log and self.access_logger.isEnabledFor(logging.INFO):
             self.access_logger.info(
                 '%s - "%s %s HTTP/%s" %d',
                 get_client_addr(scope),

@@ -341,7 +341,12 @@ async def count_protocol(fast: bool, loop: int, refresh: bool) -> Counter[str]:
     gateway = create_app(load_config(path, env=env), authenticator=authenticate, clock=lambda: now[0])
     await gateway.engine.store.open()
     config = uvicorn.Config(
-        gateway, http=FastHttp if fast else DrainingHttp, lifespan="off", proxy_headers=False, log_level="warning"
+        gateway,
+        http=FastHttp if fast else DrainingHttp,
+        lifespan="off",
+        proxy_headers=False,
+        log_level="warning",
+        access_log=False,  # as `frontdesk serve` runs by default ([log] access_log = false)
     )
     config.load()
     protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})  # type: ignore[call-arg]
