@@ -1,5 +1,11 @@
 """How ``frontdesk serve`` and ``frontdesk demo`` run uvicorn: the options both share, a handler for frontdesk's
-own loggers, and a WebSocket protocol under which a refused upgrade is not logged as an ERROR.
+own loggers, an HTTP protocol with the proxy's fast path, and a WebSocket protocol under which a refused upgrade
+is not logged as an ERROR.
+
+The fast path (``[server] fast_path``, on by default): :class:`FastHttp` is uvicorn's httptools protocol, except
+that a plain request on a proxied route is answered by the proxy's request cycle as soon as its head is parsed,
+writing bytes to the connection instead of passing ASGI messages through the app's layers (``proxy/fast.py``).
+Everything else (``/auth/*``, health, static files, bad paths, upgrades) goes to the ASGI app unchanged.
 
 Logging: uvicorn configures only its own loggers, so without a config of ours every ``frontdesk.*`` INFO line
 (key reloads, purges) was dropped by the root logger's WARNING default. ``logs.log_config`` gives every logger a
