@@ -39,7 +39,9 @@ from .idp_sessions import IdpSessions, IdpTokenSource
 from .keys import JWKS_PATH, JwksEndpoint, access_keyring, watch_keys
 from .metrics import Instrumentation
 from .oidc_login import OidcLogin, build_oidc_login
+from .proxy.app import ProxyApp
 from .proxy.contracts import NO_METER
+from .proxy.fast import FastPath
 from .proxy.wiring import build_proxy
 from .request_ids import RequestIds, current_request_id
 from .security_headers import SecurityHeaders
@@ -94,10 +96,12 @@ class Gateway:
     metering: Instrumentation | None = None  # None when [metrics] address is empty
     on_stopping: list[Callable[[], None]] = field(default_factory=list)  # run by begin_shutdown
     oidc: OidcLogin | None = None  # /auth/oidc/*: sign in at an OpenID Provider; None without [[oidc]]
+    proxy: ProxyApp | None = None  # the proxy inside ``app``, for the fast path
+    fast_path: FastPath | None = field(init=False)  # read by ``frontdesk serve``'s protocol (serving.FastHttp)
     jwks: JwksEndpoint = field(init=False)
     health: Health = field(init=False)
     purger: Purger = field(init=False)
-    _entry: ASGIApp = field(init=False, repr=False)  # the edge layer around _dispatch
+    _entry: GatewayEdge = field(init=False, repr=False)  # the edge layer around _dispatch
 
     def __post_init__(self) -> None:
         self.jwks = JwksEndpoint(self.engine.access_codec.keyring)
@@ -116,6 +120,10 @@ class Gateway:
             meter=meter,
         )
         self._hide_metrics_path = not any(route.matches(METRICS_PATH) for route in self.config.routes)
+        # The proxied requests the protocol may answer itself: through the same edge, never a path of ours.
+        self.fast_path = None
+        if self.proxy is not None and self.config.fast_path:
+            self.fast_path = FastPath(self.proxy, edge=self._entry, owns=self._answers_itself)
         if self.metering is not None:
             sampler = self.metering.sampler(self.engine)
             self.on_startup.append(sampler.start)
@@ -128,6 +136,15 @@ class Gateway:
             await self._lifespan(receive, send)
             return
         await self._entry(scope, receive, send)
+
+    def _answers_itself(self, path: str) -> bool:
+        """Whether ``path`` is the gateway's own (``_dispatch`` answers it), whatever the proxy's routes say."""
+        return (
+            self.auth.answers(path)
+            or self.health.handles(path)
+            or path == JWKS_PATH
+            or (path == METRICS_PATH and self._hide_metrics_path)
+        )
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -250,6 +267,7 @@ def create_app(
         metering=metering,
         on_stopping=[proxy.shut_down],
         oidc=oidc,
+        proxy=proxy,
     )
 
 

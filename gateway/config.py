@@ -81,7 +81,7 @@ _SCHEMA: dict[str, set[str]] = {
         "refresh_margin",
     },
     "store": set(STORE_KEYS),
-    "server": {"host", "port", "trusted_proxies", "origins", "workers", "hsts", "shutdown_timeout"},
+    "server": {"host", "port", "trusted_proxies", "origins", "workers", "hsts", "shutdown_timeout", "fast_path"},
     "cookie": {"name", "same_site", "secure", "path", "domain"},
     "csrf": {"header"},
     "login": {
@@ -162,6 +162,7 @@ class GatewayConfig:
     redis: RedisOptions = field(default_factory=RedisOptions)
     # FRONTDESK_OIDC_TOKEN_KEY(_PREVIOUS): seal the IdP tokens kept with sessions; oldest first, newest last
     oidc_token_keys: tuple[str, ...] = field(default=(), repr=False)
+    fast_path: bool = True  # [server] fast_path: `frontdesk serve` answers proxied requests without ASGI layers
 
 
 def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -386,6 +387,7 @@ def load_config(
         password_login=password_login,
         redis=redis_options,
         oidc_token_keys=oidc_token_keys,
+        fast_path=p.get(server, "server", "fast_path", True, boolean),
     )
     if metrics.port == config.port and (metrics.host == config.host or "0.0.0.0" in (metrics.host, config.host)):  # noqa: S104
         p.add(

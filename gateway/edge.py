@@ -20,7 +20,7 @@ from .metrics.requests import RequestMeter
 from .request_ids import HEADER, RequestIds
 from .security_headers import NAMES, SecurityHeaders
 
-__all__ = ["GatewayEdge"]
+__all__ = ["EdgePassage", "GatewayEdge"]
 
 Headers = Iterable[tuple[bytes, bytes]]
 
@@ -63,6 +63,12 @@ class GatewayEdge:
         out.append(tag)
         return self._security.secure(out)
 
+    def enter(self, scope: Scope) -> EdgePassage:
+        """One HTTP request's passage through the edge: its id assigned now, its answer decorated and counted
+        through the passage. The ASGI wrapper below and ``frontdesk serve``'s fast path (``proxy/fast.py``)
+        both use it, so an answer is decorated and counted the same whichever way it went out."""
+        return EdgePassage(self, scope, self._ids.assign(scope))
+
     async def _plain_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = self._ids.assign(scope)
         decorate = self.decorate
@@ -75,34 +81,21 @@ class GatewayEdge:
         await self.app(scope, receive, send_decorated)
 
     async def _metered_http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        rid = self._ids.assign(scope)
-        decorate = self.decorate
-        meter = self._meter
-        assert meter is not None  # chosen in __init__
-        status = 0
-        headers: Headers = ()
-        streaming = event_stream = False
+        passage = self.enter(scope)
 
         async def send_metered(message: Message) -> None:
-            nonlocal status, headers, streaming, event_stream
             if message["type"] == "http.response.start":
-                headers = decorate(message.get("headers", ()), rid)
-                status = message["status"]
-                message = {**message, "headers": headers}
-            elif not streaming and message.get("more_body"):
-                streaming = True  # looked at once per streamed response, never for a plain one
-                event_stream = meter.stream_started(headers)
+                message = {**message, "headers": passage.start(message["status"], message.get("headers", ()))}
+            elif message.get("more_body"):
+                passage.more()
             await send(message)
 
+        raised = True
         try:
             await self.app(scope, receive, send_metered)
-        except BaseException:
-            status = status or 500  # uvicorn answers 500 for an app that raised before answering
-            raise
+            raised = False
         finally:
-            if event_stream:
-                meter.event_stream_ended()
-            meter.answered(scope["path"], scope["method"], status)
+            passage.end(raised)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = self._ids.assign(scope)
@@ -130,3 +123,43 @@ class GatewayEdge:
         finally:
             if accepted and meter is not None:
                 meter.websocket_ended()
+
+
+class EdgePassage:
+    """One HTTP request through the edge (:meth:`GatewayEdge.enter`): decorates its answer's head, and with
+    metrics on counts the answer and gauges an event stream while it lasts."""
+
+    __slots__ = ("_edge", "_meter", "event_stream", "headers", "rid", "scope", "status", "streaming")
+
+    def __init__(self, edge: GatewayEdge, scope: Scope, rid: bytes) -> None:
+        self._edge = edge
+        self._meter = edge._meter
+        self.scope = scope
+        self.rid = rid
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.streaming = self.event_stream = False
+
+    def start(self, status: int, headers: Headers) -> list[tuple[bytes, bytes]]:
+        """The answer's head is going out: its headers as sent (request id, security headers)."""
+        self.status = status
+        self.headers = out = self._edge.decorate(headers, self.rid)
+        return out
+
+    def more(self) -> None:
+        """A body piece with more to come went out: the answer streams."""
+        meter = self._meter
+        if meter is not None and not self.streaming:
+            self.streaming = True  # looked at once per streamed response, never for a plain one
+            self.event_stream = meter.stream_started(self.headers)
+
+    def end(self, raised: bool) -> None:
+        """The request is over; ``raised``: the app raised (the server answers 500 if nothing was sent)."""
+        meter = self._meter
+        if meter is None:
+            return
+        if raised:
+            self.status = self.status or 500
+        if self.event_stream:
+            meter.event_stream_ended()
+        meter.answered(self.scope["path"], self.scope["method"], self.status)

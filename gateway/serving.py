@@ -1,5 +1,11 @@
 """How ``frontdesk serve`` and ``frontdesk demo`` run uvicorn: the options both share, a handler for frontdesk's
-own loggers, and a WebSocket protocol under which a refused upgrade is not logged as an ERROR.
+own loggers, an HTTP protocol with the proxy's fast path, and a WebSocket protocol under which a refused upgrade
+is not logged as an ERROR.
+
+The fast path (``[server] fast_path``, on by default): :class:`FastHttp` is uvicorn's httptools protocol, except
+that a plain request on a proxied route is answered by the proxy's request cycle as soon as its head is parsed,
+writing bytes to the connection instead of passing ASGI messages through the app's layers (``proxy/fast.py``).
+Everything else (``/auth/*``, health, static files, bad paths, upgrades) goes to the ASGI app unchanged.
 
 Logging: uvicorn configures only its own loggers, so without a config of ours every ``frontdesk.*`` INFO line
 (key reloads, purges) was dropped by the root logger's WARNING default. ``logs.log_config`` gives every logger a
@@ -28,23 +34,28 @@ the process with it; :func:`exit_zero_after_sigterm` makes that a normal exit).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
+import urllib.parse
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+import httptools
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from .config import GatewayConfig
 from .logs import log_config
+from .proxy.fast import FastPath, ProtocolClient
 
 __all__ = [
     "BEGIN_SHUTDOWN",
     "DenialCompletesHandshake",
     "DrainingHttp",
+    "FastHttp",
     "exit_zero_after_sigterm",
     "uvicorn_options",
 ]
@@ -70,6 +81,68 @@ class DrainingHttp(HttpToolsProtocol):
     def shutdown(self) -> None:
         _begin_shutdown(self.app_state)
         super().shutdown()
+
+
+class FastHttp(DrainingHttp):
+    """``frontdesk serve``'s protocol: a plain request on a proxied route is answered on the fast path
+    (``proxy/fast.py``) as soon as its head is parsed; every other request goes to the ASGI app as before.
+
+    The app offers the fast path through its ``fast_path`` attribute (the gateway, with ``[server] fast_path``
+    on, or a bare ``ProxyApp``). uvicorn wraps the app in middleware for some options (proxy headers, trace
+    logging), which would be skipped: then there is no fast path.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        fast = getattr(self.app, "fast_path", None)
+        self._fast = fast if isinstance(fast, FastPath) else None
+
+    def on_headers_complete(self) -> None:
+        fast = self._fast
+        if fast is None or self.root_path or self.parser.should_upgrade():
+            super().on_headers_complete()
+            return
+        parsed = httptools.parse_url(self.url)
+        raw_path = parsed.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        route = fast.route(path, raw_path)
+        limit = self.limit_concurrency
+        if route is None or (limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit)):
+            super().on_headers_complete()  # not ours, or the 503 of the concurrency limit: uvicorn's own way
+            return
+        # What uvicorn's on_headers_complete does, with the path already parsed and a fast cycle.
+        parser = self.parser
+        http_version = parser.get_http_version()
+        scope = self.scope
+        scope["method"] = parser.get_method().decode("ascii")
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = parsed.query or b""
+        existing = self.cycle
+        self.cycle = ProtocolClient(  # positional: RequestResponseCycle's arguments in its order
+            fast,
+            route,
+            scope,
+            self.transport,
+            self.flow,
+            self.logger,
+            self.access_logger,
+            self.access_log,
+            self.server_state.default_headers,
+            asyncio.Event(),
+            self.expect_100_continue,
+            http_version != "1.0" and parser.should_keep_alive(),
+            self.on_response_complete,
+        )
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(self.cycle, self.app)
+        else:  # pipelined: queued behind the request being answered, as uvicorn queues its own
+            self.flow.pause_reading()
+            self.pipeline.appendleft((self.cycle, self.app))
 
 
 class DenialCompletesHandshake(WebSocketsSansIOProtocol):
@@ -108,7 +181,7 @@ def uvicorn_options(
     log_level = log_level or config.log.level
     json_lines = config.log.resolved_format() == "json"
     return {
-        "http": DrainingHttp,
+        "http": FastHttp if config.fast_path else DrainingHttp,
         "loop": "uvloop",
         "ws": DenialCompletesHandshake,
         "proxy_headers": False,  # X-Forwarded-* are judged by frontdesk against server.trusted_proxies

@@ -20,6 +20,7 @@ __all__ = [
     "read_body",
     "request_from_scope",
     "ScopeRequest",
+    "raw_headers",
     "send_response",
     "send_refusal",
     "answer_endpoint",
@@ -94,12 +95,18 @@ class ScopeRequest(HttpRequest):
         return value
 
 
-async def send_response(send: Send, response: HttpResponse, *, websocket: bool = False) -> None:
-    """Send ``response``; on a WebSocket (``websocket``: its scope has the ``websocket.http.response``
-    extension) as the answer to the refused handshake."""
+def raw_headers(response: HttpResponse) -> list[tuple[bytes, bytes]]:
+    """``response``'s headers as the byte pairs a server writes, with its Content-Length (except on a 204)."""
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
     if response.status != 204 and not any(k == "content-length" for k, _ in response.headers):
         headers.append((b"content-length", str(len(response.body)).encode()))
+    return headers
+
+
+async def send_response(send: Send, response: HttpResponse, *, websocket: bool = False) -> None:
+    """Send ``response``; on a WebSocket (``websocket``: its scope has the ``websocket.http.response``
+    extension) as the answer to the refused handshake."""
+    headers = raw_headers(response)
     prefix = "websocket.http.response" if websocket else "http.response"
     await send({"type": f"{prefix}.start", "status": response.status, "headers": headers})
     await send({"type": f"{prefix}.body", "body": response.body})

@@ -14,9 +14,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from frontdesk.middleware.session_watch import SessionWatch
 
+from .client_side import AsgiClient, ClientSide
 from .contracts import NO_METER, NO_REQUEST_ID, ProxyMeter, RequestIdSource, TokenSource, TrustPolicy
 from .cycle import HttpCycle, HttpDeps
 from .errors import BadPath
+from .fast import FastPath
 from .origins import OriginPolicy
 from .paths import resolve_route
 from .pool import UpstreamPool
@@ -72,6 +74,24 @@ class ProxyApp:
     def pool(self) -> UpstreamPool:
         return self._pool
 
+    @property
+    def fast_path(self) -> FastPath:
+        """For ``frontdesk serve``'s protocol (``fast.py``): this proxy answering its routes without ASGI."""
+        return FastPath(self)
+
+    def fast_route(self, raw_path: bytes) -> Route | None:
+        """The route of a path the fast path may take: None outside every route, and for a bad path (the
+        ASGI side refuses it, as it refuses everything it handles)."""
+        try:
+            return resolve_route(self._table, raw_path)
+        except BadPath:
+            return None
+
+    async def run_cycle(self, scope: Scope, client: ClientSide, route: Route, raw_path: bytes) -> None:
+        """One HTTP request on ``route``, whichever side (ASGI or the fast path's protocol) talks to the browser."""
+        # Everything about this one request lives on its cycle (see cycle.py), nothing on self.
+        await HttpCycle(self._http, scope, client, route, raw_path).run()
+
     def shut_down(self) -> None:
         """The server is stopping: end every event stream cleanly and close every WebSocket with 1001 (both
         would otherwise hold the stop until its timeout); other exchanges in flight are left to finish."""
@@ -99,7 +119,6 @@ class ProxyApp:
         if route is None:
             await self._fallback(scope, receive, send)
         elif kind == "http":
-            # Everything about this one request lives on its cycle (see cycle.py), nothing on self.
-            await HttpCycle(self._http, scope, receive, send, route, raw_path).run()
+            await self.run_cycle(scope, AsgiClient(receive, send), route, raw_path)
         else:
             await proxy_websocket(self._websocket, scope, receive, send, route, raw_path)

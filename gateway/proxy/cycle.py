@@ -18,15 +18,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 
 from frontdesk.middleware.admission import session_grant
+from frontdesk.middleware.asgi_io import raw_headers
 from frontdesk.middleware.csrf import check_request
 from frontdesk.middleware.errors import FrontdeskError
 from frontdesk.middleware.no_store import decorate_raw
 from frontdesk.middleware.session_watch import STREAM_WATCH_DELAY, SessionWatch, Watching
 
 from .body import ClientGone, RequestBody
+from .client_side import ClientSide
 from .contracts import NO_METER, NO_REQUEST_ID, GrantLike, ProxyMeter, RequestIdSource, TokenSource, TrustPolicy
 from .errors import (
     BadFraming,
@@ -44,7 +46,7 @@ from .headers import ScannedRequest, filter_response_headers, render_request_hea
 from .origins import OriginPolicy
 from .paths import upstream_target
 from .pool import UpstreamPool
-from .responses import send_error
+from .responses import error_answer
 from .routes import Route
 from .settings import ProxySettings
 from .upstream import UpstreamConnection
@@ -119,6 +121,7 @@ class HttpCycle:
     __slots__ = (
         "body",
         "bytes_sent",
+        "client",
         "conn",
         "cookie",
         "deps",
@@ -127,13 +130,11 @@ class HttpCycle:
         "grant",
         "method",
         "raw_path",
-        "receive",
         "response_complete",
         "response_started",
         "route",
         "scanned",
         "scope",
-        "send",
         "set_cookie",
         "status",
         "target",
@@ -145,13 +146,10 @@ class HttpCycle:
     body: RequestBody | None
     framing: bytes | None
 
-    def __init__(
-        self, deps: HttpDeps, scope: Scope, receive: Receive, send: Send, route: Route, raw_path: bytes
-    ) -> None:
+    def __init__(self, deps: HttpDeps, scope: Scope, client: ClientSide, route: Route, raw_path: bytes) -> None:
         self.deps = deps
         self.scope = scope
-        self.receive = receive
-        self.send = send
+        self.client = client  # the browser's connection: ASGI, or the fast path's protocol (client_side.py)
         self.route = route
         self.raw_path = raw_path
         self.method: str = scope["method"]
@@ -208,8 +206,9 @@ class HttpCycle:
         self.error = exc.with_traceback(None)
         self.status = exc.status
         self.response_started = True
-        sent = await send_error(self.send, exc, extra=extra, close=close)
-        self.bytes_sent += len(sent.body)
+        answer = error_answer(exc, extra=extra, close=close)
+        self.bytes_sent += len(answer.body)
+        await self.client.start(answer.status, raw_headers(answer), answer.body, False)
         self.response_complete = True
 
     # -- the request -------------------------------------------------------------------------------------
@@ -233,7 +232,7 @@ class HttpCycle:
         origins = self.deps.origins.own_origins(self.scope, scanned) if "origin" in lookup else frozenset()
         check_request(lookup, websocket=False, csrf_header=self.deps.csrf if route.csrf else None, own_origins=origins)
         self.cookie = scanned.cookie.decode("latin-1") if scanned.cookie is not None else None
-        self.body = RequestBody(self.receive, limit) if (scanned.chunked or scanned.length) else None
+        self.body = RequestBody(self.client.receive, limit) if (scanned.chunked or scanned.length) else None
         if scanned.length is not None:  # Content-Length: 0 included
             self.framing = b"content-length: %d\r\n" % scanned.length
         else:
@@ -317,7 +316,7 @@ class HttpCycle:
         self.bytes_sent += len(data)
         if not more:
             self.response_complete = True
-        await self.send({"type": "http.response.body", "body": data, "more_body": more})
+        await self.client.send_body(data, more)
 
     async def _respond(self, conn: UpstreamConnection) -> None:
         deps = self.deps
@@ -331,15 +330,15 @@ class HttpCycle:
             headers = decorate_raw(headers, cookie, authenticated=authenticated, lower_case=True)  # as session mode's
             self.status = conn.status
             self.response_started = True
-            await self.send({"type": "http.response.start", "status": conn.status, "headers": headers})
             if conn.complete:  # the common case: the whole response arrived with its head
                 data = await conn.read_body() or b""
                 deps.pool.release(conn)
                 released = True
                 self.bytes_sent = len(data)  # written out here, not by _send_body: this path runs per request
                 self.response_complete = True
-                await self.send({"type": "http.response.body", "body": data})
+                await self.client.start(conn.status, headers, data, False)  # head and body: one write
                 return
+            await self.client.start(conn.status, headers)
             # A stream: watch for the browser leaving, or an endless SSE stream would be read for nobody.
             watcher = asyncio.ensure_future(self._watch_disconnect(conn, conn.uses))
             event_stream = _event_stream(headers)
@@ -391,7 +390,7 @@ class HttpCycle:
         if body is not None and not body.done:
             return  # the rest of the body belongs to nobody now; uvicorn discards it
         while True:
-            message = await self.receive()
+            message = await self.client.receive()
             if message["type"] == "http.disconnect":
                 # Only while the connection still serves this exchange (it may be pooled and reused by now).
                 if conn.uses == uses and not conn.complete:

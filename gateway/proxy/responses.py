@@ -12,7 +12,23 @@ from frontdesk.middleware.asgi_io import send_response
 from frontdesk.middleware.errors import FrontdeskError
 from frontdesk.middleware.http import HttpResponse, error_response
 
-__all__ = ["send_error"]
+__all__ = ["error_answer", "send_error"]
+
+
+def error_answer(
+    exc: FrontdeskError,
+    *,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    close: bool = False,
+) -> HttpResponse:
+    """The JSON error answer for ``exc``, with ``extra`` headers; ``close``: the connection ends after it."""
+    headers = [("cache-control", "no-store")]
+    if extra:
+        headers += [(name.decode("latin-1"), value.decode("latin-1")) for name, value in extra]
+    if close:
+        # The rest of an unread or refused body is not worth reading: the server closes after this answer.
+        headers.append(("connection", "close"))
+    return error_response(exc, headers)
 
 
 async def send_error(
@@ -23,12 +39,6 @@ async def send_error(
     close: bool = False,
 ) -> HttpResponse:
     """Send the JSON error answer for ``exc``; returns what was sent (for the request's own record)."""
-    headers = [("cache-control", "no-store")]
-    if extra:
-        headers += [(name.decode("latin-1"), value.decode("latin-1")) for name, value in extra]
-    if close:
-        # The rest of an unread or refused body is not worth reading: uvicorn closes after this answer.
-        headers.append(("connection", "close"))
-    response = error_response(exc, headers)
+    response = error_answer(exc, extra=extra, close=close)
     await send_response(send, response)
     return response

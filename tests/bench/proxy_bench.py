@@ -330,12 +330,16 @@ def _serve(kind: str, port: int, upstream_port: int, blob_port: int) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
+    from frontdesk.gateway.serving import FastHttp
+
     uvicorn.run(
         app,
         host="127.0.0.1",
         port=port,
         loop="uvloop",
-        http="httptools",
+        # `frontdesk serve`'s protocol (its fast path answers proxied requests without ASGI) unless
+        # FD_BENCH_FAST_PATH=0 ([server] fast_path = false): uvicorn's own, everything through ASGI
+        http=FastHttp if kind.startswith("frontdesk") and os.environ.get("FD_BENCH_FAST_PATH") != "0" else "httptools",
         lifespan="on" if kind == "frontdesk-real" else "off",
         access_log=access_log,
         log_level="info" if access_log else "warning",

@@ -19,6 +19,15 @@ engine on SQLite, a logged-in cookie) the same way, for an answered proxied GET;
 such requests untraced after the warm-up: run it under valgrind twice with two values of N, and the difference
 in instructions divided by the difference in N is the instructions per request, C included.
 
+``--protocol asgi|fast`` drives the same gateway through a real uvicorn protocol instance, the way
+``frontdesk serve`` runs it (request bytes in through ``data_received``, response bytes out of a stand-in
+transport): ``asgi`` is uvicorn's protocol with the whole ASGI stack (``[server] fast_path = false``), ``fast``
+is ``serving.FastHttp``, whose fast path answers the proxied request without it. With ``--loop N`` under valgrind
+as above, that is the instructions per proxied request, server included; ``--refresh`` makes each request
+carry an expired access token, so every one is a silent refresh (a rotated cookie in the answer)::
+
+    valgrind --tool=cachegrind --cache-sim=no python tests/bench/proxy_bytecodes.py --protocol fast --loop 2000
+
 This is a benchmark, not a test: nothing here asserts.
 """
 
@@ -35,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+import uvloop
 
 from frontdesk.gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
 
@@ -275,13 +286,150 @@ async def count_gateway(loop: int) -> Counter[str]:
         await gateway.engine.store.close()
 
 
+class BenchTransport:
+    """Just enough of an asyncio transport for uvicorn's HTTP protocol: what it writes is kept, never sent."""
+
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 5000)}.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def set_protocol(self, protocol: Any) -> None:
+        raise AssertionError("no upgrades here")
+
+
+async def count_protocol(fast: bool, loop: int, refresh: bool) -> Counter[str]:
+    """One answered GET on a proxied route, from request bytes to response bytes through uvicorn's protocol."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from frontdesk.gateway.app import create_app
+    from frontdesk.gateway.config import load_config
+    from frontdesk.gateway.serving import DrainingHttp, FastHttp
+    from frontdesk.middleware.sessions import User
+
+    workdir = Path(os.environ["FD_BENCH_WORKDIR"])
+    path = workdir / "config.toml"
+    metrics = "127.0.0.1:9" if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else ""
+    text = GATEWAY_CONFIG.format(workdir=workdir, metrics=metrics)
+    if refresh:  # every request's access token has expired: each one is a silent refresh with rotation
+        text = text.replace('access_ttl = "15m"', 'access_ttl = "1s"')
+    path.write_text(text)
+    env = {"FRONTDESK_ACCESS_SECRET": "a" * 40, "FRONTDESK_REFRESH_SECRET": "r" * 40}
+
+    async def authenticate(username: str, password: str) -> User | None:
+        return User(id="u-ann", username=username)
+
+    now = [time.time()]
+    gateway = create_app(load_config(path, env=env), authenticator=authenticate, clock=lambda: now[0])
+    await gateway.engine.store.open()
+    config = uvicorn.Config(
+        gateway,
+        http=FastHttp if fast else DrainingHttp,
+        lifespan="off",
+        proxy_headers=False,
+        log_level="warning",
+        access_log=False,  # as `frontdesk serve` runs by default ([log] access_log = false)
+    )
+    config.load()
+    protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})  # type: ignore[call-arg]
+    transport = BenchTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    try:
+        login_body = b'{"username":"ann","password":"pw"}'
+        protocol.data_received(
+            b"POST /auth/login HTTP/1.1\r\nhost: gw.example\r\ncontent-type: application/json\r\nx-csrf: 1\r\n"
+            b"content-length: %d\r\n\r\n%b" % (len(login_body), login_body)
+        )
+        while not (protocol.cycle and protocol.cycle.response_complete):
+            await asyncio.sleep(0)
+        answer = b"".join(transport.out)
+        cookie = answer.split(b"set-cookie: ", 1)[1].split(b";", 1)[0]
+        gateway.app.pool.release(InstantConnection(gateway.config.routes[0].upstream.key))  # type: ignore[attr-defined]
+
+        def request() -> bytes:
+            return (
+                b"GET /api/me HTTP/1.1\r\nhost: gw.example\r\ncookie: theme=dark; %b\r\n"
+                b"accept: application/json\r\nuser-agent: bench\r\nx-csrf: 1\r\n\r\n" % cookie
+            )
+
+        async def one() -> None:
+            nonlocal cookie
+            transport.out.clear()
+            if refresh:
+                now[0] += 2  # past the access token's life: this request refreshes it
+            protocol.data_received(request())
+            cycle = protocol.cycle
+            while not cycle.response_complete:  # woken when the answer completes (no spinning: a refresh
+                cycle.message_event.clear()  # waits on SQLite's thread, and a spin would count its wait)
+                await cycle.message_event.wait()
+            answer = b"".join(transport.out)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer
+            if refresh:
+                cookie = answer.split(b"set-cookie: ", 1)[1].split(b";", 1)[0]
+
+        for _ in range(50):  # warm caches (route lookup, the session's cached access token, label children)
+            await one()
+        if loop:
+            for _ in range(loop):
+                await one()
+            return Counter()
+        tracer = Tracer()
+        sys.settrace(tracer.start)
+        try:
+            await one()
+        finally:
+            sys.settrace(None)
+        for helper in ("one", "request", "write", "is_closing", "get_extra_info", "pause_reading", "resume_reading"):
+            tracer.counts.pop(f"{__file__.rsplit('/', 1)[-1]}:{helper}", None)
+        return tracer.counts
+    finally:
+        gateway.app.pool.take_idle(gateway.config.routes[0].upstream)  # type: ignore[attr-defined]
+        await gateway.app.aclose()  # type: ignore[attr-defined]
+        await gateway.engine.store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--by-function", action="store_true", help="list the bytecodes of each function")
     parser.add_argument("--gateway", action="store_true", help="the whole gateway app instead of ProxyApp alone")
     parser.add_argument("--metrics", action="store_true", help="--gateway with [metrics] on (multiprocess mode)")
     parser.add_argument("--loop", type=int, default=0, help="--gateway: run N requests untraced (for valgrind)")
+    parser.add_argument("--protocol", choices=("asgi", "fast"), help="the gateway through uvicorn's protocol")
+    parser.add_argument("--refresh", action="store_true", help="--protocol: every request a silent refresh")
     args = parser.parse_args()
+    if args.protocol:
+        with tempfile.TemporaryDirectory(prefix="fd-bytecodes-") as workdir:
+            os.environ["FD_BENCH_WORKDIR"] = workdir
+            if args.metrics:
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = workdir
+            # uvloop, as `frontdesk serve` runs: its loop and transports are C, not counted here
+            counts = uvloop.run(count_protocol(args.protocol == "fast", args.loop, args.refresh))
+        if not args.loop:
+            kind = "refreshed" if args.refresh else "answered"
+            print(f"protocol {args.protocol}, {kind} GET, metrics {'on' if args.metrics else 'off'}: "
+                  f"{sum(counts.values())} bytecodes")
+            if args.by_function:
+                for function, n in counts.most_common():
+                    print(f"  {n:6d}  {function}")
+        return
     if args.gateway:
         with tempfile.TemporaryDirectory(prefix="fd-bytecodes-") as workdir:
             os.environ["FD_BENCH_WORKDIR"] = workdir

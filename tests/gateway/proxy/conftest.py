@@ -1,4 +1,9 @@
-"""Fixtures for the proxy tests: ``proxy_factory`` builds a real uvicorn gateway (ProxyApp) and upstream."""
+"""Fixtures for the proxy tests: ``proxy_factory`` builds a real uvicorn gateway (ProxyApp) and upstream.
+
+Every test that uses it runs twice: on ``frontdesk serve``'s protocol, whose fast path answers proxied requests
+without ASGI (``[server] fast_path = true``, the default), and on uvicorn's own protocol, through ASGI (what
+``fast_path = false`` and any other ASGI server run).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import pytest
 from proxy_support import FakeEngine, Gateway, Servers, Trust, Upstream, route_config, spa
 
 from frontdesk.gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
+from frontdesk.gateway.serving import FastHttp
 from tests.support import loop_factories
 
 
@@ -18,8 +24,17 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> M
     return loop_factories(item)
 
 
+SERVER_PROTOCOLS = {"fast": FastHttp, "asgi": "httptools"}
+
+
+@pytest.fixture(params=list(SERVER_PROTOCOLS))
+def server_protocol(request: pytest.FixtureRequest) -> Any:
+    """uvicorn's ``http`` option for the gateway under test: the fast path's protocol, or plain ASGI."""
+    return SERVER_PROTOCOLS[request.param]
+
+
 @pytest.fixture
-async def proxy_factory() -> AsyncIterator[Any]:
+async def proxy_factory(server_protocol: Any) -> AsyncIterator[Any]:
     servers = Servers()
     apps: list[ProxyApp] = []
 
@@ -38,7 +53,7 @@ async def proxy_factory() -> AsyncIterator[Any]:
         engine = FakeEngine()
         app = ProxyApp(routes, engine, settings=settings, trusted=Trust(*trusted), fallback=spa)
         apps.append(app)
-        port = await servers.start(app)
+        port = await servers.start(app, http=server_protocol)
         return Gateway(port, app, engine, upstream, up_port)
 
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ from tests.support.certificates import self_signed
 
 
 @pytest.mark.parametrize("trust_the_ca", [True, False])
-async def test_https_upstream(tmp_path: Path, trust_the_ca: bool) -> None:
+async def test_https_upstream(tmp_path: Path, trust_the_ca: bool, server_protocol: Any) -> None:
     cert, key = self_signed(tmp_path)
     upstream = Upstream()
     async with serve_in_loop(upstream, ssl_certfile=str(cert), ssl_keyfile=str(key)) as up:
@@ -24,7 +25,7 @@ async def test_https_upstream(tmp_path: Path, trust_the_ca: bool) -> None:
         settings, more = parse_proxy_settings({"tls_ca_file": str(cert)} if trust_the_ca else {})
         assert problems == more == []
         app = ProxyApp(routes, FakeEngine(), settings=settings, trusted=Trust(), fallback=spa)
-        async with serve_in_loop(app) as gateway:
+        async with serve_in_loop(app, http=server_protocol) as gateway:
             headers = {"x-csrf": "1", "cookie": refresh_cookie("alice", "sid-alice")}
             async with httpx.AsyncClient(base_url=gateway.url, headers=headers) as c:
                 r = await c.get("/api/echo")

@@ -1,0 +1,140 @@
+"""The fast path (issue 11): under ``frontdesk serve``'s protocol a plain request on a proxied route is answered
+by the protocol itself (``proxy/fast.py``), everything else by the ASGI app; the rest of this directory's battery
+runs on both (``conftest.server_protocol``). These tests show which side answered what, and what only the fast
+path's own byte writer decides (pipelining order, HEAD, framing, keep-alive)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from proxy_support import Gateway, raw_request, refresh_cookie
+from uvicorn.server import ServerState
+
+from frontdesk.gateway.app import create_app
+from frontdesk.gateway.config import load_config
+from frontdesk.gateway.errors import ConfigError
+from frontdesk.gateway.proxy.app import ProxyApp
+from frontdesk.gateway.serving import DrainingHttp, FastHttp, uvicorn_options
+
+ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
+
+
+@pytest.fixture
+def sides(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The client side each proxied exchange ran with: ``ProtocolClient`` (fast path) or ``AsgiClient``."""
+    seen: list[str] = []
+    run_cycle = ProxyApp.run_cycle
+
+    async def recording(self: ProxyApp, scope: Any, client: Any, route: Any, raw_path: bytes) -> None:
+        seen.append(type(client).__name__)
+        await run_cycle(self, scope, client, route, raw_path)
+
+    monkeypatch.setattr(ProxyApp, "run_cycle", recording)
+    return seen
+
+
+def _get(path: str, *, cookie: bool = True, extra: str = "") -> bytes:
+    head = f"GET {path} HTTP/1.1\r\nhost: gw\r\nx-csrf: 1\r\n"
+    if cookie:
+        head += f"cookie: {refresh_cookie('alice', 'sid-alice')}\r\n"
+    return (head + extra + "\r\n").encode()
+
+
+@pytest.mark.parametrize("server_protocol", [FastHttp])
+async def test_proxied_requests_take_the_fast_path_and_the_rest_go_to_asgi(gw: Gateway, sides: list[str]) -> None:
+    async with gw.client() as c:
+        answered = await c.get("/api/echo", params={"q": "1"})
+        assert answered.status_code == 200 and answered.json()["target"] == "/api/echo?q=1"
+        assert sides == ["ProtocolClient"]
+        assert (await c.get("/")).json() == {"spa": "/"}  # the SPA: the ASGI app's
+        refused = await c.get("/api/%2e%2e/admin")  # a bad path on a route: refused by the ASGI side
+        assert refused.status_code == 400 and refused.json()["error"] == "bad_path"
+        assert (await c.post("/api/echo", json={})).status_code == 200  # a body: the fast path too
+    assert sides == ["ProtocolClient", "ProtocolClient"]
+
+
+@pytest.mark.parametrize("server_protocol", ["httptools"])
+async def test_uvicorns_own_protocol_answers_everything_through_asgi(gw: Gateway, sides: list[str]) -> None:
+    async with gw.client() as c:
+        assert (await c.get("/api/echo")).status_code == 200
+    assert sides == ["AsgiClient"]
+
+
+@pytest.mark.parametrize("server_protocol", [FastHttp, "httptools"])
+async def test_pipelined_requests_are_answered_in_order_across_both_sides(gw: Gateway) -> None:
+    # proxied, SPA (ASGI), proxied, refused on the fast path (no session), last one closes: one write for all
+    data = _get("/api/echo?n=1") + _get("/app") + _get("/api/echo?n=3") + _get("/api/echo?n=4", cookie=False)
+    data += _get("/api/echo?n=5", extra="connection: close\r\n")
+    out = await raw_request(gw.port, data)
+    answers = out.split(b"HTTP/1.1 ")[1:]  # each body runs straight into the next status line
+    assert [a[:3] for a in answers] == [b"200", b"200", b"200", b"401", b"200"], out
+    assert b"n=1" in answers[0] and b'"spa": "/app"' in answers[1] and b"n=3" in answers[2]
+    assert b"n=5" in answers[4] and b"connection: close" in answers[4]
+
+
+@pytest.mark.parametrize("server_protocol", [FastHttp])
+async def test_head_and_streamed_answers_are_framed_by_the_fast_path(gw: Gateway) -> None:
+    head = await raw_request(gw.port, _get("/api/echo", extra="connection: close\r\n").replace(b"GET", b"HEAD", 1))
+    assert head.startswith(b"HTTP/1.1 200 ") and head.endswith(b"\r\n\r\n"), head  # a head, never a body
+    big = await raw_request(gw.port, _get("/api/big?n=200000", extra="connection: close\r\n"))
+    head_part, _, body = big.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head_part  # no length from the upstream: chunked, as uvicorn does
+    assert body.endswith(b"0\r\n\r\n")
+    size = 0
+    while body:
+        line, _, body = body.partition(b"\r\n")
+        n = int(line, 16)
+        size += n
+        body = body[n + 2 :]
+        if n == 0:
+            break
+    assert size == 200000
+
+
+def _config(tmp_path: Path, server: str = "") -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[server]\n{server}\n[[routes]]\nprefix = "/api/"\nupstream = "http://127.0.0.1:9"\n')
+    return path
+
+
+def test_the_gateway_offers_the_fast_path_for_its_routes_only_and_it_can_be_turned_off(tmp_path: Path) -> None:
+    config = load_config(_config(tmp_path), env=ENV)
+    assert config.fast_path is True
+    assert uvicorn_options(config)["http"] is FastHttp
+    fast = create_app(config).fast_path
+    assert fast is not None
+    assert fast.route("/api/orders", b"/api/orders") is not None
+    for own in ("/auth/login", "/healthz", "/readyz", "/.well-known/jwks.json", "/metrics", "/index.html"):
+        assert fast.route(own, own.encode()) is None, own
+    off = load_config(_config(tmp_path, "fast_path = false"), env=ENV)
+    assert uvicorn_options(off)["http"] is DrainingHttp
+    assert create_app(off).fast_path is None
+
+
+def test_a_fast_path_setting_that_is_not_a_boolean_refuses_to_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="fast_path"):
+        load_config(_config(tmp_path, 'fast_path = "yes"'), env=ENV)
+
+
+@pytest.mark.parametrize("level", ["info", "trace"])
+async def test_frontdesk_serves_own_uvicorn_options_find_the_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, level: str
+) -> None:
+    """What ``frontdesk serve`` hands uvicorn (one worker: the app; several: the factory) reaches the protocol
+    unwrapped, so its proxied requests take the fast path; ``--log-level trace`` wraps the app: no fast path."""
+    path = _config(tmp_path)
+    config = load_config(path, env=ENV)
+    monkeypatch.setenv("FRONTDESK_CONFIG", str(path))
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    for app, factory in ((create_app(config), False), ("frontdesk.gateway.asgi:app_factory", True)):
+        options = uvicorn_options(config, log_level=level)
+        options.pop("log_config")  # not this test's business (it would reconfigure pytest's logging)
+        served = uvicorn.Config(app, factory=factory, lifespan="on", **options)
+        served.load()
+        protocol = served.http_protocol_class(config=served, server_state=ServerState(), app_state={})  # type: ignore[call-arg]
+        assert isinstance(protocol, FastHttp)
+        assert (protocol._fast is not None) == (level != "trace"), (app, level)
