@@ -609,5 +609,8 @@ async def _immediate(db: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connec
         yield db
         await db.execute("COMMIT")
     except BaseException:
-        await db.execute("ROLLBACK")
+        # A COMMIT cancelled (or failed) after SQLite already ended the transaction leaves nothing to roll back;
+        # that ROLLBACK error must not replace what ended the block (a swallowed cancellation hung shutdowns).
+        with contextlib.suppress(sqlite3.Error):
+            await db.execute("ROLLBACK")
         raise

@@ -80,8 +80,9 @@ async def test_the_key_watcher_is_a_pair_of_start_and_stop_hooks(tmp_path: Path)
     assert _watch_tasks() == []
     await stop()
     gateway = create_app(config)
-    # the watcher's hooks, the proxy's close, and the metrics sampler's pair ([metrics] is on by default)
-    assert len(gateway.on_startup) == 2 and len(gateway.on_shutdown) == 3
+    # the watcher's hooks, the engine's invalidation watch, the proxy's close, and the metrics sampler's pair
+    # ([metrics] is on by default)
+    assert len(gateway.on_startup) == 3 and len(gateway.on_shutdown) == 4
 
 
 @pytest.fixture(scope="module")
