@@ -522,6 +522,8 @@ class SessionEngine:
 
     def _remember_state(self, record: SessionRecord, now: float) -> None:
         s = self.settings
+        if self.freshness is not None:
+            self._check_trust(now)  # a login may be the first call since the watch started: trust it now
         if self._trusting:
             # Serving cached tokens through an outage needs their rows for as long as the tokens live.
             ttl = max(s.state_trust, s.access_ttl) if s.serve_cached_on_outage else s.state_trust

@@ -25,6 +25,7 @@ from frontdesk.middleware.sessions import SessionEngine, SessionSettings
 from frontdesk.middleware.store import MemoryStore, Store
 from frontdesk.middleware.store.base import Change, CountsRevocations, SessionRecord
 from frontdesk.middleware.store.redis import RedisStore
+from tests.support.counting_store import CountingRedisStore
 
 # --- the store: every backend keeps the epoch ---------------------------------------------------------------
 
@@ -182,6 +183,19 @@ async def test_a_trusted_row_costs_no_store_read_at_steady_state() -> None:
     assert store.reads <= 1, store.reads
 
 
+async def test_the_row_of_a_login_is_trusted_when_the_login_is_the_first_call() -> None:
+    store, clock = CountingStore(), ManualClock(NOW)
+    engine = make_engine(store, clock)
+    await fresh(engine).check()  # the watch has confirmed; nothing has been asked of the engine yet
+    cookie = cookie_of((await engine.login("alice", "correct horse")).set_cookie)
+    store.reads = 0
+    for _ in range(10):
+        clock.advance(0.2)
+        await fresh(engine).check()
+        await engine.grant(cookie)
+    assert store.reads == 0  # not cached for state_ttl (0.5 s) and read again
+
+
 async def test_without_the_epoch_watch_rows_are_read_again_every_state_ttl() -> None:
     store, clock = CountingStore(), ManualClock(NOW)
     engine = make_engine(store, clock)
@@ -254,16 +268,6 @@ def test_a_store_outage_answers_503_with_retry_after() -> None:
 
 
 # --- the announcing worker keeps what it just made ---------------------------------------------------------
-
-
-class CountingRedisStore(RedisStore):
-    """A Redis store that counts session reads."""
-
-    reads = 0
-
-    async def get_session(self, sid: str) -> SessionRecord | None:
-        self.reads += 1
-        return await super().get_session(sid)
 
 
 async def _redis_workers(redis_url: str) -> tuple[SessionEngine, SessionEngine, list[CountingRedisStore]]:
