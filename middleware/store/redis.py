@@ -271,7 +271,8 @@ class RedisStore:
 
     @property
     def changes_channel(self) -> str:
-        """The pub/sub channel every change is announced on (``<epoch or -> <sid|user|all> <id>``)."""
+        """The pub/sub channel every change is announced on (``<epoch or -> <sid|user|all> <id>``, and
+        ``- sid <sid> <new jti>`` for a rotation)."""
         return f"{self.prefix}changes"
 
     async def _announce(self, kind: str, ident: str) -> None:
