@@ -5,6 +5,7 @@ trusts its cached session rows until a logout is announced, instead of re-readin
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -15,8 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 from mw_support import serve_wsgi
-from mw_world import ACCESS_SECRET, PASSWORD, REFRESH_SECRET, authenticator, wsgi_app
+from mw_world import ACCESS_SECRET, PASSWORD, REFRESH_SECRET, authenticator, starlette_app, wsgi_app
 
+from frontdesk.middleware.asgi import FrontdeskMiddleware
 from frontdesk.middleware.session_mode import SessionAuth
 from frontdesk.middleware.sessions import SessionSettings
 from frontdesk.middleware.wsgi import FrontdeskWSGIMiddleware
@@ -111,3 +113,25 @@ def test_wsgi_start_runs_the_watch(redis_url: str) -> None:
     finally:
         middleware.close()
     assert not auth.engine.freshness.running  # close() stopped it
+
+
+async def test_a_store_down_at_start_up_does_not_stop_the_app_starting() -> None:
+    """The lifespan hook's start-up with Redis unreachable: logged, the app still starts (rows are polled)."""
+    auth = SessionAuth.from_secrets(
+        access_secret=ACCESS_SECRET,
+        refresh_secret=REFRESH_SECRET,
+        authenticator=authenticator,
+        store=f"redis://127.0.0.1:{free_port()}/0",  # nobody listens there
+    )
+    app = FrontdeskMiddleware(starlette_app(), auth)
+    inbox: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await inbox.put({"type": "lifespan.startup"})
+    await inbox.put({"type": "lifespan.shutdown"})
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, send)
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert auth.engine.freshness is not None and not auth.engine.freshness.running
