@@ -35,6 +35,7 @@ __all__ = [
     "AuthBackend",
     "EndpointBackend",
     "Endpoints",
+    "HasLifecycle",
     "ErrorRenderer",
     "endpoints_of",
     "render_refusal",
@@ -93,6 +94,18 @@ class EndpointBackend(Endpoints, Protocol):
     """A backend that answers some paths itself (session mode's ``/auth/*``) and admits every other request."""
 
     async def admit(self, request: HttpRequest) -> Admission | Refusal: ...
+
+
+@runtime_checkable
+class HasLifecycle(Protocol):
+    """A backend with work that lasts as long as the server process: session mode's invalidation watch.
+
+    The ASGI adapter runs these on the server's ``lifespan.startup`` and ``lifespan.shutdown``; a WSGI server
+    has no such events, so a WSGI app calls ``FrontdeskWSGIMiddleware.start()`` itself (see its docstring)."""
+
+    async def startup(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
 
 
 ErrorRenderer = Callable[[Refusal, HttpRequest], HttpResponse]

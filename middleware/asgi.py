@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from .admission import Admission, AuthBackend, ErrorRenderer, Refusal, endpoints_of, render_refusal
+from .admission import Admission, AuthBackend, ErrorRenderer, HasLifecycle, Refusal, endpoints_of, render_refusal
 from .asgi_io import (
     WS_POLICY_VIOLATION,
     ASGIApp,
@@ -44,11 +44,14 @@ class FrontdeskMiddleware:
         self.auth = auth
         self.on_error = on_error
         self._endpoints = endpoints_of(auth)  # decided once: whether it answers some paths itself (/auth/*)
+        self._lifecycle = auth if isinstance(auth, HasLifecycle) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)  # lifespan and anything newer pass through
+            if kind == "lifespan" and self._lifecycle is not None:
+                receive = _running(self._lifecycle, receive)
+            await self.app(scope, receive, send)  # lifespan (seen on its way) and anything newer pass through
             return
         websocket = kind == "websocket"
         endpoints = self._endpoints
@@ -90,6 +93,24 @@ class FrontdeskMiddleware:
         finally:
             watching.close()
             await socket.drain()
+
+
+def _running(lifecycle: HasLifecycle, receive: Receive) -> Receive:
+    """The lifespan's ``receive``, running the backend's own start-up and shut-down as the server announces
+    them, before the wrapped app hears of them: every message still reaches the app, which answers each
+    (``lifespan.startup.complete`` ...) itself. An app that does not speak lifespan never asks, so the backend
+    then keeps its defaults (session mode re-reads rows every ``state_ttl``)."""
+
+    async def receive_and_run() -> Message:
+        message = await receive()
+        kind = message["type"]
+        if kind == "lifespan.startup":
+            await lifecycle.startup()
+        elif kind == "lifespan.shutdown":
+            await lifecycle.shutdown()  # requests still in flight fall back to re-reading rows: still correct
+        return message
+
+    return receive_and_run
 
 
 def _decorating(send: Send, admission: Admission, websocket: bool) -> Send:

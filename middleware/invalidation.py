@@ -38,7 +38,8 @@ TRUST_BOUND = 0.7  # < 1 s minus one epoch read: the README's promise for a logo
 
 
 class Freshness:
-    """The epoch watch of one worker. ``forget_all``/``forget_sid``/``forget_user`` drop the engine's caches."""
+    """The epoch watch of one worker. ``forget_all``/``forget_sid``/``forget_user``/``forget_rotated`` drop the
+    engine's caches."""
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class Freshness:
         forget_all: Callable[[], None],
         forget_sid: Callable[[str], None],
         forget_user: Callable[[str], None],
+        forget_rotated: Callable[[str, str], None] | None = None,
         serve_cached: bool = False,
         interval: float = EPOCH_INTERVAL,
         bound: float = TRUST_BOUND,
@@ -57,6 +59,7 @@ class Freshness:
         self._forget_all = forget_all
         self._forget_sid = forget_sid
         self._forget_user = forget_user
+        self._forget_rotated = forget_rotated  # (sid, new jti): a rotation, which the rotating worker survives
         self.serve_cached = serve_cached  # keep trusting cached rows while the store is unreachable
         self.interval = interval
         self.bound = bound
@@ -95,7 +98,9 @@ class Freshness:
     def deliver(self, change: Change) -> None:
         """One announcement: drop what it names now, and note its epoch step as heard."""
         self.stats["announcements"] += 1
-        if change.sid is not None:
+        if change.sid is not None and change.jti is not None and self._forget_rotated is not None:
+            self._forget_rotated(change.sid, change.jti)
+        elif change.sid is not None:
             self._forget_sid(change.sid)
         elif change.user_id is not None:
             self._forget_user(change.user_id)

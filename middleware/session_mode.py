@@ -131,6 +131,21 @@ class SessionAuth:
             purge_interval=purge_interval,
         )
 
+    async def startup(self) -> None:
+        """Open the store and start following invalidations (the ASGI adapter's lifespan hook calls this): the
+        engine then trusts its cached session rows until a revocation is announced or the revocation epoch
+        moves, instead of re-reading every active session every ``state_ttl``. A store that does not answer
+        now is not fatal: it opens at the first request, as without this hook, and rows are polled."""
+        try:
+            await self._opener.ensure()
+        except FrontdeskError as exc:
+            log.warning("session mode could not open its store at start-up (%s); session rows are re-read", exc)
+            return
+        await self.engine.follow_invalidations()
+
+    async def shutdown(self) -> None:
+        await self.engine.stop_following()
+
     def answers(self, path: str) -> bool:
         return self.api.handles(path)
 

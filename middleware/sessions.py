@@ -143,6 +143,8 @@ class SessionEngine:
         # (refresh cookie value, audience) -> the whole grant last handed out for it (see grant_memo.py).
         self._grants: GrantMemo[Grant, SessionRecord] = GrantMemo(self.settings.access_cache_size)
         self._audiences: set[str] = set()
+        # sid -> the jti this worker rotated it to, until its own announcement comes back (_forget_rotated).
+        self._rotated_here: ExpiringCache[str, str] = ExpiringCache(self.settings.access_cache_size)
         self._locks: KeyedLocks[str] = KeyedLocks()
         self._generation = 0  # raised by every forget: a row read across one is not cached (it may be stale)
         self._trusting = False  # whether rows are being cached for state_trust (the epoch watch confirms)
@@ -154,6 +156,7 @@ class SessionEngine:
                 forget_all=self._forget_all,
                 forget_sid=self._forget,
                 forget_user=self._forget_user,
+                forget_rotated=self._forget_rotated,
                 serve_cached=self.settings.serve_cached_on_outage,
             )
         s = self.settings
@@ -519,6 +522,8 @@ class SessionEngine:
 
     def _remember_state(self, record: SessionRecord, now: float) -> None:
         s = self.settings
+        if self.freshness is not None:
+            self._check_trust(now)  # a login may be the first call since the watch started: trust it now
         if self._trusting:
             # Serving cached tokens through an outage needs their rows for as long as the tokens live.
             ttl = max(s.state_trust, s.access_ttl) if s.serve_cached_on_outage else s.state_trust
@@ -532,6 +537,8 @@ class SessionEngine:
         idle = min(now + ttl, record.expires_at)
         new_jti = new_token_id()
         self._grants.drop(record.sid)  # won or lost the race below, the cookie memoised so far is superseded
+        # Noted before the write: its announcement may come back before the write's own reply does.
+        self._rotated_here.set(record.sid, new_jti, now + s.state_trust, now)
         if await self.store.rotate(
             record.sid,
             expected_jti=record.current_jti,
@@ -542,6 +549,8 @@ class SessionEngine:
         ):
             self.stats["rotations"] += 1
             self._emit(Kind.REFRESH_ROTATED, now, record.username, record.sid)
+        else:
+            self._rotated_here.pop(record.sid)  # another worker won: its announcement must drop our row
         # Won or lost the race, the row in the store is now the truth.
         fresh = await self._state(record.sid, now, fresh=True)
         if fresh is None or fresh.revoked_at is not None:
@@ -623,6 +632,17 @@ class SessionEngine:
         self._grants.drop(sid)
         for aud in self._audiences:
             self._access.pop((sid, aud))
+
+    def _forget_rotated(self, sid: str, jti: str) -> None:
+        """A rotation of ``sid`` to ``jti`` was announced. Made by this worker, or already read here: what is
+        cached is the rotated row and the token minted on it, so dropping them would only cost a store read
+        and a mint. Anyone else's cached row names the superseded token: dropped."""
+        if self._rotated_here.get(sid, self.clock()) == jti:
+            self._rotated_here.pop(sid)
+            return
+        cached = self._states.get(sid, self.clock())
+        if cached is None or cached.current_jti != jti:
+            self._forget(sid)
 
     def _forget_user(self, user_id: str) -> None:
         for sid in [sid for sid, record in self._states.items() if record.user_id == user_id]:

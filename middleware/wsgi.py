@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .admission import AuthBackend, ErrorRenderer, Refusal, admit, endpoints_of, render_refusal
+from .admission import AuthBackend, ErrorRenderer, HasLifecycle, Refusal, admit, endpoints_of, render_refusal
 from .background import BackgroundLoop
 from .cookies import strip_cookie
 from .errors import BadRequest, FrontdeskError, StoreError
@@ -54,6 +54,7 @@ class FrontdeskWSGIMiddleware:
         self._endpoints = endpoints_of(auth)  # decided once: whether it answers some paths itself (/auth/*)
         self.loop = loop or BackgroundLoop()
         self.timeout = timeout
+        self._started = False
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -62,7 +63,21 @@ class FrontdeskWSGIMiddleware:
             log.error("frontdesk check took longer than %.0fs", self.timeout)
             return _respond(start_response, error_response(StoreError("authentication check timed out")))
 
+    def start(self) -> None:
+        """Run the backend's start-up on the middleware's loop: session mode then follows invalidations (a
+        cached session row is trusted until a logout is announced, instead of re-read every 0.5 s).
+
+        WSGI has no lifespan event, so nothing calls this by itself: call it once in each worker process,
+        after the fork (gunicorn: in a ``post_fork`` hook, or without ``--preload``; a thread started before
+        a fork does not survive it). Without it every request still works, with rows polled."""
+        if isinstance(self.auth, HasLifecycle) and not self._started:
+            self.loop.run(self.auth.startup(), self.timeout)
+            self._started = True
+
     def close(self) -> None:
+        if isinstance(self.auth, HasLifecycle) and self._started:
+            self._started = False
+            self.loop.run(self.auth.shutdown(), self.timeout)
         self.loop.close()
 
     def _admit(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

@@ -229,11 +229,14 @@ class Change:
 
     ``epoch`` is the revocation epoch the change raised (None for a rotation, which raises none); ``sid``
     names one session, ``user_id`` every session of a user; neither means "drop everything" (a key rotation).
+    ``jti`` is set for a rotation: the session's new current refresh-token id, so the worker that rotated (and
+    any that already read the rotated row) can tell it has nothing to drop.
     """
 
     epoch: int | None
     sid: str | None = None
     user_id: str | None = None
+    jti: str | None = None
 
 
 @runtime_checkable

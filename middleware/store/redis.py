@@ -271,7 +271,8 @@ class RedisStore:
 
     @property
     def changes_channel(self) -> str:
-        """The pub/sub channel every change is announced on (``<epoch or -> <sid|user|all> <id>``)."""
+        """The pub/sub channel every change is announced on (``<epoch or -> <sid|user|all> <id>``, and
+        ``- sid <sid> <new jti>`` for a rotation)."""
         return f"{self.prefix}changes"
 
     async def _announce(self, kind: str, ident: str) -> None:
@@ -359,9 +360,10 @@ class RedisStore:
         rotated = bool(await self.run_script(_ROTATE, [self._session_key(sid)], args))
         if rotated:
             # Other workers drop their cached row now rather than at its trust deadline (no epoch: a rotation
-            # revokes nothing, so a lost announcement costs only that delay).
+            # revokes nothing, so a lost announcement costs only that delay). The new jti lets the worker that
+            # rotated keep the row and token it has just made.
             try:
-                await self.redis.publish(self.changes_channel, f"- sid {sid}")
+                await self.redis.publish(self.changes_channel, f"- sid {sid} {new_jti}")
             except RedisError as exc:
                 log.warning("could not announce a rotation: %s", exc)
         return rotated
@@ -674,12 +676,14 @@ def _superseded(data: dict[str, str]) -> tuple[tuple[str, float], ...]:
 
 
 def _parse_change(data: str) -> Change | None:
-    """``"<epoch|-> <sid|user|all> <id>"`` as :data:`_ANNOUNCE` writes it; None for anything else."""
+    """``"<epoch|-> <sid|user|all> <id>"`` as :data:`_ANNOUNCE` writes it, or ``"- sid <sid> <new jti>"`` for a
+    rotation (:meth:`RedisStore.rotate`); None for anything else."""
     epoch, _, rest = data.partition(" ")
     kind, _, ident = rest.partition(" ")
     number = int(epoch) if epoch.isdigit() else None
     if kind == "sid" and ident:
-        return Change(number, sid=ident)
+        sid, _, jti = ident.partition(" ")  # session ids and jtis are URL-safe base64: never a space
+        return Change(number, sid=sid, jti=jti or None)
     if kind == "user" and ident:
         return Change(number, user_id=ident)
     if kind == "all":

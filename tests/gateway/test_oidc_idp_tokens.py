@@ -30,10 +30,10 @@ from tests.support.oidc_provider import (
     TEST_TOKEN_KEY,
     OidcClient,
     OidcProvider,
-    _form,
     loopback_uris,
     provider_login,
     running_provider,
+    sign_out_at_provider,
 )
 
 pytestmark = pytest.mark.slow
@@ -125,13 +125,6 @@ def bearer(response: httpx.Response) -> str:
 
 def refreshes(provider: OidcProvider) -> int:
     return int(provider.counts()["grants"].get("refresh_token", 0))
-
-
-def sign_out_at_provider(browser: httpx.Client, url: str) -> httpx.Response:
-    """Follow an end-session URL in the provider's session (``browser``): its confirmation form, "yes"."""
-    page = browser.get(url)
-    action, fields = _form(page)
-    return browser.post(action, data={**fields, "logout": "yes"})
 
 
 def test_the_tokens_are_sealed_and_session_shows_only_allowed_claims(world: World) -> None:

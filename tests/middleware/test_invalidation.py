@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 
 import pytest
@@ -24,6 +25,7 @@ from frontdesk.middleware.sessions import SessionEngine, SessionSettings
 from frontdesk.middleware.store import MemoryStore, Store
 from frontdesk.middleware.store.base import Change, CountsRevocations, SessionRecord
 from frontdesk.middleware.store.redis import RedisStore
+from tests.support.counting_store import CountingRedisStore
 
 # --- the store: every backend keeps the epoch ---------------------------------------------------------------
 
@@ -181,6 +183,19 @@ async def test_a_trusted_row_costs_no_store_read_at_steady_state() -> None:
     assert store.reads <= 1, store.reads
 
 
+async def test_the_row_of_a_login_is_trusted_when_the_login_is_the_first_call() -> None:
+    store, clock = CountingStore(), ManualClock(NOW)
+    engine = make_engine(store, clock)
+    await fresh(engine).check()  # the watch has confirmed; nothing has been asked of the engine yet
+    cookie = cookie_of((await engine.login("alice", "correct horse")).set_cookie)
+    store.reads = 0
+    for _ in range(10):
+        clock.advance(0.2)
+        await fresh(engine).check()
+        await engine.grant(cookie)
+    assert store.reads == 0  # not cached for state_ttl (0.5 s) and read again
+
+
 async def test_without_the_epoch_watch_rows_are_read_again_every_state_ttl() -> None:
     store, clock = CountingStore(), ManualClock(NOW)
     engine = make_engine(store, clock)
@@ -250,3 +265,57 @@ def test_a_store_outage_answers_503_with_retry_after() -> None:
     assert response.status == 503
     assert ("retry-after", "1") in response.headers
     assert b"store_unavailable" in response.body and b"redis" not in response.body
+
+
+# --- the announcing worker keeps what it just made ---------------------------------------------------------
+
+
+async def _redis_workers(redis_url: str) -> tuple[SessionEngine, SessionEngine, list[CountingRedisStore]]:
+    """Two engines ("workers") on one real Redis, each following its change feed, subscribed before returning."""
+    prefix = f"t{uuid.uuid4().hex}:"
+    stores = [CountingRedisStore(redis_url, prefix=prefix), CountingRedisStore(redis_url, prefix=prefix)]
+    clock = ManualClock(time.time())  # real expiries: Redis expires the session keys on them
+    engines = []
+    for store in stores:
+        await store.open()
+        engine = make_engine(store, clock)
+        await engine.follow_invalidations()
+        engines.append(engine)
+    for engine in engines:
+        # Subscribed once a probe published now arrives (announcements made before subscribing are not heard).
+        for _ in range(200):
+            await stores[0].redis.publish(stores[0].changes_channel, "- all -")
+            await asyncio.sleep(0.02)
+            if fresh(engine).stats["announcements"]:
+                break
+        else:
+            pytest.fail("the change feed never subscribed")
+    await asyncio.sleep(0.1)  # the probes still in flight
+    return engines[0], engines[1], stores
+
+
+async def test_a_rotation_announcement_costs_the_rotating_worker_no_second_mint(redis_url: str) -> None:
+    a, b, stores = await _redis_workers(redis_url)
+    try:
+        cookie = cookie_of((await a.login("alice", "correct horse")).set_cookie)
+        await b.grant(cookie)  # b caches the row (and an access token) as it was before the rotation
+        assert b.cache_sizes()["session_states"] == 1
+        heard_a, heard_b = fresh(a).stats["announcements"], fresh(b).stats["announcements"]
+
+        rotated = await a.refresh(cookie)  # rotates, announced on the channel as "- sid X ..."
+        await _until(lambda: fresh(a).stats["announcements"] > heard_a, "a to hear its own announcement")
+        await _until(lambda: fresh(b).stats["announcements"] > heard_b, "b to hear the announcement")
+
+        mints, reads = a.stats["mints"], stores[0].reads
+        again = await a.grant(cookie_of(rotated.set_cookie))
+        # The row it read and the token it minted with the rotation both survived its own announcement (which
+        # arrives during that re-read or after the mint, depending on the network: it cost one or the other).
+        assert (a.stats["mints"], stores[0].reads) == (mints, reads)
+        assert again.access_token == rotated.access_token
+        # Every other worker still drops the row it cached before the rotation (and its access tokens).
+        assert b.cache_sizes() == {"session_states": 0, "access_tokens": 0}
+    finally:
+        for engine in (a, b):
+            await engine.stop_following()
+        for store in stores:
+            await store.close()

@@ -47,6 +47,7 @@ __all__ = [
     "ensure_provider_installed",
     "provider_login",
     "running_provider",
+    "sign_out_at_provider",
 ]
 
 OIDC_DIR = Path(__file__).resolve().parents[1] / "oidc"
@@ -269,3 +270,11 @@ def provider_login(
     finally:
         if own:
             client.close()
+
+
+def sign_out_at_provider(browser: httpx.Client, url: str) -> httpx.Response:
+    """Follow an end-session URL in the provider's session (``browser``): its confirmation form, "yes". The
+    provider calls each client's ``backchannel_logout_uri`` before it answers."""
+    page = browser.get(url)
+    action, fields = _form(page)
+    return browser.post(action, data={**fields, "logout": "yes"})

@@ -5,8 +5,10 @@ always). Everything is real and started here on free ports.
 - Load: 15 sessions logged in through nginx, then 16 clients for 20 s (``/api``, ``/auth/session``, and
   ``/auth/refresh`` when a client's access token nears its end) at 2 s access tokens: no 5xx, nobody logged out,
   and each session rotated about once per access lifetime across the whole fleet, not once per worker.
-- A logout, a "log out everywhere" and a user removal on one instance are refused by every worker of the others
-  within 1 s; with the subscriptions cut over and over (``CLIENT KILL TYPE pubsub``) still within the bound.
+- A logout, a "log out everywhere", a user removal and a back-channel logout (a real OpenID Provider, npm
+  oidc-provider, posting its logout token to instance 0 when the user signs out there) on one instance are
+  refused by every worker of the others within 1 s; with the subscriptions cut over and over (``CLIENT KILL
+  TYPE pubsub``) still within the bound. Without node the back-channel trial is left out (CI has node).
 - redis-server killed (``kill -9``) in the middle of the load: the fleet answers 503 with ``Retry-After`` (no
   500, no hang), ``/readyz`` says so, and once redis-server is back every instance serves again without a
   restart; a logout acknowledged before the kill is still refused after it.
@@ -24,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -31,11 +34,21 @@ from typing import Any
 import httpx
 import pytest
 from fleet_support import AofRedis, SharedSession, fleet_conf
-from live_gateway import AuthClient, GatewayProcess
+from live_gateway import AuthClient, GatewayProcess, write_config
+from oidc_flow import finish_login, provider_table, start_login
 from redis import Redis
 
 from tests.support import free_port, wait_until
 from tests.support.nginx import NGINX, run_nginx
+from tests.support.oidc_provider import (
+    OidcClient,
+    OidcProvider,
+    ensure_provider_installed,
+    loopback_uris,
+    provider_login,
+    running_provider,
+    sign_out_at_provider,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -92,13 +105,38 @@ def redis_aof(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AofRedis]:
         redis.stop()
 
 
+class Fleet(list[GatewayProcess]):
+    """The instances, and the OpenID Provider they all trust (None without node): it sends its back-channel
+    logouts to instance 0."""
+
+    provider: OidcProvider | None = None
+
+
+@contextmanager
+def provider_calling(origin: GatewayProcess, workdir: Path) -> Iterator[OidcProvider | None]:
+    """A real OpenID Provider whose client ``frontdesk`` has ``origin``'s back-channel URL; None without node."""
+    try:
+        ensure_provider_installed()
+    except pytest.skip.Exception:
+        yield None
+        return
+    client = OidcClient(
+        client_id="frontdesk",
+        redirect_uris=loopback_uris("/auth/oidc/corp/callback"),
+        post_logout_redirect_uris=loopback_uris("/"),
+        backchannel_logout_uri=f"{origin.url}/auth/oidc/corp/backchannel",
+    )
+    with running_provider(workdir, clients=[client]) as provider:
+        yield provider
+
+
 @pytest.fixture(scope="module")
 def fleet(
     gateway_factory: Callable[..., GatewayProcess],
     redis_aof: AofRedis,
     api: str,
     tmp_path_factory: pytest.TempPathFactory,
-) -> list[GatewayProcess]:
+) -> Iterator[Fleet]:
     tables: dict[str, Any] = {
         "tokens": {"access_ttl": f"{ACCESS_TTL:g}s", "refresh_margin": "0.5s", "rotation_grace": "30s"},
         "store": {"url": redis_aof.url, "purge_interval": "1h"},
@@ -114,11 +152,18 @@ def fleet(
         first.add_user(f"user{i:02d}", PASSWORD)
     for name in ("leaver", "everywhere", "limited", "outage"):
         first.add_user(name, PASSWORD)
-    for gw in instances:
-        gw.start(wait=False)
-    for gw in instances:
-        gw.wait_ready()
-    return instances
+    with provider_calling(first, tmp_path_factory.mktemp("oidc-provider")) as provider:
+        fleet = Fleet(instances)
+        fleet.provider = provider
+        if provider is not None:  # the provider's port is known only now: the configs gain [[oidc]] corp
+            for gw in instances:
+                write_config(gw.config_path, **tables, oidc=[provider_table(provider, "corp", "frontdesk")])
+                gw.env.update(provider.secret_env("corp"))
+        for gw in instances:
+            gw.start(wait=False)
+        for gw in instances:
+            gw.wait_ready()
+        yield fleet
 
 
 @pytest.fixture(scope="module")
@@ -196,14 +241,19 @@ def pinned_workers(fleet: list[GatewayProcess], skip: GatewayProcess) -> list[Au
     return [c for gw in fleet if gw is not skip for cs in gw.clients_per_worker(1).values() for c in cs]
 
 
+Starting = Callable[[GatewayProcess, str], SharedSession]
 Ending = Callable[[GatewayProcess, SharedSession, str], None]
 
 
-def propagation(fleet: list[GatewayProcess], end: Ending, user: str) -> float:
+def password_login(origin: GatewayProcess, user: str) -> SharedSession:
+    return login(origin.url, user)
+
+
+def propagation(fleet: list[GatewayProcess], end: Ending, user: str, start: Starting = password_login) -> float:
     """Seconds from the acknowledgement of ``end`` on instance 0 until every worker of the others refuses the
     session: the latest send time of a request still granted, or of the first refused one."""
     origin = fleet[0]
-    session = login(origin.url, user)
+    session = start(origin, user)
     others = pinned_workers(fleet, origin)
     try:
         for worker in others:  # every worker has the session cached (row and access token)
@@ -250,23 +300,52 @@ def remove_user(origin: GatewayProcess, session: SharedSession, username: str) -
     origin.add_user(username, PASSWORD)  # back, for the next trial (a new user id: the old sessions stay ended)
 
 
-def _measure(fleet: list[GatewayProcess], label: str) -> list[float]:
+@contextmanager
+def back_channel(provider: OidcProvider) -> Iterator[tuple[Starting, Ending]]:
+    """A login through the provider (one browser, its own session there) and the end of that session at the
+    provider, which posts a logout token to instance 0's back-channel URL before it answers."""
+    with httpx.Client(timeout=30) as browser:
+
+        def start(origin: GatewayProcess, user: str) -> SharedSession:
+            with AuthClient(origin.url) as client:
+                started = start_login(client, "corp", "/")
+                back = provider_login(started.authorize_url, user, browser=browser)
+                done = finish_login(client, back, started.state_cookie.value)
+                assert done.status_code == 302 and client.cookie is not None, done.text
+                return SharedSession(client.cookie_name, client.cookie)
+
+        def end(origin: GatewayProcess, session: SharedSession, user: str) -> None:
+            before = provider.counts()
+            sign_out_at_provider(browser, f"{provider.metadata()['end_session_endpoint']}?client_id=frontdesk")
+            after = provider.counts()
+            assert after["backchannel_logout"] == before["backchannel_logout"] + 1, after
+            assert after["backchannel_logout_errors"] == before["backchannel_logout_errors"], after
+
+        yield start, end
+
+
+def _measure(fleet: Fleet, label: str) -> list[float]:
     times: list[float] = []
     for trial in range(TRIALS):
         times.append(propagation(fleet, logout, f"user{trial:02d}"))
     times.append(propagation(fleet, logout_everywhere, "everywhere"))
     times.append(propagation(fleet, remove_user, "leaver"))
+    kinds = f"logout x{TRIALS}, everywhere, user removal"
+    if fleet.provider is not None:
+        with back_channel(fleet.provider) as (start, end):
+            times.append(propagation(fleet, end, "alice", start))
+        kinds += ", back-channel"
     print(f"\nlogout propagation {label}: p50 {statistics.median(times) * 1000:.0f} ms, "
-          f"max {max(times) * 1000:.0f} ms over {len(times)} (logout x{TRIALS}, everywhere, user removal)")  # fmt: skip
+          f"max {max(times) * 1000:.0f} ms over {len(times)} ({kinds})")  # fmt: skip
     return times
 
 
-def test_an_ended_session_is_refused_by_every_other_instance_within_a_second(fleet: list[GatewayProcess]) -> None:
+def test_an_ended_session_is_refused_by_every_other_instance_within_a_second(fleet: Fleet) -> None:
     times = _measure(fleet, "with pub/sub")
     assert max(times) <= PROPAGATION_BOUND, times
 
 
-def test_with_the_subscriptions_cut_the_epoch_still_bounds_it(fleet: list[GatewayProcess], redis_aof: AofRedis) -> None:
+def test_with_the_subscriptions_cut_the_epoch_still_bounds_it(fleet: Fleet, redis_aof: AofRedis) -> None:
     admin = redis_client(redis_aof)
     cutting = threading.Event()
     cuts = [0]
