@@ -244,6 +244,7 @@ def create_app(
         sign_in_with={name: f"{oidc.prefix}/{name}/login" for name in oidc.parties} if oidc else None,
         session_claims=idp.claims if idp else None,
         on_logout=idp.logged_out if idp else None,
+        on_logout_everywhere=idp.others_logged_out if idp else None,
     )
     # The SPA learns the header and prefix from the very AuthAPI that enforces them.
     client = ClientSettings(auth_prefix=auth.prefix, csrf_header=auth.csrf_header)
@@ -262,7 +263,10 @@ def create_app(
         app=proxy,
         # Cached session rows are trusted until invalidated (announcements, the revocation epoch): invalidation.py.
         on_startup=[start_key_watch, engine.follow_invalidations],
-        on_shutdown=[engine.stop_following, proxy.aclose, stop_key_watch] + ([oidc.aclose] if oidc else []),
+        # The revocations a logout left running end before the providers' HTTP clients close.
+        on_shutdown=[engine.stop_following, proxy.aclose, stop_key_watch]
+        + ([idp.aclose] if idp else [])
+        + ([oidc.aclose] if oidc else []),
         audit=audit,
         metering=metering,
         on_stopping=[proxy.shut_down],

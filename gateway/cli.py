@@ -20,19 +20,24 @@ from frontdesk.middleware.events import Event, Kind
 from .app import create_app
 from .audit_cli import add_audit_parser, admin_actor, record_events, run_audit
 from .backends import store_for, users_for
-from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config
+from .config import SECRET_ENV, GatewayConfig, config_path, dotenv_paths, load_config, read_dotenv
 from .demo import run_demo
 from .doctor import add_doctor_parser, run_doctor
 from .errors import ConfigError
+from .idp_token_settings import TOKEN_KEY_ENV
 from .keys_cli import add_keys_parser, run_keys
 from .log_settings import LEVELS
 from .metrics import multiprocess_metrics, serve_metrics
-from .secret_files import create_private, warn_about_exposed
+from .secret_files import append_private, create_private, warn_about_exposed
 from .serving import exit_zero_after_sigterm, uvicorn_options
 from .sessions_cli import add_sessions_parser, run_sessions
 from .users import UserDirectory, UserExists
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "KEYGEN_ENV"]
+
+# What `frontdesk keygen` makes: the two token secrets, and the key that seals the IdP tokens kept with
+# sessions (needed only with [[oidc]], harmless without: so one .env covers adding a provider later).
+KEYGEN_ENV = (*SECRET_ENV, TOKEN_KEY_ENV)
 
 T = TypeVar("T")
 
@@ -66,9 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="port of the demo upstream; routes to 127.0.0.1:9000 (the demo config's) are sent there",
     )
 
-    keygen = sub.add_parser("keygen", help="print two fresh secrets in .env form")
+    keygen = sub.add_parser("keygen", help="print fresh secrets (token secrets, IdP token key) in .env form")
     keygen.add_argument(
-        "--write", metavar="PATH", help="create PATH (mode 0600) holding them instead of printing; never overwrites"
+        "--write",
+        metavar="PATH",
+        help="write them to PATH (mode 0600) instead of printing; an existing PATH only gains the names it lacks",
     )
 
     users = sub.add_parser("users", help="manage the gateway's users")
@@ -123,21 +130,39 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _keygen(write: str | None) -> int:
-    # 48 random bytes, URL-safe: well above the 32-byte minimum, and safe in a shell or .env file.
-    text = "".join(f"{name}={secrets.token_urlsafe(48)}\n" for name in SECRET_ENV)
+    """Print fresh secrets for every name of :data:`KEYGEN_ENV`; or create ``write`` (0600) holding them; or, when
+    ``write`` exists, append only the names it lacks (so adding ``[[oidc]]`` later is one command), never
+    touching a value already there: those sign live sessions and seal kept IdP tokens."""
     if write is None:
-        print(text, end="")
+        print(_fresh(KEYGEN_ENV), end="")
         return 0
+    path = Path(write)
     try:
-        create_private(Path(write), text)
-    except FileExistsError:
+        if path.exists():
+            present = read_dotenv(path)
+            missing = [name for name in KEYGEN_ENV if not present.get(name)]
+            if not missing:
+                print(
+                    f"frontdesk: {write} exists and holds {', '.join(KEYGEN_ENV)}; not overwriting any", file=sys.stderr
+                )
+                return 1
+            append_private(path, _fresh(missing))  # made 0600 before anything is written
+        else:
+            missing = list(KEYGEN_ENV)
+            create_private(path, _fresh(missing))
+    except FileExistsError:  # created by someone else between the check and the create
         print(f"frontdesk: {write} exists; not overwriting it (its secrets sign live sessions)", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"frontdesk: cannot create {write}: {exc.strerror}", file=sys.stderr)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"frontdesk: cannot write {write}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return 1
-    print(f"wrote {' and '.join(SECRET_ENV)} to {write} (mode 0600)")
+    print(f"wrote {', '.join(missing)} to {write} (mode 0600)")
     return 0
+
+
+def _fresh(names: Sequence[str]) -> str:
+    # 48 random bytes, URL-safe: well above the 32-byte minimum, and safe in a shell or .env file.
+    return "".join(f"{name}={secrets.token_urlsafe(48)}\n" for name in names)
 
 
 def _load(args: argparse.Namespace, *, require_secrets: bool = True) -> GatewayConfig:

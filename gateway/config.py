@@ -346,7 +346,7 @@ def load_config(
     for issue in route_problems + proxy_problems + metrics_problems:
         p.add(issue)
     oidc_raw = raw.get("oidc")
-    oidc = parse_oidc_providers(oidc_raw if isinstance(oidc_raw, list) else None, environ, p)
+    oidc = parse_oidc_providers(oidc_raw if isinstance(oidc_raw, list) else None, environ, p, base)
     password_login = p.get(login_t, "login", "password", True, boolean)
     oidc_token_keys = parse_token_keys(environ, p if require_secrets else Problems(), needed=bool(oidc_raw))
     if not password_login and not oidc_raw:

@@ -20,7 +20,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -54,6 +54,10 @@ REFRESH_MARGIN = 30.0  # refresh when less than this is left (a quarter of a sho
 END_SESSION_TICKET_TTL = 300.0  # how long the sign-out link a logout answered leads to the provider
 LEASE = 10.0  # how long one worker may take to refresh before another may try (the HTTP timeout is 10 s)
 WAIT_STEP = 0.02  # how often a worker waiting for another's refresh looks at the store
+# Revoking a refresh token at the provider is best effort and must not hold a logout up: the logout's own answer
+# waits at most LOGOUT_REVOKE_WAIT for it (usually done by then), and no revocation runs longer than REVOKE_TIMEOUT.
+LOGOUT_REVOKE_WAIT = 2.0
+REVOKE_TIMEOUT = 15.0
 _NO_STORE = ("cache-control", "no-store")
 
 
@@ -76,6 +80,7 @@ class IdpSessions:
         self._tokens: ExpiringCache[str, tuple[str, IdpTokens]] = ExpiringCache(10_000)  # sid -> (sealed, opened)
         self._locks: KeyedLocks[str] = KeyedLocks()
         self.refreshes = 0  # refreshes this worker did at a provider (tests and the measurements read it)
+        self._revoking: set[asyncio.Task[None]] = set()  # revocations at providers still running
 
     # --- login -------------------------------------------------------------------------------------
 
@@ -226,11 +231,10 @@ class IdpSessions:
         except FrontdeskError as exc:
             log.warning("logout: %s's metadata unavailable (%s); the IdP session stays", record.provider, exc.detail)
             return None
-        if meta.revocation_endpoint and tokens.refresh_token:
-            try:
-                await party.tokens.revoke(meta.revocation_endpoint, token=tokens.refresh_token)
-            except FrontdeskError as exc:  # logging out here must not depend on the provider answering
-                log.warning("logout: %s did not revoke the refresh token: %s", record.provider, exc.detail)
+        if tokens.refresh_token:
+            revoking = self._revoke_in_background(party, tokens.refresh_token)
+            # Usually done well before this; a slow provider finishes (or times out) after the answer.
+            await asyncio.wait({revoking}, timeout=LOGOUT_REVOKE_WAIT)
         if not meta.end_session_endpoint:
             return None
         query = {
@@ -245,6 +249,52 @@ class IdpSessions:
         ticket = json.dumps({"url": target, "exp": self.clock() + END_SESSION_TICKET_TTL}).encode()
         sealed = self.sealer.seal_bytes(ticket, context=f"end-session:{party.name}")
         return f"{OIDC_PREFIX}/{party.name}/end-session?{urlencode({'ticket': sealed})}"
+
+    async def others_logged_out(self, sids: Sequence[str]) -> None:
+        """Before "logout everywhere" ends the caller's other sessions ``sids`` (the AuthAPI's
+        ``on_logout_everywhere``): revoke each one's refresh token at its provider. The tokens are read now (the
+        sessions' end deletes them); the revocations run in the background, each bounded by
+        :data:`REVOKE_TIMEOUT`, so the logout's answer never waits on a slow provider."""
+        for sid in sids:
+            found = await self._current(sid)
+            self._tokens.pop(sid)
+            if found is None:
+                continue  # a password session, or one without tokens left
+            record, tokens = found
+            party = self.parties.get(record.provider)
+            if party is not None and tokens.refresh_token:
+                self._revoke_in_background(party, tokens.refresh_token)
+
+    def _revoke_in_background(self, party: RelyingParty, refresh_token: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._revoke(party, refresh_token))
+        self._revoking.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(self._revoking.discard)
+        return task
+
+    async def _revoke(self, party: RelyingParty, refresh_token: str) -> None:
+        """Revoke ``refresh_token`` at ``party`` when it has a revocation endpoint; failures are logged, never
+        raised (a logout must not depend on the provider answering)."""
+        try:
+            async with asyncio.timeout(REVOKE_TIMEOUT):
+                meta = await party.metadata()
+                if meta.revocation_endpoint:
+                    await party.tokens.revoke(meta.revocation_endpoint, token=refresh_token)
+        except FrontdeskError as exc:
+            log.warning("logout: %s did not revoke a refresh token: %s", party.name, exc.detail)
+        except TimeoutError:
+            log.warning("logout: %s did not answer the revocation within %g s", party.name, REVOKE_TIMEOUT)
+
+    async def aclose(self) -> None:
+        """At shutdown, before the providers' HTTP clients close: give the revocations still running at most
+        :data:`LOGOUT_REVOKE_WAIT` more (a stop must not hang on a slow provider), then cancel what is left."""
+        running = set(self._revoking)
+        if running:
+            _, late = await asyncio.wait(running, timeout=LOGOUT_REVOKE_WAIT)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("shutdown: %d revocation(s) at a provider did not finish", len(late))
+                await asyncio.wait(late)
 
     async def end_session(self, request: HttpRequest, provider: RelyingParty) -> HttpResponse:
         """``GET /auth/oidc/{name}/end-session?ticket=...``: the top-level redirect to the provider's end-session

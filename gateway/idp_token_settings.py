@@ -3,7 +3,8 @@
 ``FRONTDESK_OIDC_TOKEN_KEY`` (the environment or a .env file; never the config file) seals; the comma-separated
 ``FRONTDESK_OIDC_TOKEN_KEY_PREVIOUS`` still open what older keys sealed, so a key is replaced without ending
 sessions: move the old one to ``_PREVIOUS``, set a new one, and drop the old one after the longest session
-(``max_session_age``). Each key is a random string of at least 32 bytes (``frontdesk keygen``'s secrets will do).
+(``max_session_age``). Each key is a random string of at least 32 bytes: ``frontdesk keygen --write .env``
+adds one to an existing .env.
 Required as soon as an ``[[oidc]]`` provider is configured: frontdesk refuses to start without it.
 """
 
@@ -29,8 +30,9 @@ def parse_token_keys(environ: Mapping[str, str], problems: Problems, *, needed: 
         if needed:
             problems.add(
                 f"{TOKEN_KEY_ENV} is not set: [[oidc]] keeps each session's identity provider tokens encrypted"
-                f" with it; put a random string of at least {MIN_KEY_BYTES} bytes in the environment or .env"
-                " (python3 -c 'import secrets; print(secrets.token_urlsafe(48))' makes one)"
+                f" with it; run `frontdesk keygen --write .env` beside the config (it adds {TOKEN_KEY_ENV} to an"
+                " existing .env, 0600, and changes nothing already there), or put a random string of at least"
+                f" {MIN_KEY_BYTES} bytes in the environment"
             )
         return ()
     for name, value in [(TOKEN_KEY_ENV, current)] + [(TOKEN_KEY_PREVIOUS_ENV, v) for v in previous]:

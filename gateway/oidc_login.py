@@ -3,8 +3,13 @@ ending in an ordinary frontdesk session (the same engine, cookie, rotation and e
 
 The protocol is the library's (:mod:`frontdesk.middleware.oidc`); this module serves it over HTTP through the
 pipeline's endpoint path, like ``/auth/*``. Every answer goes through the gateway's edge layer, so it carries
-the security headers. Errors answer a 4xx/5xx JSON body saying what went wrong (never a traceback) and never
-start a session; every answer of the callback clears the login-state cookie.
+the security headers. A failed callback never starts a session and never shows a traceback; every answer of
+the callback clears the login-state cookie. What it answers depends on who asked (:func:`wants_json`): the
+browser's top-level navigation (the provider redirecting it back) gets a 302 to the SPA,
+``/?login_error=<reason>`` with a reason from :data:`LOGIN_ERROR_REASONS` (never the provider's text, which
+anyone can write into the URL), and the SPA's login page says it in plain words; a script that asks for JSON
+(``Accept: application/json``, or a ``fetch`` with ``Sec-Fetch-Mode`` other than ``navigate``) gets the 4xx/5xx
+JSON body saying what went wrong.
 
 Whoever keeps the provider's tokens (access, refresh, ID token) plugs in at one point: the
 :class:`SessionStarted` hook, called with the new session id, the provider, the token response and the
@@ -35,12 +40,58 @@ from frontdesk.middleware.sessions import SessionEngine, User
 
 from .config import GatewayConfig
 
-__all__ = ["OIDC_PREFIX", "ProviderAction", "OidcLogin", "SessionStarted", "build_oidc_login", "login_state_secret"]
+__all__ = [
+    "LOGIN_ERROR_REASONS",
+    "OIDC_PREFIX",
+    "ProviderAction",
+    "OidcLogin",
+    "SessionStarted",
+    "build_oidc_login",
+    "login_state_secret",
+    "wants_json",
+]
 
 log = logging.getLogger("frontdesk.oidc")
 OIDC_PREFIX = "/auth/oidc"
 _NO_STORE = ("cache-control", "no-store")
 _MAX_QUERY = 8 * 1024
+# The reasons a failed callback sends the browser back to the SPA with (`/?login_error=...`): the error codes
+# of the HTTP contract that a callback can end with. static/ui/login.js has a sentence for each.
+LOGIN_ERROR_REASONS = frozenset(
+    {
+        "access_denied",  # the user cancelled at the provider, or is outside the allow-lists
+        "invalid_state",  # no, an expired, a tampered or a used login cookie; a mix-up
+        "invalid_id_token",
+        "provider_refused",  # the token endpoint said no (e.g. the code was used or expired)
+        "provider_unavailable",
+        "oidc_login_failed",  # anything else the provider's answer got wrong
+        "rate_limited",
+        "internal_error",
+    }
+)
+_SPA_LOGIN_PAGE = "/"
+
+
+def wants_json(request: HttpRequest) -> bool:
+    """Whether ``request`` is clearly not a browser's top-level navigation, so a JSON error suits it better
+    than a redirect: ``Sec-Fetch-Mode`` (sent by every current browser) other than ``navigate``, or, without
+    it, an ``Accept`` that asks for JSON and not HTML. Anything else (curl's ``*/*`` too) is a navigation."""
+    mode = request.headers.get("sec-fetch-mode")
+    if mode is not None:
+        return mode.strip().lower() != "navigate"
+    accept = request.headers.get("accept", "").lower()
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _login_error(request: HttpRequest, response: HttpResponse, code: str, extra: list[tuple[str, str]]) -> HttpResponse:
+    """``response`` (a JSON error) for a script; for a navigation, a 302 to the SPA naming ``code`` only."""
+    if wants_json(request):
+        response.headers.extend(extra)
+        return response
+    reason = code if code in LOGIN_ERROR_REASONS else "oidc_login_failed"
+    headers = [("location", f"{_SPA_LOGIN_PAGE}?login_error={reason}"), *extra, ("content-length", "0")]
+    headers += [(name, value) for name, value in response.headers if name == "retry-after"]
+    return HttpResponse(302, headers)
 
 
 class SessionStarted(Protocol):
@@ -133,6 +184,9 @@ class OidcLogin:
         try:
             params = _query(request.query)
         except OidcLoginFailed as exc:
+            if action == "callback":
+                clear = ("set-cookie", self.state_cookie.clear())
+                return _login_error(request, error_response(exc), exc.code, [clear, _NO_STORE])
             return error_response(exc, [_NO_STORE])
         if action == "login":
             return await self._login(request, party, params)
@@ -159,13 +213,15 @@ class OidcLogin:
                 completed = await party.complete(login, params, self.redirect_uri(request, party.name))
                 location, set_cookie = await self._start_session(request, party, completed, cookie_header)
         except RateLimited as exc:
-            return error_response(exc, [_NO_STORE])  # the login may still be completed: keep its cookie
+            # The login may still be completed: keep its cookie.
+            return _login_error(request, error_response(exc), exc.code, [_NO_STORE])
         except FrontdeskError as exc:
             self._tell_failure(request, party, exc)
-            return error_response(exc, [clear, _NO_STORE])
+            return _login_error(request, error_response(exc), exc.code, [clear, _NO_STORE])
         except Exception:
             log.exception("unexpected error in the %s callback", party.name)
-            return error_body(500, "internal_error", "unexpected error; see the gateway log")
+            failed = error_body(500, "internal_error", "unexpected error; see the gateway log")
+            return _login_error(request, failed, "internal_error", [clear, _NO_STORE])
         return HttpResponse(
             302,
             [("location", location), ("set-cookie", set_cookie), clear, _NO_STORE, ("content-length", "0")],

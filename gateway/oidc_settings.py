@@ -1,7 +1,9 @@
 """The ``[[oidc]]`` tables: OpenID Providers users may sign in with (see README "Sign in with an OpenID Provider").
 
 Each provider's client secret comes from ``FRONTDESK_OIDC_<NAME>_CLIENT_SECRET`` (the environment or a .env
-file; ``-`` in the name becomes ``_``), never from the config file, which is often committed. Every problem of
+file; ``-`` in the name becomes ``_``), never from the config file, which is often committed. With
+``token_endpoint_auth_method = "private_key_jwt"`` there is no secret: ``private_key_file`` names a PEM private
+key (relative to the config file's directory) whose public key is registered at the provider. Every problem of
 every provider is reported at once, with the table's position (``oidc[2].issuer: ...``).
 """
 
@@ -10,9 +12,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from frontdesk.middleware.keys import PrivateKey, load_private_key
 from frontdesk.middleware.oidc.config import AUTH_METHODS, DEFAULT_SCOPES, ProviderConfig
 
 from .validators import Problems, boolean, non_empty_string, one_of, string_list, unknown_key
@@ -39,6 +43,7 @@ _KEYS = frozenset(
         "token_endpoint_auth_method",
         "allow_http",
         "session_claims",
+        "private_key_file",
     }
 )
 
@@ -52,9 +57,10 @@ def secret_env_name(name: str) -> str:
 
 
 def parse_oidc_providers(
-    raw: object, environ: Mapping[str, str], problems: Problems
+    raw: object, environ: Mapping[str, str], problems: Problems, base: Path | None = None
 ) -> tuple[OidcProviderSettings, ...]:
-    """Every ``[[oidc]]`` table; a bad one is left out and its problems recorded (the config is refused)."""
+    """Every ``[[oidc]]`` table; a bad one is left out and its problems recorded (the config is refused).
+    ``base``: where a relative ``private_key_file`` is found (the config file's directory)."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -67,14 +73,19 @@ def parse_oidc_providers(
         if not isinstance(table, dict):
             problems.add(f"{where} must be a table, written [[oidc]]")
             continue
-        provider = _parse_one(table, where, environ, problems, seen)
+        provider = _parse_one(table, where, environ, problems, seen, base or Path.cwd())
         if provider is not None:
             providers.append(provider)
     return tuple(providers)
 
 
 def _parse_one(
-    table: Mapping[str, Any], where: str, environ: Mapping[str, str], problems: Problems, seen: set[str]
+    table: Mapping[str, Any],
+    where: str,
+    environ: Mapping[str, str],
+    problems: Problems,
+    seen: set[str],
+    base: Path,
 ) -> OidcProviderSettings | None:
     before = len(problems.items)
     for key in table:
@@ -107,8 +118,9 @@ def _parse_one(
     )
     method = problems.get(table, where, "token_endpoint_auth_method", AUTH_METHODS[0], one_of(*AUTH_METHODS))
     session_claims = tuple(dict.fromkeys(problems.get(table, where, "session_claims", nothing, string_list)))
+    private_key = _client_key(table, where, method, problems, base)
     secret = ""
-    if name:
+    if name and method != "private_key_jwt":
         env_name = secret_env_name(name)
         secret = environ.get(env_name, "")
         if not secret:
@@ -128,7 +140,35 @@ def _parse_one(
         allowed_email_domains=domains,
         token_endpoint_auth_method=method,
         session_claims=session_claims,
+        private_key=private_key,
     )
+
+
+def _client_key(table: Mapping[str, Any], where: str, method: str, problems: Problems, base: Path) -> PrivateKey | None:
+    """The client's private key for ``private_key_jwt`` (required then, refused otherwise), loaded now so a
+    missing, unreadable or unsupported key stops the start, not the first login."""
+    raw = table.get("private_key_file")
+    if method != "private_key_jwt":
+        if raw is not None:
+            problems.add(f'{where}.private_key_file is only used with token_endpoint_auth_method = "private_key_jwt"')
+        return None
+    if raw is None:
+        problems.add(
+            f"{where}.private_key_file is missing: private_key_jwt signs with the client's private key (a PEM"
+            " file of an RSA, P-256 or Ed25519 key whose public key is registered at the provider)"
+        )
+        return None
+    if not isinstance(raw, str) or not raw:
+        problems.add(f"{where}.private_key_file must be the path of a PEM file")
+        return None
+    path = Path(raw) if Path(raw).is_absolute() else base / raw
+    try:
+        return load_private_key(path.read_bytes())
+    except OSError as exc:
+        problems.add(f"{where}.private_key_file {str(path)!r} cannot be read: {exc.strerror or exc}")
+    except ValueError as exc:
+        problems.add(f"{where}.private_key_file {str(path)!r}: {exc}")
+    return None
 
 
 def _provider_name(value: object) -> str:

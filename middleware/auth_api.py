@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .csrf import check_csrf
@@ -101,6 +101,7 @@ class AuthAPI:
         sign_in_with: Mapping[str, str] | None = None,
         session_claims: SessionClaims | None = None,
         on_logout: BeforeLogout | None = None,
+        on_logout_everywhere: BeforeLogoutEverywhere | None = None,
     ) -> None:
         """``max_concurrent_logins_per_address``: logins one client address may have in progress at once
         (more get 429 + ``Retry-After`` without hashing); ``None`` for no cap. ``forward_auth_pass_token``:
@@ -110,7 +111,10 @@ class AuthAPI:
         ``/auth/config`` lists for the login page. ``session_claims``: the claims ``GET /auth/session`` adds for
         a session (an identity provider's, as the config allows). ``on_logout``: called with the session id and
         the request's origin before a logout ends it; a URL it returns is where the browser goes next
-        (RP-initiated logout at the identity provider), answered as ``{"logout_url": ...}``."""
+        (RP-initiated logout at the identity provider), answered as ``{"logout_url": ...}``.
+        ``on_logout_everywhere``: called with the ids of the caller's *other* live sessions before "logout
+        everywhere" ends them (the current one goes to ``on_logout``), e.g. to revoke what they hold elsewhere;
+        it must not wait on anything slow: the answer waits for it."""
         self.engine = engine
         self.prefix = prefix.rstrip("/")
         self.csrf_header = csrf_header.lower()
@@ -123,6 +127,7 @@ class AuthAPI:
         self.sign_in_with = dict(sign_in_with or {})
         self.session_claims = session_claims
         self.on_logout = on_logout
+        self.on_logout_everywhere = on_logout_everywhere
         self._routes = {
             "/login": ("POST", self._login),
             "/session": ("GET", self._session),
@@ -226,6 +231,11 @@ class AuthAPI:
         if everywhere:
             # Every session of the caller, this one included; needs a live session to know whose.
             session = await self.engine.session_of(cookie)
+            if self.on_logout_everywhere is not None:
+                listed = await self.engine.sessions_of(session.user_id)
+                others = [s.sid for s in listed if s.sid != session.sid]
+                if others:
+                    await self.on_logout_everywhere(others)
             await self.engine.revoke_user(session.user_id, reason="logout everywhere", actor="user")
             self._tell(Kind.LOGOUT, request, session.username, session.sid, reason="everywhere", actor="user")
         else:
@@ -315,6 +325,9 @@ SessionClaims = Callable[[str], Awaitable[Mapping[str, Any] | None]]
 """Session id -> the claims ``GET /auth/session`` shows for it (None: nothing to add)."""
 BeforeLogout = Callable[[str, str], Awaitable[str | None]]
 """(session id, the request's origin) -> where the browser goes after the logout, if anywhere."""
+
+BeforeLogoutEverywhere = Callable[[Sequence[str]], Awaitable[None]]
+"""(the ids of the caller's other live sessions) -> None, before "logout everywhere" ends them."""
 
 
 def _session_body(user_id: str, username: str, s: Grant | LoginResult) -> dict[str, Any]:

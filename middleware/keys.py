@@ -1,4 +1,6 @@
 """Asymmetric signing keys (EdDSA, ES256, RS256): generate, load from PEM, name by ``kid``, publish as JWKS.
+Keys read from someone else's JWKS (an OpenID Provider's) may also be of the wider verification set
+(:data:`VERIFY_ALGORITHMS`: RS/PS 256..512, ES256/384/512, EdDSA): frontdesk never signs with those.
 
 A key's ``kid`` is its RFC 7638 JWK thumbprint, so the same public key always gets the same name on every
 worker and every machine without any shared state. Keys read from a JWKS document are verification-only and
@@ -21,6 +23,8 @@ from .tokens import KeyRing, SigningKey
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
+    "VERIFY_ALGORITHMS",
+    "verification_algorithms",
     "PrivateKey",
     "PublicKey",
     "generate_private_key",
@@ -34,7 +38,12 @@ __all__ = [
     "keyring_from_jwks",
 ]
 
-ASYMMETRIC_ALGORITHMS = ("EdDSA", "ES256", "RS256")
+ASYMMETRIC_ALGORITHMS = ("EdDSA", "ES256", "RS256")  # what frontdesk signs with
+_RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}  # RFC 7518 3.4: one curve each
+# What a key from a JWKS may verify. Never ``none`` and never HMAC: a published key is public, so an HMAC
+# "signature" keyed with it (or with a client secret) proves nothing.
+VERIFY_ALGORITHMS = (*_RSA_ALGORITHMS, *_EC_ALGORITHMS.values(), "EdDSA")
 MIN_RSA_BITS = 2048
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -84,6 +93,24 @@ def algorithm_of(key: PrivateKey | PublicKey) -> str:
             raise ValueError(f"RSA key of {key.key_size} bits is too small; use at least {MIN_RSA_BITS}")
         return "RS256"
     raise ValueError(f"{type(key).__name__} keys are not supported")
+
+
+def verification_algorithms(public: PublicKey) -> tuple[str, ...]:
+    """Every algorithm of :data:`VERIFY_ALGORITHMS` a public key can check (the key type decides): RSA of at
+    least 2048 bits the RS and PS families, an EC key the one ES algorithm of its curve, Ed25519 EdDSA.
+    ValueError for anything else (small RSA, other curves, Ed448)."""
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        return ("EdDSA",)
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        algorithm = _EC_ALGORITHMS.get(public.curve.name)
+        if algorithm is None:
+            raise ValueError(f"EC curve {public.curve.name} is not supported")
+        return (algorithm,)
+    if isinstance(public, rsa.RSAPublicKey):
+        if public.key_size < MIN_RSA_BITS:
+            raise ValueError(f"RSA key of {public.key_size} bits is too small; use at least {MIN_RSA_BITS}")
+        return _RSA_ALGORITHMS
+    raise ValueError(f"{type(public).__name__} keys are not supported")
 
 
 def _jwk_members(public: PublicKey) -> dict[str, Any]:
@@ -152,12 +179,22 @@ def _verification_key(entry: object) -> SigningKey | None:
         return None
     try:
         public = _public_from_jwk(entry)
-        algorithm = algorithm_of(public)
+        possible = verification_algorithms(public)
     except (ValueError, TypeError, KeyError, jwt.PyJWTError):
         return None
-    if entry.get("alg", algorithm) != algorithm:
-        return None
-    return SigningKey(kid=entry["kid"], algorithm=algorithm, sign_key=None, verify_key=public, can_sign=False)
+    named = entry.get("alg")
+    if named is not None:
+        if named not in possible:
+            return None  # e.g. an RSA key "for" HS256: the entry contradicts itself
+        possible = (named,)  # the entry pins its key to one algorithm
+    return SigningKey(
+        kid=entry["kid"],
+        algorithm=possible[0],
+        sign_key=None,
+        verify_key=public,
+        can_sign=False,
+        also_verifies=possible[1:],
+    )
 
 
 def _public_from_jwk(entry: Mapping[str, Any]) -> PublicKey:

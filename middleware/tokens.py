@@ -49,6 +49,13 @@ class SigningKey:
     verify_key: Any
     not_after: float | None = None  # verification stops after this instant (end of a rotation overlap)
     can_sign: bool = True
+    # Further algorithms a verification-only key may check: an RSA key from a JWKS entry that names no ``alg``
+    # verifies RS256..RS512 and PS256..PS512 alike (RFC 7517 leaves ``alg`` optional). Empty: ``algorithm`` only.
+    also_verifies: tuple[str, ...] = ()
+
+    def verifies(self, algorithm: str) -> bool:
+        """Whether a signature made with ``algorithm`` may be checked with this key."""
+        return algorithm == self.algorithm or algorithm in self.also_verifies
 
     @classmethod
     def from_secret(cls, secret: str | bytes, *, algorithm: str = "HS256", can_sign: bool = True) -> SigningKey:
@@ -161,11 +168,14 @@ class TokenCodec:
         if not isinstance(typ, str) or typ.lower() != self.typ:
             raise InvalidToken("wrong token type")
         key = self.keyring.lookup(header.get("kid"), now)
+        # The key decides which algorithms it checks (one, or a provider's RSA family); the header only picks
+        # among those.
+        alg = header.get("alg")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key.verify_key,
-                algorithms=[key.algorithm],
+                algorithms=[alg if isinstance(alg, str) and key.verifies(alg) else key.algorithm],
                 audience=audience or self.audience,
                 issuer=self.issuer,
                 options={

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..keys import PrivateKey
+
 __all__ = ["AUTH_METHODS", "DEFAULT_SCOPES", "ProviderConfig"]
 
 DEFAULT_SCOPES = ("openid", "profile", "email")
-AUTH_METHODS = ("client_secret_basic", "client_secret_post")  # how the client authenticates at the token endpoint
+# How the client authenticates at the token endpoint: with its secret (RFC 6749 2.3.1), or with a JWT signed by
+# its private key (private_key_jwt: OpenID Connect Core 9, RFC 7523), whose public key the provider holds.
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
-    """One provider. ``client_secret`` is kept out of ``repr`` (logs, tracebacks)."""
+    """One provider. ``client_secret`` and ``private_key`` are kept out of ``repr`` (logs, tracebacks);
+    ``private_key`` is needed for (and only used by) ``private_key_jwt``, which needs no client secret."""
 
     name: str
     issuer: str
@@ -25,3 +30,4 @@ class ProviderConfig:
     allowed_email_domains: tuple[str, ...] = ()
     token_endpoint_auth_method: str = AUTH_METHODS[0]
     session_claims: tuple[str, ...] = ()  # the ID-token claims GET /auth/session shows (never tokens)
+    private_key: PrivateKey | None = field(default=None, repr=False)

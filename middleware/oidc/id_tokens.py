@@ -1,9 +1,10 @@
 """ID token validation (OpenID Connect Core 1.0 section 3.1.3.7), strict and over an injected clock.
 
 The token never says how it is checked: the algorithm must be one the provider announces *and* one frontdesk
-verifies with asymmetric keys (``none`` and every HMAC algorithm are refused outright, so the client secret,
-which an attacker might know or guess, can never sign an ID token, and a public key can never be used as an
-HMAC secret); the key comes from the provider's JWKS by ``kid`` and is pinned to its algorithm by its type.
+verifies with asymmetric keys (RS/PS 256..512, ES256/384/512, EdDSA; ``none`` and every HMAC algorithm are
+refused outright, so the client secret, which an attacker might know or guess, can never sign an ID token,
+and a public key can never be used as an HMAC secret); the key comes from the provider's JWKS by ``kid`` and
+its type (or the JWK's own ``alg``) limits the algorithms it verifies.
 Then ``iss``, ``aud`` (and ``azp``), ``exp``, ``iat`` and ``nonce``.
 """
 
@@ -18,7 +19,7 @@ import jwt
 from ..clock import Clock, system_clock
 from ..errors import IdTokenRejected, InvalidToken, UnknownKey
 from ..jwks import JwksSource
-from ..keys import ASYMMETRIC_ALGORITHMS
+from ..keys import VERIFY_ALGORITHMS
 from ..tokens import SigningKey
 
 __all__ = ["IdTokenValidator", "MAX_ID_TOKEN_LENGTH"]
@@ -58,7 +59,7 @@ class IdTokenValidator:
         except jwt.PyJWTError as exc:
             raise IdTokenRejected("the ID token is not a signed JWT") from exc
         alg = header.get("alg")
-        allowed = set(algorithms) & set(ASYMMETRIC_ALGORITHMS)
+        allowed = set(algorithms) & set(VERIFY_ALGORITHMS)
         if not isinstance(alg, str) or alg not in allowed:
             raise IdTokenRejected(f"the ID token's algorithm {alg!r} is not accepted (accepted: {sorted(allowed)})")
         key = await self._key(header.get("kid"), alg)
@@ -66,7 +67,7 @@ class IdTokenValidator:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key.verify_key,
-                algorithms=[key.algorithm],
+                algorithms=[alg],  # one the key verifies (checked in _key)
                 # Time and audience are checked below, against the injected clock and with azp.
                 options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_aud": False},
             )
@@ -91,7 +92,7 @@ class IdTokenValidator:
             key = self._find(kid, alg, now)
         if key is None:
             raise IdTokenRejected("the ID token is signed with a key the provider does not publish")
-        if key.algorithm != alg:
+        if not key.verifies(alg):
             raise IdTokenRejected(f"the ID token says {alg} but its key is a {key.algorithm} key")
         return key
 
@@ -99,7 +100,7 @@ class IdTokenValidator:
         ring = self.jwks.ring
         if kid is None:
             # No kid (allowed when the provider has one key per algorithm): only an unambiguous match.
-            matching = [k for k in ring.active(now) if k.algorithm == alg]
+            matching = [k for k in ring.active(now) if k.verifies(alg)]
             return matching[0] if len(matching) == 1 else None
         try:
             return ring.lookup(kid, now)

@@ -18,7 +18,7 @@ from typing import Any
 import jwt
 
 from ..errors import BadLogoutToken, IdTokenRejected
-from ..keys import ASYMMETRIC_ALGORITHMS
+from ..keys import VERIFY_ALGORITHMS
 from .id_tokens import IdTokenValidator, _is_number
 
 __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "LogoutRequest", "LogoutTokenValidator"]
@@ -62,7 +62,7 @@ class LogoutTokenValidator:
         except jwt.PyJWTError:
             raise BadLogoutToken("the logout_token is not a signed JWT") from None
         alg = header.get("alg")
-        allowed = set(algorithms) & set(ASYMMETRIC_ALGORITHMS)
+        allowed = set(algorithms) & set(VERIFY_ALGORITHMS)
         if not isinstance(alg, str) or alg not in allowed:
             raise BadLogoutToken(f"the logout_token's algorithm {alg!r} is not accepted")
         try:
@@ -73,7 +73,7 @@ class LogoutTokenValidator:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key.verify_key,
-                algorithms=[key.algorithm],
+                algorithms=[alg],  # one the key verifies (key_for checked it)
                 # Audience and times are checked below, against the injected clock.
                 options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_aud": False},
             )

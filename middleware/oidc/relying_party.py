@@ -60,6 +60,9 @@ class RelyingParty:
             client_secret=config.client_secret,
             auth_method=config.token_endpoint_auth_method,
             http=self.http,
+            private_key=config.private_key,
+            issuer=config.issuer,
+            clock=clock,
         )
         self._transport = transport
         self._jwks_interval = jwks_min_refetch_interval

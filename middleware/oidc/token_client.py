@@ -1,8 +1,9 @@
 """The provider's token and revocation endpoints, as frontdesk's confidential client (RFC 6749, RFC 7009).
 
 One place that authenticates the client (``client_secret_basic`` or ``client_secret_post``, RFC 6749
-section 2.3.1) and reads the provider's answers: the code exchange of the login, and the refresh and
-revocation the IdP-token features build on. An OAuth error answer raises :class:`ProviderRefused` with the
+section 2.3.1, or ``private_key_jwt``, OpenID Connect Core section 9 / RFC 7523) and reads the provider's
+answers: the code exchange of the login, and the refresh and revocation the IdP-token features build on.
+An OAuth error answer raises :class:`ProviderRefused` with the
 provider's ``error`` code (``invalid_grant`` ...); anything else that went wrong, :class:`ProviderUnavailable`.
 The client secret is never logged and never part of an exception's text.
 """
@@ -11,28 +12,69 @@ from __future__ import annotations
 
 import base64
 import logging
+import secrets
 from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
+import jwt
 
+from ..clock import Clock, system_clock
 from ..errors import ProviderRefused, ProviderUnavailable
+from ..keys import PrivateKey, algorithm_of, thumbprint
 from .config import AUTH_METHODS
 
 __all__ = ["TokenClient"]
 
 log = logging.getLogger("frontdesk.oidc")
 MAX_ANSWER_BYTES = 64 * 1024
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_LIFETIME = 60  # seconds: each assertion is made for one request, single use (its jti)
 
 
 class TokenClient:
-    def __init__(self, *, client_id: str, client_secret: str, auth_method: str, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        auth_method: str,
+        http: httpx.AsyncClient,
+        private_key: PrivateKey | None = None,
+        issuer: str | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        """``private_key`` and ``issuer`` (the assertion's audience) for ``private_key_jwt``."""
         if auth_method not in AUTH_METHODS:
             raise ValueError(f"token endpoint auth method {auth_method!r} is not one of {', '.join(AUTH_METHODS)}")
+        if auth_method == "private_key_jwt" and (private_key is None or not issuer):
+            raise ValueError("private_key_jwt needs the client's private key and the provider's issuer")
         self.client_id = client_id
         self._secret = client_secret
+        self._private_key = private_key
+        self._issuer = issuer
         self.auth_method = auth_method
         self.http = http
+        self.clock = clock
+
+    def client_assertion(self) -> str:
+        """A fresh ``private_key_jwt`` assertion: ``iss`` and ``sub`` the client id, ``aud`` the provider's
+        issuer (what current guidance recommends over an endpoint URL, and what every endpoint of the provider
+        accepts), a random ``jti``, one minute of validity; signed with the algorithm the key's type allows,
+        named by its RFC 7638 thumbprint."""
+        key = self._private_key
+        assert key is not None  # checked in __init__
+        now = int(self.clock())
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": self._issuer,
+            "jti": secrets.token_urlsafe(16),
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME,
+        }
+        public = key.public_key()
+        return jwt.encode(claims, key, algorithm=algorithm_of(public), headers={"kid": thumbprint(public)})
 
     async def exchange_code(
         self, token_endpoint: str, *, code: str, redirect_uri: str, code_verifier: str
@@ -72,6 +114,13 @@ class TokenClient:
             # RFC 6749 2.3.1: both parts form-urlencoded before Basic (a secret with ":" or "%" stays intact).
             pair = f"{quote_plus(self.client_id)}:{quote_plus(self._secret)}".encode()
             headers["authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        elif self.auth_method == "private_key_jwt":
+            form = {
+                **form,
+                "client_id": self.client_id,
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": self.client_assertion(),
+            }
         else:
             form = {**form, "client_id": self.client_id, "client_secret": self._secret}
         try:

@@ -16,6 +16,32 @@ function messageFor(error) {
 }
 
 /**
+ * A sign-in at a provider that did not complete sends the browser back here with `?login_error=<code>`: a code
+ * from the gateway's fixed list (gateway/oidc_login.py LOGIN_ERROR_REASONS), never the provider's own text.
+ * Only these sentences are ever shown, whatever the URL says; an unknown code gets the general one.
+ */
+const PROVIDER_ERRORS = {
+  access_denied: "Sign-in was cancelled, or this account is not allowed to sign in here.",
+  invalid_state: "That sign-in took too long or was started again elsewhere. Please try again.",
+  invalid_id_token: "The identity provider's answer could not be verified. Please try again.",
+  provider_refused: "The identity provider did not complete the sign-in. Please try again.",
+  provider_unavailable: "The identity provider cannot be reached right now. Please try again later.",
+  rate_limited: "Too many sign-ins at once. Please wait a moment and try again.",
+};
+const PROVIDER_ERROR = "Sign-in with your identity provider failed. Please try again.";
+
+/** The sentence for this page's `?login_error=`, or ""; the parameter is taken off the address (a reload or a
+ * bookmark must not say it again). */
+function takeProviderError() {
+  const url = new URL(window.location.href);
+  const code = url.searchParams.get("login_error");
+  if (code === null) return "";
+  url.searchParams.delete("login_error");
+  window.history.replaceState(window.history.state, "", url.pathname + url.search + url.hash);
+  return Object.hasOwn(PROVIDER_ERRORS, code) ? PROVIDER_ERRORS[code] : PROVIDER_ERROR;
+}
+
+/**
  * One "Sign in with {name}" button per OpenID Provider the gateway lists; the password form goes away when
  * the gateway has switched password login off. Each button leaves the page for the provider and comes back
  * here signed in.
@@ -58,6 +84,8 @@ export function setupLogin(client, onLoggedIn) {
   const submit = byId("login-submit");
   const error = byId("login-error");
   const notice = byId("login-notice");
+  const providerError = byId("login-provider-error");
+  setMessage(providerError, takeProviderError());
 
   // "for 30 days": whatever tokens.remember_ttl says, never a number baked into the page. Without an answer
   // the hint stays "on this device" rather than guessing.
@@ -73,6 +101,7 @@ export function setupLogin(client, onLoggedIn) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     setMessage(error, "");
+    setMessage(providerError, "");
     if (!username.value.trim() || !password.value) {
       setMessage(error, "Enter your username and password.");
       (username.value.trim() ? password : username).focus();

@@ -136,3 +136,43 @@ def test_logout_ends_the_session_at_the_provider_too(
     page.get_by_role("button", name="Sign in with corp").click()
     page.wait_for_url(f"{oidc_provider.issuer}/**")
     expect(page.locator("input[name=login]")).to_be_visible()
+
+
+def test_cancelling_at_the_provider_lands_on_the_login_page_with_the_reason(
+    page: Page, oidc_stack: Stack, oidc_provider: OidcProvider
+) -> None:
+    """The user presses the provider's Cancel: the provider sends error=access_denied back, the gateway answers
+    the navigation with a redirect to the SPA (a reason code, no JSON, no session), and the login page says it."""
+    page.goto(oidc_stack.base_url + "/")
+    wait_for_login_form(page)
+    page.get_by_role("button", name="Sign in with corp").click()
+    page.wait_for_url(f"{oidc_provider.issuer}/**")
+    expect(page.locator("input[name=login]")).to_be_visible()
+    callbacks: list[tuple[int, str | None]] = []
+    page.on(
+        "response",
+        lambda r: callbacks.append((r.status, r.headers.get("location"))) if "/callback" in r.url else None,
+    )
+    page.get_by_role("link", name="[ Cancel ]").click()
+
+    wait_for_login_form(page)
+    message = page.locator("#login-provider-error")
+    expect(message).to_be_visible()
+    expect(message).to_have_text("Sign-in was cancelled, or this account is not allowed to sign in here.")
+    screenshot(page, "oidc-05-cancelled")
+    assert callbacks == [(302, "/?login_error=access_denied")]
+    assert page.url == oidc_stack.base_url + "/"  # the reason is taken off the address: a reload says nothing
+    assert not [c for c in page.context.cookies() if c["name"] == "__Host-frontdesk"], "no session was started"
+    status = page.evaluate("async () => (await fetch('/auth/session', { headers: { 'X-CSRF': '1' } })).status")
+    assert status == 401
+    page.reload()
+    wait_for_login_form(page)
+    expect(message).to_be_hidden()
+
+
+def test_the_login_page_never_shows_text_from_the_address(page: Page, oidc_stack: Stack) -> None:
+    page.goto(oidc_stack.base_url + "/?login_error=%3Cb%3ECall%200800-SCAM%3C/b%3E")
+    wait_for_login_form(page)
+    message = page.locator("#login-provider-error")
+    expect(message).to_have_text("Sign-in with your identity provider failed. Please try again.")
+    assert "SCAM" not in page.content()

@@ -16,6 +16,7 @@ from frontdesk.middleware.oidc import LOGIN_STATE_COOKIE
 from tests.support.oidc_provider import OidcProvider, provider_login
 
 __all__ = [
+    "NAVIGATION",
     "Started",
     "callback_path",
     "finish_login",
@@ -26,6 +27,14 @@ __all__ = [
     "start_login",
     "with_params",
 ]
+
+
+# What Chromium sends for a top-level navigation (the provider redirecting the browser back).
+NAVIGATION = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+    "Sec-Fetch-Mode": "navigate",
+    "Sec-Fetch-Dest": "document",
+}
 
 
 def provider_table(provider: OidcProvider, name: str, client_id: str, **extra: Any) -> dict[str, Any]:
@@ -94,8 +103,12 @@ def with_params(url: str, **changes: str | None) -> str:
 def finish_login(
     client: AuthClient, callback_url: str, state_cookie: str | None, *, headers: Mapping[str, str] | None = None
 ) -> httpx.Response:
-    """Request the callback as the browser would: with the login-state cookie (and no refresh cookie)."""
-    sent = {"Cookie": f"{LOGIN_STATE_COOKIE}={state_cookie}"} if state_cookie is not None else {}
+    """Request the callback with the login-state cookie (and no refresh cookie). By default as a script would
+    (``Accept: application/json``: errors answer JSON saying why); pass :data:`NAVIGATION` as ``headers`` for
+    what a browser's top-level navigation gets (errors: a redirect to the SPA with a reason code)."""
+    sent = {"Accept": "application/json"}
+    if state_cookie is not None:
+        sent["Cookie"] = f"{LOGIN_STATE_COOKIE}={state_cookie}"
     sent.update(headers or {})
     return client.request("GET", callback_path(callback_url), csrf=False, cookie=None, headers=sent)
 

@@ -27,7 +27,8 @@ from live_gateway import AuthClient, GatewayProcess, make_secrets, run_in_thread
 from frontdesk.gateway.config import load_config
 from tests.support import ServerProcess, free_port, wait_until
 
-SECRET_LINE = re.compile(r"^(FRONTDESK_ACCESS_SECRET|FRONTDESK_REFRESH_SECRET)=(\S+)$")
+SECRET_LINE = re.compile(r"^(FRONTDESK_ACCESS_SECRET|FRONTDESK_REFRESH_SECRET|FRONTDESK_OIDC_TOKEN_KEY)=(\S+)$")
+KEYGEN_NAMES = {"FRONTDESK_ACCESS_SECRET", "FRONTDESK_REFRESH_SECRET", "FRONTDESK_OIDC_TOKEN_KEY"}
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -57,9 +58,9 @@ def assert_no_traceback(result: subprocess.CompletedProcess[str]) -> None:
 # --- keygen --------------------------------------------------------------------------------------
 
 
-def parse_env_lines(text: str) -> dict[str, str]:
+def parse_env_lines(text: str, count: int = 3) -> dict[str, str]:
     lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 2, text
+    assert len(lines) == count, text
     found = {}
     for line in lines:
         match = SECRET_LINE.match(line)
@@ -68,14 +69,14 @@ def parse_env_lines(text: str) -> dict[str, str]:
     return found
 
 
-def test_keygen_prints_two_distinct_long_secrets_in_env_form(tmp_path: Path) -> None:
+def test_keygen_prints_three_distinct_long_secrets_in_env_form(tmp_path: Path) -> None:
     result = frontdesk("keygen", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     first = parse_env_lines(result.stdout)
-    assert set(first) == {"FRONTDESK_ACCESS_SECRET", "FRONTDESK_REFRESH_SECRET"}
+    assert set(first) == KEYGEN_NAMES  # the two token secrets and the key that seals IdP tokens ([[oidc]])
     access, refresh = first["FRONTDESK_ACCESS_SECRET"], first["FRONTDESK_REFRESH_SECRET"]
-    assert access != refresh
-    assert len(access.encode()) >= 32 and len(refresh.encode()) >= 32
+    assert len(set(first.values())) == 3
+    assert all(len(value.encode()) >= 32 for value in first.values())
     # Fresh every time.
     again = parse_env_lines(frontdesk("keygen", cwd=tmp_path).stdout)
     assert set(again.values()).isdisjoint(first.values())
@@ -107,6 +108,34 @@ def test_keygen_write_creates_the_file_0600_and_never_overwrites(tmp_path: Path)
     assert parse_env_lines(target.read_text()) == written
 
 
+def test_keygen_write_adds_only_what_an_existing_env_file_lacks(tmp_path: Path) -> None:
+    """A .env made before [[oidc]] existed (two secrets, and too open): keygen --write adds the IdP token key,
+    leaves every existing line alone, makes the file 0600, and then has nothing more to add."""
+    target = tmp_path / ".env"
+    before = "# mine\nFRONTDESK_ACCESS_SECRET=" + "a" * 40 + "\nexport FRONTDESK_REFRESH_SECRET='" + "r" * 40 + "'"
+    target.write_text(before)  # no trailing newline: the added line must still be a line of its own
+    target.chmod(0o644)
+    result = frontdesk("keygen", "--write", str(target), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "FRONTDESK_OIDC_TOKEN_KEY" in result.stdout and str(target) in result.stdout
+    text = target.read_text()
+    assert text.startswith(before + "\n")
+    (added,) = text[len(before) + 1 :].splitlines()
+    name, _, key = added.partition("=")
+    assert name == "FRONTDESK_OIDC_TOKEN_KEY" and len(key.encode()) >= 32
+    assert key not in result.stdout + result.stderr  # never printed
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    # A config with [[oidc]] now loads from that .env: the key is what it asked for.
+    write_config(tmp_path / "config.toml", oidc=[{"name": "corp", "issuer": "https://idp.example", "client_id": "c"}])
+    config = load_config(tmp_path / "config.toml", env={"FRONTDESK_OIDC_CORP_CLIENT_SECRET": "s" * 40})
+    assert config.oidc_token_keys == (key,)
+
+    again = frontdesk("keygen", "--write", str(target), cwd=tmp_path)
+    assert again.returncode != 0 and "exists" in again.stderr
+    assert_no_traceback(again)
+    assert target.read_text() == text
+
+
 def test_the_demo_creates_its_env_file_private_from_the_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from frontdesk.gateway.demo import ensure_secrets
 
@@ -122,7 +151,7 @@ def test_the_demo_creates_its_env_file_private_from_the_start(tmp_path: Path, mo
         fresh = tmp_path / "fresh.env"
         ensure_secrets(fresh)
         assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
-        assert set(parse_env_lines(fresh.read_text())) == {"FRONTDESK_ACCESS_SECRET", "FRONTDESK_REFRESH_SECRET"}
+        assert set(parse_env_lines(fresh.read_text(), 2)) == {"FRONTDESK_ACCESS_SECRET", "FRONTDESK_REFRESH_SECRET"}
 
         # An existing, world-readable .env that lacks a secret is made private before the secret goes in.
         loose = tmp_path / "loose.env"

@@ -26,7 +26,8 @@ upstream = "http://127.0.0.1:9000/"
 def test_oidc_refuses_to_start_without_a_token_key(tmp_path: Path) -> None:
     env = {k: v for k, v in ENV.items() if k != "FRONTDESK_OIDC_TOKEN_KEY"}
     found = problems(write(tmp_path, CORP), {**env, **SECRET})
-    assert any(p.startswith("FRONTDESK_OIDC_TOKEN_KEY is not set") for p in found), found
+    (missing,) = [p for p in found if p.startswith("FRONTDESK_OIDC_TOKEN_KEY is not set")]
+    assert "frontdesk keygen --write" in missing  # says exactly what to run
     short = problems(write(tmp_path, CORP), {**env, **SECRET, "FRONTDESK_OIDC_TOKEN_KEY": "short"})
     assert any("FRONTDESK_OIDC_TOKEN_KEY holds a key shorter than 32 bytes" in p for p in short), short
     # Without a provider nothing is sealed, so nothing is asked for.

@@ -29,7 +29,13 @@ async def test_a_second_callback_from_one_address_waits_its_turn() -> None:
     endpoints = OidcLogin(
         engine, {"corp": party}, LoginStateCookie(b"k" * 32, clock=clock), max_concurrent_per_address=1, clock=clock
     )
-    request = HttpRequest("GET", "/auth/oidc/corp/callback", {"host": "gw"}, client="10.0.0.1", query=b"state=s")
+    request = HttpRequest(
+        "GET",
+        "/auth/oidc/corp/callback",
+        {"host": "gw", "accept": "application/json"},
+        client="10.0.0.1",
+        query=b"state=s",
+    )
     assert endpoints.in_progress is not None
     with endpoints.in_progress.hold("10.0.0.1"):  # one callback of this address is talking to the provider
         busy = await endpoints.respond(request)
@@ -37,6 +43,11 @@ async def test_a_second_callback_from_one_address_waits_its_turn() -> None:
     assert busy.status == 429 and ("retry-after", "1") in busy.headers
     assert json.loads(busy.body)["error"] == "rate_limited"
     assert not any(name == "set-cookie" for name, _ in busy.headers)  # the login itself is not ended
+    with endpoints.in_progress.hold("10.0.0.1"):  # the browser's own navigation: back to the SPA, saying why
+        navigation = {"host": "gw", "accept": "text/html", "sec-fetch-mode": "navigate"}
+        sent_back = await endpoints.respond(dataclasses.replace(request, headers=navigation))
+    assert sent_back.status == 302 and ("location", "/?login_error=rate_limited") in sent_back.headers
+    assert not any(name == "set-cookie" for name, _ in sent_back.headers)
     assert other.status == 400  # another address goes on (to the state check: no login cookie here)
     assert (await endpoints.respond(request)).status == 400  # and so does this one once the first is done
     await party.aclose()

@@ -9,6 +9,7 @@ import pytest
 
 from frontdesk.gateway.config import load_config
 from frontdesk.gateway.errors import ConfigError
+from frontdesk.middleware.keys import generate_private_key, private_key_pem
 
 ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32, "FRONTDESK_OIDC_TOKEN_KEY": "k" * 32}
 CORP = """
@@ -82,7 +83,7 @@ client_secret = "in-the-file"
 scopes = ["profile"]
 username_claim = 7
 allowed_groups = "staff"
-token_endpoint_auth_method = "private_key_jwt"
+token_endpoint_auth_method = "client_secret_jwt"
 colour = "blue"
 
 [[oidc]]
@@ -128,3 +129,23 @@ def test_http_issuers_only_on_loopback_or_when_allowed(tmp_path: Path) -> None:
 def test_password_login_off_needs_a_provider(tmp_path: Path) -> None:
     found = problems(write(tmp_path, "[login]\npassword = false\n"), ENV)
     assert any("login.password" in p and "[[oidc]]" in p for p in found)
+
+
+def test_private_key_jwt_needs_a_key_file_and_no_secret(tmp_path: Path) -> None:
+    (tmp_path / "client-key.pem").write_bytes(private_key_pem(generate_private_key("ES256")))
+    jwt_corp = CORP + 'token_endpoint_auth_method = "private_key_jwt"\nprivate_key_file = "client-key.pem"\n'
+    (corp,) = load_config(write(tmp_path, jwt_corp), env=ENV).oidc  # relative to the config's directory
+    assert corp.token_endpoint_auth_method == "private_key_jwt" and corp.private_key is not None
+    assert corp.client_secret == "" and "PRIVATE" not in repr(corp) and "private_key=" not in repr(corp)
+
+    (tmp_path / "not-a-key.pem").write_text("hello")
+    method = 'token_endpoint_auth_method = "private_key_jwt"\n'
+    cases = {
+        method: "private_key_file is missing",
+        method + 'private_key_file = "nowhere.pem"\n': "cannot be read",
+        method + 'private_key_file = "not-a-key.pem"\n': "not an unencrypted PEM",
+        'private_key_file = "client-key.pem"\n': 'only used with token_endpoint_auth_method = "private_key_jwt"',
+    }
+    for extra, why in cases.items():
+        found = problems(write(tmp_path, CORP + extra), {**ENV, "FRONTDESK_OIDC_CORP_CLIENT_SECRET": "s" * 40})
+        assert any(why in p for p in found), (extra, found)

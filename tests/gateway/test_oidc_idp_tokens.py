@@ -293,3 +293,46 @@ def test_backchannel_logout_from_the_provider_ends_the_session_on_both_workers(w
         a.close()
         b.close()
 
+
+
+def introspect(provider: OidcProvider, token: str) -> bool:
+    """Whether the provider still honours ``token`` (RFC 7662; asking does not use the token up)."""
+    secret = provider.client("frontdesk").client_secret
+    endpoint = provider.metadata()["introspection_endpoint"]
+    answer = httpx.post(endpoint, data={"token": token}, auth=("frontdesk", secret), timeout=10)
+    assert answer.status_code == 200, answer.text
+    return bool(answer.json()["active"])
+
+
+def test_logout_everywhere_revokes_the_refresh_token_of_every_session_at_the_provider(world: World) -> None:
+    """Three devices signed in at the provider (three grants); "logout everywhere" from one of them ends all
+    three here and revokes all three refresh tokens there, not only the current one's."""
+    gw, provider = world.gw, world.provider
+    devices = [gw.client() for _ in range(3)]
+    try:
+        refresh_tokens = []
+        for device in devices:
+            with httpx.Client(timeout=30) as browser:  # each device its own provider session and grant
+                sign_in(gw, device, "bob", browser)
+            tokens = sealed_tokens(gw, device.claims()["sid"])
+            assert tokens is not None and tokens.refresh_token is not None
+            assert introspect(provider, tokens.refresh_token)
+            refresh_tokens.append(tokens.refresh_token)
+        out = devices[0].logout(json={"everywhere": True})
+        assert out.status_code == 200, out.text  # with the RP-initiated logout link of the current session
+        for device in devices:  # on both workers within the usual revocation delay
+            ended = wait_until(
+                lambda d=device: d.session(follow=False).status_code == 401,
+                timeout=LOGOUT_DEADLINE, interval=0.05, what="every device signed out",
+            )  # fmt: skip
+            assert ended
+        # Best effort in the background (the answer does not wait on the provider), done within seconds.
+        wait_until(
+            lambda: not any(introspect(provider, token) for token in refresh_tokens),
+            timeout=LOGOUT_DEADLINE,
+            interval=0.1,
+            what="every device's refresh token revoked at the provider",
+        )
+    finally:
+        for device in devices:
+            device.close()

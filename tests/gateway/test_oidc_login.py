@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from live_gateway import GatewayProcess, set_cookies
 from oidc_flow import (
+    NAVIGATION,
     callback_path,
     finish_login,
     gateway_tables,
@@ -184,7 +185,9 @@ def test_unknown_provider_and_wrong_method(gw: GatewayProcess) -> None:
         assert client.request("GET", "/auth/oidc/corp/other", csrf=False).status_code == 404
         answer = client.request("POST", "/auth/oidc/corp/login")
         assert answer.status_code == 405 and answer.headers["allow"] == "GET"
-        answer = client.request("GET", "/auth/oidc/corp/callback?state=a&state=b", csrf=False)
+        answer = client.request(
+            "GET", "/auth/oidc/corp/callback?state=a&state=b", csrf=False, headers={"Accept": "application/json"}
+        )
         assert answer.status_code == 400 and answer.json()["error"] == "oidc_login_failed"
 
 
@@ -271,3 +274,44 @@ def test_the_providers_error_text_is_repeated_printable_only(gw: GatewayProcess,
     detail = answer.json()["detail"]
     assert "\n" not in detail and "\r" not in detail and len(detail) < 400
     assert "\nCRITICAL" not in gw.log() and "\n2026-01-01 CRITICAL" not in gw.log()
+
+
+def assert_lands_on_the_spa(answer: Any, reason: str) -> None:
+    """A browser's navigation to a failed callback: back to the SPA with the reason code alone, no session."""
+    assert answer.status_code == 302, answer.text
+    assert answer.headers["location"] == f"/?login_error={reason}"
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["x-content-type-options"] == "nosniff"  # the edge layer's headers on the redirect too
+    assert_no_session(answer)
+
+
+def test_a_browser_navigation_to_a_failed_callback_lands_on_the_spa_with_a_reason(
+    gw: GatewayProcess, oidc_provider: OidcProvider
+) -> None:
+    with gw.client() as client:
+        # The user cancels at the provider; its text (anyone can write it into this URL) is not repeated.
+        started = start_login(client)
+        cancelled = (
+            f"{gw.url}/auth/oidc/corp/callback?error=access_denied&state={started.query['state']}"
+            f"&iss={oidc_provider.issuer}&error_description=%3Cscript%3Ealert(1)%3C/script%3E+Call+0800-SCAM"
+        )
+        answer = finish_login(client, cancelled, started.state_cookie.value, headers=NAVIGATION)
+        assert_lands_on_the_spa(answer, "access_denied")
+        assert "SCAM" not in answer.headers["location"] and not answer.content
+
+        started = start_login(client)
+        back = provider_login(started.authorize_url, "alice")
+        assert_lands_on_the_spa(finish_login(client, back, "tampered", headers=NAVIGATION), "invalid_state")
+        bad_code = with_params(back, code="not-a-code-the-provider-issued")
+        assert_lands_on_the_spa(
+            finish_login(client, bad_code, started.state_cookie.value, headers=NAVIGATION), "provider_refused"
+        )
+        repeated = finish_login(client, back + "&state=again", started.state_cookie.value, headers=NAVIGATION)
+        assert_lands_on_the_spa(repeated, "oidc_login_failed")
+        # A plain navigation with no Accept preference (curl, an old browser) is treated as one too.
+        plain = finish_login(client, back, None, headers={"Accept": "*/*"})
+        assert plain.status_code == 302 and plain.headers["location"] == "/?login_error=invalid_state"
+        # A script's fetch() (Sec-Fetch-Mode: cors) gets the JSON answer.
+        fetched = finish_login(client, back, None, headers={"Accept": "*/*", "Sec-Fetch-Mode": "cors"})
+        assert fetched.status_code == 400 and error_of(fetched) == "invalid_state"
+        assert client.session().status_code == 401

@@ -62,10 +62,11 @@ class OidcClient:
 
     client_id: str
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    auth_method: str = "client_secret_basic"  # or "client_secret_post"
+    auth_method: str = "client_secret_basic"  # or "client_secret_post", or "private_key_jwt" (with jwks)
     redirect_uris: tuple[str, ...] = ()
     post_logout_redirect_uris: tuple[str, ...] = ()
     backchannel_logout_uri: str | None = None
+    jwks: tuple[Mapping[str, Any], ...] = ()  # the client's public keys (private_key_jwt)
 
     def metadata(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -78,6 +79,8 @@ class OidcClient:
             "redirect_uris": list(self.redirect_uris),
             "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
         }
+        if self.jwks:
+            data["jwks"] = {"keys": [dict(key) for key in self.jwks]}
         if self.backchannel_logout_uri:
             data["backchannel_logout_uri"] = self.backchannel_logout_uri
             data["backchannel_logout_session_required"] = True

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import time
@@ -9,6 +12,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from frontdesk.gateway.cli import main as cli_main
@@ -65,7 +69,6 @@ def test_sign_publish_and_verify_through_jwks(algorithm: str) -> None:
 def test_jwks_entries_that_cannot_be_trusted_are_skipped() -> None:
     good = signing_key_from_private(generate_private_key("ES256"))
     rsa_key = signing_key_from_private(generate_private_key("RS256"))
-    small_ec = ec.generate_private_key(ec.SECP384R1())
     document = {
         "keys": [
             public_jwk(good),
@@ -73,16 +76,43 @@ def test_jwks_entries_that_cannot_be_trusted_are_skipped() -> None:
             {**public_jwk(rsa_key), "alg": "HS256"},  # alg disagrees with the key type
             {**public_jwk(rsa_key), "kid": ""},
             {**public_jwk(rsa_key), "use": "enc"},
-            {"kty": "EC", "crv": "P-384", "kid": "p384", "x": "AA", "y": "AA"},
+            {"kty": "EC", "crv": "P-384", "kid": "p384", "x": "AA", "y": "AA"},  # not a point on the curve
+            {**public_jwk(rsa_key), "kid": "pinned-wrong", "alg": "ES384"},  # an RSA key "for" an EC algorithm
             "not an object",
         ]
     }
-    assert small_ec  # P-384 is refused by type, whatever its coordinates
     ring = keyring_from_jwks(document)
     assert [k.kid for k in ring.keys] == [good.kid]
     assert all(not k.can_sign for k in ring.keys)
     with pytest.raises(ValueError, match="JWKS"):
         keyring_from_jwks({"nokeys": []})
+
+
+@pytest.mark.parametrize(("curve", "alg"), [(ec.SECP384R1(), "ES384"), (ec.SECP521R1(), "ES512"), (None, "PS256")])
+def test_a_jwks_key_of_the_wider_verification_set_checks_its_own_algorithm_only(curve: object, alg: str) -> None:
+    """Someone else's JWKS (a provider's) may hold P-384/P-521 keys and RSA keys used for PS*: they verify,
+    each with the algorithms of its type; an RSA key naming no alg takes RS*/PS*, never HS256."""
+    clock = ManualClock()
+    private = rsa.generate_private_key(65537, 2048) if curve is None else ec.generate_private_key(curve)  # type: ignore[arg-type]
+    entry = json.loads(
+        (jwt.algorithms.RSAAlgorithm if curve is None else jwt.algorithms.ECAlgorithm).to_jwk(private.public_key())
+    )
+    ring = keyring_from_jwks({"keys": [{**entry, "kid": "theirs"}]})
+    check = TokenCodec(ring, typ=ACCESS_TYP, issuer="i", audience="a", clock=clock)
+    now = int(clock())
+    claims = {"sub": "u", "sid": "s", "jti": "j", "iat": now, "exp": now + 60, "iss": "i", "aud": "a"}
+    token = jwt.encode(claims, private, algorithm=alg, headers={"kid": "theirs", "typ": ACCESS_TYP})
+    assert check.decode(token)["sub"] == "u"
+    pem = private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    header = _b64(json.dumps({"alg": "HS256", "kid": "theirs", "typ": ACCESS_TYP}).encode())
+    signing_input = f"{header}.{_b64(json.dumps(claims).encode())}"
+    forged = f"{signing_input}.{_b64(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())}"
+    with pytest.raises(InvalidToken):
+        check.decode(forged)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def test_key_directory_rotation_signs_with_newest_and_retires_after_the_overlap(tmp_path: Path) -> None:

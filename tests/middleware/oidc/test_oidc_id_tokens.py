@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from frontdesk.middleware.clock import ManualClock
 from frontdesk.middleware.errors import IdTokenRejected
@@ -178,3 +178,64 @@ async def test_an_unknown_kid_refetches_the_jwks_once_per_interval(
 async def test_a_token_without_kid_needs_an_unambiguous_key(validator: IdTokenValidator) -> None:
     no_kid = jwt.encode(claims(), RSA_KEY, algorithm="RS256")
     assert await check(validator, no_kid)  # the only RS256 key
+
+
+# Every algorithm family a provider may announce, with a locally generated key each (RSA keys published both
+# with and without the optional JWK "alg" member, as providers differ).
+ED_KEY = ed25519.Ed25519PrivateKey.generate()
+EC_KEYS = {
+    "ES256": EC_KEY,
+    "ES384": ec.generate_private_key(ec.SECP384R1()),
+    "ES512": ec.generate_private_key(ec.SECP521R1()),
+}
+SAFE_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+
+
+def family_key(alg: str) -> Any:
+    return RSA_KEY if alg[:2] in ("RS", "PS") else EC_KEYS[alg] if alg.startswith("ES") else ED_KEY
+
+
+def published_jwk(alg: str, *, name_alg: bool) -> dict[str, Any]:
+    public = family_key(alg).public_key()
+    if alg == "EdDSA":
+        members = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(public))
+    elif alg.startswith("ES"):
+        members = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(public))
+    else:
+        members = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public))
+    return {**members, "kid": f"k-{alg}", "use": "sig", **({"alg": alg} if name_alg else {})}
+
+
+def validator_publishing(clock: ManualClock, *keys: dict[str, Any]) -> IdTokenValidator:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"keys": list(keys)})
+
+    source = JwksSource("https://idp.example.com/jwks", clock=clock, transport=httpx.MockTransport(handler))
+    return IdTokenValidator(issuer=ISSUER, client_id=CLIENT, jwks=source, clock=clock)
+
+
+@pytest.mark.parametrize("name_alg", [True, False], ids=["jwk-alg", "no-jwk-alg"])
+@pytest.mark.parametrize("alg", SAFE_ALGORITHMS)
+async def test_every_announced_safe_algorithm_is_accepted(clock: ManualClock, alg: str, name_alg: bool) -> None:
+    v = validator_publishing(clock, published_jwk(alg, name_alg=name_alg))
+    token = jwt.encode(claims(), family_key(alg), algorithm=alg, headers={"kid": f"k-{alg}"})
+    assert (await v.validate(token, nonce="n-1", algorithms=[alg]))["sub"] == "user-1"
+    # Not announced: refused, although the key could check it.
+    with pytest.raises(IdTokenRejected, match="is not accepted"):
+        await v.validate(token, nonce="n-1", algorithms=[a for a in SAFE_ALGORITHMS if a != alg])
+
+
+async def test_a_jwk_that_names_its_alg_pins_the_key_to_it(clock: ManualClock) -> None:
+    v = validator_publishing(clock, published_jwk("RS256", name_alg=True))
+    token = jwt.encode(claims(), RSA_KEY, algorithm="PS256", headers={"kid": "k-RS256"})
+    with pytest.raises(IdTokenRejected, match="says PS256 but its key is a RS256 key"):
+        await v.validate(token, nonce="n-1", algorithms=SAFE_ALGORITHMS)
+
+
+@pytest.mark.parametrize("alg", ["HS256", "HS384", "HS512", "none"])
+async def test_announced_unsafe_algorithms_stay_refused(clock: ManualClock, alg: str) -> None:
+    v = validator_publishing(clock, published_jwk("RS256", name_alg=False))
+    key = None if alg == "none" else SECRET * 2  # long enough for HS512: refused for the alg, not the key size
+    forged = jwt.encode(claims(), key, algorithm=alg, headers={"kid": "k-RS256"})
+    with pytest.raises(IdTokenRejected, match=f"'{alg}' is not accepted"):
+        await v.validate(forged, nonce="n-1", algorithms=[*SAFE_ALGORITHMS, alg])
