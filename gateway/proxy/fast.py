@@ -30,8 +30,8 @@ from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 from .client_side import ClientSide, Headers
 from .routes import Route
 
-# uvicorn's HEADER_VALUE_RE ([\x00-\x08\x0a-\x1f\x7f]) but CR and LF, which the rendered lines count instead
-_CONTROL = bytes([*range(0x00, 0x09), *range(0x0B, 0x0D), *range(0x0E, 0x20), 0x7F])
+# The bytes of uvicorn's HEADER_VALUE_RE ([\x00-\x08\x0a-\x1f\x7f]): every control byte but the tab
+_CONTROL = bytes([*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F])
 
 __all__ = ["EdgeLike", "EdgePassageLike", "FastPath", "Proxied", "ProtocolClient", "header_lines"]
 
@@ -93,15 +93,14 @@ def header_lines(headers: Headers) -> bytes:
     """``headers`` as the head's ``name: value\r\n`` lines; RuntimeError if a name or value holds a control
     byte other than a tab (a CR or LF would split the head: response splitting).
 
-    Checked on the rendered lines, in C: ``translate`` deletes nothing (and returns its own bytes) unless a
-    control byte is there, and the lines hold exactly one CR and one LF per header unless a name or value
-    brings its own. uvicorn's regular expression over the joined headers cost four times as much per answer.
+    Checked on the rendered lines, in C, in one pass: deleting every control byte must remove exactly the CR
+    and LF that end each line, so a name or value holding any control byte of its own is caught. uvicorn's
+    regular expression over a second join of the headers cost several times as much per answer.
     """
     if not headers:
         return b""
     lines = b"\r\n".join(map(b": ".join, headers)) + b"\r\n"
-    n = len(headers)
-    if lines.translate(None, _CONTROL) is not lines or lines.count(b"\n") != n or lines.count(b"\r") != n:
+    if len(lines.translate(None, _CONTROL)) != len(lines) - 2 * len(headers):
         raise RuntimeError("Invalid HTTP header value.")
     return lines
 
