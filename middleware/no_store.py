@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, AnyStr, Generic
 
 __all__ = ["decorate_raw", "decorate_text", "decorate_accept"]
@@ -33,15 +34,17 @@ class _Words(Generic[AnyStr]):
     match_expires: AnyStr
     match_vary: AnyStr
     match_cookie: AnyStr
+    matched: frozenset[AnyStr]  # the three names matched
 
 
+_name = itemgetter(0)
 _RAW = _Words(
     b"cache-control", b"expires", b"vary", b"set-cookie", b"no-store", b"private", b"Cookie", b"*",
-    b"cache-control", b"expires", b"vary", b"cookie",
+    b"cache-control", b"expires", b"vary", b"cookie", frozenset({b"cache-control", b"expires", b"vary"}),
 )  # fmt: skip
 _TEXT = _Words(
     "Cache-Control", "Expires", "Vary", "Set-Cookie", "no-store", "private", "Cookie", "*",
-    "cache-control", "expires", "vary", "cookie",
+    "cache-control", "expires", "vary", "cookie", frozenset({"cache-control", "expires", "vary"}),
 )  # fmt: skip
 
 
@@ -57,20 +60,25 @@ def _decorate(
     rotated = set_cookie is not None
     has_cache_control = False
     varies_by_cookie = False
-    out: list[tuple[AnyStr, AnyStr]] = []
-    for name, value in headers:
-        low = name.lower() if fold else name
-        if low == w.match_cache_control:
-            if rotated:
-                continue
-            has_cache_control = True
-        elif low == w.match_expires:
-            if rotated:
-                continue
-        elif low == w.match_vary:
-            lowered = value.lower()
-            varies_by_cookie = varies_by_cookie or w.match_cookie in lowered or w.star in lowered
-        out.append((name, value))
+    if not fold and w.matched.isdisjoint(map(_name, headers)):
+        # Names known to be lower-case, none of them one of the three looked at (the proxy's common answer):
+        # decided in C, every header kept, as the loop below would.
+        out = list(headers)
+    else:
+        out = []
+        for name, value in headers:
+            low = name.lower() if fold else name
+            if low == w.match_cache_control:
+                if rotated:
+                    continue
+                has_cache_control = True
+            elif low == w.match_expires:
+                if rotated:
+                    continue
+            elif low == w.match_vary:
+                lowered = value.lower()
+                varies_by_cookie = varies_by_cookie or w.match_cookie in lowered or w.star in lowered
+            out.append((name, value))
     if set_cookie is not None:
         out += [(w.cache_control, w.no_store), (w.set_cookie, set_cookie)]
     elif not has_cache_control:

@@ -12,6 +12,7 @@ including a nameless one whose value would come back as it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import itemgetter
 
 from frontdesk.middleware.cookies import DEVICE_SUFFIX
 from frontdesk.middleware.cookies import strip_cookie as strip_cookie_header
@@ -62,6 +63,11 @@ _OURS = frozenset(
 _REQUEST_DROP = HOP_BY_HOP | _OURS | {b"host", b"expect", b"content-length", b"cookie"}
 _RESPONSE_DROP = HOP_BY_HOP | {b"date", b"server"}
 _KNOWN_CONNECTION_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade"})
+# filter_response_headers: names that need more than "drop it", and every name it looks at
+_RESPONSE_DECIDED = frozenset({b"connection", b"transfer-encoding", b"set-cookie"})
+_CONTENT_LENGTH = frozenset({b"content-length"})
+_RESPONSE_LOOKED_AT = _RESPONSE_DROP | _RESPONSE_DECIDED | _CONTENT_LENGTH
+_name = itemgetter(0)
 _DEVICE_SUFFIX = DEVICE_SUFFIX.encode("ascii")
 
 
@@ -243,6 +249,14 @@ def filter_response_headers(
     What an answer to a session's request must also carry (``private``/``no-store``, ``Vary: Cookie``) is the
     admission pipeline's decoration, ``middleware.no_store``, applied after this.
     """
+    # Most answers name none of the headers that need a decision beyond "drop it" (Connection, Transfer-Encoding,
+    # Set-Cookie): then the names are compared in C, and the Python loop below runs only for the rest.
+    found = _RESPONSE_LOOKED_AT.intersection(map(_name, headers))
+    if found.isdisjoint(_RESPONSE_DECIDED):
+        has_length = b"content-length" in found
+        if not (found - _CONTENT_LENGTH):
+            return list(headers), has_length
+        return [pair for pair in headers if pair[0] not in _RESPONSE_DROP], has_length
     drop: set[bytes] | None = None
     chunked = False
     for name, value in headers:

@@ -18,15 +18,19 @@ from urllib.parse import unquote
 from .errors import BadPath
 from .routes import Route, RouteTable
 
-__all__ = ["resolve_route", "upstream_target"]
+__all__ = ["is_unsafe", "resolve_route", "upstream_target"]
 
+# Every alternative starts with a byte from a small set, so the regular expression engine skips ahead to those
+# bytes instead of trying each alternative at every position of the path (about a third of the cost on a short
+# path, less still on a long one); the one that could start at the path's beginning is _LEADING_DOT.
 _UNSAFE = re.compile(
     rb"[\x00-\x20\x7f-\xff\\]"  # control, space, non-ASCII, backslash
     rb"|//"  # empty segment
     rb"|%(?![0-9A-Fa-f]{2})"  # broken escape
     rb"|%(?:25)*(?:2[EeFf]|5[Cc]|[01][0-9A-Fa-f]|7[Ff])"  # encoded (even twice) . / \ or control byte
-    rb"|(?:^|/)\.\.?(?:[/;]|$)"  # dot segment, also "..;" which Java servers treat as ".."
+    rb"|/\.\.?(?:[/;]|$)"  # dot segment, also "..;" which Java servers treat as ".."
 )
+_LEADING_DOT = re.compile(rb"\.\.?(?:[/;]|$)").match  # a dot segment at the very start
 _UNSAFE_QUERY = re.compile(rb"[\x00-\x20\x7f-\xff#]")
 _SUSPICIOUS = re.compile(rb"[%\\]|//|/\.|[\x00-\x20\x7f-\xff]")
 
@@ -44,6 +48,12 @@ def _normalize_loosely(raw_path: bytes) -> str:
     return norm + "/" if text.endswith("/") and norm != "/" else norm
 
 
+def is_unsafe(raw_path: bytes) -> bool:
+    """Whether a path on a route holds a dot segment, an encoded slash, dot or backslash, an empty segment, a
+    broken escape, a backslash or a control, space or non-ASCII byte."""
+    return _UNSAFE.search(raw_path) is not None or (raw_path[:1] == b"." and _LEADING_DOT(raw_path) is not None)
+
+
 def resolve_route(table: RouteTable, raw_path: bytes) -> Route | None:
     """The route for this path, or None for paths outside every route (the SPA's).
 
@@ -51,7 +61,7 @@ def resolve_route(table: RouteTable, raw_path: bytes) -> Route | None:
     """
     route = table.match(raw_path.decode("latin-1"))
     if route is not None:
-        if _UNSAFE.search(raw_path) is not None:
+        if is_unsafe(raw_path):
             raise BadPath("the path holds dot segments, encoded slashes, backslashes or control characters")
         return route
     if _SUSPICIOUS.search(raw_path) is not None and table.match(_normalize_loosely(raw_path)) is not None:

@@ -5,6 +5,7 @@ path's own byte writer decides (pipelining order, HEAD, framing, keep-alive)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from frontdesk.gateway.app import create_app
 from frontdesk.gateway.config import load_config
 from frontdesk.gateway.errors import ConfigError
 from frontdesk.gateway.proxy.app import ProxyApp
+from frontdesk.gateway.proxy.fast import header_lines
 from frontdesk.gateway.serving import DrainingHttp, FastHttp, uvicorn_options
 
 ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32}
@@ -138,3 +140,59 @@ async def test_frontdesk_serves_own_uvicorn_options_find_the_fast_path(
         protocol = served.http_protocol_class(config=served, server_state=ServerState(), app_state={})  # type: ignore[call-arg]
         assert isinstance(protocol, FastHttp)
         assert (protocol._fast is not None) == (level != "trace"), (app, level)
+
+
+async def _raw_upstream(head: bytes) -> tuple[Any, int]:
+    """An upstream that answers every request with ``head`` and the body ``ok``, then closes."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(head + b"\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("value", "passes"),
+    [(b"a\tb", True), (b"caf\xe9", True), (b"a\x01b", False), (b"a\x1fb", False), (b"a\x7fb", False)],
+)
+async def test_an_upstream_header_value_with_a_control_byte_never_reaches_the_browser(
+    proxy_factory: Any, value: bytes, passes: bool
+) -> None:
+    """Response splitting's cousins: a control byte (other than a tab) in an upstream's header value is refused
+    by the upstream parser (502) on both sides, before the writer's own check; tabs and obs-text pass as they
+    came. The fast path's writer (``ProtocolClient.start``) keeps its own check for every header it writes."""
+    server, port = await _raw_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-up: " + value)
+    try:
+        gw = await proxy_factory(upstream_port=port)
+        answer = await raw_request(gw.port, _get("/api/x", extra="connection: close\r\n"))
+    finally:
+        server.close()
+    if passes:
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        assert b"\r\nx-up: " + value + b"\r\n" in answer
+    else:
+        assert answer.startswith(b"HTTP/1.1 502 "), answer  # the upstream parser refuses it
+        assert value not in answer
+
+
+_CONTROL_BYTES = [bytes([b]) for b in (*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F)]
+
+
+@pytest.mark.parametrize("byte", _CONTROL_BYTES)
+@pytest.mark.parametrize("where", ["name", "value"])
+def test_the_fast_writer_refuses_any_control_byte_in_a_header_it_writes(byte: bytes, where: str) -> None:
+    """What uvicorn's own writer refuses (its HEADER_VALUE_RE), the fast path's refuses too, CR and LF included:
+    whether it came from the upstream, a rotated cookie or the gateway's own headers."""
+    bad = (b"x-" + byte + b"a", b"v") if where == "name" else (b"x-a", b"v" + byte + b"w")
+    with pytest.raises(RuntimeError, match="Invalid HTTP header value"):
+        header_lines([(b"content-type", b"text/plain"), bad, (b"x-b", b"1")])
+
+
+def test_the_fast_writer_renders_tabs_and_obs_text_as_they_came() -> None:
+    headers = [(b"x-a", b"1\t2"), (b"x-b", b"caf\xe9"), (b"set-cookie", b"a=b; Path=/")]
+    assert header_lines(headers) == b"x-a: 1\t2\r\nx-b: caf\xe9\r\nset-cookie: a=b; Path=/\r\n"
+    assert header_lines([]) == b""

@@ -173,6 +173,28 @@ def test_response_rules() -> None:
 
 
 @pytest.mark.parametrize(
+    ("headers", "kept", "length"),
+    [
+        ([(b"content-type", b"a/b"), (b"x-app", b"1")], [(b"content-type", b"a/b"), (b"x-app", b"1")], False),
+        (
+            [(b"date", b"now"), (b"content-length", b"2"), (b"server", b"up/1"), (b"keep-alive", b"5"), (b"x", b"1")],
+            [(b"content-length", b"2"), (b"x", b"1")],
+            True,
+        ),
+        ([(b"proxy-authenticate", b"Basic"), (b"trailer", b"x"), (b"upgrade", b"h2c")], [], False),
+        ([], [], False),
+    ],
+)
+def test_an_answer_without_connection_transfer_encoding_or_set_cookie_loses_only_the_dropped_names(
+    headers: list[tuple[bytes, bytes]], kept: list[tuple[bytes, bytes]], length: bool
+) -> None:
+    """The common answer's headers are sorted in C (proxy/headers.py): the same rules as the full walk."""
+    out, has_length = filter_response_headers(headers, b"__Host-frontdesk")
+    assert out == kept and has_length is length
+    assert out is not headers  # a list of its own: the decorations that follow append to it
+
+
+@pytest.mark.parametrize(
     "set_cookie",
     [
         b"=__Host-frontdesk=evil; Path=/; Secure",  # an empty name: the browser sends "__Host-frontdesk=evil"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from frontdesk.gateway.proxy.errors import BadPath
-from frontdesk.gateway.proxy.paths import resolve_route, upstream_target
+from frontdesk.gateway.proxy.paths import is_unsafe, resolve_route, upstream_target
 from frontdesk.gateway.proxy.routes import RouteTable, parse_routes
 
 ROUTES, _ = parse_routes(
@@ -85,3 +87,22 @@ def test_query_with_control_bytes_refused() -> None:
     assert route is not None
     with pytest.raises(BadPath):
         upstream_target(route, b"/api/x", b"a=\r\nb")
+
+
+# The rule as it was written before the search was made to skip ahead (one alternative anchored at "^"): the
+# oracle for the faster form's equivalence.
+_ONE_PATTERN = re.compile(
+    rb"[\x00-\x20\x7f-\xff\\]|//|%(?![0-9A-Fa-f]{2})|%(?:25)*(?:2[EeFf]|5[Cc]|[01][0-9A-Fa-f]|7[Ff])"
+    rb"|(?:^|/)\.\.?(?:[/;]|$)"
+)
+_PIECES = [b"/", b".", b"..", b"a", b";", b"%", b"%2e", b"%2F", b"%25", b"%5c", b"%0a", b"%zz", b"\\", b" ", b"\xe9"]
+_PIECES.append(b"\n")
+
+
+def test_the_unsafe_path_rule_is_the_one_pattern_it_replaced() -> None:
+    """Every path of up to four pieces (tricks and plain bytes alike, 70 000 of them) is judged as before."""
+    paths = [b""]
+    for _ in range(4):
+        paths = [p + piece for p in paths for piece in _PIECES]
+        for path in paths:
+            assert is_unsafe(path) is (_ONE_PATTERN.search(path) is not None), path
