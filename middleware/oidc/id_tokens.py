@@ -54,46 +54,48 @@ class IdTokenValidator:
         ``id_token_signing_alg_values_supported``."""
         if not isinstance(token, str) or not token or len(token) > MAX_ID_TOKEN_LENGTH:
             raise IdTokenRejected("the provider sent no usable ID token")
+        claims = await self.signed_claims(token, algorithms=algorithms, noun="the ID token")
+        self._check_claims(claims, nonce)
+        return claims
+
+    async def signed_claims(self, token: str, *, algorithms: Iterable[str], noun: str) -> dict[str, Any]:
+        """The claims of a JWT the provider signed (an ID token, or a back-channel logout token, which is signed
+        as its ID tokens are), signature checked and nothing else: :class:`IdTokenRejected` naming ``noun``.
+        ``algorithms``: the provider's ``id_token_signing_alg_values_supported``; none or HMAC never pass."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
-            raise IdTokenRejected("the ID token is not a signed JWT") from exc
+            raise IdTokenRejected(f"{noun} is not a signed JWT") from exc
         alg = header.get("alg")
         allowed = set(algorithms) & set(VERIFY_ALGORITHMS)
         if not isinstance(alg, str) or alg not in allowed:
-            raise IdTokenRejected(f"the ID token's algorithm {alg!r} is not accepted (accepted: {sorted(allowed)})")
-        key = await self._key(header.get("kid"), alg)
+            raise IdTokenRejected(f"{noun}'s algorithm {alg!r} is not accepted (accepted: {sorted(allowed)})")
+        key = await self._key(header.get("kid"), alg, noun)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key.verify_key,
                 algorithms=[alg],  # one the key verifies (checked in _key)
-                # Time and audience are checked below, against the injected clock and with azp.
+                # Times and audience are the caller's to check, against the injected clock (and azp for ID tokens).
                 options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_aud": False},
             )
         except jwt.PyJWTError as exc:
-            raise IdTokenRejected("the ID token's signature does not verify") from exc
-        self._check_claims(claims, nonce)
+            raise IdTokenRejected(f"{noun}'s signature does not verify") from exc
         return claims
 
-    async def key_for(self, kid: object, alg: str) -> SigningKey:
-        """The provider's published key for a token it signed with ``alg`` (``kid`` may be absent), the JWKS
-        refetched once for an unknown one: also what back-channel logout tokens are verified with."""
-        return await self._key(kid, alg)
-
-    async def _key(self, kid: object, alg: str) -> SigningKey:
+    async def _key(self, kid: object, alg: str, noun: str) -> SigningKey:
         now = self.clock()
         if self.jwks.is_stale(now):
             await self.jwks.refresh(reason="first use or stale")
         key = self._find(kid, alg, now)
         if key is None:
             # A key the provider rotated in since the last fetch: look again, at most once per interval.
-            await self.jwks.refresh(reason="unknown kid in an ID token")
+            await self.jwks.refresh(reason=f"unknown kid in {noun}")
             key = self._find(kid, alg, now)
         if key is None:
-            raise IdTokenRejected("the ID token is signed with a key the provider does not publish")
+            raise IdTokenRejected(f"{noun} is signed with a key the provider does not publish")
         if not key.verifies(alg):
-            raise IdTokenRejected(f"the ID token says {alg} but its key is a {key.algorithm} key")
+            raise IdTokenRejected(f"{noun} says {alg} but its key is a {key.algorithm} key")
         return key
 
     def _find(self, kid: object, alg: str, now: float) -> SigningKey | None:
