@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -117,6 +118,26 @@ class InstantConnection:
     def close(self) -> None:
         raise AssertionError("the stand-in connection is never closed")
 
+
+
+async def _measure(one: Callable[[], Awaitable[None]], loop: int, helpers: tuple[str, ...]) -> Counter[str]:
+    """Warm the caches, then either run ``one`` ``loop`` times (for valgrind: the counts come from outside) or
+    trace one call and return its bytecodes per function, without this file's own stand-ins (``helpers``)."""
+    for _ in range(50):  # warm caches (route lookup, the session's cached access token, label children)
+        await one()
+    if loop:
+        for _ in range(loop):
+            await one()
+        return Counter()
+    tracer = Tracer()
+    sys.settrace(tracer.start)
+    try:
+        await one()
+    finally:
+        sys.settrace(None)
+    for helper in helpers:
+        tracer.counts.pop(f"{__file__.rsplit('/', 1)[-1]}:{helper}", None)
+    return tracer.counts
 
 async def fallback(scope: Any, receive: Any, send: Any) -> None:
     raise AssertionError("every request here is on a proxied route")
@@ -269,21 +290,7 @@ async def count_gateway(loop: int) -> Counter[str]:
             await gateway(scope("GET", "/api/me", get), receive, send)
             assert sent[0]["status"] == 200, sent
 
-        for _ in range(50):  # warm caches (route lookup, the session's cached access token, label children)
-            await one()
-        if loop:
-            for _ in range(loop):
-                await one()
-            return Counter()
-        tracer = Tracer()
-        sys.settrace(tracer.start)
-        try:
-            await one()
-        finally:
-            sys.settrace(None)
-        for helper in ("send", "one", "scope", "receive", "__init__"):
-            tracer.counts.pop(f"{__file__.rsplit('/', 1)[-1]}:{helper}", None)
-        return tracer.counts
+        return await _measure(one, loop, ("send", "one", "scope", "receive", "__init__"))
     finally:
         gateway.app.pool.take_idle(gateway.config.routes[0].upstream)  # type: ignore[attr-defined]
         await gateway.app.aclose()  # type: ignore[attr-defined]
@@ -389,21 +396,9 @@ async def count_protocol(fast: bool, loop: int, refresh: bool) -> Counter[str]:
             if refresh:
                 cookie = answer.split(b"set-cookie: ", 1)[1].split(b";", 1)[0]
 
-        for _ in range(50):  # warm caches (route lookup, the session's cached access token, label children)
-            await one()
-        if loop:
-            for _ in range(loop):
-                await one()
-            return Counter()
-        tracer = Tracer()
-        sys.settrace(tracer.start)
-        try:
-            await one()
-        finally:
-            sys.settrace(None)
-        for helper in ("one", "request", "write", "is_closing", "get_extra_info", "pause_reading", "resume_reading"):
-            tracer.counts.pop(f"{__file__.rsplit('/', 1)[-1]}:{helper}", None)
-        return tracer.counts
+        return await _measure(
+            one, loop, ("one", "request", "write", "is_closing", "get_extra_info", "pause_reading", "resume_reading")
+        )
     finally:
         gateway.app.pool.take_idle(gateway.config.routes[0].upstream)  # type: ignore[attr-defined]
         await gateway.app.aclose()  # type: ignore[attr-defined]
