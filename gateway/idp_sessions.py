@@ -356,6 +356,10 @@ class IdpTokenSource:
     async def is_active(self, sid: str) -> bool:
         return await self.engine.is_active(sid)
 
+    def remembered(self, cookie_header: str | None, *, audience: str | None = None) -> GrantLike | None:
+        # The provider's token may need a refresh (a wait): those routes always ask grant().
+        return None if audience == IDP_AUDIENCE else self.engine.remembered(cookie_header, audience=audience)
+
     async def grant(
         self, cookie_header: str | None, *, audience: str | None = None, force_new: bool = False
     ) -> GrantLike:

@@ -139,7 +139,8 @@ class FastHttp(DrainingHttp):
             self.on_response_complete,
         )
         if existing is None or existing.response_complete:
-            self._start_asgi_task(self.cycle, self.app)
+            if not self.cycle.express(self):  # answered from callbacks when it can be, else in a task
+                self._start_asgi_task(self.cycle, self.app)
         else:  # pipelined: queued behind the request being answered, as uvicorn queues its own
             self.flow.pause_reading()
             self.pipeline.appendleft((self.cycle, self.app))

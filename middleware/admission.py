@@ -154,6 +154,10 @@ class TokenSource(Protocol):
         self, cookie_header: str | None, *, audience: str | None = None, force_new: bool = False
     ) -> GrantLike: ...
 
+    def remembered(self, cookie_header: str | None, *, audience: str | None = None) -> GrantLike | None:
+        """The grant :meth:`grant` would hand out at once (its memo), or None: then ask :meth:`grant`."""
+        ...
+
     async def is_active(self, sid: str) -> bool: ...
 
 

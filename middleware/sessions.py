@@ -423,14 +423,9 @@ class SessionEngine:
         aud = audience or self._default_audience()
         token = read_cookie(cookie_header, self.cookie.name)
         if not force_new and token is not None:
-            # The same cookie as a moment ago: its grant, while the session row it was decided on is still the
-            # cached one (so never longer than a revocation takes to reach this worker) and before its deadline.
-            now = self.clock()
-            if self.freshness is not None:
-                self._check_trust(now)  # a stalled epoch watch drops the rows, and with them these grants
-            memo = self._grants.get((token, aud), now)
-            if memo is not None and self._states.get(memo[1].sid, now) is memo[1]:
-                return memo[0]
+            memo = self._remembered(token, aud)
+            if memo is not None:
+                return memo
         claims = self._verify_refresh(token)
         sid, jti = claims["sid"], claims["jti"]
         now = self.clock()
@@ -471,6 +466,23 @@ class SessionEngine:
                 record = await self._rotate(record, now)
             access = self._mint(record, aud, now)
             return self._grant_from(record, access, _Standing.CURRENT, now, rotated=True)
+
+    def remembered(self, cookie_header: str | None, *, audience: str | None = None) -> Grant | None:
+        """What :meth:`grant` would hand out at once for this cookie from its memo, or None (then ask
+        :meth:`grant`): for the proxy's express lane, which answers without a task when it can."""
+        token = read_cookie(cookie_header, self.cookie.name)
+        return None if token is None else self._remembered(token, audience or self._default_audience())
+
+    def _remembered(self, token: str, aud: str) -> Grant | None:
+        # The same cookie as a moment ago: its grant, while the session row it was decided on is still the
+        # cached one (so never longer than a revocation takes to reach this worker) and before its deadline.
+        now = self.clock()
+        if self.freshness is not None:
+            self._check_trust(now)  # a stalled epoch watch drops the rows, and with them these grants
+        memo = self._grants.get((token, aud), now)
+        if memo is not None and self._states.get(memo[1].sid, now) is memo[1]:
+            return memo[0]
+        return None
 
     def _default_audience(self) -> str:
         aud = self.access_codec.audience

@@ -87,9 +87,12 @@ class ProxyApp:
         except BadPath:
             return None
 
-    async def run_cycle(self, scope: Scope, client: ClientSide, route: Route, raw_path: bytes) -> None:
+    def cycle(self, scope: Scope, client: ClientSide, route: Route, raw_path: bytes) -> HttpCycle:
         """One HTTP request on ``route``, whichever side (ASGI or the fast path's protocol) talks to the browser."""
         # Everything about this one request lives on its cycle (see cycle.py), nothing on self.
+        return HttpCycle(self._http, scope, client, route, raw_path)
+
+    async def run_cycle(self, scope: Scope, client: ClientSide, route: Route, raw_path: bytes) -> None:
         await HttpCycle(self._http, scope, client, route, raw_path).run()
 
     def shut_down(self) -> None:

@@ -28,7 +28,7 @@ from frontdesk.middleware.no_store import decorate_raw
 from frontdesk.middleware.session_watch import STREAM_WATCH_DELAY, SessionWatch, Watching
 
 from .body import ClientGone, RequestBody
-from .client_side import ClientSide
+from .client_side import ClientSide, Headers
 from .contracts import NO_METER, NO_REQUEST_ID, GrantLike, ProxyMeter, RequestIdSource, TokenSource, TrustPolicy
 from .errors import (
     BadFraming,
@@ -136,6 +136,7 @@ class HttpCycle:
         "scanned",
         "scope",
         "set_cookie",
+        "started",
         "status",
         "target",
     )
@@ -161,6 +162,7 @@ class HttpCycle:
         self.response_started = False
         self.response_complete = False
         self.bytes_sent = 0
+        self.started = 0.0  # when the request went upstream (perf_counter)
 
     async def run(self) -> None:
         try:
@@ -178,14 +180,20 @@ class HttpCycle:
             return
         if grant is not None:
             self.set_cookie = grant.set_cookie
-        started = time.perf_counter()
+        await self.forward(None)
+
+    async def forward(self, sent: UpstreamConnection | None) -> None:
+        """Forward the admitted request and answer the browser. ``sent``: the connection the express lane
+        already wrote the request on (its answer turned out to need this path), else None."""
+        grant = self.grant
+        started = self.started if sent is not None else time.perf_counter()
         try:
-            conn = await self._exchange()
+            conn = await self._exchange(sent)
             if conn.status == 401 and grant is not None and self._may_retry() and _invalid_token(conn.headers):
                 # The upstream disagrees with our cached token (revoked key, clock skew): mint once, retry once.
                 self._discard(conn)
                 await self._mint_again(grant)
-                conn = await self._exchange()
+                conn = await self._exchange(None)
         except ClientGone:
             return
         except FrontdeskError as exc:
@@ -197,6 +205,66 @@ class HttpCycle:
             return
         self.deps.meter.answered(self.route, started)
         await self._respond(conn)
+
+    # -- the express lane: the common request answered from callbacks, without a task ----------------------
+    # A request without a body, whose session grant the engine remembers, sent on an idle pooled connection and
+    # answered whole with its head: admitted by the very checks above (``_check``, the engine's memo), sent with
+    # the same head (``_head``), answered with the same headers (``_whole``). Whatever else happens (a refusal,
+    # a grant to verify or mint, no idle connection, a stream, a failure, a 401 to retry, a browser not
+    # reading) goes the async way, from where the express lane stopped (``forward``).
+
+    def admit_at_once(self) -> bool:
+        """Admit without waiting: True when the request passed and needs no grant or has a remembered one;
+        False leaves everything to :meth:`run` (nothing was sent or changed)."""
+        try:
+            self._check()
+        except FrontdeskError:
+            return False  # the refusal is written by run(), as every refusal is
+        if self.body is not None:
+            return False
+        route = self.route
+        if route.auth != "none":
+            grant = self.deps.engine.remembered(self.cookie, audience=route.audience)
+            if grant is None or grant.set_cookie is not None:
+                return False
+            self.grant = grant
+        return True
+
+    def idle_connection(self) -> UpstreamConnection | None:
+        """An idle pooled connection to this route's upstream, or None (then :meth:`run`, which connects)."""
+        return self.deps.pool.take_idle(self.route.upstream)
+
+    def send_at_once(self, conn: UpstreamConnection, listener: Callable[[], None]) -> None:
+        """Write the admitted request on ``conn`` (from :meth:`idle_connection`); ``listener`` is told when the
+        exchange moves on (its head arrived, or it failed)."""
+        self.started = time.perf_counter()
+        conn.begin(head_request=self.method == "HEAD", timeout=self.route.timeout, has_body=False)
+        conn.listener = listener
+        conn.write(self._head())
+        conn.end_send()
+
+    def whole_at_once(self, conn: UpstreamConnection) -> tuple[int, Headers, bytes] | None:
+        """The answer to send when the upstream's came whole with its head and needs nothing more (no retry
+        on a 401); the connection is then back in the pool. None: :meth:`forward` takes over."""
+        if not conn.complete or conn.failed or (conn.status == 401 and self.grant is not None):
+            return None
+        self.conn = conn
+        self.deps.meter.answered(self.route, self.started)
+        return self._whole(conn)
+
+    def _whole(self, conn: UpstreamConnection) -> tuple[int, Headers, bytes]:
+        """The browser's answer to a complete upstream response: status, headers and body; ``conn`` released."""
+        deps = self.deps
+        headers, _ = filter_response_headers(conn.headers, deps.cookie_b)
+        cookie = self.set_cookie.encode("latin-1") if self.set_cookie else None
+        headers = decorate_raw(headers, cookie, authenticated=self.grant is not None, lower_case=True)
+        self.status = status = conn.status
+        self.response_started = True
+        data = conn.take_body()
+        deps.pool.release(conn)
+        self.bytes_sent = len(data)
+        self.response_complete = True
+        return status, headers, data
 
     async def refuse(
         self, exc: FrontdeskError, *, extra: list[tuple[bytes, bytes]] | None = None, close: bool = False
@@ -273,23 +341,32 @@ class HttpCycle:
 
     # -- the upstream exchange -----------------------------------------------------------------------------
 
-    async def _exchange(self) -> UpstreamConnection:
-        """Send the request and wait for the response head; retry once on a stale pooled connection."""
+    async def _exchange(self, sent: UpstreamConnection | None) -> UpstreamConnection:
+        """Send the request and wait for the response head; retry once on a stale pooled connection.
+        ``sent``: a connection the request is already written on (the express lane's)."""
         pool = self.deps.pool
         route = self.route
         body = self.body
-        head = self._head()
+        head: bytes | None = None
         retried = False
         while True:
-            conn = pool.take_idle(route.upstream) or await pool.connect(route.upstream)
-            reused = conn.uses > 0
-            conn.begin(head_request=self.method == "HEAD", timeout=route.timeout, has_body=body is not None)
+            conn = sent
+            if conn is None:
+                conn = pool.take_idle(route.upstream) or await pool.connect(route.upstream)
+                reused = conn.uses > 0
+                conn.begin(head_request=self.method == "HEAD", timeout=route.timeout, has_body=body is not None)
+            else:
+                reused = True  # the express lane only takes pooled connections
+                sent = None
             try:
-                if body is None:
+                if conn.sent_all:
+                    pass  # written by the express lane
+                elif body is None:
+                    head = head or self._head()
                     conn.write(head)
                     conn.end_send()
                 else:
-                    await send_request(conn, head, body, self.scanned.chunked)
+                    await send_request(conn, head or self._head(), body, self.scanned.chunked)
                 await conn.wait_head()
                 self.conn = conn
                 return conn
@@ -324,20 +401,17 @@ class HttpCycle:
         watcher: asyncio.Task[None] | None = None
         watching: Watching | None = None
         try:
+            if conn.complete:  # the common case: the whole response arrived with its head
+                status, headers, data = self._whole(conn)
+                released = True
+                await self.client.start(status, headers, data, False)  # head and body: one write
+                return
             headers, _ = filter_response_headers(conn.headers, deps.cookie_b)
             cookie = self.set_cookie.encode("latin-1") if self.set_cookie else None
             authenticated = self.grant is not None
             headers = decorate_raw(headers, cookie, authenticated=authenticated, lower_case=True)  # as session mode's
             self.status = conn.status
             self.response_started = True
-            if conn.complete:  # the common case: the whole response arrived with its head
-                data = await conn.read_body() or b""
-                deps.pool.release(conn)
-                released = True
-                self.bytes_sent = len(data)  # written out here, not by _send_body: this path runs per request
-                self.response_complete = True
-                await self.client.start(conn.status, headers, data, False)  # head and body: one write
-                return
             await self.client.start(conn.status, headers)
             # A stream: watch for the browser leaving, or an endless SSE stream would be read for nobody.
             watcher = asyncio.ensure_future(self._watch_disconnect(conn, conn.uses))

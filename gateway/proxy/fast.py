@@ -19,8 +19,9 @@ HEAD, 204/304, ``Connection: close``), one write for a head with a whole body.
 
 from __future__ import annotations
 
+import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from starlette.types import Scope
@@ -28,7 +29,9 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCy
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from .client_side import ClientSide, Headers
+from .cycle import HttpCycle
 from .routes import Route
+from .upstream import UpstreamConnection
 
 # The bytes of uvicorn's HEADER_VALUE_RE ([\x00-\x08\x0a-\x1f\x7f]): every control byte but the tab
 _CONTROL = bytes([*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F])
@@ -54,6 +57,7 @@ class Proxied(Protocol):
     """The proxy (``ProxyApp``), as the fast path uses it."""
 
     def fast_route(self, raw_path: bytes) -> Route | None: ...
+    def cycle(self, scope: Scope, client: ClientSide, route: Route, raw_path: bytes) -> HttpCycle: ...
     async def run_cycle(self, scope: Scope, client: ClientSide, route: Route, raw_path: bytes) -> None: ...
 
 
@@ -105,11 +109,20 @@ def header_lines(headers: Headers) -> bytes:
     return lines
 
 
+class Spawner(Protocol):
+    """The server protocol's way of starting a request's task (uvicorn's ``HttpToolsProtocol``)."""
+
+    app: Any
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None: ...
+
+
 class ProtocolClient(RequestResponseCycle):
     """One request on the fast path: uvicorn's request cycle, answering with bytes instead of ASGI messages.
 
     uvicorn starts it as it starts any cycle (at once, or when the pipelined request before it is answered),
-    by calling :meth:`run_asgi`; this one runs the proxy's ``HttpCycle`` instead of the app.
+    by calling :meth:`run_asgi`; this one runs the proxy's ``HttpCycle`` instead of the app. Before that,
+    :meth:`express` may answer it from callbacks without any task (``HttpCycle``'s express lane).
     """
 
     def __init__(self, fast: FastPath, route: Route, *cycle: Any) -> None:
@@ -118,16 +131,75 @@ class ProtocolClient(RequestResponseCycle):
         self._fast = fast
         self._route = route
         self._passage: EdgePassageLike | None = None
+        self._resume: Coroutine[Any, Any, None] | None = None  # what the task runs after the express lane
+
+    # -- the express lane --------------------------------------------------------------------------------
+
+    def express(self, server: Spawner) -> bool:
+        """Send the request upstream now and answer it from the upstream connection's callback, when
+        ``HttpCycle`` admits it at once and a pooled connection is idle; False: start the task as usual
+        (nothing was done). Whatever the express lane cannot finish goes on in a task (:meth:`run_asgi`)."""
+        scope: Scope = self.scope  # type: ignore[assignment]  # uvicorn's TypedDict is a plain dict
+        client: ClientSide = self  # type: ignore[assignment]  # as in run_asgi
+        http = self._fast.proxy.cycle(scope, client, self._route, scope["raw_path"])
+        if not http.admit_at_once():
+            return False
+        conn = http.idle_connection()
+        if conn is None:
+            return False
+        # Its own context, as a task would have: the request id the edge sets must not outlive the request.
+        context = contextvars.copy_context()
+        context.run(self._express_send, http, conn, context, server)
+        return True
+
+    def _express_send(
+        self, http: HttpCycle, conn: UpstreamConnection, context: contextvars.Context, server: Spawner
+    ) -> None:
+        edge = self._fast.edge
+        self._passage = edge.enter(self.scope) if edge is not None else None  # type: ignore[arg-type]
+        try:
+            http.send_at_once(conn, lambda: context.run(self._express_answer, http, conn, server))
+        except BaseException as exc:  # as run_asgi would: the task logs it and answers 500
+            conn.close()
+            self._continue(server, _reraise(exc))
+
+    def _express_answer(self, http: HttpCycle, conn: UpstreamConnection, server: Spawner) -> None:
+        if not conn.head_ready and not conn.failed:
+            return
+        conn.listener = None
+        try:
+            answer = None if self.flow.write_paused else http.whole_at_once(conn)
+            if answer is None:  # a stream, a failure, a 401 to retry, a browser not reading: the async way
+                self._continue(server, http.forward(conn))
+                return
+            self._start_now(*answer, more=False)
+        except BaseException as exc:
+            self._continue(server, _reraise(exc))
+            return
+        self.on_response = lambda: None  # as run_asgi leaves it
+        if self._passage is not None:
+            self._passage.end(False)
+
+    def _continue(self, server: Spawner, work: Coroutine[Any, Any, None]) -> None:
+        self._resume = work
+        server._start_asgi_task(self, server.app)
+
+    # -- the task --------------------------------------------------------------------------------------
 
     async def run_asgi(self, app: Any) -> None:  # the name uvicorn calls; ``app`` is not needed here
         scope: Scope = self.scope  # type: ignore[assignment]  # uvicorn's TypedDict is a plain dict
         edge = self._fast.edge
-        passage = self._passage = edge.enter(scope) if edge is not None else None
+        passage = self._passage
+        if passage is None and edge is not None:
+            passage = self._passage = edge.enter(scope)
         raised = True
         try:
-            # uvicorn's receive is typed with every ASGI event; on this cycle it only ever gives HTTP ones
-            client: ClientSide = self  # type: ignore[assignment]
-            await self._fast.proxy.run_cycle(scope, client, self._route, scope["raw_path"])
+            work, self._resume = self._resume, None
+            if work is None:
+                # uvicorn's receive is typed with every ASGI event; on this cycle it only ever gives HTTP ones
+                client: ClientSide = self  # type: ignore[assignment]
+                work = self._fast.proxy.run_cycle(scope, client, self._route, scope["raw_path"])
+            await work
             raised = False
         except BaseException as exc:  # as uvicorn's own wrapper: logged, 500 if nothing was sent, else cut
             self.logger.error("Exception in ASGI application\n", exc_info=exc)
@@ -145,11 +217,14 @@ class ProtocolClient(RequestResponseCycle):
                 passage.end(raised)
 
     async def start(self, status: int, headers: Headers, body: bytes = b"", more: bool = True) -> None:
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        self._start_now(status, headers, body, more)
+
+    def _start_now(self, status: int, headers: Headers, body: bytes, more: bool) -> None:
         passage = self._passage
         if passage is not None:  # first, as the edge's ASGI wrapper sees the answer before the server does
             headers = passage.start(status, headers)
-        if self.flow.write_paused and not self.disconnected:
-            await self.flow.drain()
         if self.disconnected:
             return
         if self.response_started:
@@ -228,3 +303,8 @@ class ProtocolClient(RequestResponseCycle):
             if not self.keep_alive:
                 self.transport.close()
             self.on_response()
+
+
+async def _reraise(exc: BaseException) -> None:
+    """A task's work that raises ``exc``: run_asgi then handles it as any error of the request."""
+    raise exc

@@ -66,9 +66,13 @@ class UpstreamConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0  # when ``_timer`` fires
         self._due = 0.0  # when the current phase's time is up (``_arm``)
+        # Told instead of a waiting task when the exchange moves on (head ready, failure): the fast path's
+        # express lane (``cycle.py``) runs without a task until it needs one.
+        self.listener: Callable[[], None] | None = None
         self._reset()
 
     def _reset(self) -> None:
+        self.listener = None
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_done = False
@@ -142,6 +146,17 @@ class UpstreamConnection(asyncio.Protocol):
                 raise self._exc
             self._waiter = self._loop.create_future()
             await self._waiter
+
+    def take_body(self) -> bytes:
+        """The whole body of a complete response, at once (``read_body`` without the wait)."""
+        chunks = self._chunks
+        if len(chunks) == 1:
+            data = chunks.pop()
+        else:
+            data = b"".join(chunks)
+            chunks.clear()
+        self._buffered = 0
+        return data
 
     async def read_body(self) -> bytes | None:
         """The next piece of the response body (everything buffered, joined), or None at its end."""
@@ -226,6 +241,10 @@ class UpstreamConnection(asyncio.Protocol):
         self._wake_drain()
 
     def _wake(self) -> None:
+        listener = self.listener
+        if listener is not None:
+            listener()
+            return
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
