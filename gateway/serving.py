@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import urllib.parse
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -104,10 +103,7 @@ class FastHttp(DrainingHttp):
             return
         parsed = httptools.parse_url(self.url)
         raw_path = parsed.path
-        path = raw_path.decode("ascii")
-        if "%" in path:
-            path = urllib.parse.unquote(path)
-        route = fast.route(path, raw_path)
+        path, route = fast.resolve(raw_path)
         limit = self.limit_concurrency
         if route is None or (limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit)):
             super().on_headers_complete()  # not ours, or the 503 of the concurrency limit: uvicorn's own way

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import urllib.parse
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -65,7 +66,7 @@ class FastPath:
     """What ``frontdesk serve``'s protocol needs to answer proxied requests itself: which requests are the
     proxy's (:meth:`route`), the proxy, and the edge layer the ASGI app would have put around them."""
 
-    __slots__ = ("_owns", "edge", "proxy")
+    __slots__ = ("_owns", "_seen", "edge", "proxy")
 
     def __init__(
         self, proxy: Proxied, *, edge: EdgeLike | None = None, owns: Callable[[str], bool] | None = None
@@ -73,12 +74,34 @@ class FastPath:
         self.proxy = proxy
         self.edge = edge
         self._owns = owns  # paths the app in front of the proxy answers itself (/auth/*, health, ...)
+        self._seen: dict[bytes, tuple[str, Route | None]] = {}
 
     def route(self, path: str, raw_path: bytes) -> Route | None:
         """The proxied route of this request path, or None: the ASGI app handles it."""
         if self._owns is not None and self._owns(path):
             return None
         return self.proxy.fast_route(raw_path)
+
+    def resolve(self, raw_path: bytes) -> tuple[str, Route | None]:
+        """The decoded path (as uvicorn decodes it) and :meth:`route` for a raw request path.
+
+        Remembered per raw path (routes do not change while the server runs): an app's requests keep coming
+        to the same few paths, and each lookup decoded, matched the app's own paths and walked the route table.
+        The memory is bounded: past :data:`_SEEN_MAX` paths it starts again.
+        """
+        seen = self._seen.get(raw_path)
+        if seen is None:
+            path = raw_path.decode("ascii")
+            if "%" in path:
+                path = urllib.parse.unquote(path)
+            seen = (path, self.route(path, raw_path))
+            if len(self._seen) >= _SEEN_MAX:
+                self._seen.clear()
+            self._seen[raw_path] = seen
+        return seen
+
+
+_SEEN_MAX = 4096
 
 
 _rendered: list[Any] = [None, b""]  # the last default headers seen, and their bytes
