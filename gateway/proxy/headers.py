@@ -207,6 +207,13 @@ def strip_cookie(cookie: bytes, name: bytes) -> bytes:
     """
     if name not in cookie:  # also true of the device cookie, whose name contains the session cookie's
         return cookie
+    at = cookie.find(name + b"=")
+    if at >= 0 and (at == 0 or cookie[at - 2 : at] == b"; ") and cookie.count(name) == 1:
+        # The usual header: the one pair cut out without splitting the others (the same result).
+        end = cookie.find(b";", at)
+        if at == 0:
+            return cookie[end + 1 :].strip() if end >= 0 else b""
+        return (cookie[: at - 1] + cookie[end + 1 :] if end >= 0 else cookie[: at - 2]).strip()
     own = (name, name + _DEVICE_SUFFIX)
     kept = [p for p in cookie.split(b";") if p.strip().partition(b"=")[0] not in own]
     return b";".join(kept).strip()
@@ -256,23 +263,44 @@ def render_request_head(
         parts += (b"authorization: Bearer ", bearer, b"\r\n")
     if request_id is not None:
         parts += (b"x-request-id: ", request_id, b"\r\n")
-    # The chain is only extended when the direct peer is a proxy we trust; anyone else could have
-    # written any X-Forwarded-* they liked, so theirs are replaced. (Trust is looked up only when needed.)
-    peer_b = peer.encode("latin-1") if peer else b"unknown"
-    upstream_trusts = (s.xff is not None or s.xfp is not None or s.xfh is not None) and trusted.is_trusted(peer)
-    if upstream_trusts and s.xff is not None:
-        parts += (b"x-forwarded-for: ", s.xff, b", ", peer_b, b"\r\n")
+    if s.xff is None and s.xfp is None and s.xfh is None:
+        # The common request: no forwarding headers of its own, so the forwarding lines depend only on the
+        # peer and the scheme: rendered once per pair.
+        key = (peer, scheme, public_host)
+        forwarding = _FORWARDING.get(key)
+        if forwarding is None:
+            if len(_FORWARDING) >= 4096:
+                _FORWARDING.clear()
+            forwarding = _FORWARDING[key] = _forwarding_lines(peer, scheme, public_host)
+        parts.append(forwarding)
     else:
-        parts += (b"x-forwarded-for: ", peer_b, b"\r\n")
-    proto = s.xfp if upstream_trusts and s.xfp is not None else scheme.encode("ascii")
-    fhost = public_host or (s.xfh if upstream_trusts and s.xfh is not None else None)
-    parts += (b"x-forwarded-proto: ", proto, b"\r\n")
-    if fhost:
-        parts += (b"x-forwarded-host: ", fhost, b"\r\n")
+        # The chain is only extended when the direct peer is a proxy we trust; anyone else could have
+        # written any X-Forwarded-* they liked, so theirs are replaced.
+        peer_b = peer.encode("latin-1") if peer else b"unknown"
+        upstream_trusts = trusted.is_trusted(peer)
+        if upstream_trusts and s.xff is not None:
+            parts += (b"x-forwarded-for: ", s.xff, b", ", peer_b, b"\r\n")
+        else:
+            parts += (b"x-forwarded-for: ", peer_b, b"\r\n")
+        proto = s.xfp if upstream_trusts and s.xfp is not None else scheme.encode("ascii")
+        fhost = public_host or (s.xfh if upstream_trusts and s.xfh is not None else None)
+        parts += (b"x-forwarded-proto: ", proto, b"\r\n")
+        if fhost:
+            parts += (b"x-forwarded-host: ", fhost, b"\r\n")
     if body is not None:
         parts.append(body)
     parts.append(b"\r\n")
     return b"".join(parts)
+
+
+_FORWARDING: dict[tuple[str | None, str, bytes], bytes] = {}
+
+
+def _forwarding_lines(peer: str | None, scheme: str, public_host: bytes) -> bytes:
+    """``X-Forwarded-*`` for a request that came without any (what :func:`render_request_head` writes then)."""
+    peer_b = peer.encode("latin-1") if peer else b"unknown"
+    lines = b"x-forwarded-for: %b\r\nx-forwarded-proto: %b\r\n" % (peer_b, scheme.encode("ascii"))
+    return lines + b"x-forwarded-host: %b\r\n" % public_host if public_host else lines
 
 
 def filter_response_headers(
