@@ -95,6 +95,48 @@ class FastHttp(DrainingHttp):
         super().__init__(*args, **kwargs)
         fast = getattr(self.app, "fast_path", None)
         self._fast = fast if isinstance(fast, FastPath) else None
+        self._idle_since: float | None = None  # when the last answer completed; None while a request is on
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    # -- keep-alive: one timer per connection ----------------------------------------------------------
+    # uvicorn arms a keep-alive timer after every answer and cancels it when the next request's bytes come: a
+    # timer handle made and torn down per request. Here one timer outlives the requests of a connection: when
+    # it fires it closes the connection only if it has been idle for the whole timeout, else it waits out the
+    # rest (the same rule: close after ``timeout_keep_alive`` seconds without a request).
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None  # bytes of a request: busy (a timer that fires now finds nothing to time)
+
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._idle_since = None
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = now = self.loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_at(now + self.timeout_keep_alive, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        since = self._idle_since
+        if since is None or self.transport.is_closing():
+            return  # busy: the answer re-arms it
+        due = since + self.timeout_keep_alive
+        if self.loop.time() >= due:
+            self.timeout_keep_alive_handler()
+        else:
+            self._idle_timer = self.loop.call_at(due, self._idle_check)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
 
     def on_headers_complete(self) -> None:
         fast = self._fast

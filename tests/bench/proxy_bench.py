@@ -678,6 +678,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stream-mib", type=int, default=1024, help="MiB to stream down and up (0: skip)")
     parser.add_argument("--no-httpx", action="store_true", help="skip the httpx forwarder")
     parser.add_argument("--no-nginx", action="store_true")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure a bare Python forwarder (bare_forwarder.py: uvloop + httptools, callbacks only, no "
+        "session, no hygiene): what forwarding alone costs in Python, the floor under any Python proxy",
+    )
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even with wrk")
     parser.add_argument(
         "--pinned",
@@ -807,6 +813,13 @@ def main(argv: list[str] | None = None) -> None:
             targets.append(name)
             ports[name] = port
             procs[name] = proc
+        if args.floor:  # a bare Python forwarder (bare_forwarder.py): the floor of any proxy written in Python
+            ports["floor"] = free_port()
+            script = str(Path(__file__).with_name("bare_forwarder.py"))
+            floor_cmd = [*servers_pin, sys.executable, script, str(ports["floor"]), str(up), access_token()]
+            proc = stack.enter_context(started(floor_cmd, ports["floor"]))
+            targets.append("floor")
+            procs["floor"] = proc
         if not args.no_httpx and not serve:
             proc = stack.enter_context(started(serve_cmd("httpx", ports["httpx"], up), ports["httpx"]))
             targets.append("httpx")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from proxy_support import Gateway, raw_request, refresh_cookie
+from proxy_support import Gateway, Servers, raw_request, refresh_cookie
 from uvicorn.server import ServerState
 
 from frontdesk.gateway.app import create_app
@@ -196,3 +196,36 @@ def test_the_fast_writer_renders_tabs_and_obs_text_as_they_came() -> None:
     headers = [(b"x-a", b"1\t2"), (b"x-b", b"caf\xe9"), (b"set-cookie", b"a=b; Path=/")]
     assert header_lines(headers) == b"x-a: 1\t2\r\nx-b: caf\xe9\r\nset-cookie: a=b; Path=/\r\n"
     assert header_lines([]) == b""
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> bytes:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
+    return head + await asyncio.wait_for(reader.readexactly(length), 5)
+
+
+@pytest.mark.parametrize("server_protocol", [FastHttp])
+async def test_an_idle_keep_alive_connection_is_closed_after_the_timeout_and_a_busy_one_is_not(
+    proxy_factory: Any,
+) -> None:
+    # FastHttp keeps one keep-alive timer per connection rather than one per answer: the rule must not change.
+    gw: Gateway = await proxy_factory()
+    servers = Servers()  # the same proxy once more, with a 1 s keep-alive timeout (uvicorn's default is 5 s)
+    port = await servers.start(gw.app, http=FastHttp, timeout_keep_alive=1)
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        began = loop.time()
+        for n in range(5):  # a request every 0.4 s for 2 s: never idle for the whole second
+            writer.write(_get(f"/api/echo?n={n}"))
+            assert (await _read_answer(reader)).startswith(b"HTTP/1.1 200 ")
+            await asyncio.sleep(0.4)
+        assert loop.time() - began > 1.5
+        writer.write(_get("/api/echo?n=last"))
+        assert (await _read_answer(reader)).startswith(b"HTTP/1.1 200 ")
+        answered = loop.time()
+        assert await asyncio.wait_for(reader.read(1), 5) == b""  # closed by the server ...
+        assert 0.8 < loop.time() - answered < 2.5  # ... about a second after the last answer
+    finally:
+        writer.close()
+        await servers.stop()
