@@ -28,6 +28,10 @@ carry an expired access token, so every one is a silent refresh (a rotated cooki
 
     valgrind --tool=cachegrind --cache-sim=no python tests/bench/proxy_bytecodes.py --protocol fast --loop 2000
 
+``--protocol floor`` drives ``bare_forwarder.py`` (``proxy_bench.py --floor``: forwarding and nothing else, in
+Python) the same way, with the same request bytes and an upstream answering from memory: the instructions any
+Python proxy spends per request, to hold the gateway's against.
+
 The start-up work (imports, the store, the login) moves by up to 15 M instructions from run to run, which a
 difference of 500 requests turns into ±30 k per request: run both with ``PYTHONHASHSEED=0``, N = 100 and 2100,
 and compare ``cg_diff`` outputs function by function to attribute a change.
@@ -419,13 +423,62 @@ async def count_protocol(fast: bool, loop: int, refresh: bool) -> Counter[str]:
         await gateway.engine.store.close()
 
 
+async def count_floor(loop: int) -> Counter[str]:
+    """The same GET through ``bare_forwarder.py`` (``proxy_bench.py --floor``): what forwarding alone costs in
+    Python, with the same stand-in upstream (answered from memory, not parsed) and the same request bytes."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bare_forwarder
+
+    forwarder = bare_forwarder.Forwarder(9, b"at.ann.sid")
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"14"), (b"x-app", b"1")]
+
+    class Answering:
+        """The upstream's transport: the answer arrives on a later turn of the loop, as from a socket."""
+
+        def write(self, data: bytes) -> None:
+            asyncio.get_running_loop().call_soon(answer)
+
+    upstream = bare_forwarder.Upstream(forwarder.pool)
+    upstream.connection_made(Answering())  # type: ignore[arg-type]
+    forwarder.pool.append(upstream)
+
+    def answer() -> None:
+        client_, upstream.client = upstream.client, None
+        forwarder.pool.append(upstream)
+        assert client_ is not None
+        client_.answer(200, headers, BODY)
+
+    transport = BenchTransport()
+    client = bare_forwarder.Client(forwarder)
+    client.connection_made(transport)  # type: ignore[arg-type]
+    request = (
+        b"GET /api/me HTTP/1.1\r\nhost: gw.example\r\ncookie: theme=dark; __Host-frontdesk=%b\r\n"
+        b"accept: application/json\r\nuser-agent: bench\r\nx-csrf: 1\r\n\r\n" % (b"x" * 300)
+    )
+    done = asyncio.Event()
+    transport.write = lambda data: (transport.out.append(data), done.set())  # type: ignore[method-assign]
+
+    async def one() -> None:
+        transport.out.clear()
+        done.clear()
+        client.data_received(request)
+        await done.wait()
+        assert transport.out[0].startswith(b"HTTP/1.1 200 ")
+
+    return await _measure(one, loop, ("one", "write", "answer", "<lambda>"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--by-function", action="store_true", help="list the bytecodes of each function")
     parser.add_argument("--gateway", action="store_true", help="the whole gateway app instead of ProxyApp alone")
     parser.add_argument("--metrics", action="store_true", help="--gateway with [metrics] on (multiprocess mode)")
     parser.add_argument("--loop", type=int, default=0, help="--gateway: run N requests untraced (for valgrind)")
-    parser.add_argument("--protocol", choices=("asgi", "fast"), help="the gateway through uvicorn's protocol")
+    parser.add_argument(
+        "--protocol",
+        choices=("asgi", "fast", "floor"),
+        help="the gateway through uvicorn's protocol; floor: bare_forwarder.py (no gateway) the same way",
+    )
     parser.add_argument("--refresh", action="store_true", help="--protocol: every request a silent refresh")
     args = parser.parse_args()
     if args.protocol:
@@ -434,7 +487,10 @@ def main() -> None:
             if args.metrics:
                 os.environ["PROMETHEUS_MULTIPROC_DIR"] = workdir
             # uvloop, as `frontdesk serve` runs: its loop and transports are C, not counted here
-            counts = uvloop.run(count_protocol(args.protocol == "fast", args.loop, args.refresh))
+            if args.protocol == "floor":
+                counts = uvloop.run(count_floor(args.loop))
+            else:
+                counts = uvloop.run(count_protocol(args.protocol == "fast", args.loop, args.refresh))
         if not args.loop:
             kind = "refreshed" if args.refresh else "answered"
             print(f"protocol {args.protocol}, {kind} GET, metrics {'on' if args.metrics else 'off'}: "
