@@ -220,7 +220,7 @@ class SessionEngine:
 
     def cache_sizes(self) -> dict[str, int]:
         """Entries held in memory now, by cache (the gateway's metrics sample this)."""
-        return {"session_states": len(self._states), "access_tokens": len(self._access)}
+        return {"session_states": len(self._states), "access_tokens": len(self._access), "grants": len(self._grants)}
 
     async def follow_invalidations(self) -> None:
         """Start trusting cached rows until invalidated (the epoch watch, and the store's announcements when it

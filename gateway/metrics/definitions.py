@@ -53,7 +53,7 @@ STATIC_ROUTE = "static"  # everything else: the SPA and its files
 UPSTREAM_ERRORS = ("connect", "timeout", "reset", "protocol")
 LOGIN_OUTCOMES = ("ok", "bad_credentials", "rate_limited", "busy", "bad_request")
 REVOCATION_REASONS = ("logout", "reuse", "replaced", "password_changed", "user_removed", OTHER)
-CACHES = ("session_states", "access_tokens")
+CACHES = ("session_states", "access_tokens", "grants")
 
 # Upstream answers: from a local service's milliseconds to a route's 30 s default timeout.
 _UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -208,6 +208,8 @@ def test_two_workers_report_one_view_that_adds_up(gw: GatewayProcess, metrics_po
         lambda: value(scrape(url), "frontdesk_cache_entries", cache="session_states") >= 2,
         what="both workers' cache samples",
     )
+    # ... and the cookie's verified grant, memoised by every worker that answered a proxied request with it
+    wait_until(lambda: value(scrape(url), "frontdesk_cache_entries", cache="grants") >= 1, what="the grant memo")
     wait_until(lambda: value(scrape(url), "frontdesk_sessions_active") == 1, what="the live-session sample")
 
 

@@ -313,7 +313,7 @@ async def test_a_rotation_announcement_costs_the_rotating_worker_no_second_mint(
         assert (a.stats["mints"], stores[0].reads) == (mints, reads)
         assert again.access_token == rotated.access_token
         # Every other worker still drops the row it cached before the rotation (and its access tokens).
-        assert b.cache_sizes() == {"session_states": 0, "access_tokens": 0}
+        assert b.cache_sizes() == {"session_states": 0, "access_tokens": 0, "grants": 0}
     finally:
         for engine in (a, b):
             await engine.stop_following()
