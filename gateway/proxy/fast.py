@@ -8,6 +8,14 @@ resolves the route as soon as the request head is parsed and runs that very ``Ht
 transport. Only the byte I/O differs; the admission rules, the forwarding, the edge's request id, security
 headers and counts (:class:`EdgeLike`) and uvicorn's access line are the same code or the same output.
 
+The express lane: a request without a body whose session grant the engine remembers for its cookie (the
+usual API call of a signed-in browser) is admitted as soon as its head is parsed (``HttpCycle.admit_at_once``:
+the same checks), written on an idle pooled upstream connection, and answered from that connection's callback
+once the upstream's whole answer is in (``HttpCycle.whole_at_once``): no task, no future, no extra turn of the
+event loop. Whatever it cannot finish that way (no idle connection, a grant to verify or mint, a refusal, a
+stream, a failure or a 401 to retry, a browser not reading) continues in the task as before, from where it
+stopped (``HttpCycle.forward``).
+
 Anything that is not a plain request on a proxied route (``/auth/*``, health, static files, a bad path, any
 upgrade, a server with a ``root_path`` or at its concurrency limit) is handed to the ASGI app as before.
 
