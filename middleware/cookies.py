@@ -98,15 +98,6 @@ def read_cookie(cookie_header: str | None, name: str) -> str | None:
     """
     if not cookie_header:
         return None
-    key = name + "="
-    at = cookie_header.find(key)
-    if at < 0:
-        return None  # every pair that could match starts with it
-    if (at == 0 or cookie_header[at - 2 : at] == "; ") and cookie_header.find(key, at + 1) < 0:
-        # The usual header (``a=1; name=v; b=2``): the one pair, read without splitting the others.
-        end = cookie_header.find(";", at)
-        value = cookie_header[at + len(key) : end if end >= 0 else None].strip().strip('"')
-        return value or None
     found: str | None = None
     for part in cookie_header.split(";"):
         key, sep, value = part.strip().partition("=")

@@ -74,9 +74,8 @@ _DEVICE_SUFFIX = DEVICE_SUFFIX.encode("ascii")
 class ScannedRequest:
     """What the one pass over the request headers found, the kept ones already rendered as upstream lines.
 
-    ``lines`` is the flat list ``[name, b": ", value, b"\r\n", name, ...]`` (or, for a plain request, the kept lines
-    already joined in one piece): the head is joined from it with the token and the forwarding headers
-    (``render_request_head``), without walking the headers a second time.
+    ``lines`` is the flat list ``[name, b": ", value, b"\r\n", name, ...]``: the head is joined from it with the
+    token and the forwarding headers (``render_request_head``), without walking the headers a second time.
     """
 
     __slots__ = (
@@ -112,25 +111,13 @@ _LOOKUP = frozenset({b"origin", b"sec-fetch-site"})
 _LOOKUPS: dict[bytes, frozenset[bytes]] = {}  # per CSRF header name (one or two in a process): what to look up
 
 
-# Names the plain case (below) cannot pass as they are: everything dropped or decided except Host and Cookie.
-_NOT_PLAIN = _REQUEST_DROP - {b"host", b"cookie"}
-_LINE = b"%s: %s\r\n"
-
-
 def scan_request_headers(headers: Iterable[tuple[bytes, bytes]], csrf_header: bytes) -> ScannedRequest:
     """One pass over ASGI request headers (lower-case names): classify, filter, render. Raises :class:`BadFraming`."""
-    if not isinstance(headers, list):
-        headers = list(headers)
+    s = ScannedRequest()
+    lines = s.lines
     looked_up = _LOOKUPS.get(csrf_header)
     if looked_up is None:
         looked_up = _LOOKUPS[csrf_header] = _LOOKUP | {csrf_header} if csrf_header else _LOOKUP
-    # Most requests (a browser's GET) name each header once and none that needs a decision beyond Host and
-    # Cookie: then the names are checked, and the kept ones rendered, in C, without a Python step per header.
-    names = set(map(_name, headers))
-    if len(names) == len(headers) and names.isdisjoint(_NOT_PLAIN) and b"\nx-frontdesk-" not in b"\n".join(names):
-        return _scan_plain(dict(headers), looked_up)
-    s = ScannedRequest()
-    lines = s.lines
     size = 0
     lengths = 0
     te_count = 0
@@ -178,27 +165,6 @@ def scan_request_headers(headers: Iterable[tuple[bytes, bytes]], csrf_header: by
     return s
 
 
-def _scan_plain(named: dict[bytes, bytes], looked_up: frozenset[bytes]) -> ScannedRequest:
-    """:func:`scan_request_headers` for headers each named once, none of them dropped or decided but Host and
-    Cookie: the same result (the kept lines in their order, the size, the looked-up values)."""
-    s = ScannedRequest()
-    size = 0
-    host = named.pop(b"host", None)
-    if host is not None:
-        s.host = host
-        size = len(host) + 8
-    cookie = named.pop(b"cookie", None)
-    if cookie is not None:
-        s.cookie = cookie
-        size += len(cookie) + 10
-    rendered = b"".join(map(_LINE.__mod__, named.items()))
-    s.lines = [rendered]
-    s.size = size + len(rendered)
-    for name in looked_up.intersection(named):
-        s.lookup[name.decode("latin-1")] = named[name].decode("latin-1")
-    return s
-
-
 def strip_cookie(cookie: bytes, name: bytes) -> bytes:
     """Remove every ``name=...`` pair from a Cookie header value; other cookies pass untouched.
 
@@ -207,13 +173,6 @@ def strip_cookie(cookie: bytes, name: bytes) -> bytes:
     """
     if name not in cookie:  # also true of the device cookie, whose name contains the session cookie's
         return cookie
-    at = cookie.find(name + b"=")
-    if at >= 0 and (at == 0 or cookie[at - 2 : at] == b"; ") and cookie.count(name) == 1:
-        # The usual header: the one pair cut out without splitting the others (the same result).
-        end = cookie.find(b";", at)
-        if at == 0:
-            return cookie[end + 1 :].strip() if end >= 0 else b""
-        return (cookie[: at - 1] + cookie[end + 1 :] if end >= 0 else cookie[: at - 2]).strip()
     own = (name, name + _DEVICE_SUFFIX)
     kept = [p for p in cookie.split(b";") if p.strip().partition(b"=")[0] not in own]
     return b";".join(kept).strip()
