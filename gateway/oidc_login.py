@@ -3,9 +3,10 @@ ending in an ordinary frontdesk session (the same engine, cookie, rotation and e
 
 The protocol is the library's (:mod:`frontdesk.middleware.oidc`); this module serves it over HTTP through the
 pipeline's endpoint path, like ``/auth/*``. Every answer goes through the gateway's edge layer, so it carries
-the security headers. A failed callback never starts a session and never shows a traceback; every answer of
-the callback clears the login-state cookie. What it answers depends on who asked (:func:`wants_json`): the
-browser's top-level navigation (the provider redirecting it back) gets a 302 to the SPA,
+the security headers. A failed login or callback never starts a session and never shows a traceback; every
+answer of the callback clears the login-state cookie. What a failure answers depends on who asked
+(:func:`wants_json`), for both endpoints alike (:func:`_login_error`): the browser's top-level navigation (the
+user's click on "Sign in with ...", the provider redirecting it back) gets a 302 to the SPA,
 ``/?login_error=<reason>`` with a reason from :data:`LOGIN_ERROR_REASONS` (never the provider's text, which
 anyone can write into the URL), and the SPA's login page says it in plain words; a script that asks for JSON
 (``Accept: application/json``, or a ``fetch`` with ``Sec-Fetch-Mode`` other than ``navigate``) gets the 4xx/5xx
@@ -55,15 +56,16 @@ log = logging.getLogger("frontdesk.oidc")
 OIDC_PREFIX = "/auth/oidc"
 _NO_STORE = ("cache-control", "no-store")
 _MAX_QUERY = 8 * 1024
-# The reasons a failed callback sends the browser back to the SPA with (`/?login_error=...`): the error codes
-# of the HTTP contract that a callback can end with. static/ui/login.js has a sentence for each.
+# The reasons a failed login or callback sends the browser back to the SPA with (`/?login_error=...`): the error
+# codes of the HTTP contract that they can end with. static/ui/login.js has a sentence for each.
 LOGIN_ERROR_REASONS = frozenset(
     {
         "access_denied",  # the user cancelled at the provider, or is outside the allow-lists
         "invalid_state",  # no, an expired, a tampered or a used login cookie; a mix-up
         "invalid_id_token",
         "provider_refused",  # the token endpoint said no (e.g. the code was used or expired)
-        "provider_unavailable",
+        "provider_unavailable",  # discovery (at login) or the token endpoint (at the callback) did not answer
+        "unknown_provider",  # no [[oidc]] of that name (a stale link or bookmark, a provider removed since)
         "oidc_login_failed",  # anything else the provider's answer got wrong
         "rate_limited",
         "internal_error",
@@ -84,7 +86,8 @@ def wants_json(request: HttpRequest) -> bool:
 
 
 def _login_error(request: HttpRequest, response: HttpResponse, code: str, extra: list[tuple[str, str]]) -> HttpResponse:
-    """``response`` (a JSON error) for a script; for a navigation, a 302 to the SPA naming ``code`` only."""
+    """How the login and the callback endpoints fail: ``response`` (a JSON error) for a script; for a
+    navigation, a 302 to the SPA naming ``code`` only (one of :data:`LOGIN_ERROR_REASONS`)."""
     if wants_json(request):
         response.headers.extend(extra)
         return response
@@ -92,6 +95,12 @@ def _login_error(request: HttpRequest, response: HttpResponse, code: str, extra:
     headers = [("location", f"{_SPA_LOGIN_PAGE}?login_error={reason}"), *extra, ("content-length", "0")]
     headers += [(name, value) for name, value in response.headers if name == "retry-after"]
     return HttpResponse(302, headers)
+
+
+def _internal_error(request: HttpRequest, extra: list[tuple[str, str]]) -> HttpResponse:
+    """A bug (already logged with its traceback): a 500 that says nothing more, or ``internal_error``."""
+    failed = error_body(500, "internal_error", "unexpected error; see the gateway log")
+    return _login_error(request, failed, "internal_error", extra)
 
 
 class SessionStarted(Protocol):
@@ -175,19 +184,21 @@ class OidcLogin:
                 response.headers.append(("allow", method))
                 return response
             return await answer(request, party)
-        if party is None or action not in ("login", "callback"):
+        if action not in ("login", "callback"):
             return error_body(404, "not_found", "no such sign-in provider")
         if request.method not in ("GET", "HEAD"):
             response = error_body(405, "method_not_allowed", "use GET")
             response.headers.append(("allow", "GET"))
             return response
+        # A failed callback ends the login (its cookie goes); a failed login start leaves an earlier one alone.
+        extra = [("set-cookie", self.state_cookie.clear()), _NO_STORE] if action == "callback" else [_NO_STORE]
+        if party is None:
+            missing = error_body(404, "not_found", "no such sign-in provider")
+            return _login_error(request, missing, "unknown_provider", extra)
         try:
             params = _query(request.query)
         except OidcLoginFailed as exc:
-            if action == "callback":
-                clear = ("set-cookie", self.state_cookie.clear())
-                return _login_error(request, error_response(exc), exc.code, [clear, _NO_STORE])
-            return error_response(exc, [_NO_STORE])
+            return _login_error(request, error_response(exc), exc.code, extra)
         if action == "login":
             return await self._login(request, party, params)
         return await self._callback(request, party, params)
@@ -195,8 +206,11 @@ class OidcLogin:
     async def _login(self, request: HttpRequest, party: RelyingParty, params: Mapping[str, str]) -> HttpResponse:
         try:
             url, login = await party.begin(self.redirect_uri(request, party.name), params.get("return_to"))
-        except FrontdeskError as exc:
-            return error_response(exc, [_NO_STORE])
+        except FrontdeskError as exc:  # discovery failing is logged where it fails (oidc.discovery)
+            return _login_error(request, error_response(exc), exc.code, [_NO_STORE])
+        except Exception:
+            log.exception("unexpected error starting a sign-in with %s", party.name)
+            return _internal_error(request, [_NO_STORE])
         return HttpResponse(
             302, [("location", url), ("set-cookie", self.state_cookie.issue(login)), _NO_STORE, ("content-length", "0")]
         )
@@ -220,8 +234,7 @@ class OidcLogin:
             return _login_error(request, error_response(exc), exc.code, [clear, _NO_STORE])
         except Exception:
             log.exception("unexpected error in the %s callback", party.name)
-            failed = error_body(500, "internal_error", "unexpected error; see the gateway log")
-            return _login_error(request, failed, "internal_error", [clear, _NO_STORE])
+            return _internal_error(request, [clear, _NO_STORE])
         return HttpResponse(
             302,
             [("location", location), ("set-cookie", set_cookie), clear, _NO_STORE, ("content-length", "0")],

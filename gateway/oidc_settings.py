@@ -3,7 +3,8 @@
 Each provider's client secret comes from ``FRONTDESK_OIDC_<NAME>_CLIENT_SECRET`` (the environment or a .env
 file; ``-`` in the name becomes ``_``), never from the config file, which is often committed. With
 ``token_endpoint_auth_method = "private_key_jwt"`` there is no secret: ``private_key_file`` names a PEM private
-key (relative to the config file's directory) whose public key is registered at the provider. Every problem of
+key (relative to the config file's directory) whose public key is registered at the provider; the file must be
+private to its owner (no group or other access, as ``chmod 600`` leaves it). Every problem of
 every provider is reported at once, with the table's position (``oidc[2].issuer: ...``).
 """
 
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 from frontdesk.middleware.keys import PrivateKey, load_private_key
 from frontdesk.middleware.oidc.config import AUTH_METHODS, DEFAULT_SCOPES, ProviderConfig
 
+from .secret_files import exposed_secret_files
 from .validators import Problems, boolean, non_empty_string, one_of, string_list, unknown_key
 
 __all__ = [
@@ -146,7 +148,8 @@ def _parse_one(
 
 def _client_key(table: Mapping[str, Any], where: str, method: str, problems: Problems, base: Path) -> PrivateKey | None:
     """The client's private key for ``private_key_jwt`` (required then, refused otherwise), loaded now so a
-    missing, unreadable or unsupported key stops the start, not the first login."""
+    missing, unreadable or unsupported key stops the start, not the first login; so does a key file that
+    group or other users may read or write (the same rule as ``frontdesk doctor``'s for the other secret files)."""
     raw = table.get("private_key_file")
     if method != "private_key_jwt":
         if raw is not None:
@@ -162,6 +165,11 @@ def _client_key(table: Mapping[str, Any], where: str, method: str, problems: Pro
         problems.add(f"{where}.private_key_file must be the path of a PEM file")
         return None
     path = Path(raw) if Path(raw).is_absolute() else base / raw
+    for exposed, mode in exposed_secret_files([path]):
+        problems.add(
+            f"{where}.private_key_file {str(exposed)!r} holds a private key but other users can access it"
+            f" (mode {mode:04o}); make it private to the user frontdesk runs as: chmod 600 {exposed}"
+        )
     try:
         return load_private_key(path.read_bytes())
     except OSError as exc:

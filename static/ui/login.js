@@ -16,8 +16,9 @@ function messageFor(error) {
 }
 
 /**
- * A sign-in at a provider that did not complete sends the browser back here with `?login_error=<code>`: a code
- * from the gateway's fixed list (gateway/oidc_login.py LOGIN_ERROR_REASONS), never the provider's own text.
+ * A sign-in at a provider that could not start or did not complete sends the browser back here with
+ * `?login_error=<code>`: a code from the gateway's fixed list (gateway/oidc_login.py LOGIN_ERROR_REASONS),
+ * never the provider's own text.
  * Only these sentences are ever shown, whatever the URL says; an unknown code gets the general one.
  */
 const PROVIDER_ERRORS = {
@@ -26,6 +27,7 @@ const PROVIDER_ERRORS = {
   invalid_id_token: "The identity provider's answer could not be verified. Please try again.",
   provider_refused: "The identity provider did not complete the sign-in. Please try again.",
   provider_unavailable: "The identity provider cannot be reached right now. Please try again later.",
+  unknown_provider: "That sign-in option is not available here. Please choose another way to sign in.",
   rate_limited: "Too many sign-ins at once. Please wait a moment and try again.",
 };
 const PROVIDER_ERROR = "Sign-in with your identity provider failed. Please try again.";

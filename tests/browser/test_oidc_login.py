@@ -170,6 +170,23 @@ def test_cancelling_at_the_provider_lands_on_the_login_page_with_the_reason(
     expect(message).to_be_hidden()
 
 
+def test_a_login_that_cannot_start_lands_on_the_login_page_with_the_reason(page: Page, oidc_stack: Stack) -> None:
+    """A stale bookmark of a provider's login URL (no such provider any more): Chromium's navigation gets the
+    gateway's redirect to the SPA (not a JSON page), and the login page says it in plain words. A provider that
+    is down takes the same path with ``provider_unavailable`` (tests/gateway/test_oidc_login.py)."""
+    answers: list[tuple[int, str | None]] = []
+    page.on(
+        "response", lambda r: answers.append((r.status, r.headers.get("location"))) if "/auth/oidc/" in r.url else None
+    )
+    page.goto(oidc_stack.base_url + "/auth/oidc/gone/login?return_to=/orders")
+    wait_for_login_form(page)
+    message = page.locator("#login-provider-error")
+    expect(message).to_have_text("That sign-in option is not available here. Please choose another way to sign in.")
+    assert answers == [(302, "/?login_error=unknown_provider")]
+    assert page.url == oidc_stack.base_url + "/"
+    expect(page.get_by_role("button", name="Sign in with corp")).to_be_visible()  # the other ways stay
+
+
 def test_the_login_page_never_shows_text_from_the_address(page: Page, oidc_stack: Stack) -> None:
     page.goto(oidc_stack.base_url + "/?login_error=%3Cb%3ECall%200800-SCAM%3C/b%3E")
     wait_for_login_form(page)

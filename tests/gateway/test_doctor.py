@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import sqlite3
 import subprocess
@@ -17,6 +18,8 @@ from typing import Any
 import pytest
 from live_gateway import make_secrets, run_in_thread, write_config
 
+from frontdesk.gateway.secret_files import create_private
+from frontdesk.middleware.keys import generate_private_key, private_key_pem
 from frontdesk.middleware.store.sqlite import SCHEMA_VERSION, SqliteStore
 from tests.support.oidc_provider import OidcProvider
 
@@ -207,6 +210,23 @@ def test_a_separate_users_database_readable_by_others_fails(setup: Setup) -> Non
     sqlite3.connect(users).close()
     users.chmod(0o644)
     assert_fails_with(setup.run(users={"database": "users.db"}), "FAIL  users", f"chmod 600 {users}")
+
+
+def test_a_private_key_jwt_key_file_readable_by_others_fails(setup: Setup) -> None:
+    key = setup.workdir / "oidc-client-key.pem"
+    create_private(key, private_key_pem(generate_private_key("EdDSA")).decode())
+    key.chmod(0o644)
+    provider = {
+        "name": "corp",
+        "issuer": "https://idp.example.com",
+        "client_id": "frontdesk",
+        "token_endpoint_auth_method": "private_key_jwt",
+        "private_key_file": key.name,
+    }
+    env = {**setup.secrets, "FRONTDESK_OIDC_TOKEN_KEY": secrets.token_urlsafe(48)}
+    result = setup.run(env=env, oidc=[provider])
+    assert_fails_with(result, "FAIL  config", "oidc[1].private_key_file", "(mode 0644)", f"chmod 600 {key}")
+    assert "PRIVATE KEY" not in result.stdout
 
 
 def test_oidc_providers_are_checked_by_their_discovery_document(setup: Setup, oidc_provider: OidcProvider) -> None:

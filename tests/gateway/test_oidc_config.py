@@ -3,12 +3,15 @@ client secret only ever from the environment or .env."""
 
 from __future__ import annotations
 
+import re
+import stat
 from pathlib import Path
 
 import pytest
 
 from frontdesk.gateway.config import load_config
 from frontdesk.gateway.errors import ConfigError
+from frontdesk.gateway.secret_files import create_private
 from frontdesk.middleware.keys import generate_private_key, private_key_pem
 
 ENV = {"FRONTDESK_ACCESS_SECRET": "a" * 32, "FRONTDESK_REFRESH_SECRET": "b" * 32, "FRONTDESK_OIDC_TOKEN_KEY": "k" * 32}
@@ -132,7 +135,7 @@ def test_password_login_off_needs_a_provider(tmp_path: Path) -> None:
 
 
 def test_private_key_jwt_needs_a_key_file_and_no_secret(tmp_path: Path) -> None:
-    (tmp_path / "client-key.pem").write_bytes(private_key_pem(generate_private_key("ES256")))
+    create_private(tmp_path / "client-key.pem", private_key_pem(generate_private_key("ES256")).decode())
     jwt_corp = CORP + 'token_endpoint_auth_method = "private_key_jwt"\nprivate_key_file = "client-key.pem"\n'
     (corp,) = load_config(write(tmp_path, jwt_corp), env=ENV).oidc  # relative to the config's directory
     assert corp.token_endpoint_auth_method == "private_key_jwt" and corp.private_key is not None
@@ -149,3 +152,46 @@ def test_private_key_jwt_needs_a_key_file_and_no_secret(tmp_path: Path) -> None:
     for extra, why in cases.items():
         found = problems(write(tmp_path, CORP + extra), {**ENV, "FRONTDESK_OIDC_CORP_CLIENT_SECRET": "s" * 40})
         assert any(why in p for p in found), (extra, found)
+
+
+JWT_CORP = CORP + 'token_endpoint_auth_method = "private_key_jwt"\nprivate_key_file = "client-key.pem"\n'
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o606])
+def test_a_private_key_file_others_can_access_is_refused_with_the_fix(tmp_path: Path, mode: int) -> None:
+    key = tmp_path / "client-key.pem"
+    create_private(key, private_key_pem(generate_private_key("EdDSA")).decode())
+    key.chmod(mode)
+    text = JWT_CORP + '[server]\nport = "eighty"\n'  # a second, unrelated problem: both are reported at once
+    found = problems(write(tmp_path, text), ENV)
+    (loose,) = [p for p in found if "private_key_file" in p]
+    assert loose == (
+        f"oidc[1].private_key_file {str(key.resolve())!r} holds a private key but other users can access it"
+        f" (mode {mode:04o}); make it private to the user frontdesk runs as: chmod 600 {key.resolve()}"
+    )
+    assert any(p.startswith("server.port") for p in found), found
+    assert stat.S_IMODE(key.stat().st_mode) == mode  # reported, never changed behind the operator's back
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400])
+def test_a_private_key_file_only_its_owner_can_access_is_accepted(tmp_path: Path, mode: int) -> None:
+    key = tmp_path / "client-key.pem"
+    create_private(key, private_key_pem(generate_private_key("EdDSA")).decode())
+    key.chmod(mode)
+    (corp,) = load_config(write(tmp_path, JWT_CORP), env=ENV).oidc
+    assert corp.private_key is not None
+
+
+def test_a_loose_key_that_is_also_not_a_key_gets_both_problems(tmp_path: Path) -> None:
+    (tmp_path / "client-key.pem").write_text("hello")
+    (tmp_path / "client-key.pem").chmod(0o644)
+    found = [p for p in problems(write(tmp_path, JWT_CORP), ENV) if "private_key_file" in p]
+    assert len(found) == 2 and "chmod 600" in found[0] and "not an unencrypted PEM" in found[1], found
+
+
+def test_the_readme_states_the_key_file_rule() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    found = re.search(r"\*\*`private_key_jwt`\.\*\*(.*?)\n\n", readme, re.DOTALL)
+    assert found, "the README lost its private_key_jwt paragraph"
+    text = " ".join(found.group(1).split())
+    assert "chmod 600" in text and "group or other users" in text and "refuses to start" in text

@@ -4,7 +4,9 @@ switch. The provider's login and consent forms are driven with httpx (tests/brow
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,9 +24,10 @@ from oidc_flow import (
     with_params,
 )
 
+from frontdesk.gateway.oidc_login import LOGIN_ERROR_REASONS
 from frontdesk.middleware.oidc import LOGIN_STATE_COOKIE
 from tests.support import free_port
-from tests.support.oidc_provider import TEST_TOKEN_KEY, OidcProvider, provider_login
+from tests.support.oidc_provider import TEST_TOKEN_KEY, OidcProvider, provider_login, running_provider
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +40,9 @@ def gw(
         "oidc", env={**gateway_secrets, **secrets_env(oidc_provider)}, users={"pat": "pat-password-1"},
         **gateway_tables(oidc_provider),
     )  # fmt: skip
+
+
+JSON = {"Accept": "application/json"}  # what a script sends (a fetch also sends Sec-Fetch-Mode: cors)
 
 
 def error_of(response: Any) -> str:
@@ -181,7 +187,7 @@ def test_the_provider_saying_no_and_a_bad_code(gw: GatewayProcess, oidc_provider
 
 def test_unknown_provider_and_wrong_method(gw: GatewayProcess) -> None:
     with gw.client() as client:
-        assert client.request("GET", "/auth/oidc/nope/login", csrf=False).status_code == 404
+        assert client.request("GET", "/auth/oidc/nope/login", csrf=False, headers=JSON).status_code == 404
         assert client.request("GET", "/auth/oidc/corp/other", csrf=False).status_code == 404
         answer = client.request("POST", "/auth/oidc/corp/login")
         assert answer.status_code == 405 and answer.headers["allow"] == "GET"
@@ -248,9 +254,12 @@ def test_a_wrong_client_secret_and_a_provider_that_is_down(
         assert "invalid_client" in refused.json()["detail"]
         assert "not-the-secret" not in refused.text
         assert_no_session(refused)
-        answer = client.request("GET", "/auth/oidc/down/login", csrf=False)
+        answer = client.request("GET", "/auth/oidc/down/login", csrf=False, headers=JSON)
         assert answer.status_code == 502 and error_of(answer) == "provider_unavailable"
         assert answer.headers["x-content-type-options"] == "nosniff"
+        # The user's click on "Sign in with down" (a navigation): back to the login page, saying why.
+        answer = client.request("GET", "/auth/oidc/down/login", csrf=False, headers=NAVIGATION)
+        assert_login_lands_on_the_spa(answer, "provider_unavailable")
     assert "not-the-secret" not in gw.log()
 
 
@@ -315,3 +324,77 @@ def test_a_browser_navigation_to_a_failed_callback_lands_on_the_spa_with_a_reaso
         fetched = finish_login(client, back, None, headers={"Accept": "*/*", "Sec-Fetch-Mode": "cors"})
         assert fetched.status_code == 400 and error_of(fetched) == "invalid_state"
         assert client.session().status_code == 401
+
+
+def assert_login_lands_on_the_spa(answer: Any, reason: str) -> None:
+    """A browser's navigation to a login that cannot start: back to the SPA with the reason code alone, with
+    the edge layer's headers, no session and no login started (no login-state cookie)."""
+    assert answer.status_code == 302, answer.text
+    assert answer.headers["location"] == f"/?login_error={reason}"
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert "content-security-policy" in answer.headers
+    assert not answer.content
+    assert set_cookies(answer) == [], "a login that did not start sets no cookie at all"
+
+
+def test_a_login_at_a_stopped_provider_lands_a_navigation_on_the_spa(
+    gateway_factory: Callable[..., GatewayProcess], gateway_secrets: dict[str, str], tmp_path: Path
+) -> None:
+    """The provider ran (a login started there), then stopped, and the gateway restarted (so no discovery document
+    is cached): the click on "Sign in with corp" comes back to the login page with ``provider_unavailable``; a
+    script gets the 502 JSON it always got."""
+    with running_provider(tmp_path, name="stopped-provider") as provider:
+        gw = gateway_factory(
+            "oidc-stopped", env={**gateway_secrets, **provider.secret_env("corp")},
+            oidc=[provider_table(provider, "corp", "frontdesk")],
+        )  # fmt: skip
+        with gw.client() as client:
+            assert start_login(client).authorize_url.startswith(provider.issuer)  # up: the login starts
+    gw.restart()
+    with gw.client() as client:
+        for headers in (NAVIGATION, {"Accept": "*/*"}):  # a browser; curl or an old browser (no Sec-Fetch-Mode)
+            assert_login_lands_on_the_spa(
+                client.request("GET", "/auth/oidc/corp/login?return_to=/orders", csrf=False, headers=headers),
+                "provider_unavailable",
+            )
+        for headers in (JSON, {"Accept": "*/*", "Sec-Fetch-Mode": "cors"}):  # a script; a fetch()
+            answer = client.request("GET", "/auth/oidc/corp/login", csrf=False, headers=headers)
+            assert answer.status_code == 502 and error_of(answer) == "provider_unavailable", answer.text
+            assert answer.headers["cache-control"] == "no-store"
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert set_cookies(answer) == []
+        assert client.session().status_code == 401
+    assert f"OpenID discovery at {provider.issuer}" in gw.log()  # the operator learns why
+
+
+def test_a_navigation_to_an_unknown_provider_or_a_bad_login_query_lands_on_the_spa(gw: GatewayProcess) -> None:
+    with gw.client() as client:
+        assert_login_lands_on_the_spa(
+            client.request("GET", "/auth/oidc/nope/login", csrf=False, headers=NAVIGATION), "unknown_provider"
+        )
+        missing = client.request("GET", "/auth/oidc/nope/login", csrf=False, headers={"Sec-Fetch-Mode": "cors"})
+        assert missing.status_code == 404 and error_of(missing) == "not_found"
+        # A callback for a provider that is not (or no longer) configured: the same, and the login is over.
+        gone = client.request("GET", "/auth/oidc/nope/callback?state=s&code=c", csrf=False, headers=NAVIGATION)
+        assert gone.status_code == 302 and gone.headers["location"] == "/?login_error=unknown_provider"
+        (cleared,) = set_cookies(gone)
+        assert cleared.name == LOGIN_STATE_COOKIE and cleared.clears
+        # A repeated parameter is someone's trick: refused before anything starts, as at the callback.
+        repeated = "/auth/oidc/corp/login?return_to=/a&return_to=/b"
+        assert_login_lands_on_the_spa(
+            client.request("GET", repeated, csrf=False, headers=NAVIGATION), "oidc_login_failed"
+        )
+        answer = client.request("GET", repeated, csrf=False, headers=JSON)
+        assert answer.status_code == 400 and error_of(answer) == "oidc_login_failed"
+        assert client.session().status_code == 401
+
+
+def test_every_login_error_code_has_a_sentence_on_the_login_page() -> None:
+    """The SPA shows only its own sentences; each specific code the gateway can send it has one (the catch-all
+    ones, ``oidc_login_failed`` and ``internal_error``, get the general sentence)."""
+    script = (Path(__file__).resolve().parents[2] / "static" / "ui" / "login.js").read_text()
+    table = script.split("const PROVIDER_ERRORS = {", 1)[1].split("};", 1)[0]
+    codes = set(re.findall(r"^\s*(\w+):", table, re.MULTILINE))
+    assert codes == LOGIN_ERROR_REASONS - {"oidc_login_failed", "internal_error"}
