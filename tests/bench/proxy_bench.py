@@ -427,11 +427,11 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def tree_cpu_seconds(pid: int) -> float:
+def tree_cpu_seconds(pid: int, *, system_only: bool = False) -> float:
     total = 0.0
     for p in process_tree(pid):
         with contextlib.suppress(OSError):
-            total += cpu_seconds(p)
+            total += cpu_seconds(p, system_only=system_only)
     return total
 
 
@@ -494,6 +494,7 @@ class Result:
     p99_ms: float
     errors: int
     cpu_us: float = 0.0  # the server's CPU time (user + system) per request, when measured
+    sys_us: float = 0.0  # the system (kernel) part of it: the system calls, the loopback TCP
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -596,13 +597,14 @@ def _median(results: list[Result]) -> Result:
     ordered = sorted(results, key=lambda r: r.rps)
     mid = ordered[len(ordered) // 2]
     cpu = statistics.median(r.cpu_us for r in results)
-    return Result(mid.rps, mid.p50_ms, mid.p99_ms, sum(r.errors for r in results), cpu)
+    sys_us = statistics.median(r.sys_us for r in results)
+    return Result(mid.rps, mid.p50_ms, mid.p99_ms, sum(r.errors for r in results), cpu, sys_us)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far (Linux /proc)."""
+def cpu_seconds(pid: int, *, system_only: bool = False) -> float:
+    """User + system CPU time of ``pid`` so far (Linux /proc); ``system_only``: the kernel's part alone."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[12]) + (0 if system_only else int(fields[11]))) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:
@@ -831,10 +833,11 @@ def main(argv: list[str] | None = None) -> None:
             """One run against ``target``, with its server's CPU time (process tree, /proc) per request."""
             h = direct_headers if target == "direct" else headers
             pid = procs[target].pid
-            cpu, began = tree_cpu_seconds(pid), time.perf_counter()
+            cpu, kernel, began = tree_cpu_seconds(pid), tree_cpu_seconds(pid, system_only=True), time.perf_counter()
             result = run_load(ports[target], path, c, seconds, h, use_wrk, load_pin)
             served = result.rps * (time.perf_counter() - began)
             result.cpu_us = (tree_cpu_seconds(pid) - cpu) / served * 1e6 if served else 0.0
+            result.sys_us = (tree_cpu_seconds(pid, system_only=True) - kernel) / served * 1e6 if served else 0.0
             return result
 
         generator = ("wrk -t1" if use_wrk else "python asyncio") + (" on CPU 1, servers on CPU 0" if pinned else "")
@@ -907,7 +910,7 @@ def print_table(table: dict[tuple[str, int], Result], targets: list[str], conns:
     print()
     print(
         f"{'conns':>5}  {'target':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'÷direct':>7}"
-        f"{' ÷nginx' if nginx_col else ''} {'errors':>6} {'CPU us/req':>10}"
+        f"{' ÷nginx' if nginx_col else ''} {'errors':>6} {'CPU us/req':>10} {'of it sys':>9}"
     )
     for c in conns:
         direct = table[("direct", c)].rps
@@ -916,7 +919,7 @@ def print_table(table: dict[tuple[str, int], Result], targets: list[str], conns:
             vs_nginx = f" {r.rps / table[('nginx', c)].rps:>6.2f}" if nginx_col else ""
             print(
                 f"{c:>5}  {target:<12} {r.rps:>9.0f} {r.p50_ms:>8.3f} {r.p99_ms:>8.3f} "
-                f"{r.rps / direct:>7.2f}{vs_nginx} {r.errors:>6} {r.cpu_us:>10.0f}"
+                f"{r.rps / direct:>7.2f}{vs_nginx} {r.errors:>6} {r.cpu_us:>10.0f} {r.sys_us:>9.0f}"
             )
     gateway = next((t for t in targets if t.startswith("frontdesk")), None)
     if 1 in conns and gateway is not None:
