@@ -59,8 +59,13 @@ class ScriptedUpstream:
         self.handler = handler
         self.heads: list[tuple[int, bytes]] = []
         self.connections = 0
+        self.handling: set[asyncio.Task[Any]] = set()
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.handling.add(task)
+        task.add_done_callback(self.handling.discard)
         self.connections += 1
         number = self.connections
         try:
@@ -86,7 +91,7 @@ class Scripted:
 async def make_gateway(server_protocol: Any) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
     servers = Servers()
     proxies: list[ProxyApp] = []
-    raw: list[asyncio.Server] = []
+    raw: list[tuple[asyncio.Server, ScriptedUpstream]] = []
 
     async def make(upstream_port: int | None = None) -> Gateway:
         upstream = Upstream()
@@ -96,7 +101,9 @@ async def make_gateway(server_protocol: Any) -> AsyncIterator[Callable[..., Awai
         settings, problems = parse_proxy_settings({"max_body_size": "1MB"})
         assert problems == []
         engine = FakeEngine()
-        proxy = ProxyApp(routes, engine, settings=settings, trusted=Trust(), fallback=spa, request_id=current_request_id)
+        proxy = ProxyApp(
+            routes, engine, settings=settings, trusted=Trust(), fallback=spa, request_id=current_request_id
+        )
         proxies.append(proxy)
         port = await servers.start(EdgeApp(proxy), http=server_protocol)
         return Gateway(port, proxy, engine, upstream, up_port)
@@ -104,7 +111,7 @@ async def make_gateway(server_protocol: Any) -> AsyncIterator[Callable[..., Awai
     async def scripted(handler: Handler) -> Scripted:
         upstream = ScriptedUpstream(handler)
         server = await asyncio.start_server(upstream, "127.0.0.1", 0)
-        raw.append(server)
+        raw.append((server, upstream))
         return Scripted(await make(server.sockets[0].getsockname()[1]), upstream)
 
     make.scripted = scripted  # type: ignore[attr-defined]
@@ -114,8 +121,11 @@ async def make_gateway(server_protocol: Any) -> AsyncIterator[Callable[..., Awai
         await servers.stop()
         for proxy in proxies:
             await proxy.aclose()
-        for server in raw:
+        for server, upstream in raw:
             server.close()
+            # Its handlers end on the EOF of the gateway's connections (closed above), before the loop does.
+            if upstream.handling:
+                await asyncio.wait(upstream.handling, timeout=5)
 
 
 @dataclass
@@ -396,3 +406,251 @@ async def test_a_stale_pooled_connection_under_an_express_request_is_retried(
     assert logs.records == []
     if fast(request):
         assert lanes.taken == [False, True] and lanes.resumed == 1
+
+
+async def test_an_invalid_token_401_on_an_express_request_is_reminted_and_retried(
+    make_gateway: Any, lanes: Lanes, request: pytest.FixtureRequest
+) -> None:
+    gw = await make_gateway()
+    asked = count_grants(gw.engine)
+    assert (await ask(gw, req("GET", "/api/echo"))).status == 200  # remembers the grant, pools the connection
+    # /api/strict-once rejects the first token it sees (as after a key rotation): this express request's
+    answer = await ask(gw, req("GET", "/api/strict-once"))
+    assert answer.status == 200, answer.raw  # the browser gets the retried answer, never the 401
+    assert_secured(answer)
+    first, retried = [seen.header("authorization") for seen in gw.upstream.seen[1:]]
+    assert first == [gw.upstream.rejected] and retried == answer.json()["authorization"] != first
+    express = fast(request)
+    assert asked == [False, True] if express else [False, False, True]  # and one forced re-mint
+    assert gw.engine.minted == 2
+    rid = answer.header(b"x-request-id")[0].decode()
+    assert [seen.header("x-request-id") for seen in gw.upstream.seen[1:]] == [[rid], [rid]]  # one request
+    # The memo forgets the rejected token: the next request asks grant() and goes out with the new one.
+    again = await ask(gw, req("GET", "/api/strict-once"))
+    assert again.status == 200 and again.json()["authorization"] == retried
+    if express:
+        assert lanes.taken == [False, True, False] and lanes.resumed == 1
+
+
+def _chunked(body: bytes, size: int) -> bytes:
+    out = b"".join(b"%x\r\n%b\r\n" % (len(body[i : i + size]), body[i : i + size]) for i in range(0, len(body), size))
+    return out + b"0\r\n\r\n"
+
+
+BIG = bytes(range(256)) * 400  # 100 KiB: more than the 64 KiB held back to go out with its head
+
+
+async def _streaming(conn: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+    """Answers by path: /warm, /chunked-small, /chunked-big, /length-big, /length-hold (64 KiB, held whole),
+    /trickle (a small body written in pieces), /until-close (no length: ends with the connection)."""
+    path = head.split(b" ")[1]
+    plain = b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n"
+    if path == b"/api/chunked-small":
+        writer.write(plain + b"transfer-encoding: chunked\r\n\r\n" + _chunked(b"abcde", 3))
+    elif path == b"/api/chunked-big":
+        writer.write(plain + b"transfer-encoding: chunked\r\n\r\n" + _chunked(BIG, 10_000))
+    elif path == b"/api/length-big":
+        writer.write(plain + b"content-length: %d\r\n\r\n" % len(BIG) + BIG)
+    elif path == b"/api/length-hold":
+        writer.write(plain + b"content-length: %d\r\n\r\n" % 65536 + BIG[:65536])
+    elif path == b"/api/trickle":
+        writer.write(plain + b"content-length: 9\r\n\r\nabc")
+        for piece in (b"def", b"ghi"):
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(piece)
+    elif path == b"/api/until-close":
+        writer.write(plain + b"\r\n" + BIG)
+        await writer.drain()
+        return False
+    else:
+        writer.write(OK)
+    return True
+
+
+STREAMED = {
+    "chunked-small": (b"abcde", True),  # (the body, whether the answer streams: handed on to a task)
+    "chunked-big": (BIG, True),
+    "length-big": (BIG, True),
+    "length-hold": (BIG[:65536], False),
+    "trickle": (b"abcdefghi", False),
+    "until-close": (BIG, True),
+}
+
+
+@BOTH_LOOPS
+@pytest.mark.parametrize("path", list(STREAMED))
+async def test_a_streamed_chunked_or_large_answer_to_an_express_request_arrives_whole(
+    make_gateway: Any, lanes: Lanes, logged: Any, request: pytest.FixtureRequest, path: str
+) -> None:
+    made = await make_gateway.scripted(_streaming)
+    gw = made.gw
+    assert (await ask(gw, req("GET", "/api/warm"))).body == b"ok"
+    logs = logged()
+    browser = await Browser.open(gw)
+    answer = await browser.ask(req("GET", f"/api/{path}"))
+    body, streams = STREAMED[path]
+    assert answer.status == 200 and len(answer.body) == len(body)
+    assert hashlib.sha256(answer.body).digest() == hashlib.sha256(body).digest()
+    assert_secured(answer)
+    # The browser connection is still good for the next request (the framing ended where it should).
+    after = await browser.ask(req("GET", "/api/warm"))
+    assert after.status == 200 and after.body == b"ok"
+    browser.close()
+    assert logs.records == []
+    if fast(request):
+        assert lanes.taken[:2] == [False, True] and lanes.resumed == int(streams)
+
+
+async def test_an_upstream_timeout_on_an_express_request_is_a_504_with_security_headers(
+    make_gateway: Any, lanes: Lanes, request: pytest.FixtureRequest
+) -> None:
+    gw = await make_gateway()
+    assert (await ask(gw, req("GET", "/slowapi/echo"))).status == 200  # the route's timeout: 300 ms
+    browser = await Browser.open(gw)
+    answer = await browser.ask(req("GET", "/slowapi/slow?s=2"))
+    assert answer.status == 504 and answer.json()["error"] == "upstream_timeout"
+    assert answer.header(b"content-type") == [b"application/json"]
+    assert_secured(answer)
+    assert answer.header(b"x-request-id") == [gw.upstream.seen[-1].header("x-request-id")[0].encode()]
+    # The connection that timed out was dropped, not pooled; the browser's connection goes on.
+    after = await browser.ask(req("GET", "/slowapi/echo"))
+    browser.close()
+    assert after.status == 200
+    assert gw.upstream.seen[-1].client_port != gw.upstream.seen[1].client_port
+    if fast(request):
+        assert lanes.taken == [False, True, False] and lanes.resumed == 1
+
+
+@BOTH_LOOPS
+async def test_a_browser_leaving_while_its_express_request_waits_upstream_logs_nothing(
+    make_gateway: Any, lanes: Lanes, logged: Any, request: pytest.FixtureRequest
+) -> None:
+    gw = await make_gateway()
+    assert (await ask(gw, req("GET", "/api/echo"))).status == 200
+    logs = logged()
+    leaving = await Browser.open(gw)
+    leaving.send(req("GET", "/api/slow?s=0.3"))
+    await wait_until_async(lambda: len(gw.upstream.seen) == 2, what="the slow request upstream")
+    leaving.close()
+    # The upstream's answer still arrives, for nobody: the connection goes back to the pool...
+    await wait_until_async(lambda: idle(gw) == 1, what="the connection back in the pool")
+    answer = await ask(gw, req("GET", "/api/echo?n=3"))
+    assert answer.status == 200 and answer.json()["target"] == "/api/echo?n=3"
+    # ... and serves the next request: one upstream connection throughout.
+    assert len({seen.client_port for seen in gw.upstream.seen}) == 1
+    assert logs.records == [], [r.getMessage() for r in logs.records]
+    if fast(request):
+        assert lanes.taken == [False, True, True] and lanes.resumed == 0
+
+
+def _bodiless(conn: int, head: bytes) -> bytes:
+    path = head.split(b" ")[1]
+    if path == b"/api/empty":
+        return b"HTTP/1.1 204 No Content\r\nx-up: 1\r\n\r\n"
+    if path == b"/api/same":
+        return b'HTTP/1.1 304 Not Modified\r\netag: "v1"\r\ncache-control: max-age=60\r\n\r\n'
+    if path == b"/api/same-sized":  # a 304 may announce the length the 200 would have had (RFC 9110 8.6)
+        return b'HTTP/1.1 304 Not Modified\r\netag: "v1"\r\ncontent-length: 123\r\n\r\n'
+    if head.startswith(b"HEAD "):
+        return b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 100\r\n\r\n"
+    return OK
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("HEAD", "/api/x", 200), ("GET", "/api/empty", 204), ("GET", "/api/same", 304), ("GET", "/api/same-sized", 304)],
+)
+async def test_head_204_and_304_on_the_express_lane(
+    make_gateway: Any, lanes: Lanes, logged: Any, request: pytest.FixtureRequest, method: str, path: str, status: int
+) -> None:
+    async def handler(conn: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(_bodiless(conn, head))
+        return True
+
+    made = await make_gateway.scripted(handler)
+    gw = made.gw
+    logs = logged()
+    browser = await Browser.open(gw)
+    # The first of each: a task (nothing remembered yet); the second: express (remembered, a pooled connection).
+    first = await browser.ask(req(method, path, user="bob"), head_only=method == "HEAD")
+    assert (await browser.ask(req("GET", "/api/warm", user="bob"))).body == b"ok"  # pools a connection again
+    second = await browser.ask(req(method, path, user="bob"), head_only=method == "HEAD")
+    # The browser connection still frames the next answer right: nothing of a body was written after the head.
+    after = await browser.ask(req("GET", "/api/warm", user="bob"))
+    browser.close()
+    assert first.status == second.status == status and first.body == second.body == b""
+    assert shape(second) == shape(first)
+    assert_secured(second)
+    assert b"transfer-encoding" not in second.head
+    assert after.status == 200 and after.body == b"ok"
+    assert logs.records == [], [r.getMessage() for r in logs.records]
+    if fast(request):
+        # After a HEAD the upstream connection is never reused (its parser would expect the announced body).
+        expected = [False, False, True, False] if method == "HEAD" else [False, True, True, True]
+        assert lanes.taken == expected and lanes.resumed == 0
+
+
+@BOTH_LOOPS
+async def test_pipelined_gets_on_one_connection_are_answered_in_order(
+    make_gateway: Any, lanes: Lanes, request: pytest.FixtureRequest
+) -> None:
+    gw = await make_gateway()
+    assert (await ask(gw, req("GET", "/api/echo"))).status == 200
+    browser = await Browser.open(gw)
+    # One write: a slow one first (express), then two quick ones queued behind it; then two quick ones.
+    browser.send(req("GET", "/api/slow?s=0.2") + req("GET", "/api/echo?n=2") + req("GET", "/api/echo?n=3"))
+    answers = [await browser.answer() for _ in range(3)]
+    browser.send(req("GET", "/api/echo?n=4") + req("GET", "/api/echo?n=5", extra="connection: close\r\n"))
+    answers += [await browser.answer() for _ in range(2)]
+    assert await browser.closed()
+    browser.close()
+    assert [a.status for a in answers] == [200] * 5
+    assert answers[0].json() == {"slept": True}
+    assert [a.json()["target"] for a in answers[1:]] == [f"/api/echo?n={n}" for n in range(2, 6)]
+    assert answers[4].header(b"connection") == [b"close"]
+    ids = [a.header(b"x-request-id")[0].decode() for a in answers]
+    assert [seen.header("x-request-id") for seen in gw.upstream.seen[1:]] == [[rid] for rid in ids]
+    assert len(set(ids)) == 5
+    if fast(request):
+        # The first of each write went on the express lane; those queued behind it, in tasks.
+        assert lanes.taken == [False, True, True] and lanes.resumed == 0
+
+
+async def test_a_revoked_session_is_refused_though_its_grant_was_remembered(
+    make_gateway: Any, lanes: Lanes, request: pytest.FixtureRequest
+) -> None:
+    gw = await make_gateway()
+    assert (await ask(gw, req("GET", "/api/echo"))).status == 200
+    assert (await ask(gw, req("GET", "/api/echo"))).status == 200  # remembered: express on [fast]
+    gw.engine.revoked.add("sid-alice")
+    answer = await ask(gw, req("GET", "/api/echo"))
+    assert answer.status == 401 and answer.json()["error"] == "session_revoked", answer.raw
+    assert_secured(answer)
+    assert len(gw.upstream.seen) == 2  # never forwarded
+    other = await ask(gw, req("GET", "/api/echo", user="bob"))  # another session is not affected
+    assert other.status == 200
+    if fast(request):
+        assert lanes.taken == [False, True, False, False] and lanes.resumed == 0
+
+
+async def test_the_request_id_upstream_is_the_one_returned_and_new_for_every_request(
+    make_gateway: Any, lanes: Lanes, request: pytest.FixtureRequest
+) -> None:
+    gw = await make_gateway()
+    forged = "x-request-id: forged-by-the-browser\r\n"  # an untrusted peer's id is never believed
+    answers = [await ask(gw, req("GET", "/api/echo?n=1", extra=forged))]
+    browser = await Browser.open(gw)
+    for n in range(2, 5):  # express, one after the other on one browser connection and one upstream connection
+        answers.append(await browser.ask(req("GET", f"/api/echo?n={n}", extra=forged)))
+    answers.append(await browser.ask(req("GET", "/api/echo?n=5", user="bob")))  # a task again (bob's first)
+    answers.append(await browser.ask(req("GET", "/api/echo?n=6")))  # express right after a task
+    refused = await browser.ask(req("GET", "/api/echo?n=7", user=None))  # refused: never upstream, an id all the same
+    browser.close()
+    assert [a.status for a in answers] == [200] * 6 and refused.status == 401
+    ids = [a.header(b"x-request-id")[0].decode() for a in [*answers, refused]]
+    assert [seen.header("x-request-id") for seen in gw.upstream.seen] == [[rid] for rid in ids[:6]]
+    assert len(set(ids)) == 7 and "forged-by-the-browser" not in ids
+    assert [a.json()["target"] for a in answers] == [f"/api/echo?n={n}" for n in range(1, 7)]
+    if fast(request):
+        assert lanes.taken == [False, True, True, True, False, True, False]
