@@ -274,6 +274,12 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
+            if self.complete:
+                # Junk after the response, in the same read (``_junk``). The fast path's express lane may already
+                # have answered and put this connection back in the pool, from the callback of the response's
+                # end: closed here, it leaves the pool, and its parser (stopped in error) never frames another.
+                self.close()
+                return
             cause = exc.__context__
             self._fail(cause if isinstance(cause, UpstreamError) else UpstreamProtocolError(str(exc)))
         except httptools.HttpParserUpgrade:

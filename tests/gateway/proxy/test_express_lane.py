@@ -654,3 +654,30 @@ async def test_the_request_id_upstream_is_the_one_returned_and_new_for_every_req
     assert [a.json()["target"] for a in answers] == [f"/api/echo?n={n}" for n in range(1, 7)]
     if fast(request):
         assert lanes.taken == [False, True, True, True, False, True, False]
+
+
+@BOTH_LOOPS
+async def test_junk_after_an_express_answer_never_reaches_the_next_request(
+    make_gateway: Any, lanes: Lanes, logged: Any, request: pytest.FixtureRequest
+) -> None:
+    """The express lane answers from inside the parser's callback for the end of the response: bytes after it
+    in the same read (a second response nobody asked for) must still condemn the connection."""
+
+    async def handler(conn: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        if b"/api/junk" in head:
+            writer.write(OK + b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged")
+        else:
+            writer.write(OK)
+        return True
+
+    made = await make_gateway.scripted(handler)
+    gw, up = made.gw, made.upstream
+    assert (await ask(gw, req("GET", "/api/a"))).body == b"ok"
+    logs = logged()
+    assert (await ask(gw, req("GET", "/api/junk"))).body == b"ok"
+    answer = await ask(gw, req("GET", "/api/b"))
+    assert answer.status == 200 and answer.body == b"ok", answer.raw
+    assert up.connections == 2 and [n for n, _ in up.heads] == [1, 1, 2]  # the junk's connection was dropped
+    assert logs.records == [], [r.getMessage() for r in logs.records]
+    if fast(request):
+        assert lanes.taken == [False, True, False]
