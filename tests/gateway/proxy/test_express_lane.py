@@ -307,6 +307,11 @@ def assert_secured(answer: Answer) -> None:
     assert len(answer.header(b"x-request-id")) == 1 and len(answer.header(b"x-request-id")[0]) == 32, answer.head
 
 
+def seen(upstream: ScriptedUpstream, count: int) -> Callable[[], bool]:
+    """Whether ``upstream`` has seen ``count`` requests."""
+    return lambda: len(upstream.heads) == count
+
+
 def idle(gw: Gateway) -> int:
     """Idle pooled upstream connections."""
     return sum(len(conns) for conns in gw.app.pool._idle.values())
@@ -442,8 +447,9 @@ BIG = bytes(range(256)) * 400  # 100 KiB: more than the 64 KiB held back to go o
 
 async def _streaming(conn: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
     """Answers by path: /warm, /chunked-small, /chunked-big, /length-big, /length-hold (64 KiB, held whole),
-    /trickle (a small body written in pieces), /until-close (no length: ends with the connection)."""
-    path = head.split(b" ")[1]
+    /trickle (a small body written in pieces), /until-close (no length: ends with the connection); the query
+    is ignored."""
+    path = head.split(b" ")[1].partition(b"?")[0]
     plain = b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n"
     if path == b"/api/chunked-small":
         writer.write(plain + b"transfer-encoding: chunked\r\n\r\n" + _chunked(b"abcde", 3))
@@ -681,3 +687,36 @@ async def test_junk_after_an_express_answer_never_reaches_the_next_request(
     assert logs.records == [], [r.getMessage() for r in logs.records]
     if fast(request):
         assert lanes.taken == [False, True, False]
+
+
+@FAST_ONLY
+async def test_an_express_answer_to_a_browser_that_is_not_reading_is_written_when_it_reads(
+    make_gateway: Any, lanes: Lanes, logged: Any
+) -> None:
+    """Whole 64 KiB answers, one request at a time, to a browser that reads nothing: once the gateway's buffer for
+    it is past its high-water mark (flow control paused), the next express answer waits in a task for the browser
+    to read (``start``'s drain) instead of piling onto the buffer; every answer arrives whole, in order. (On
+    uvicorn's own protocol the next request would wait behind the unwritten answer: nothing to show there.)"""
+    made = await make_gateway.scripted(_streaming)
+    gw, up = made.gw, made.upstream
+    assert (await ask(gw, req("GET", "/api/warm"))).body == b"ok"
+    logs = logged()
+    browser = await Browser.open(gw)
+    sent = 0
+    try:
+        for _ in range(400):  # bounded: the kernel's buffers on loopback hold a few MB at most
+            browser.send(req("GET", f"/api/length-hold?n={sent}"))
+            sent += 1
+            await wait_until_async(seen(up, sent + 1), interval=0.001, what="the request upstream")  # and the warm-up
+            if lanes.resumed:
+                break
+            # Written: the express lane writes the answer as it puts the connection back in the pool.
+            await wait_until_async(lambda: idle(gw) == 1, interval=0.001, what="the answer written")
+        answers = [await browser.answer() for _ in range(sent)]
+    finally:
+        browser.close()
+    assert [(a.status, len(a.body)) for a in answers] == [(200, 65536)] * sent
+    assert all(a.body == BIG[:65536] for a in answers)
+    assert logs.records == [], [r.getMessage() for r in logs.records]
+    assert lanes.resumed == 1 and lanes.taken == [False] + [True] * sent
+    assert 2 < sent < 400, sent
