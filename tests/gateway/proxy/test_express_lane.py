@@ -25,6 +25,7 @@ from proxy_support import FakeEngine, Gateway, Servers, Trust, Upstream, refresh
 
 from frontdesk.gateway.edge import GatewayEdge
 from frontdesk.gateway.proxy import ProxyApp, parse_proxy_settings, parse_routes
+from frontdesk.gateway.proxy.cycle import HttpCycle
 from frontdesk.gateway.proxy.fast import FastPath, ProtocolClient
 from frontdesk.gateway.request_ids import RequestIds, current_request_id
 from frontdesk.gateway.security_headers import SecurityHeaders
@@ -720,3 +721,34 @@ async def test_an_express_answer_to_a_browser_that_is_not_reading_is_written_whe
     assert logs.records == [], [r.getMessage() for r in logs.records]
     assert lanes.resumed == 1 and lanes.taken == [False] + [True] * sent
     assert 2 < sent < 400, sent
+
+
+async def test_a_failure_while_the_express_lane_writes_the_request_is_one_500_and_one_error_logged(
+    make_gateway: Any, lanes: Lanes, logged: Any, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anything raised while the request is written upstream is the task's to log and answer (500), once, as for
+    any request; the connection it was being written on is dropped without a word more from the express lane."""
+    gw = await make_gateway()
+    assert (await ask(gw, req("GET", "/api/echo"))).status == 200
+    head = HttpCycle._head
+    failures = [RuntimeError("the head could not be rendered (expected in this test)")]
+
+    def failing(self: HttpCycle) -> bytes:
+        if failures:
+            raise failures.pop()
+        return head(self)
+
+    monkeypatch.setattr(HttpCycle, "_head", failing)
+    logs = logged()
+    browser = await Browser.open(gw)
+    answer = await browser.ask(req("GET", "/api/echo?n=2"))
+    assert answer.status == 500
+    browser.close()
+    await asyncio.sleep(0.1)  # the dropped upstream connection's loss is heard of: it must not resume the request
+    after = await ask(gw, req("GET", "/api/echo?n=3"))
+    assert after.status == 200 and after.json()["target"] == "/api/echo?n=3"
+    messages = [r.getMessage() for r in logs.records]
+    assert messages == ["Exception in ASGI application\n"], messages
+    assert [seen.target for seen in gw.upstream.seen] == ["/api/echo", "/api/echo?n=3"]
+    if fast(request):
+        assert lanes.taken == [False, True, False] and lanes.resumed == 1
