@@ -15,7 +15,9 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -306,6 +308,13 @@ def assert_secured(answer: Answer) -> None:
     for name, value in SECURITY:
         assert answer.header(name) == [value], (name, answer.head)
     assert len(answer.header(b"x-request-id")) == 1 and len(answer.header(b"x-request-id")[0]) == 32, answer.head
+
+
+def fin(writer: asyncio.StreamWriter) -> None:
+    """Send a FIN on ``writer``'s socket right now (``write_eof`` may wait for the loop, on uvloop)."""
+    fd = writer.transport.get_extra_info("socket").fileno()
+    with socket.socket(fileno=os.dup(fd)) as same:
+        same.shutdown(socket.SHUT_WR)
 
 
 def seen(upstream: ScriptedUpstream, count: int) -> Callable[[], bool]:
@@ -709,10 +718,11 @@ async def test_an_express_answer_to_a_browser_that_is_not_reading_is_written_whe
             browser.send(req("GET", f"/api/length-hold?n={sent}"))
             sent += 1
             await wait_until_async(seen(up, sent + 1), interval=0.001, what="the request upstream")  # and the warm-up
+            # The answer is back from the upstream: written by the express lane as it put the connection back in
+            # the pool, or (flow control paused) handed on to a task that waits for the browser to read.
+            await wait_until_async(lambda: idle(gw) == 1, interval=0.001, what="the answer back")
             if lanes.resumed:
                 break
-            # Written: the express lane writes the answer as it puts the connection back in the pool.
-            await wait_until_async(lambda: idle(gw) == 1, interval=0.001, what="the answer written")
         answers = [await browser.answer() for _ in range(sent)]
     finally:
         browser.close()
@@ -752,3 +762,42 @@ async def test_a_failure_while_the_express_lane_writes_the_request_is_one_500_an
     assert [seen.target for seen in gw.upstream.seen] == ["/api/echo", "/api/echo?n=3"]
     if fast(request):
         assert lanes.taken == [False, True, False] and lanes.resumed == 1
+
+
+@BOTH_LOOPS
+async def test_an_upstream_closing_its_idle_connection_just_before_an_express_request(
+    make_gateway: Any, lanes: Lanes, logged: Any, request: pytest.FixtureRequest
+) -> None:
+    """The other side of the stale-connection race: the upstream's FIN arrives just before the browser's request,
+    in the same read of the gateway's loop, so the pooled connection is closing but not yet closed when the
+    express lane looks for an idle one. The request goes out on a fresh connection and succeeds."""
+    writers: dict[int, asyncio.StreamWriter] = {}
+    closing: set[int] = set()
+
+    async def handler(conn: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        writers[conn] = writer
+        if conn in closing:
+            return False
+        writer.write(OK)
+        return True
+
+    made = await make_gateway.scripted(handler)
+    gw, up = made.gw, made.upstream
+    assert (await ask(gw, req("GET", "/api/a"))).body == b"ok"
+    logs = logged()
+    browser = await Browser.open(gw)
+    try:
+        await asyncio.sleep(0.05)  # the gateway has accepted the browser's connection
+        closing.add(1)
+        fin(writers[1])  # the upstream's FIN, now...
+        browser.send(req("GET", "/api/b"))  # ... and the request right behind it
+        answer = await browser.answer()
+    finally:
+        browser.close()
+    assert answer.status == 200 and answer.body == b"ok", answer.raw
+    assert up.heads[-1][0] == 2  # answered on a connection of its own
+    assert logs.records == [], [r.getMessage() for r in logs.records]
+    if fast(request):
+        # Both arrived before the loop looked: the FIN read first, the connection closing but still pooled, the
+        # express lane wrote on it, heard of its loss and went on in a task, which retried.
+        assert lanes.taken == [False, True] and lanes.resumed == 1
