@@ -118,6 +118,7 @@ async def make_gateway(server_protocol: Any) -> AsyncIterator[Callable[..., Awai
         return Scripted(await make(server.sockets[0].getsockname()[1]), upstream)
 
     make.scripted = scripted  # type: ignore[attr-defined]
+    make.servers = servers  # type: ignore[attr-defined]
     try:
         yield make
     finally:
@@ -456,7 +457,7 @@ BIG = bytes(range(256)) * 400  # 100 KiB: more than the 64 KiB held back to go o
 
 
 async def _streaming(conn: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
-    """Answers by path: /warm, /chunked-small, /chunked-big, /length-big, /length-hold (64 KiB, held whole),
+    """Answers by path: /warm, /chunked-small, /chunked-big, /length-big, /length-hold (64 KiB, held whole), /early,
     /trickle (a small body written in pieces), /until-close (no length: ends with the connection); the query
     is ignored."""
     path = head.split(b" ")[1].partition(b"?")[0]
@@ -475,6 +476,8 @@ async def _streaming(conn: int, head: bytes, writer: asyncio.StreamWriter) -> bo
             await writer.drain()
             await asyncio.sleep(0.05)
             writer.write(piece)
+    elif path == b"/api/early":
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n" + OK)
     elif path == b"/api/until-close":
         writer.write(plain + b"\r\n" + BIG)
         await writer.drain()
@@ -491,6 +494,7 @@ STREAMED = {
     "length-hold": (BIG[:65536], False),
     "trickle": (b"abcdefghi", False),
     "until-close": (BIG, True),
+    "early": (b"ok", False),  # a 103 first: nothing for the browser, the 200 after it answered whole
 }
 
 
@@ -809,3 +813,48 @@ async def test_an_upstream_closing_its_idle_connection_just_before_an_express_re
         # Both arrived before the loop looked: the FIN read first, the connection closing but still pooled, the
         # express lane wrote on it, heard of its loss and went on in a task, which retried.
         assert lanes.taken == [False, True] and lanes.resumed == 1
+
+
+async def test_a_graceful_stop_lets_an_express_request_in_flight_finish(
+    make_gateway: Any, lanes: Lanes, logged: Any, request: pytest.FixtureRequest
+) -> None:
+    """An express request has no task for the server to wait for: the stop waits for its connection instead,
+    which the answer closes (the server asked for ``connection: close``)."""
+    gw = await make_gateway()
+    live = make_gateway.servers._running[-1]  # the gateway's uvicorn, started last
+    server = live.server
+    assert (await ask(gw, req("GET", "/api/echo"))).status == 200
+    logs = logged()
+    browser = await Browser.open(gw)
+    try:
+        browser.send(req("GET", "/api/slow?s=0.3"))
+        await wait_until_async(lambda: len(gw.upstream.seen) == 2, what="the slow request upstream")
+        server.should_exit = True  # SIGTERM's way: graceful
+        answer = await browser.answer()
+        assert await browser.closed()
+    finally:
+        browser.close()
+    assert answer.status == 200 and answer.json() == {"slept": True}
+    assert answer.header(b"connection") == [b"close"]
+    await wait_until_async(lambda: live._task.done(), what="the server stopped")
+    assert logs.records == [], [r.getMessage() for r in logs.records]
+    if fast(request):
+        assert lanes.taken == [False, True] and lanes.resumed == 0
+
+
+async def test_an_http_1_0_request_on_the_express_lane_is_answered_and_closed(
+    make_gateway: Any, lanes: Lanes, request: pytest.FixtureRequest
+) -> None:
+    gw = await make_gateway()
+    assert (await ask(gw, req("GET", "/api/echo"))).status == 200
+    browser = await Browser.open(gw)
+    try:
+        answer = await browser.ask(req("GET", "/api/echo?n=2").replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+        assert await browser.closed()
+    finally:
+        browser.close()
+    assert answer.head.startswith(b"HTTP/1.1 200 ") and answer.json()["target"] == "/api/echo?n=2"
+    assert answer.header(b"connection") == [b"close"]
+    assert_secured(answer)
+    if fast(request):
+        assert lanes.taken == [False, True] and lanes.resumed == 0
