@@ -259,6 +259,10 @@ class HttpCycle:
         cookie = self.set_cookie.encode("latin-1") if self.set_cookie else None
         headers = decorate_raw(headers, cookie, authenticated=self.grant is not None, lower_case=True)
         self.status = status = conn.status
+        if status == 304 or status == 204:
+            # Never a body, but a 304 may announce the 200's length (RFC 9110 8.6), and both writers (uvicorn's,
+            # the fast path's) would then find the empty body short of it and fail the answer: not passed on.
+            headers = [pair for pair in headers if pair[0] != b"content-length"]
         self.response_started = True
         data = conn.take_body()
         deps.pool.release(conn)

@@ -191,6 +191,9 @@ class ProtocolClient(RequestResponseCycle):
         try:
             http.send_at_once(conn, lambda: context.run(self._express_answer, http, conn, server))
         except BaseException as exc:  # as run_asgi would: the task logs it and answers 500
+            # Dropped: its loss, heard of later, must not go on with the request too (a second task, the
+            # request sent again, the answer's head written twice).
+            conn.listener = None
             conn.close()
             self._continue(server, _reraise(exc))
 

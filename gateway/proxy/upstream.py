@@ -273,13 +273,21 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = True
         try:
             parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            self._fail(cause if isinstance(cause, UpstreamError) else UpstreamProtocolError(str(exc)))
-        except httptools.HttpParserUpgrade:
-            self._fail(UpstreamProtocolError("the upstream switched protocols on a plain HTTP request"))
-        except httptools.HttpParserError as exc:
-            self._fail(UpstreamProtocolError(f"the upstream sent an invalid response ({exc})"))
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if self.complete:
+                # Bytes after the response, in the same read: a second response (``_junk``) or no HTTP at all.
+                # Whoever holds the connection must not reuse it, and the fast path's express lane may already
+                # have answered and put it back in the pool, from the callback of the response's end (the task
+                # path pools it after this read, but its parser, stopped in error, would fail the next response
+                # all the same): closed here, it leaves the pool.
+                self.close()
+            elif isinstance(exc, httptools.HttpParserUpgrade):
+                self._fail(UpstreamProtocolError("the upstream switched protocols on a plain HTTP request"))
+            elif isinstance(exc, httptools.HttpParserCallbackError):
+                cause = exc.__context__
+                self._fail(cause if isinstance(cause, UpstreamError) else UpstreamProtocolError(str(exc)))
+            else:
+                self._fail(UpstreamProtocolError(f"the upstream sent an invalid response ({exc})"))
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
