@@ -275,7 +275,7 @@ class UpstreamConnection(asyncio.Protocol):
             parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             if self.complete:
-                # Bytes after the response, in the same read: a second response (``_junk``) or no HTTP at all.
+                # Bytes after the response, in the same read: another message (``on_message_begin``) or no HTTP.
                 # Whoever holds the connection must not reuse it, and the fast path's express lane may already
                 # have answered and put it back in the pool, from the callback of the response's end (the task
                 # path pools it after this read, but its parser, stopped in error, would fail the next response
@@ -317,22 +317,21 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------------------------
 
-    def _junk(self) -> None:
-        # Bytes after the complete response (no on_message_begin callback: one call fewer per exchange).
-        self.reusable = False
-        raise UpstreamProtocolError("the upstream sent more than one response")
+    def on_message_begin(self) -> None:
+        # The first byte of a message after the complete response: junk, even when the read ends before anything
+        # else of it (a bare status line would otherwise leave the parser inside it, and the next response on
+        # this connection would fail).
+        if self.complete:
+            self.reusable = False
+            raise UpstreamProtocolError("the upstream sent more than one response")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.complete:
-            self._junk()
         self._head_size += len(name) + len(value)
         if self._head_size > self._max_head:
             raise UpstreamProtocolError("the upstream response head is too large")
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        if self.complete:
-            self._junk()
         assert self._parser is not None
         status = self._parser.get_status_code()
         if status < 200:

@@ -679,6 +679,7 @@ async def test_the_request_id_upstream_is_the_one_returned_and_new_for_every_req
 JUNK = {
     "a-response": b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged",  # a second response nobody asked for
     "garbage": b"garbage\r\n\r\n",  # not HTTP at all: the parser fails (not one of our callbacks)
+    "a-status-line": b"HTTP/1.1 200 OK\r\n",  # the start of a response, and no more: no header callback comes
 }
 
 
@@ -689,7 +690,8 @@ async def test_junk_after_an_express_answer_never_reaches_the_next_request(
 ) -> None:
     """The express lane answers from inside the parser's callback for the end of the response: bytes after it
     in the same read must still condemn the connection (and its parser, stopped in error). Garbage that is no
-    HTTP at all used to be missed on both protocols: the next request, on that connection, got a 502."""
+    HTTP at all, or a bare status line, used to be missed on both protocols: the next request, on that connection,
+    got a 502."""
 
     async def handler(conn: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
         if b"/api/junk" in head:
