@@ -254,21 +254,27 @@ class HttpCycle:
 
     def _whole(self, conn: UpstreamConnection) -> tuple[int, Headers, bytes]:
         """The browser's answer to a complete upstream response: status, headers and body; ``conn`` released."""
-        deps = self.deps
-        headers, _ = filter_response_headers(conn.headers, deps.cookie_b)
-        cookie = self.set_cookie.encode("latin-1") if self.set_cookie else None
-        headers = decorate_raw(headers, cookie, authenticated=self.grant is not None, lower_case=True)
-        self.status = status = conn.status
+        headers = self._start_headers(conn)
+        status = conn.status
         if status == 304 or status == 204:
             # Never a body, but a 304 may announce the 200's length (RFC 9110 8.6), and both writers (uvicorn's,
             # the fast path's) would then find the empty body short of it and fail the answer: not passed on.
             headers = [pair for pair in headers if pair[0] != b"content-length"]
-        self.response_started = True
         data = conn.take_body()
-        deps.pool.release(conn)
+        self.deps.pool.release(conn)
         self.bytes_sent = len(data)
         self.response_complete = True
         return status, headers, data
+
+    def _start_headers(self, conn: UpstreamConnection) -> Headers:
+        """The answer's head for the browser from the upstream's (filtered, then decorated as session mode's
+        answers are); from here on the answer counts as started with the upstream's status."""
+        headers, _ = filter_response_headers(conn.headers, self.deps.cookie_b)
+        cookie = self.set_cookie.encode("latin-1") if self.set_cookie else None
+        headers = decorate_raw(headers, cookie, authenticated=self.grant is not None, lower_case=True)
+        self.status = conn.status
+        self.response_started = True
+        return headers
 
     async def refuse(
         self, exc: FrontdeskError, *, extra: list[tuple[bytes, bytes]] | None = None, close: bool = False
@@ -354,17 +360,16 @@ class HttpCycle:
         head: bytes | None = None
         retried = False
         while True:
-            conn = sent
-            if conn is None:
+            written = sent is not None  # by the express lane, which only takes pooled connections
+            if sent is not None:
+                conn, sent, reused = sent, None, True
+            else:
                 conn = pool.take_idle(route.upstream) or await pool.connect(route.upstream)
                 reused = conn.uses > 0
                 conn.begin(head_request=self.method == "HEAD", timeout=route.timeout, has_body=body is not None)
-            else:
-                reused = True  # the express lane only takes pooled connections
-                sent = None
             try:
-                if conn.sent_all:
-                    pass  # written by the express lane
+                if written:
+                    pass  # the express lane wrote it
                 elif body is None:
                     head = head or self._head()
                     conn.write(head)
@@ -410,12 +415,7 @@ class HttpCycle:
                 released = True
                 await self.client.start(status, headers, data, False)  # head and body: one write
                 return
-            headers, _ = filter_response_headers(conn.headers, deps.cookie_b)
-            cookie = self.set_cookie.encode("latin-1") if self.set_cookie else None
-            authenticated = self.grant is not None
-            headers = decorate_raw(headers, cookie, authenticated=authenticated, lower_case=True)  # as session mode's
-            self.status = conn.status
-            self.response_started = True
+            headers = self._start_headers(conn)
             await self.client.start(conn.status, headers)
             # A stream: watch for the browser leaving, or an endless SSE stream would be read for nobody.
             watcher = asyncio.ensure_future(self._watch_disconnect(conn, conn.uses))
